@@ -1,0 +1,39 @@
+"""One root error; messages say what was wrong, where, and what to do."""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+
+class FaceloopError(Exception):
+    """Root of every error faceloop raises on purpose."""
+
+
+class InputError(FaceloopError):
+    """A file or value a person supplied is invalid; nothing was started or changed."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{source} is invalid ({len(problems)} problem(s)); nothing was started:\n{lines}")
+
+    @classmethod
+    def from_validation(cls, source: str, err: ValidationError) -> InputError:
+        problems = []
+        for e in err.errors():
+            path = ".".join(str(p) for p in e["loc"]) or "(root)"
+            problems.append(f"{path}: {e['msg']}")
+        return cls(source, problems)
+
+
+class GenerationError(FaceloopError):
+    """A generator could not produce an image for a valid request."""
+
+
+class ConnectorError(FaceloopError):
+    """An ad platform refused or failed a request."""
+
+
+class StackError(FaceloopError):
+    """The embedded stack (Temporal dev server, worker, sandbox) could not start or stop."""

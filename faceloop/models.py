@@ -1,0 +1,333 @@
+"""Domain models: every payload that crosses a workflow or activity boundary is one of these.
+
+Images and weights never travel inside a model: they are asset-store URIs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Model(BaseModel):
+    """Base for all faceloop models: unknown fields are errors, not silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+# --------------------------------------------------------------------------- face parameters
+
+AgeBand = Literal["18-24", "25-34", "35-44", "45-54", "55-64", "65+"]
+Expression = Literal["neutral", "smile", "laugh", "serious", "surprised"]
+GenderPresentation = Literal["feminine", "masculine", "androgynous"]
+Lighting = Literal["soft", "studio", "natural", "golden_hour", "dramatic"]
+Background = Literal["white", "grey", "blue", "warm", "green", "outdoor", "office"]
+Framing = Literal["close_up", "head_shoulders", "half_body"]
+Style = Literal["photo", "editorial", "illustration"]
+MonkTone = Annotated[int, Field(ge=1, le=10, description="Monk Skin Tone scale, 1 (lightest) to 10")]
+
+AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+EXPRESSIONS: tuple[str, ...] = ("neutral", "smile", "laugh", "serious", "surprised")
+GENDER_PRESENTATIONS: tuple[str, ...] = ("feminine", "masculine", "androgynous")
+LIGHTINGS: tuple[str, ...] = ("soft", "studio", "natural", "golden_hour", "dramatic")
+BACKGROUNDS: tuple[str, ...] = ("white", "grey", "blue", "warm", "green", "outdoor", "office")
+FRAMINGS: tuple[str, ...] = ("close_up", "head_shoulders", "half_body")
+STYLES: tuple[str, ...] = ("photo", "editorial", "illustration")
+
+CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {
+    "age_band": AGE_BANDS,
+    "expression": EXPRESSIONS,
+    "gender_presentation": GENDER_PRESENTATIONS,
+    "lighting": LIGHTINGS,
+    "background": BACKGROUNDS,
+    "framing": FRAMINGS,
+    "style": STYLES,
+}
+
+
+class FaceParams(Model):
+    """The parameters of one face creative; the optimizer searches over these."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    age_band: AgeBand = "25-34"
+    expression: Expression = "smile"
+    skin_tone: MonkTone = 5
+    gender_presentation: GenderPresentation = "feminine"
+    lighting: Lighting = "soft"
+    background: Background = "white"
+    framing: Framing = "head_shoulders"
+    style: Style = "photo"
+
+    def key(self) -> str:
+        """A stable text key, used to recognise the same parameters across rounds."""
+        return "|".join(f"{k}={v}" for k, v in sorted(self.model_dump().items()))
+
+
+class IntRange(Model):
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must be <= high ({self.high})")
+        return self
+
+
+class SearchSpace(Model):
+    """Which values the optimizer may try. Unset fields take every allowed value."""
+
+    age_band: list[AgeBand] = Field(default_factory=lambda: list(AGE_BANDS))
+    expression: list[Expression] = Field(default_factory=lambda: list(EXPRESSIONS))
+    skin_tone: IntRange = Field(default_factory=lambda: IntRange(low=1, high=10))
+    gender_presentation: list[GenderPresentation] = Field(
+        default_factory=lambda: list(GENDER_PRESENTATIONS)
+    )
+    lighting: list[Lighting] = Field(default_factory=lambda: list(LIGHTINGS))
+    background: list[Background] = Field(default_factory=lambda: list(BACKGROUNDS))
+    framing: list[Framing] = Field(default_factory=lambda: list(FRAMINGS))
+    style: list[Style] = Field(default_factory=lambda: list(STYLES))
+
+    @field_validator(
+        "age_band", "expression", "gender_presentation", "lighting", "background", "framing",
+        "style",
+    )
+    @classmethod
+    def _non_empty_unique(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("must list at least one value")
+        if len(set(v)) != len(v):
+            raise ValueError("values must be unique")
+        return v
+
+    @field_validator("skin_tone")
+    @classmethod
+    def _monk_range(cls, v: IntRange) -> IntRange:
+        if v.low < 1 or v.high > 10:
+            raise ValueError("skin_tone range must lie within the Monk scale 1-10")
+        return v
+
+    def contains(self, p: FaceParams) -> bool:
+        for name in CATEGORICAL_FIELDS:
+            if getattr(p, name) not in getattr(self, name):
+                return False
+        return self.skin_tone.low <= p.skin_tone <= self.skin_tone.high
+
+
+# --------------------------------------------------------------------------- brief
+
+
+class KpiGoal(StrEnum):
+    ctr = "ctr"
+    conversions = "conversions"
+
+
+class Channel(StrEnum):
+    meta = "meta"
+    google_ads = "google_ads"
+    tiktok = "tiktok"
+    sandbox = "sandbox"
+
+
+class AudienceSegment(Model):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
+    description: str = Field(default="", max_length=500)
+    share: float = Field(default=1.0, gt=0, le=1, description="share of the impression budget")
+
+
+class Persona(Model):
+    persona_id: str = Field(min_length=1, max_length=128)
+    consent_ref: str = Field(
+        min_length=1, max_length=256, description="id of the signed consent record for this person"
+    )
+
+
+class Brief(Model):
+    """What a marketer submits. Text fields are data for the planner, never instructions."""
+
+    product: str = Field(min_length=1, max_length=200)
+    message: str = Field(min_length=1, max_length=1000)
+    audience: list[AudienceSegment] = Field(min_length=1, max_length=20)
+    markets: list[str] = Field(min_length=1, description="ISO 3166-1 alpha-2 country codes")
+    channels: list[Channel] = Field(default_factory=lambda: [Channel.sandbox], min_length=1)
+    tone: str = Field(default="friendly", max_length=200)
+    budget_impressions: int = Field(
+        gt=0, le=1_000_000_000, description="total impressions over the whole campaign"
+    )
+    kpi_goal: KpiGoal = KpiGoal.ctr
+    constraints: list[str] = Field(default_factory=list, max_length=50)
+    persona: Persona | None = None
+    search_space: SearchSpace = Field(default_factory=SearchSpace)
+    submitted_by: str = Field(default="marketer", min_length=1, max_length=128)
+
+    @field_validator("markets")
+    @classmethod
+    def _iso_markets(cls, v: list[str]) -> list[str]:
+        out = []
+        for m in v:
+            if len(m) != 2 or not m.isalpha() or not m.isupper():
+                raise ValueError(
+                    f"market {m!r} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. DE)"
+                )
+            out.append(m)
+        return out
+
+    @model_validator(mode="after")
+    def _segment_shares(self) -> Brief:
+        names = [s.name for s in self.audience]
+        if len(set(names)) != len(names):
+            raise ValueError("audience segment names must be unique")
+        total = sum(s.share for s in self.audience)
+        if len(self.audience) > 1 and abs(total - 1.0) > 1e-6:
+            raise ValueError(f"audience shares must sum to 1.0 (they sum to {total:.3f})")
+        return self
+
+
+# --------------------------------------------------------------------------- plan and variants
+
+
+class VariantPrompt(Model):
+    variant_id: str
+    params: FaceParams
+    prompt: str
+    negative_prompt: str
+    disclosure: str
+    written_by: Literal["llm", "deterministic"] = "deterministic"
+
+
+class PromptPlan(Model):
+    status: Literal["planned", "blocked", "escalated"] = "planned"
+    reason: str = ""
+    variants: list[VariantPrompt] = Field(default_factory=list)
+
+
+class Asset(Model):
+    """A stored image. asset_id is the content hash (sha256 hex) of the stored bytes."""
+
+    asset_id: str
+    uri: str
+    width: int
+    height: int
+    media_type: str = "image/png"
+    generator: str
+    model_version: str
+    seed: int
+
+
+class Verdict(StrEnum):
+    passed = "pass"
+    block = "block"
+    escalate = "escalate"
+
+
+class CheckResult(Model):
+    name: str
+    verdict: Verdict
+    score: float
+    evidence: dict[str, object] = Field(default_factory=dict)
+
+
+class GuardrailReport(Model):
+    asset_id: str
+    checks: list[CheckResult]
+
+    @property
+    def verdict(self) -> Verdict:
+        verdicts = {c.verdict for c in self.checks}
+        if Verdict.block in verdicts:
+            return Verdict.block
+        if Verdict.escalate in verdicts:
+            return Verdict.escalate
+        return Verdict.passed
+
+
+class Decision(StrEnum):
+    deploy = "deploy"
+    block = "block"
+    escalate = "escalate"
+
+
+class Variant(Model):
+    """One face creative in one campaign: parameters, prompt, image, verdicts and its ad."""
+
+    variant_id: str
+    campaign_id: str
+    round: int
+    trial_number: int | None = None
+    params: FaceParams
+    seed: int
+    prompt: str = ""
+    negative_prompt: str = ""
+    disclosure: str = ""
+    asset: Asset | None = None
+    report: GuardrailReport | None = None
+    decision: Decision | None = None
+    decision_reason: str = ""
+    ad_id: str | None = None
+    impressions: int = 0
+    clicks: int = 0
+    conversions: int = 0
+    live: bool = False
+
+
+class KpiObservation(Model):
+    campaign_id: str
+    variant_id: str
+    ad_id: str
+    round: int
+    segment: str = "all"
+    impressions: int = Field(ge=0)
+    clicks: int = Field(ge=0)
+    conversions: int = Field(ge=0)
+    observed_at: datetime
+
+
+Stage = Literal[
+    "starting", "propose", "plan", "generate", "guard", "decide", "deploy", "observe", "learn",
+    "done", "blocked",
+]
+
+
+class CampaignConfig(Model):
+    """How a campaign runs; chosen at submit time, fixed for the campaign's life."""
+
+    rounds: int = Field(default=3, ge=1, le=1000)
+    variants_per_round: int = Field(default=6, ge=2, le=64)
+    incumbents: int = Field(default=2, ge=0, description="best variants kept live into next round")
+    kpi_window_seconds: float = Field(default=3600.0, gt=0)
+    impressions_per_round: int | None = Field(
+        default=None, gt=0, description="default: the brief's budget split evenly over rounds"
+    )
+    exploration_floor: float = Field(default=0.05, ge=0, le=0.5)
+    image_size: int = Field(default=256, ge=64, le=2048)
+    connector: str = "sandbox"
+
+    @model_validator(mode="after")
+    def _incumbents_fit(self) -> CampaignConfig:
+        if self.incumbents >= self.variants_per_round:
+            raise ValueError("incumbents must be fewer than variants_per_round")
+        return self
+
+
+class RoundSummary(Model):
+    round: int
+    variants: list[Variant]
+    allocation: dict[str, float] = Field(default_factory=dict)
+
+
+class CampaignState(Model):
+    """Everything a campaign carries from one round (and one continue-as-new run) to the next."""
+
+    campaign_id: str
+    brief: Brief
+    config: CampaignConfig
+    round: int = 0
+    stage: Stage = "starting"
+    history: list[RoundSummary] = Field(default_factory=list)
+    live: list[Variant] = Field(default_factory=list, description="variants whose ads run now")
+    winner: Variant | None = None
+    blocked_reason: str = ""

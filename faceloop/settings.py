@@ -1,0 +1,78 @@
+"""Settings, declared once: name, default, help; each read from FACELOOP_<NAME>.
+
+`faceloop config` prints the effective values and where each came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FACELOOP_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".faceloop"),
+        description="data dir: Temporal SQLite file, catalog, Optuna study, assets, keys",
+    )
+    temporal_address: str | None = Field(
+        default=None,
+        description="host:port of a Temporal server to use; unset: start the embedded dev server",
+    )
+    temporal_namespace: str = Field(default="default", description="Temporal namespace")
+    temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
+    task_queue: str = Field(default="faceloop", description="task queue of orchestration + io activities")
+    gpu_task_queue: str = Field(default="faceloop-gpu", description="task queue of generation activities")
+    cpu_task_queue: str = Field(default="faceloop-cpu", description="task queue of guardrail activities")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the catalog, audit log and Optuna study; "
+        "unset: sqlite file in the data dir (use postgresql+psycopg://... at scale)",
+    )
+    asset_root: str | None = Field(default=None, description="asset store folder; unset: <home>/assets")
+    generator: str = Field(default="dcgan", description="generator backend name")
+    sandbox_port: int = Field(default=8765, description="port of the embedded sandbox ad platform")
+    sandbox_url: str | None = Field(
+        default=None, description="URL of a running sandbox platform; unset: start one"
+    )
+    sandbox_scenario: Path | None = Field(
+        default=None,
+        description="scenario YAML of the sandbox audience; unset: examples/scenarios/smooth.yaml",
+    )
+    optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, random")
+    playbook: Path | None = Field(default=None, description="governance playbook YAML; unset: the default")
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_home / 'faceloop.db'}"
+
+    @property
+    def resolved_asset_root(self) -> str:
+        return self.asset_root or str(self.resolved_home / "assets")
+
+    @property
+    def resolved_sandbox_url(self) -> str:
+        return self.sandbox_url or f"http://127.0.0.1:{self.sandbox_port}"
+
+    def effective(self) -> list[tuple[str, str, str, str]]:
+        """(name, value, source, help) for every setting, for `faceloop config`."""
+        rows = []
+        for name, field in type(self).model_fields.items():
+            env = f"FACELOOP_{name.upper()}"
+            source = "env" if env in os.environ else "default"
+            rows.append((env, str(getattr(self, name)), source, field.description or ""))
+        return rows
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,70 @@
+"""Content-addressed asset store: an asset's id is the sha256 of its bytes.
+
+The embedded default is a local folder; URIs are `file://` URLs so that workers on other
+machines (with a shared or object-store path) resolve the same asset the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+from PIL import Image
+
+from faceloop.errors import FaceloopError
+
+
+class AssetStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, asset_id: str, suffix: str) -> Path:
+        return self.root / asset_id[:2] / f"{asset_id}{suffix}"
+
+    def put_bytes(self, data: bytes, suffix: str = ".png") -> tuple[str, str]:
+        """Store bytes; return (asset_id, uri). Writing the same bytes twice is a no-op."""
+        asset_id = hashlib.sha256(data).hexdigest()
+        path = self._path(asset_id, suffix)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # write-then-rename so a crash never leaves a half-written asset under its id
+            tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        return asset_id, path.as_uri()
+
+    def put_image(self, rgb: np.ndarray) -> tuple[str, str]:
+        """Store an HxWx3 uint8 RGB array as PNG."""
+        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise FaceloopError(f"put_image wants an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+        buf = io.BytesIO()
+        # PNG without timestamps: identical pixels give identical bytes, so identical ids
+        Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
+        return self.put_bytes(buf.getvalue(), ".png")
+
+    def path_of(self, uri: str) -> Path:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            raise FaceloopError(f"asset URI {uri!r}: only file:// URIs are supported by this store")
+        path = Path(parsed.path)
+        if not path.is_relative_to(self.root):
+            raise FaceloopError(f"asset URI {uri!r} lies outside the asset store {self.root}")
+        return path
+
+    def get_bytes(self, uri: str) -> bytes:
+        path = self.path_of(uri)
+        if not path.exists():
+            raise FaceloopError(f"asset {uri} is missing from the store at {self.root}")
+        return path.read_bytes()
+
+    def get_image(self, uri: str) -> np.ndarray:
+        with Image.open(io.BytesIO(self.get_bytes(uri))) as im:
+            return np.asarray(im.convert("RGB"))
+
+    def exists(self, uri: str) -> bool:
+        return self.path_of(uri).exists()
