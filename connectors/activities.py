@@ -1,0 +1,140 @@
+"""Ad-platform activities: deploy (idempotent, keyed by asset id), retire, observe."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from temporalio import activity
+
+from faceloop.connectors.base import AdConnector, AdSpec
+from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
+from faceloop.models import KpiObservation
+from faceloop.optimizer import (
+    ArmStats,
+    split_impressions,
+    stable_seed,
+    successes,
+    thompson_allocation,
+)
+from faceloop.storage.catalog import Catalog
+
+
+class ConnectorActivities:
+    def __init__(self, connector: Callable[[str], AdConnector], catalog: Catalog) -> None:
+        self.connector = connector
+        self.catalog = catalog
+
+    @activity.defn
+    async def deploy(self, inp: DeployInput) -> DeployOutput:
+        conn = self.connector(inp.config.connector)
+        await conn.ensure_campaign(inp.campaign_id, inp.brief.audience)
+        live = []
+        for n, v in enumerate(inp.live):
+            activity.heartbeat({"deployed": n, "total": len(inp.live)})
+            asset = v.asset
+            assert asset is not None, "deploy needs generated variants"
+            if v.ad_id is None:
+                # the platform dedupes on asset id, so a retry after a crash returns the same ad
+                dep = await conn.deploy(
+                    AdSpec(
+                        campaign_id=inp.campaign_id,
+                        variant_id=v.variant_id,
+                        asset_id=asset.asset_id,
+                        creative_uri=asset.uri,
+                        params=v.params,
+                        headline=inp.brief.message,
+                        disclosure=v.disclosure,
+                    )
+                )
+                v = v.model_copy(update={"ad_id": dep.ad_id, "live": True})
+                new = await asyncio.to_thread(
+                    self.catalog.record_deployment,
+                    v.variant_id,
+                    asset.asset_id,
+                    dep.ad_id,
+                    conn.name,
+                    inp.campaign_id,
+                )
+                await asyncio.to_thread(self.catalog.upsert_variant, v)
+                if new:
+                    await asyncio.to_thread(
+                        self.catalog.audit,
+                        inp.campaign_id,
+                        "ad.deployed",
+                        v.variant_id,
+                        f"connector:{conn.name}",
+                        {"asset_id": asset.asset_id, "ad_id": dep.ad_id, "round": inp.round},
+                    )
+            live.append(v)
+        goal = inp.brief.kpi_goal
+        arms = [
+            ArmStats(v.variant_id, v.impressions, successes(goal, v.clicks, v.conversions))
+            for v in live
+        ]
+        shares = thompson_allocation(
+            arms, inp.config.exploration_floor, stable_seed(inp.campaign_id, inp.round)
+        )
+        per_variant = split_impressions(shares, inp.impressions)
+        by_ad = {v.ad_id: per_variant[v.variant_id] for v in live if v.ad_id}
+        await conn.set_allocation(inp.campaign_id, inp.round, by_ad)
+        await asyncio.to_thread(
+            self.catalog.audit,
+            inp.campaign_id,
+            "traffic.allocated",
+            f"round-{inp.round}",
+            "optimizer",
+            {"impressions": per_variant},
+        )
+        return DeployOutput(live=live, allocation=per_variant)
+
+    @activity.defn
+    async def retire(self, inp: RetireInput) -> None:
+        conn = self.connector(inp.connector)
+        for v in inp.variants:
+            activity.heartbeat(v.variant_id)
+            if v.ad_id is None:
+                continue
+            await conn.pause(inp.campaign_id, v.ad_id)
+            await asyncio.to_thread(
+                self.catalog.upsert_variant, v.model_copy(update={"live": False})
+            )
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "ad.paused",
+                v.variant_id,
+                "optimizer",
+                {"ad_id": v.ad_id, "reason": "retired: not among the round's best"},
+            )
+
+    @activity.defn
+    async def observe(self, inp: ObserveInput) -> ObserveOutput:
+        conn = self.connector(inp.connector)
+        activity.heartbeat("insights")
+        now = await conn.insights(inp.campaign_id, inp.round)
+        before = await conn.insights(inp.campaign_id, inp.round - 1) if inp.round > 0 else []
+        prev = {(i.ad_id, i.segment): i for i in before}
+        by_ad = {v.ad_id: v for v in inp.live if v.ad_id}
+        ts = activity.info().current_attempt_scheduled_time
+        obs = []
+        for i in now:
+            v = by_ad.get(i.ad_id)
+            if v is None:
+                continue
+            p = prev.get((i.ad_id, i.segment))
+            obs.append(
+                KpiObservation(
+                    campaign_id=inp.campaign_id,
+                    variant_id=v.variant_id,
+                    ad_id=i.ad_id,
+                    round=inp.round,
+                    segment=i.segment,
+                    impressions=i.impressions - (p.impressions if p else 0),
+                    clicks=i.clicks - (p.clicks if p else 0),
+                    conversions=i.conversions - (p.conversions if p else 0),
+                    observed_at=ts,
+                )
+            )
+        await asyncio.to_thread(self.catalog.record_observations, obs)
+        return ObserveOutput(observations=obs)

@@ -1,0 +1,121 @@
+"""The contract every ad-platform connector keeps, and the models that cross it.
+
+A connector is the only place that talks to an ad platform. The campaign workflow calls it
+through activities that Temporal may retry, so every write here is idempotent: `deploy` is
+keyed by asset id, `set_allocation` replaces, `insights` is memoized per window, `pause`
+of a paused ad is a no-op. Errors are `faceloop.errors.ConnectorError` with a message that
+says which call failed, why, and what to do.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Literal
+
+from pydantic import Field
+
+from faceloop.models import AudienceSegment, FaceParams, Model
+
+AdStatus = Literal["active", "paused", "removed"]
+
+
+class AdSpec(Model):
+    """What to put live: one face creative, its copy and its AI disclosure."""
+
+    campaign_id: str = Field(min_length=1, max_length=256)
+    variant_id: str = Field(min_length=1, max_length=256)
+    asset_id: str = Field(
+        min_length=1, max_length=256, description="content hash of the image; the idempotency key"
+    )
+    creative_uri: str = Field(min_length=1, max_length=4096)
+    params: FaceParams
+    # Limits no tighter than the brief's: the headline is the brief's message (<= 1000 chars).
+    headline: str = Field(max_length=2000)
+    disclosure: str = Field(
+        max_length=2000, description="AI-generated-content label shown with the ad"
+    )
+
+
+class AdDeployment(Model):
+    """An ad as the platform knows it."""
+
+    ad_id: str
+    asset_id: str
+    campaign_id: str
+    platform: str
+    status: AdStatus
+
+
+class AdInsight(Model):
+    """Cumulative delivery of one ad to one audience segment, up to and including a window.
+
+    Conversions are counted in the window the platform reports them, which may be later
+    than the click (delayed conversions), so conversions of a window can still grow after
+    it; impressions and clicks of past windows do not change.
+    """
+
+    ad_id: str
+    asset_id: str
+    segment: str
+    impressions: int = Field(ge=0)
+    clicks: int = Field(ge=0)
+    conversions: int = Field(ge=0)
+
+
+class AdConnector(ABC):
+    """Base of every ad-platform connector (sandbox, Meta, Google Ads, TikTok, plugins).
+
+    Windows are the platform's delivery periods, numbered from 0 (the workflow uses one per
+    round). All methods are safe to retry.
+    """
+
+    name: str
+
+    @abstractmethod
+    async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
+        """Create the campaign with these audience segments, or do nothing if it exists
+        with the same segments. Raises ConnectorError if it exists with other segments."""
+
+    @abstractmethod
+    async def deploy(self, spec: AdSpec) -> AdDeployment:
+        """Put a creative live. Idempotent on (campaign_id, asset_id): deploying an asset
+        that is already deployed returns that ad unchanged and never creates a second."""
+
+    @abstractmethod
+    async def set_allocation(
+        self, campaign_id: str, window: int, impressions: dict[str, int]
+    ) -> None:
+        """Set the impressions each ad (by ad_id) gets in `window`. Setting it again before
+        the window is delivered replaces it; after delivery it raises ConnectorError."""
+
+    @abstractmethod
+    async def insights(self, campaign_id: str, window: int) -> list[AdInsight]:
+        """Deliver `window` if it was not delivered yet (once: later calls return the same
+        numbers) and return cumulative per-ad, per-segment totals through that window."""
+
+    @abstractmethod
+    async def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
+        """Stop an ad's delivery. Pausing a paused ad is a no-op."""
+
+    @abstractmethod
+    async def list_ads(self, campaign_id: str) -> list[AdDeployment]:
+        """Every ad of the campaign, whatever its status."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Release connections. The connector is unusable afterwards."""
+
+    async def __aenter__(self) -> AdConnector:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+
+__all__ = ["AdConnector", "AdDeployment", "AdInsight", "AdSpec", "AdStatus"]

@@ -1,0 +1,48 @@
+"""Run the sandbox ad platform (a fake with a simulated audience) as a service.
+
+    python -m faceloop.connectors.sandbox_platform --scenario examples/scenarios/smooth.yaml \\
+        --port 8765 --state .faceloop/sandbox.db
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from faceloop.errors import InputError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m faceloop.connectors.sandbox_platform",
+        description="Serve the sandbox ad platform: a fake ad platform with a simulated "
+        "audience, for offline and reproducible campaigns.",
+    )
+    parser.add_argument("--scenario", type=Path, required=True, help="scenario YAML file")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=8765, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--state",
+        type=Path,
+        default=None,
+        help="SQLite file that keeps campaigns across restarts (default: in memory)",
+    )
+    parser.add_argument("--log-level", default="warning", help="uvicorn log level")
+    args = parser.parse_args(argv)
+
+    # Imported after parsing so --help stays fast.
+    from faceloop.connectors.sandbox_platform.app import serve
+
+    try:
+        serve(args.scenario, args.host, args.port, args.state, log_level=args.log_level)
+    except InputError as err:
+        print(f"sandbox platform: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

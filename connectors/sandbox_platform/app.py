@@ -1,0 +1,595 @@
+"""The sandbox ad platform: a fake of an ad platform's HTTP API over a simulated audience.
+
+It exists so that the whole loop (deploy, allocate, observe, learn) runs offline and
+reproducibly, and so that `faceloop bench` can score optimizers against a known truth.
+The truth (the scenario's rates) stays in this process: no endpoint returns rates, effects,
+noise or the seed; responses carry only what a real platform reports, i.e. counts.
+
+State (campaigns, ads, allocations, delivered counts, pending delayed conversions) lives in
+SQLite so it survives a restart; with `state_path=None` it lives in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+from fastapi import FastAPI, HTTPException, Response
+from fastapi import Path as PathParam
+from pydantic import Field
+
+from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec
+from faceloop.connectors.sandbox_platform.scenario import (
+    Scenario,
+    load_scenario,
+    seed_words,
+    true_rates,
+)
+from faceloop.errors import InputError
+from faceloop.models import AudienceSegment, FaceParams, Model
+
+PLATFORM = "sandbox"
+MAX_WINDOW = 1_000_000
+MAX_IMPRESSIONS = 1_000_000_000
+SCHEMA_VERSION = "1"
+
+CampaignId = Annotated[
+    str, PathParam(min_length=1, max_length=256, description="campaign id (no slashes)")
+]
+Window = Annotated[int, PathParam(ge=0, le=MAX_WINDOW, description="delivery window, from 0")]
+
+
+class CampaignBody(Model):
+    segments: list[AudienceSegment] = Field(
+        default_factory=list,
+        max_length=50,
+        description="audience segments and their impression shares; empty: the scenario's",
+    )
+
+
+class CampaignOut(Model):
+    campaign_id: str
+    segments: list[AudienceSegment]
+    delivered_through: int | None = Field(description="last delivered window; null: none yet")
+
+
+class AllocationBody(Model):
+    impressions: dict[str, Annotated[int, Field(ge=0, le=MAX_IMPRESSIONS)]] = Field(
+        description="impressions per ad_id for this window"
+    )
+
+
+class AllocationOut(Model):
+    campaign_id: str
+    window: int
+    impressions: dict[str, int]
+
+
+class InsightsOut(Model):
+    campaign_id: str
+    window: int
+    delivered_through: int
+    insights: list[AdInsight]
+
+
+class Health(Model):
+    status: str
+    platform: str
+    scenario: str
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT PRIMARY KEY,
+    segments TEXT NOT NULL,
+    scenario_name TEXT NOT NULL,
+    scenario_fingerprint TEXT NOT NULL,
+    delivered_through INTEGER NOT NULL DEFAULT -1
+);
+CREATE TABLE IF NOT EXISTS ads (
+    ad_id TEXT PRIMARY KEY,
+    campaign_id TEXT NOT NULL REFERENCES campaigns (campaign_id),
+    asset_id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    status TEXT NOT NULL,
+    UNIQUE (campaign_id, asset_id)
+);
+CREATE TABLE IF NOT EXISTS allocations (
+    campaign_id TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    ad_id TEXT NOT NULL,
+    impressions INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, win, ad_id)
+);
+CREATE TABLE IF NOT EXISTS deliveries (
+    campaign_id TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    ad_id TEXT NOT NULL,
+    segment TEXT NOT NULL,
+    impressions INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, win, ad_id, segment)
+);
+CREATE TABLE IF NOT EXISTS conversions (
+    campaign_id TEXT NOT NULL,
+    ad_id TEXT NOT NULL,
+    segment TEXT NOT NULL,
+    click_win INTEGER NOT NULL,
+    due_win INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, ad_id, segment, click_win, due_win)
+);
+"""
+
+
+def _ad_id(campaign_id: str, asset_id: str) -> str:
+    # Derived, not random: the same campaign and asset give the same id on every run, so
+    # seeded runs are reproducible end to end (delivery draws are keyed by ad id).
+    digest = hashlib.sha256(f"{campaign_id}\x1f{asset_id}".encode()).hexdigest()
+    return f"ad-{digest[:20]}"
+
+
+def _split(total: int, shares: list[float]) -> list[int]:
+    """Split impressions by share, exactly (largest remainder), so counts add up."""
+    raw = np.asarray(shares, dtype=float) / sum(shares) * total
+    base = np.floor(raw).astype(np.int64)
+    rest = total - int(base.sum())
+    order = np.argsort(-(raw - base), kind="stable")
+    base[order[:rest]] += 1
+    return [int(x) for x in base]
+
+
+class _Store:
+    """Campaign state in SQLite. One connection behind a lock serves this process; write
+    transactions are BEGIN IMMEDIATE, so two processes on one file also stay consistent."""
+
+    def __init__(self, scenario: Scenario, state_path: Path | None) -> None:
+        self.scenario = scenario
+        self.fingerprint = scenario.fingerprint()
+        self.lock = threading.Lock()
+        target = ":memory:" if state_path is None else str(state_path)
+        if state_path is not None:
+            state_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(
+                target, check_same_thread=False, isolation_level=None, timeout=30
+            )
+        except sqlite3.Error as err:
+            raise InputError(target, [f"cannot open the state file: {err}"]) from None
+        self.db.row_factory = sqlite3.Row
+        try:
+            if state_path is not None:
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.executescript(_SCHEMA)
+            with self.tx() as cur:
+                self._check_schema(cur, target)
+        except sqlite3.DatabaseError as err:
+            self.db.close()
+            raise InputError(
+                target, [f"not a sandbox state file ({err}); pass a new path or remove it"]
+            ) from None
+        except BaseException:
+            self.db.close()
+            raise
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Cursor]:
+        with self.lock:
+            cur = self.db.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def _check_schema(self, cur: sqlite3.Cursor, target: str) -> None:
+        row = cur.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        if row is None:
+            cur.execute("INSERT INTO meta (key, value) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row["value"] != SCHEMA_VERSION:
+            raise InputError(
+                target,
+                [
+                    f"state file schema {row['value']!r}, this sandbox reads {SCHEMA_VERSION!r}; "
+                    "use a new state file"
+                ],
+            )
+
+    # ------------------------------------------------------------------ campaigns
+
+    def _campaign(
+        self, cur: sqlite3.Cursor, campaign_id: str, *, write: bool = True
+    ) -> sqlite3.Row:
+        row = cur.execute(
+            "SELECT * FROM campaigns WHERE campaign_id = ?", (campaign_id,)
+        ).fetchone()
+        if row is None:
+            raise HTTPException(
+                404,
+                f"campaign {campaign_id!r} not found; create it first with "
+                f"PUT /campaigns/{campaign_id} (ensure_campaign)",
+            )
+        if write:
+            self._same_scenario(row)
+        return row
+
+    def _same_scenario(self, row: sqlite3.Row) -> None:
+        # A campaign's draws were made under one audience; continuing it under another would
+        # mix two truths in one campaign and make it impossible to reproduce. What was
+        # already delivered can still be read; other campaigns in the file are unaffected.
+        if row["scenario_fingerprint"] != self.fingerprint:
+            raise HTTPException(
+                409,
+                f"campaign {row['campaign_id']!r} was created under scenario "
+                f"{row['scenario_name']!r} with other settings than the scenario "
+                f"{self.scenario.name!r} this sandbox runs; restart the sandbox with the "
+                "scenario file it was made with, or start a new campaign",
+            )
+
+    @staticmethod
+    def _segments(row: sqlite3.Row) -> list[AudienceSegment]:
+        return [AudienceSegment.model_validate(s) for s in json.loads(row["segments"])]
+
+    @staticmethod
+    def _campaign_out(row: sqlite3.Row) -> CampaignOut:
+        through = int(row["delivered_through"])
+        return CampaignOut(
+            campaign_id=row["campaign_id"],
+            segments=_Store._segments(row),
+            delivered_through=None if through < 0 else through,
+        )
+
+    def _default_segments(self) -> list[AudienceSegment]:
+        if self.scenario.segments:
+            return [AudienceSegment(name=s.name, share=s.share) for s in self.scenario.segments]
+        return [AudienceSegment(name="all")]
+
+    def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> CampaignOut:
+        wanted = segments or self._default_segments()
+        names = [s.name for s in wanted]
+        if len(set(names)) != len(names):
+            raise HTTPException(422, f"segment names must be unique, got {names}")
+        with self.tx() as cur:
+            row = cur.execute(
+                "SELECT * FROM campaigns WHERE campaign_id = ?", (campaign_id,)
+            ).fetchone()
+            if row is None:
+                cur.execute(
+                    "INSERT INTO campaigns "
+                    "(campaign_id, segments, scenario_name, scenario_fingerprint) "
+                    "VALUES (?, ?, ?, ?)",
+                    (
+                        campaign_id,
+                        json.dumps([s.model_dump() for s in wanted]),
+                        self.scenario.name,
+                        self.fingerprint,
+                    ),
+                )
+                row = self._campaign(cur, campaign_id)
+                return self._campaign_out(row)
+        self._same_scenario(row)
+        have = [(s.name, s.share) for s in self._segments(row)]
+        if have != [(s.name, s.share) for s in wanted]:
+            raise HTTPException(
+                409,
+                f"campaign {campaign_id!r} exists with segments {have}, not "
+                f"{[(s.name, s.share) for s in wanted]}; segments cannot change during a "
+                "campaign: use a new campaign id",
+            )
+        return self._campaign_out(row)
+
+    # ------------------------------------------------------------------ ads
+
+    @staticmethod
+    def _deployment(row: sqlite3.Row) -> AdDeployment:
+        return AdDeployment(
+            ad_id=row["ad_id"],
+            asset_id=row["asset_id"],
+            campaign_id=row["campaign_id"],
+            platform=PLATFORM,
+            status=row["status"],
+        )
+
+    def deploy(self, spec: AdSpec) -> tuple[AdDeployment, bool]:
+        """The ad for spec.asset_id, created if new; the bool says whether it was created."""
+        with self.tx() as cur:
+            self._campaign(cur, spec.campaign_id)
+            # The UNIQUE (campaign_id, asset_id) constraint is the idempotency guarantee
+            # (also across processes sharing the file); the lock only orders this process.
+            created = cur.execute(
+                "INSERT INTO ads (ad_id, campaign_id, asset_id, spec, status) "
+                "VALUES (?, ?, ?, ?, 'active') ON CONFLICT DO NOTHING",
+                (
+                    _ad_id(spec.campaign_id, spec.asset_id),
+                    spec.campaign_id,
+                    spec.asset_id,
+                    spec.model_dump_json(),
+                ),
+            ).rowcount
+            row = cur.execute(
+                "SELECT * FROM ads WHERE campaign_id = ? AND asset_id = ?",
+                (spec.campaign_id, spec.asset_id),
+            ).fetchone()
+        return self._deployment(row), created == 1
+
+    def list_ads(self, campaign_id: str) -> list[AdDeployment]:
+        with self.tx() as cur:
+            self._campaign(cur, campaign_id, write=False)
+            rows = cur.execute(
+                "SELECT * FROM ads WHERE campaign_id = ? ORDER BY rowid", (campaign_id,)
+            ).fetchall()
+        return [self._deployment(r) for r in rows]
+
+    def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
+        with self.tx() as cur:
+            self._campaign(cur, campaign_id)
+            cur.execute(
+                "UPDATE ads SET status = 'paused' "
+                "WHERE campaign_id = ? AND ad_id = ? AND status = 'active'",
+                (campaign_id, ad_id),
+            )
+            row = cur.execute(
+                "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
+            ).fetchone()
+        if row is None:
+            raise HTTPException(
+                404,
+                f"ad {ad_id!r} not found in campaign {campaign_id!r}; "
+                f"GET /campaigns/{campaign_id}/ads lists its ads",
+            )
+        return self._deployment(row)
+
+    # ------------------------------------------------------------------ allocation, delivery
+
+    def set_allocation(
+        self, campaign_id: str, window: int, impressions: dict[str, int]
+    ) -> AllocationOut:
+        with self.tx() as cur:
+            camp = self._campaign(cur, campaign_id)
+            through = int(camp["delivered_through"])
+            if window <= through:
+                raise HTTPException(
+                    409,
+                    f"window {window} of campaign {campaign_id!r} was already delivered "
+                    f"(windows 0..{through} are); allocate window {through + 1} or later",
+                )
+            ads = {
+                r["ad_id"]: r["status"]
+                for r in cur.execute(
+                    "SELECT ad_id, status FROM ads WHERE campaign_id = ?", (campaign_id,)
+                )
+            }
+            unknown = sorted(set(impressions) - set(ads))
+            if unknown:
+                raise HTTPException(
+                    404,
+                    f"allocation names ads not in campaign {campaign_id!r}: {unknown}; deploy "
+                    f"them first or use ids from GET /campaigns/{campaign_id}/ads",
+                )
+            stopped = sorted(a for a, n in impressions.items() if n > 0 and ads[a] != "active")
+            if stopped:
+                raise HTTPException(
+                    409,
+                    f"allocation gives impressions to ads that are not active: {stopped}; "
+                    "give them 0 or leave them out",
+                )
+            cur.execute(
+                "DELETE FROM allocations WHERE campaign_id = ? AND win = ?", (campaign_id, window)
+            )
+            cur.executemany(
+                "INSERT INTO allocations (campaign_id, win, ad_id, impressions) "
+                "VALUES (?, ?, ?, ?)",
+                [(campaign_id, window, a, n) for a, n in sorted(impressions.items())],
+            )
+        return AllocationOut(campaign_id=campaign_id, window=window, impressions=impressions)
+
+    def insights(self, campaign_id: str, window: int) -> InsightsOut:
+        with self.tx() as cur:
+            camp = self._campaign(cur, campaign_id, write=False)
+            through = int(camp["delivered_through"])
+            if window > through:
+                self._same_scenario(camp)
+                self._deliver(cur, camp, through, window)
+                through = window
+            rows = self._cumulative(cur, camp, window)
+        return InsightsOut(
+            campaign_id=campaign_id, window=window, delivered_through=through, insights=rows
+        )
+
+    def _deliver(self, cur: sqlite3.Cursor, camp: sqlite3.Row, after: int, through: int) -> None:
+        """Deliver windows after..through in order; windows without allocation are empty
+        but still pass, so conversions delayed into them become reportable."""
+        campaign_id = camp["campaign_id"]
+        windows = [
+            int(r["win"])
+            for r in cur.execute(
+                "SELECT DISTINCT win FROM allocations WHERE campaign_id = ? AND win > ? "
+                "AND win <= ? ORDER BY win",
+                (campaign_id, after, through),
+            )
+        ]
+        for w in windows:
+            self._deliver_window(cur, camp, w)
+        cur.execute(
+            "UPDATE campaigns SET delivered_through = ? WHERE campaign_id = ?",
+            (through, campaign_id),
+        )
+
+    def _deliver_window(self, cur: sqlite3.Cursor, camp: sqlite3.Row, window: int) -> None:
+        sc = self.scenario
+        campaign_id = camp["campaign_id"]
+        segments = self._segments(camp)
+        shares = [s.share for s in segments]
+        # Geometric delay with the given mean: P(d) = p (1-p)^d, mean (1-p)/p.
+        p_now = 1.0 / (1.0 + sc.conversion_delay.mean_windows)
+        allocs = cur.execute(
+            "SELECT al.ad_id, al.impressions, ads.asset_id, ads.spec, ads.status "
+            "FROM allocations al JOIN ads ON ads.ad_id = al.ad_id "
+            "WHERE al.campaign_id = ? AND al.win = ? ORDER BY al.ad_id",
+            (campaign_id, window),
+        ).fetchall()
+        for a in allocs:
+            # An ad paused after its allocation was set gets no impressions, as on a real
+            # platform; it still gets (zero) rows so the insight table stays complete.
+            total = int(a["impressions"]) if a["status"] == "active" else 0
+            params = FaceParams.model_validate(json.loads(a["spec"])["params"])
+            so_far = cur.execute(
+                "SELECT COALESCE(SUM(impressions), 0) FROM deliveries "
+                "WHERE campaign_id = ? AND ad_id = ? AND win < ?",
+                (campaign_id, a["ad_id"], window),
+            ).fetchone()[0]
+            # Keyed by ad as well as (seed, campaign, window): an ad's draws do not depend on
+            # which other ads run, so comparing two allocations uses common random numbers.
+            rng = np.random.default_rng(
+                np.random.SeedSequence(
+                    seed_words(sc.seed, "delivery", campaign_id, window, a["ad_id"])
+                )
+            )
+            # Fatigue is taken at the middle of the window's impressions.
+            mid = int(so_far) + total / 2
+            for seg, n in zip(segments, _split(total, shares), strict=True):
+                ctr, cvr = true_rates(sc, params, seg.name, mid, window, asset_id=a["asset_id"])
+                clicks = int(rng.binomial(n, ctr))
+                conversions = int(rng.binomial(clicks, cvr))
+                cur.execute(
+                    "INSERT INTO deliveries (campaign_id, win, ad_id, segment, impressions, clicks)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (campaign_id, window, a["ad_id"], seg.name, n, clicks),
+                )
+                if conversions == 0:
+                    continue
+                delays = rng.geometric(p_now, size=conversions) - 1
+                cur.executemany(
+                    "INSERT INTO conversions "
+                    "(campaign_id, ad_id, segment, click_win, due_win, count) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (campaign_id, a["ad_id"], seg.name, window, window + d, int(c))
+                        for d, c in enumerate(np.bincount(delays))
+                        if c > 0
+                    ],
+                )
+
+    def _cumulative(self, cur: sqlite3.Cursor, camp: sqlite3.Row, window: int) -> list[AdInsight]:
+        campaign_id = camp["campaign_id"]
+        order = {s.name: i for i, s in enumerate(self._segments(camp))}
+        conv = {
+            (r["ad_id"], r["segment"]): int(r["n"])
+            for r in cur.execute(
+                "SELECT ad_id, segment, SUM(count) AS n FROM conversions "
+                "WHERE campaign_id = ? AND due_win <= ? GROUP BY ad_id, segment",
+                (campaign_id, window),
+            )
+        }
+        rows = cur.execute(
+            "SELECT d.ad_id, ads.asset_id, d.segment, SUM(d.impressions) AS impressions, "
+            "SUM(d.clicks) AS clicks FROM deliveries d JOIN ads ON ads.ad_id = d.ad_id "
+            "WHERE d.campaign_id = ? AND d.win <= ? GROUP BY d.ad_id, d.segment",
+            (campaign_id, window),
+        ).fetchall()
+        out = [
+            AdInsight(
+                ad_id=r["ad_id"],
+                asset_id=r["asset_id"],
+                segment=r["segment"],
+                impressions=int(r["impressions"]),
+                clicks=int(r["clicks"]),
+                conversions=conv.get((r["ad_id"], r["segment"]), 0),
+            )
+            for r in rows
+        ]
+        out.sort(key=lambda i: (i.ad_id, order.get(i.segment, len(order))))
+        return out
+
+
+def create_app(scenario: Scenario, state_path: Path | None = None) -> FastAPI:
+    """The sandbox platform as an ASGI app. Raises InputError if `state_path` exists and is
+    not a sandbox state file."""
+    store = _Store(scenario, state_path)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.close()
+
+    app = FastAPI(
+        title="faceloop sandbox ad platform (a fake)",
+        description="A simulated ad platform for offline, reproducible campaigns. "
+        "It reports counts only; the simulated audience's true rates never leave it.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+
+    # Handlers are plain functions: FastAPI runs them in its thread pool, and the store's
+    # lock and SQLite transactions make concurrent requests safe.
+
+    @app.get("/health")
+    def health() -> Health:
+        return Health(status="ok", platform=PLATFORM, scenario=scenario.name)
+
+    @app.put("/campaigns/{campaign_id}")
+    def ensure_campaign(campaign_id: CampaignId, body: CampaignBody) -> CampaignOut:
+        return store.ensure_campaign(campaign_id, body.segments)
+
+    @app.post("/campaigns/{campaign_id}/ads")
+    def deploy(campaign_id: CampaignId, spec: AdSpec, response: Response) -> AdDeployment:
+        if spec.campaign_id != campaign_id:
+            raise HTTPException(
+                422,
+                f"body campaign_id {spec.campaign_id!r} differs from the path's {campaign_id!r}",
+            )
+        deployment, created = store.deploy(spec)
+        response.status_code = 201 if created else 200
+        return deployment
+
+    @app.get("/campaigns/{campaign_id}/ads")
+    def list_ads(campaign_id: CampaignId) -> list[AdDeployment]:
+        return store.list_ads(campaign_id)
+
+    @app.post("/campaigns/{campaign_id}/ads/{ad_id}/pause")
+    def pause(campaign_id: CampaignId, ad_id: str) -> AdDeployment:
+        return store.pause(campaign_id, ad_id)
+
+    @app.put("/campaigns/{campaign_id}/windows/{window}/allocation")
+    def set_allocation(
+        campaign_id: CampaignId, window: Window, body: AllocationBody
+    ) -> AllocationOut:
+        return store.set_allocation(campaign_id, window, body.impressions)
+
+    @app.get("/campaigns/{campaign_id}/windows/{window}/insights")
+    def insights(campaign_id: CampaignId, window: Window) -> InsightsOut:
+        return store.insights(campaign_id, window)
+
+    return app
+
+
+def serve(
+    scenario_path: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    state_path: str | Path | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Run the sandbox platform with uvicorn until interrupted (blocks)."""
+    import uvicorn
+
+    scenario = load_scenario(scenario_path)
+    app = create_app(scenario, None if state_path is None else Path(state_path))
+    uvicorn.run(app, host=host, port=port, log_level=log_level)
+
+
+__all__ = ["PLATFORM", "create_app", "serve"]
