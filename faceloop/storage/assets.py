@@ -41,7 +41,9 @@ class AssetStore:
     def put_image(self, rgb: np.ndarray) -> tuple[str, str]:
         """Store an HxWx3 uint8 RGB array as PNG."""
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise FaceloopError(f"put_image wants an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+            raise FaceloopError(
+                f"put_image wants an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}"
+            )
         buf = io.BytesIO()
         # PNG without timestamps: identical pixels give identical bytes, so identical ids
         Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
