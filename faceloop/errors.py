@@ -16,7 +16,9 @@ class InputError(FaceloopError):
         self.source = source
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source} is invalid ({len(problems)} problem(s)); nothing was started:\n{lines}")
+        super().__init__(
+            f"{source} is invalid ({len(problems)} problem(s)); nothing was started:\n{lines}"
+        )
 
     @classmethod
     def from_validation(cls, source: str, err: ValidationError) -> InputError:

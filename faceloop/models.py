@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,15 +27,17 @@ Lighting = Literal["soft", "studio", "natural", "golden_hour", "dramatic"]
 Background = Literal["white", "grey", "blue", "warm", "green", "outdoor", "office"]
 Framing = Literal["close_up", "head_shoulders", "half_body"]
 Style = Literal["photo", "editorial", "illustration"]
-MonkTone = Annotated[int, Field(ge=1, le=10, description="Monk Skin Tone scale, 1 (lightest) to 10")]
+MonkTone = Annotated[
+    int, Field(ge=1, le=10, description="Monk Skin Tone scale, 1 (lightest) to 10")
+]
 
-AGE_BANDS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-EXPRESSIONS: tuple[str, ...] = ("neutral", "smile", "laugh", "serious", "surprised")
-GENDER_PRESENTATIONS: tuple[str, ...] = ("feminine", "masculine", "androgynous")
-LIGHTINGS: tuple[str, ...] = ("soft", "studio", "natural", "golden_hour", "dramatic")
-BACKGROUNDS: tuple[str, ...] = ("white", "grey", "blue", "warm", "green", "outdoor", "office")
-FRAMINGS: tuple[str, ...] = ("close_up", "head_shoulders", "half_body")
-STYLES: tuple[str, ...] = ("photo", "editorial", "illustration")
+AGE_BANDS: tuple[AgeBand, ...] = get_args(AgeBand)
+EXPRESSIONS: tuple[Expression, ...] = get_args(Expression)
+GENDER_PRESENTATIONS: tuple[GenderPresentation, ...] = get_args(GenderPresentation)
+LIGHTINGS: tuple[Lighting, ...] = get_args(Lighting)
+BACKGROUNDS: tuple[Background, ...] = get_args(Background)
+FRAMINGS: tuple[Framing, ...] = get_args(Framing)
+STYLES: tuple[Style, ...] = get_args(Style)
 
 CATEGORICAL_FIELDS: dict[str, tuple[str, ...]] = {
     "age_band": AGE_BANDS,
@@ -93,7 +95,12 @@ class SearchSpace(Model):
     style: list[Style] = Field(default_factory=lambda: list(STYLES))
 
     @field_validator(
-        "age_band", "expression", "gender_presentation", "lighting", "background", "framing",
+        "age_band",
+        "expression",
+        "gender_presentation",
+        "lighting",
+        "background",
+        "framing",
         "style",
     )
     @classmethod
@@ -287,8 +294,17 @@ class KpiObservation(Model):
 
 
 Stage = Literal[
-    "starting", "propose", "plan", "generate", "guard", "decide", "deploy", "observe", "learn",
-    "done", "blocked",
+    "starting",
+    "propose",
+    "plan",
+    "generate",
+    "guard",
+    "decide",
+    "deploy",
+    "observe",
+    "learn",
+    "done",
+    "blocked",
 ]
 
 

@@ -25,15 +25,23 @@ class Settings(BaseSettings):
     )
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
     temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
-    task_queue: str = Field(default="faceloop", description="task queue of orchestration + io activities")
-    gpu_task_queue: str = Field(default="faceloop-gpu", description="task queue of generation activities")
-    cpu_task_queue: str = Field(default="faceloop-cpu", description="task queue of guardrail activities")
+    task_queue: str = Field(
+        default="faceloop", description="task queue of orchestration + io activities"
+    )
+    gpu_task_queue: str = Field(
+        default="faceloop-gpu", description="task queue of generation activities"
+    )
+    cpu_task_queue: str = Field(
+        default="faceloop-cpu", description="task queue of guardrail activities"
+    )
     database_url: str | None = Field(
         default=None,
         description="SQLAlchemy URL of the catalog, audit log and Optuna study; "
         "unset: sqlite file in the data dir (use postgresql+psycopg://... at scale)",
     )
-    asset_root: str | None = Field(default=None, description="asset store folder; unset: <home>/assets")
+    asset_root: str | None = Field(
+        default=None, description="asset store folder; unset: <home>/assets"
+    )
     generator: str = Field(default="dcgan", description="generator backend name")
     sandbox_port: int = Field(default=8765, description="port of the embedded sandbox ad platform")
     sandbox_url: str | None = Field(
@@ -44,7 +52,9 @@ class Settings(BaseSettings):
         description="scenario YAML of the sandbox audience; unset: examples/scenarios/smooth.yaml",
     )
     optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, random")
-    playbook: Path | None = Field(default=None, description="governance playbook YAML; unset: the default")
+    playbook: Path | None = Field(
+        default=None, description="governance playbook YAML; unset: the default"
+    )
 
     @property
     def resolved_home(self) -> Path:

@@ -1,0 +1,329 @@
+"""The `faceloop` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faceloop.errors import FaceloopError
+from faceloop.models import CampaignState
+from faceloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from temporalio.client import Client
+
+    from faceloop.models import Brief, CampaignConfig
+    from faceloop.workflows.worker import Queue
+
+app = typer.Typer(
+    help="faceloop: run AI-face ad campaigns as a durable, governed closed loop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+EXAMPLE_BRIEF = Path(__file__).resolve().parent.parent / "examples" / "brief.yaml"
+
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except FaceloopError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted: everything this command started was stopped[/yellow]")
+        raise typer.Exit(130) from None
+
+
+def _progress_printer() -> Callable[[CampaignState], None]:
+    t0 = time.monotonic()
+
+    def show(state: CampaignState) -> None:
+        last = state.history[-1] if state.history else None
+        counts = ""
+        if last is not None:
+            decided = [v.decision.value for v in last.variants if v.decision]
+            counts = (
+                f" | round {last.round + 1}: {decided.count('deploy')} deployed, "
+                f"{decided.count('block')} blocked, "
+                f"{int(sum(last.allocation.values())):,} impressions"
+            )
+        if state.winner is not None:
+            w = state.winner
+            counts += f" | best so far {w.clicks / max(w.impressions, 1):.2%} CTR"
+        console.print(
+            f"[dim]{time.monotonic() - t0:6.1f}s[/dim] "
+            f"round {state.round + 1}/{state.config.rounds} [bold]{state.stage}[/bold]{counts}"
+        )
+
+    return show
+
+
+@app.command()
+def demo(
+    brief: Annotated[Path, typer.Option(help="brief YAML/JSON")] = EXAMPLE_BRIEF,
+    out: Annotated[Path, typer.Option(help="where report.html and report.json go")] = Path(
+        "faceloop-out"
+    ),
+    rounds: Annotated[int | None, typer.Option(help="override the brief's rounds")] = None,
+    variants: Annotated[int | None, typer.Option(help="override variants per round")] = None,
+) -> None:
+    """Run a whole campaign on the embedded stack (Temporal dev server, worker, sandbox ad
+    platform), write the report, and stop everything it started."""
+    from faceloop.briefs import load_brief_and_config
+
+    settings = get_settings()
+    try:
+        b, config = load_brief_and_config(brief)
+    except FaceloopError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if rounds is not None:
+        config.rounds = rounds
+    if variants is not None:
+        config.variants_per_round = variants
+    _run(_demo(settings, b, config, out))
+
+
+async def _demo(
+    settings: Settings, brief: Brief, config: CampaignConfig, out: Path
+) -> CampaignState:
+    from faceloop.service import follow, submit, write_report
+    from faceloop.stack import embedded_stack
+    from faceloop.workflows.worker import Resources, build_workers
+
+    console.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
+    async with embedded_stack(settings) as (stack, client):
+        console.print(
+            f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | worker in-process"
+        )
+        res = Resources.open(stack.effective_settings())
+        workers = build_workers(client, res)
+        try:
+            async with contextlib.AsyncExitStack() as es:
+                for worker in workers:
+                    await es.enter_async_context(worker)
+                handle = await submit(client, res.settings, brief, config)
+                console.print(f"campaign [bold]{handle.id}[/bold] submitted")
+                state = await follow(handle, _progress_printer())
+        finally:
+            await res.aclose()
+    json_path, html_path = write_report(settings, state.campaign_id, out)
+    if state.winner is not None:
+        w = state.winner
+        console.print(
+            f"[green]winner[/green] {w.variant_id}: "
+            f"{w.clicks}/{w.impressions} clicks, params {w.params.model_dump()}"
+        )
+    console.print(f"report: {html_path}\n        {json_path}")
+    return state
+
+
+@app.command()
+def up(
+    queues: Annotated[str, typer.Option(help="worker queues: main,gpu,cpu")] = "main,gpu,cpu",
+) -> None:
+    """Start the embedded stack and a worker in the foreground until Ctrl-C."""
+    settings = get_settings()
+    _run(_up(settings, _parse_queues(queues)))
+
+
+def _parse_queues(text: str) -> list[Queue]:
+    from faceloop.workflows.worker import ALL_QUEUES
+
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    qs = [q for q in ALL_QUEUES if q in names]
+    bad = [q for q in names if q not in ALL_QUEUES]
+    if bad or not qs:
+        raise typer.BadParameter(
+            f"unknown queue(s) {bad}; choose from {', '.join(ALL_QUEUES)}", param_hint="--queues"
+        )
+    return qs
+
+
+async def _up(settings: Settings, queues: list[Queue]) -> None:
+    from faceloop.stack import embedded_stack
+
+    async with embedded_stack(settings) as (stack, client):
+        console.print(
+            f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | "
+            f"data {settings.resolved_home}\n"
+            f"submit from another shell with:\n"
+            f"  FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} "
+            f"FACELOOP_SANDBOX_URL={stack.sandbox_url} faceloop submit examples/brief.yaml\n"
+            "Ctrl-C stops everything."
+        )
+        await _serve_workers(stack.effective_settings(), client, queues)
+
+
+async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:
+    from faceloop.workflows.worker import Resources, build_workers
+
+    res = Resources.open(settings)
+    try:
+        workers = build_workers(client, res, queues)
+        await asyncio.gather(*(w.run() for w in workers))
+    finally:
+        await res.aclose()
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="queues to serve: main,gpu,cpu")] = "main,gpu,cpu",
+) -> None:
+    """Run a worker against FACELOOP_TEMPORAL_ADDRESS (GPU machines: --queues gpu)."""
+    settings = get_settings()
+    if not settings.temporal_address:
+        err.print(
+            "[red]error:[/red] FACELOOP_TEMPORAL_ADDRESS is not set: a worker joins a running "
+            "server (start one with `faceloop up`)"
+        )
+        raise typer.Exit(2)
+    qs = _parse_queues(queues)
+
+    async def main() -> None:
+        from faceloop.workflows.worker import connect
+
+        client = await connect(settings)
+        console.print(f"worker on {settings.temporal_address}, queues {qs}")
+        await _serve_workers(settings, client, qs)
+
+    _run(main())
+
+
+def _require_server(settings: Settings) -> None:
+    if not settings.temporal_address:
+        err.print(
+            "[red]error:[/red] FACELOOP_TEMPORAL_ADDRESS is not set: start the stack with "
+            "`faceloop up` (it prints the address) or use `faceloop demo`"
+        )
+        raise typer.Exit(2)
+
+
+@app.command()
+def submit(
+    brief: Annotated[Path, typer.Argument(help="brief YAML/JSON")],
+    wait: Annotated[bool, typer.Option(help="follow progress until the campaign ends")] = False,
+) -> None:
+    """Validate a brief and start its campaign on the running stack."""
+    from faceloop.briefs import load_brief_and_config
+    from faceloop.playbooks.schema import load_playbook
+
+    settings = get_settings()
+    try:
+        b, config = load_brief_and_config(brief)
+        playbook = load_playbook(settings.playbook)
+    except FaceloopError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    _require_server(settings)
+
+    async def main() -> None:
+        from faceloop.service import follow
+        from faceloop.service import submit as do_submit
+        from faceloop.workflows.worker import connect
+
+        client = await connect(settings)
+        handle = await do_submit(client, settings, b, config, playbook)
+        console.print(f"campaign [bold]{handle.id}[/bold] submitted")
+        if wait:
+            await follow(handle, _progress_printer())
+
+    _run(main())
+
+
+@app.command()
+def status(
+    campaign: Annotated[str | None, typer.Argument(help="campaign id; omit to list all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show campaigns from the catalog (and live progress when a server is reachable)."""
+    from faceloop.storage.catalog import Catalog
+
+    settings = get_settings()
+    catalog = Catalog(settings.resolved_database_url)
+    try:
+        rows = catalog.list_campaigns() if campaign is None else [catalog.get_campaign(campaign)]
+        if campaign is not None and rows[0] is None:
+            err.print(f"[red]error:[/red] no campaign {campaign!r} in the catalog")
+            raise typer.Exit(2)
+        data: list[dict[str, Any]] = [
+            {
+                "campaign_id": r.campaign_id,
+                "product": r.brief.product,
+                "status": r.status,
+                "round": r.round,
+                "rounds": r.config.rounds,
+                "variants": len(catalog.variants(r.campaign_id)),
+                "updated_at": r.updated_at.isoformat(),
+            }
+            for r in rows
+            if r is not None
+        ]
+    finally:
+        catalog.close()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table("campaign", "product", "status", "round", "variants", "updated")
+    for d in data:
+        table.add_row(
+            str(d["campaign_id"]),
+            str(d["product"]),
+            str(d["status"]),
+            f"{int(d['round']) + 1}/{d['rounds']}",
+            str(d["variants"]),
+            str(d["updated_at"])[:19],
+        )
+    console.print(table)
+
+
+@app.command()
+def report(
+    campaign: Annotated[str, typer.Argument(help="campaign id")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("faceloop-out"),
+) -> None:
+    """Write report.html and report.json for a campaign from the catalog."""
+    from faceloop.service import write_report
+
+    settings = get_settings()
+    try:
+        json_path, html_path = write_report(settings, campaign, out)
+    except FaceloopError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"report: {html_path}\n        {json_path}")
+
+
+@app.command()
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the effective settings, where each came from, and what it does."""
+    rows = get_settings().effective()
+    if as_json:
+        typer.echo(json.dumps({r[0]: {"value": r[1], "source": r[2]} for r in rows}, indent=2))
+        return
+    table = Table("setting", "value", "source", "help")
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+if __name__ == "__main__":
+    app()

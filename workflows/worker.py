@@ -1,0 +1,133 @@
+"""Builds the workers: orchestration + io on the main queue, generation on the GPU queue,
+guardrails on the CPU queue. One process can run all three (the embedded default) or any
+subset (`faceloop worker --queues gpu` on a GPU machine)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from faceloop.agents.activities import PlannerActivities
+from faceloop.connectors.activities import ConnectorActivities
+from faceloop.connectors.base import AdConnector
+from faceloop.connectors.registry import get_connector
+from faceloop.generators.activities import GeneratorActivities
+from faceloop.guardrails.activities import GuardrailActivities
+from faceloop.guardrails.base import Guardrail
+from faceloop.optimizer import Optimizer
+from faceloop.playbooks.schema import Playbook
+from faceloop.settings import Settings
+from faceloop.storage.assets import AssetStore
+from faceloop.storage.catalog import Catalog
+from faceloop.workflows.activities import CampaignActivities
+from faceloop.workflows.campaign import CampaignWorkflow
+
+Queue = Literal["main", "gpu", "cpu"]
+ALL_QUEUES: tuple[Queue, ...] = ("main", "gpu", "cpu")
+
+
+async def connect(settings: Settings, address: str | None = None) -> Client:
+    target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    return await Client.connect(
+        target, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+    )
+
+
+def optuna_url(settings: Settings) -> str:
+    # Optuna keeps its own tables; on SQLite a file of its own avoids lock contention with
+    # the catalog, on PostgreSQL it shares the database
+    if settings.database_url:
+        return settings.database_url
+    return f"sqlite:///{settings.resolved_home / 'optuna.db'}"
+
+
+def _guardrails_for(playbook: Playbook) -> list[Guardrail]:
+    from faceloop.guardrails.quality import FaceQualityGuardrail
+
+    q = playbook.quality
+    return [FaceQualityGuardrail(min_score=q.min_face_score, max_faces=q.max_faces)]
+
+
+@dataclass
+class Resources:
+    """Clients the activities hold; closed when the workers stop."""
+
+    settings: Settings
+    catalog: Catalog
+    store: AssetStore
+    connectors: dict[str, AdConnector] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings) -> Resources:
+        settings.resolved_home.mkdir(parents=True, exist_ok=True)
+        return cls(
+            settings=settings,
+            catalog=Catalog(settings.resolved_database_url),
+            store=AssetStore(settings.resolved_asset_root),
+        )
+
+    def connector(self, name: str) -> AdConnector:
+        if name not in self.connectors:
+            self.connectors[name] = get_connector(name, self.settings)
+        return self.connectors[name]
+
+    async def aclose(self) -> None:
+        for c in self.connectors.values():
+            await c.aclose()
+        self.catalog.close()
+
+
+def build_workers(
+    client: Client, res: Resources, queues: Iterable[Queue] = ALL_QUEUES
+) -> list[Worker]:
+    s = res.settings
+    executor = ThreadPoolExecutor(max_workers=4)
+    workers = []
+    queues = list(queues)
+    if "main" in queues:
+        campaign = CampaignActivities(res.catalog, Optimizer(optuna_url(s), s.optuna_sampler))
+        connectors = ConnectorActivities(res.connector, res.catalog)
+        planner = PlannerActivities()
+        workers.append(
+            Worker(
+                client,
+                task_queue=s.task_queue,
+                workflows=[CampaignWorkflow],
+                activities=[
+                    campaign.start_campaign,
+                    campaign.propose,
+                    campaign.decide,
+                    campaign.record_review,
+                    campaign.learn,
+                    campaign.finish,
+                    planner.plan,
+                    connectors.deploy,
+                    connectors.retire,
+                    connectors.observe,
+                ],
+                activity_executor=executor,
+            )
+        )
+    if "gpu" in queues:
+        from faceloop.generators.registry import get_generator
+
+        gen = GeneratorActivities(get_generator(s.generator), res.store, res.catalog)
+        workers.append(
+            Worker(
+                client,
+                task_queue=s.gpu_task_queue,
+                activities=[gen.generate],
+                # one generation batch at a time: it saturates the device (or the CPU) alone
+                max_concurrent_activities=1,
+            )
+        )
+    if "cpu" in queues:
+        guard = GuardrailActivities(_guardrails_for, res.store, res.catalog)
+        workers.append(Worker(client, task_queue=s.cpu_task_queue, activities=[guard.guard]))
+    return workers
