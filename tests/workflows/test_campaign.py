@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from optuna.trial import TrialState
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -176,17 +176,27 @@ async def test_worker_crash_mid_round_loses_nothing(
     try:
         handle = await submit(client, settings, brief, config)
         killed_at = None
-        for _ in range(1200):
+        seen: list[tuple[int, str]] = []
+        deadline = asyncio.get_running_loop().time() + 120
+        while killed_at is None and asyncio.get_running_loop().time() < deadline:
             state = await query_status(handle)
+            if state is not None and (state.round, state.stage) not in seen:
+                seen.append((state.round, state.stage))
             if state is not None and state.round == 0 and state.stage in ("deploy", "observe"):
                 killed_at = state.stage
                 first.send_signal(signal.SIGKILL)
                 first.wait(10)
-                break
             await asyncio.sleep(0.05)
-        assert killed_at is not None, "never saw the campaign reach deploy/observe"
+        log.flush()
+        worker_log = (settings.resolved_home / "worker.log").read_text()[-3000:]
+        assert killed_at is not None, (
+            f"never saw round 0 reach deploy/observe; saw {seen}\nworker log:\n{worker_log}"
+        )
         second = start_worker()
-        final = await asyncio.wait_for(handle.result(), timeout=150)
+        try:
+            final = await asyncio.wait_for(handle.result(), timeout=150)
+        except WorkflowFailureError as exc:
+            raise AssertionError(f"campaign failed: {exc.cause!r}") from exc
         assert final.stage == "done"
     finally:
         for p in (first, second):
