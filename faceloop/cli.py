@@ -33,7 +33,6 @@ app = typer.Typer(
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
-EXAMPLE_BRIEF = Path(__file__).resolve().parent.parent / "examples" / "brief.yaml"
 
 
 T = TypeVar("T")
@@ -76,7 +75,9 @@ def _progress_printer() -> Callable[[CampaignState], None]:
 
 @app.command()
 def demo(
-    brief: Annotated[Path, typer.Option(help="brief YAML/JSON")] = EXAMPLE_BRIEF,
+    brief: Annotated[
+        Path | None, typer.Option(help="brief YAML/JSON; default: the shipped examples/brief.yaml")
+    ] = None,
     out: Annotated[Path, typer.Option(help="where report.html and report.json go")] = Path(
         "faceloop-out"
     ),
@@ -87,9 +88,11 @@ def demo(
     platform), write the report, and stop everything it started."""
     from faceloop.briefs import load_brief_and_config
 
+    from faceloop.examples import example_path
+
     settings = get_settings()
     try:
-        b, config = load_brief_and_config(brief)
+        b, config = load_brief_and_config(brief or example_path("brief.yaml"))
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -224,9 +227,11 @@ def submit(
     from faceloop.briefs import load_brief_and_config
     from faceloop.playbooks.schema import load_playbook
 
+    from faceloop.examples import example_path
+
     settings = get_settings()
     try:
-        b, config = load_brief_and_config(brief)
+        b, config = load_brief_and_config(brief or example_path("brief.yaml"))
         playbook = load_playbook(settings.playbook)
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")

@@ -21,7 +21,6 @@ from temporalio.client import Client
 from faceloop.errors import StackError
 from faceloop.settings import Settings
 
-REPO_SCENARIO = Path(__file__).resolve().parent.parent / "examples" / "scenarios" / "smooth.yaml"
 
 
 def free_port() -> int:
@@ -49,7 +48,9 @@ def temporal_binary() -> str:
 
 
 def default_scenario(settings: Settings) -> Path:
-    path = settings.sandbox_scenario or REPO_SCENARIO
+    from faceloop.examples import example_path
+
+    path = settings.sandbox_scenario or example_path("scenarios", "smooth.yaml")
     if not path.exists():
         raise StackError(
             f"sandbox scenario {path} not found: set FACELOOP_SANDBOX_SCENARIO to a scenario YAML "

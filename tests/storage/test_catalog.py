@@ -368,3 +368,19 @@ def test_unreachable_database_says_where_and_what_to_do(tmp_path: Path) -> None:
     (tmp_path / "dir.db").mkdir()  # a folder where the SQLite file should be
     with pytest.raises(FaceloopError, match="cannot open the catalog"):
         Catalog(f"sqlite:///{tmp_path / 'dir.db'}")
+
+
+def test_seeds_and_counts_beyond_32_bits_round_trip(catalog: Catalog) -> None:
+    # seeds are 32-bit unsigned (stable_seed) or wider: a signed INTEGER column overflows
+    big = 2**40 + 7
+    v = variant(90).model_copy(
+        update={
+            "seed": big,
+            "asset": asset(90).model_copy(update={"seed": big}),
+            "impressions": big,
+        }
+    )
+    catalog.upsert_variant(v)
+    got = catalog.get_variant("v90")
+    assert got is not None and got.seed == big and got.asset is not None
+    assert got.asset.seed == big and got.impressions == big

@@ -15,8 +15,9 @@ import pytest_asyncio
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from faceloop.examples import example_path
 from faceloop.settings import Settings
-from faceloop.stack import REPO_SCENARIO, free_port, port_open, temporal_binary
+from faceloop.stack import free_port, port_open, temporal_binary
 
 
 @pytest_asyncio.fixture(scope="session")
@@ -42,7 +43,7 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "-m",
             "faceloop.connectors.sandbox_platform",
             "--scenario",
-            str(REPO_SCENARIO),
+            str(example_path("scenarios", "smooth.yaml")),
             "--port",
             str(port),
             "--state",
@@ -69,12 +70,21 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, temporal_env: WorkflowEnvironment, sandbox_url: str) -> Settings:
+def database_url() -> str | None:
+    """The catalog + Optuna database; None: SQLite files in the data dir (the default)."""
+    return None
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, temporal_env: WorkflowEnvironment, sandbox_url: str, database_url: str | None
+) -> Settings:
     """Settings for one test: its own data dir and task queues, the shared server/sandbox."""
     q = uuid.uuid4().hex[:8]
     target = temporal_env.client.service_client.config.target_host
     return Settings(
         home=tmp_path / "home",
+        database_url=database_url,
         temporal_address=target,
         sandbox_url=sandbox_url,
         task_queue=f"main-{q}",

@@ -61,6 +61,12 @@ async def sandbox_ads(settings: Settings, campaign_id: str) -> list[str]:
         await conn.aclose()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """The end-to-end test runs on the embedded default and on the at-scale database."""
+    return None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+
+
 async def test_two_round_campaign_end_to_end(
     temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
 ) -> None:

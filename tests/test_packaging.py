@@ -1,0 +1,54 @@
+"""The wheel maps every top-level folder to faceloop.<name> and ships the data it needs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = tmp_path.glob("faceloop-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for expected in [
+        "faceloop/cli.py",
+        "faceloop/agents/planner.py",
+        "faceloop/workflows/campaign.py",
+        "faceloop/workflows/worker.py",
+        "faceloop/generators/dcgan.py",
+        "faceloop/guardrails/quality.py",
+        "faceloop/connectors/sandbox_platform/app.py",
+        "faceloop/playbooks/default.yaml",
+        "faceloop/examples/brief.yaml",
+        "faceloop/examples/scenarios/smooth.yaml",
+    ]:
+        assert expected in names, expected
+    assert not any(n.startswith(("agents/", "workflows/", "tests/")) for n in names)
+
+    # import from the unpacked wheel, not from the editable checkout
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    code = (
+        "import faceloop.workflows.campaign as c, faceloop.examples as e, faceloop.playbooks as p;"
+        "print(c.__file__); print(e.example_path('brief.yaml').exists()); print(p.load_playbook().name)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    ).stdout.split()
+    assert out[0].startswith(str(site)), out
+    assert out[1:] == ["True", "default"]
