@@ -34,7 +34,6 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-
 T = TypeVar("T")
 
 
@@ -87,7 +86,6 @@ def demo(
     """Run a whole campaign on the embedded stack (Temporal dev server, worker, sandbox ad
     platform), write the report, and stop everything it started."""
     from faceloop.briefs import load_brief_and_config
-
     from faceloop.examples import example_path
 
     settings = get_settings()
@@ -227,11 +225,9 @@ def submit(
     from faceloop.briefs import load_brief_and_config
     from faceloop.playbooks.schema import load_playbook
 
-    from faceloop.examples import example_path
-
     settings = get_settings()
     try:
-        b, config = load_brief_and_config(brief or example_path("brief.yaml"))
+        b, config = load_brief_and_config(brief)
         playbook = load_playbook(settings.playbook)
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")

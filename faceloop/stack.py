@@ -22,7 +22,6 @@ from faceloop.errors import StackError
 from faceloop.settings import Settings
 
 
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -41,7 +41,8 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
     zipfile.ZipFile(wheel).extractall(site)
     code = (
         "import faceloop.workflows.campaign as c, faceloop.examples as e, faceloop.playbooks as p;"
-        "print(c.__file__); print(e.example_path('brief.yaml').exists()); print(p.load_playbook().name)"
+        "print(c.__file__); print(e.example_path('brief.yaml').exists());"
+        "print(p.load_playbook().name)"
     )
     out = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
