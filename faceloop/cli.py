@@ -29,7 +29,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
 )
+bench_app = typer.Typer(
+    help="Measure speed, memory and quality on this machine; results go to docs/benchmarks.md.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(bench_app, name="bench")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
@@ -43,7 +50,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, or SIGTERM (which the embedded stack turns into a cancellation)
         err.print("[yellow]interrupted: everything this command started was stopped[/yellow]")
         raise typer.Exit(130) from None
 
@@ -63,7 +71,11 @@ def _progress_printer() -> Callable[[CampaignState], None]:
             )
         if state.winner is not None:
             w = state.winner
-            counts += f" | best so far {w.clicks / max(w.impressions, 1):.2%} CTR"
+            if state.brief.kpi_goal == "conversions":
+                rate = 1000 * w.conversions / max(w.impressions, 1)
+                counts += f" | best so far {rate:.2f} conversions per 1k impressions"
+            else:
+                counts += f" | best so far {w.clicks / max(w.impressions, 1):.2%} CTR"
         console.print(
             f"[dim]{time.monotonic() - t0:6.1f}s[/dim] "
             f"round {state.round + 1}/{state.config.rounds} [bold]{state.stage}[/bold]{counts}"
@@ -83,8 +95,12 @@ def demo(
     rounds: Annotated[int | None, typer.Option(help="override the brief's rounds")] = None,
     variants: Annotated[int | None, typer.Option(help="override variants per round")] = None,
 ) -> None:
-    """Run a whole campaign on the embedded stack (Temporal dev server, worker, sandbox ad
-    platform), write the report, and stop everything it started."""
+    """Run a whole campaign on an embedded stack started for it, then write the report.
+
+    Starts the Temporal dev server, the sandbox ad platform and a worker on 127.0.0.1, runs
+    the brief, writes report.html and report.json, and stops everything it started (also on
+    Ctrl-C).
+    """
     from faceloop.briefs import load_brief_and_config
     from faceloop.examples import example_path
 
@@ -165,8 +181,8 @@ async def _up(settings: Settings, queues: list[Queue]) -> None:
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | "
             f"data {settings.resolved_home}\n"
             f"submit from another shell with:\n"
-            f"  FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} "
-            f"FACELOOP_SANDBOX_URL={stack.sandbox_url} faceloop submit examples/brief.yaml\n"
+            f"  FACELOOP_HOME={settings.resolved_home} "
+            f"FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} faceloop submit BRIEF --wait\n"
             "Ctrl-C stops everything."
         )
         await _serve_workers(stack.effective_settings(), client, queues)
@@ -253,7 +269,7 @@ def status(
     campaign: Annotated[str | None, typer.Argument(help="campaign id; omit to list all")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show campaigns from the catalog (and live progress when a server is reachable)."""
+    """Show campaigns from the catalog: status, round and variant count."""
     from faceloop.storage.catalog import Catalog
 
     settings = get_settings()
@@ -281,15 +297,16 @@ def status(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
-    table = Table("campaign", "product", "status", "round", "variants", "updated")
+    table = Table("product", "status", "round", "variants", "updated")
+    table.add_column("campaign", no_wrap=True)
     for d in data:
         table.add_row(
-            str(d["campaign_id"]),
             str(d["product"]),
             str(d["status"]),
             f"{int(d['round']) + 1}/{d['rounds']}",
             str(d["variants"]),
-            str(d["updated_at"])[:19],
+            str(d["updated_at"])[:16].replace("T", " "),
+            str(d["campaign_id"]),
         )
     console.print(table)
 
@@ -320,10 +337,26 @@ def config(
     if as_json:
         typer.echo(json.dumps({r[0]: {"value": r[1], "source": r[2]} for r in rows}, indent=2))
         return
-    table = Table("setting", "value", "source", "help")
-    for r in rows:
-        table.add_row(*r)
-    console.print(table)
+    for name, value, source, help_text in rows:
+        shown = "(unset)" if value == "None" else value
+        console.print(f"[bold]{name}[/bold]={shown}  [dim]({source}) {help_text}[/dim]")
+
+
+def _register_subcommands() -> None:
+    """Each subpackage owns its commands (generate, check, plan, bench ...) in its cli.py."""
+    import importlib
+
+    for module in ("faceloop.generators.cli", "faceloop.guardrails.cli", "faceloop.agents.cli"):
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app, bench_app)
+
+
+_register_subcommands()
 
 
 if __name__ == "__main__":

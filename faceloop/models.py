@@ -9,7 +9,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 
 class Model(BaseModel):
@@ -153,13 +160,25 @@ class Persona(Model):
     )
 
 
+def _iso_market(m: str) -> str:
+    if len(m) != 2 or not m.isascii() or not m.isalpha() or not m.isupper():
+        raise ValueError(
+            f"market {m!r} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. DE)"
+        )
+    return m
+
+
+# validated per item, so an error names the index (markets.2) a person has to fix
+MarketCode = Annotated[str, AfterValidator(_iso_market)]
+
+
 class Brief(Model):
     """What a marketer submits. Text fields are data for the planner, never instructions."""
 
     product: str = Field(min_length=1, max_length=200)
     message: str = Field(min_length=1, max_length=1000)
     audience: list[AudienceSegment] = Field(min_length=1, max_length=20)
-    markets: list[str] = Field(min_length=1, description="ISO 3166-1 alpha-2 country codes")
+    markets: list[MarketCode] = Field(min_length=1, description="ISO 3166-1 alpha-2 country codes")
     channels: list[Channel] = Field(default_factory=lambda: [Channel.sandbox], min_length=1)
     tone: str = Field(default="friendly", max_length=200)
     budget_impressions: int = Field(
@@ -170,18 +189,6 @@ class Brief(Model):
     persona: Persona | None = None
     search_space: SearchSpace = Field(default_factory=SearchSpace)
     submitted_by: str = Field(default="marketer", min_length=1, max_length=128)
-
-    @field_validator("markets")
-    @classmethod
-    def _iso_markets(cls, v: list[str]) -> list[str]:
-        out = []
-        for m in v:
-            if len(m) != 2 or not m.isalpha() or not m.isupper():
-                raise ValueError(
-                    f"market {m!r} is not an ISO 3166-1 alpha-2 code (two capital letters, e.g. DE)"
-                )
-            out.append(m)
-        return out
 
     @model_validator(mode="after")
     def _segment_shares(self) -> Brief:

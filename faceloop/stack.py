@@ -197,15 +197,21 @@ async def embedded_stack(
     from faceloop.workflows.worker import connect
 
     stack = EmbeddedStack(settings, fresh_ports=fresh_ports)
-    # SIGTERM (e.g. from a supervisor) takes the same clean-up path as Ctrl-C
-    previous = signal.getsignal(signal.SIGTERM)
-    with contextlib.suppress(ValueError):
-        signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    # SIGTERM (a supervisor, `kill`) takes the same path as Ctrl-C under asyncio.run: the
+    # main task is cancelled, so workers shut down while the server they talk to still runs,
+    # and only then is the stack stopped
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    handled = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            handled = True
     try:
         await stack.start()
         client = await connect(settings, stack.temporal_address)
         yield stack, client
     finally:
         stack.stop()
-        with contextlib.suppress(ValueError):
-            signal.signal(signal.SIGTERM, previous)
+        if handled:
+            loop.remove_signal_handler(signal.SIGTERM)

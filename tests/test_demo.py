@@ -78,7 +78,8 @@ def test_demo_writes_the_report_and_stops_everything(tmp_path: Path) -> None:
     assert _processes_mentioning(str(home)) == []
 
 
-def test_ctrl_c_stops_the_stack(tmp_path: Path) -> None:
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_interrupt_stops_the_stack(tmp_path: Path, sig: signal.Signals) -> None:
     home = tmp_path / "home"
     proc = subprocess.Popen(
         [sys.executable, "-m", "faceloop.cli", "demo", "--out", str(tmp_path / "out")],
@@ -97,7 +98,7 @@ def test_ctrl_c_stops_the_stack(tmp_path: Path) -> None:
     assert any("submitted" in line for line in lines), "".join(lines)
     # the stack's own processes are running now
     assert len(_processes_mentioning(str(home))) >= 2
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(lines) + rest
     assert "interrupted" in rest

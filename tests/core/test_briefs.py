@@ -45,7 +45,7 @@ campaign:
     for path in [
         "product",
         "audience.0.name",
-        "markets",
+        "markets.0",
         "budget_impressions",
         "kpi_goal",
         "search_space.skin_tone",

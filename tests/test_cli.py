@@ -1,0 +1,63 @@
+"""The CLI as a person meets it: help on every command, clear errors, nothing half-done."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from faceloop.cli import app
+
+runner = CliRunner()
+COMMANDS = ["demo", "up", "worker", "submit", "status", "report", "config"]
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("FACELOOP_TEMPORAL_ADDRESS", "FACELOOP_DATABASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("FACELOOP_HOME", str(tmp_path / "home"))
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_config_shows_effective_values_and_sources(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACELOOP_GENERATOR", "dcgan")
+    data = json.loads(runner.invoke(app, ["config", "--json"]).output)
+    assert data["FACELOOP_GENERATOR"] == {"value": "dcgan", "source": "env"}
+    assert data["FACELOOP_OPTUNA_SAMPLER"]["source"] == "default"
+
+
+def test_submit_rejects_a_bad_brief_with_paths_before_touching_a_server(tmp_path: Path) -> None:
+    bad = tmp_path / "b.yaml"
+    bad.write_text("product: x\nmarkets: [de]\nbudget_impressions: 0\n")
+    result = runner.invoke(app, ["submit", str(bad)])
+    assert result.exit_code == 2
+    for path in ("message", "audience", "markets.0", "budget_impressions"):
+        assert path in result.output
+    assert "nothing was started" in result.output
+    assert not (tmp_path / "home").exists()
+
+
+def test_submit_without_a_server_says_how_to_start_one() -> None:
+    example = Path(__file__).resolve().parents[1] / "examples" / "brief.yaml"
+    result = runner.invoke(app, ["submit", str(example)])
+    assert result.exit_code == 2 and "faceloop up" in result.output
+
+
+def test_status_and_report_on_an_empty_catalog() -> None:
+    assert json.loads(runner.invoke(app, ["status", "--json"]).output) == []
+    result = runner.invoke(app, ["report", "no-such-campaign"])
+    assert result.exit_code == 2 and "not in the catalog" in result.output
+
+
+def test_worker_rejects_unknown_queue(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FACELOOP_TEMPORAL_ADDRESS", "127.0.0.1:1")
+    result = runner.invoke(app, ["worker", "--queues", "gpu,tpu"])
+    assert result.exit_code == 2 and "tpu" in result.output
