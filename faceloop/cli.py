@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -56,7 +57,7 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
-def _progress_printer() -> Callable[[CampaignState], None]:
+def _progress_printer(con: Console) -> Callable[[CampaignState], None]:
     t0 = time.monotonic()
 
     def show(state: CampaignState) -> None:
@@ -76,7 +77,7 @@ def _progress_printer() -> Callable[[CampaignState], None]:
                 counts += f" | best so far {rate:.2f} conversions per 1k impressions"
             else:
                 counts += f" | best so far {w.clicks / max(w.impressions, 1):.2%} CTR"
-        console.print(
+        con.print(
             f"[dim]{time.monotonic() - t0:6.1f}s[/dim] "
             f"round {state.round + 1}/{state.config.rounds} [bold]{state.stage}[/bold]{counts}"
         )
@@ -114,19 +115,19 @@ def demo(
         config.rounds = rounds
     if variants is not None:
         config.variants_per_round = variants
-    _run(_demo(settings, b, config, out))
+    _run(_demo(settings, b, config, out, console))
 
 
 async def _demo(
-    settings: Settings, brief: Brief, config: CampaignConfig, out: Path
+    settings: Settings, brief: Brief, config: CampaignConfig, out: Path, con: Console
 ) -> CampaignState:
     from faceloop.service import follow, submit, write_report
     from faceloop.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
 
-    console.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
+    con.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
     async with embedded_stack(settings) as (stack, client):
-        console.print(
+        con.print(
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | worker in-process"
         )
         res = Resources.open(stack.effective_settings())
@@ -136,18 +137,18 @@ async def _demo(
                 for worker in workers:
                     await es.enter_async_context(worker)
                 handle = await submit(client, res.settings, brief, config)
-                console.print(f"campaign [bold]{handle.id}[/bold] submitted")
-                state = await follow(handle, _progress_printer())
+                con.print(f"campaign [bold]{handle.id}[/bold] submitted")
+                state = await follow(handle, _progress_printer(con))
         finally:
             await res.aclose()
     json_path, html_path = write_report(settings, state.campaign_id, out)
     if state.winner is not None:
         w = state.winner
-        console.print(
+        con.print(
             f"[green]winner[/green] {w.variant_id}: "
             f"{w.clicks}/{w.impressions} clicks, params {w.params.model_dump()}"
         )
-    console.print(f"report: {html_path}\n        {json_path}")
+    con.print(f"report: {html_path}\n        {json_path}")
     return state
 
 
@@ -259,7 +260,7 @@ def submit(
         handle = await do_submit(client, settings, b, config, playbook)
         console.print(f"campaign [bold]{handle.id}[/bold] submitted")
         if wait:
-            await follow(handle, _progress_printer())
+            await follow(handle, _progress_printer(console))
 
     _run(main())
 
@@ -340,6 +341,41 @@ def config(
     for name, value, source, help_text in rows:
         shown = "(unset)" if value == "None" else value
         console.print(f"[bold]{name}[/bold]={shown}  [dim]({source}) {help_text}[/dim]")
+
+
+@bench_app.command("demo")
+def bench_demo(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+) -> None:
+    """Time `faceloop demo` end to end (3 rounds of 6 variants) in a fresh data dir.
+
+    Reports wall seconds from stack start to report written, the campaign's own seconds,
+    and peak resident memory of this process (the worker runs in-process).
+    """
+    import resource
+    import tempfile
+
+    from faceloop.briefs import load_brief_and_config
+    from faceloop.examples import example_path
+
+    brief, config = load_brief_and_config(example_path("brief.yaml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home")
+        t0 = time.perf_counter()
+        with open(os.devnull, "w") as devnull:
+            state = _run(_demo(settings, brief, config, Path(tmp) / "out", Console(file=devnull)))
+        wall = time.perf_counter() - t0
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "rounds": config.rounds,
+        "variants_per_round": config.variants_per_round,
+        "kpi_window_seconds": config.kpi_window_seconds,
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mib": round(rss_mib, 1),
+        "status": state.stage,
+        "cpu_count": os.cpu_count(),
+    }
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 
 def _register_subcommands() -> None:

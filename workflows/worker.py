@@ -4,7 +4,7 @@ subset (`faceloop worker --queues gpu` on a GPU machine)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -84,7 +84,10 @@ class Resources:
 
 
 def build_workers(
-    client: Client, res: Resources, queues: Iterable[Queue] = ALL_QUEUES
+    client: Client,
+    res: Resources,
+    queues: Iterable[Queue] = ALL_QUEUES,
+    guardrails: Callable[[Playbook], list[Guardrail]] | None = None,
 ) -> list[Worker]:
     s = res.settings
     executor = ThreadPoolExecutor(max_workers=4)
@@ -128,6 +131,6 @@ def build_workers(
             )
         )
     if "cpu" in queues:
-        guard = GuardrailActivities(_guardrails_for, res.store, res.catalog)
+        guard = GuardrailActivities(guardrails or _guardrails_for, res.store, res.catalog)
         workers.append(Worker(client, task_queue=s.cpu_task_queue, activities=[guard.guard]))
     return workers
