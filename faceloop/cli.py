@@ -330,6 +330,86 @@ def report(
 
 
 @app.command()
+def schedule(
+    campaign: Annotated[str, typer.Argument(help="campaign id (see `faceloop status`)")],
+    every: Annotated[
+        str | None, typer.Option(help="run an optimisation round this often: 6h, 30m, 1d")
+    ] = None,
+    pause: Annotated[bool, typer.Option("--pause", help="stop firing until resumed")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="fire again")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="remove the schedule")] = False,
+    note: Annotated[str, typer.Option(help="why (kept on the schedule)")] = "",
+) -> None:
+    """Run optimisation rounds on a live campaign on a Temporal Schedule.
+
+    `--every 6h` creates the schedule (or changes its interval); `--pause`, `--resume` and
+    `--delete` act on it; `faceloop schedules` lists them. Each firing runs one round (propose,
+    generate, guard, decide, deploy, observe, learn) on the campaign's live incumbents.
+    """
+    from faceloop import schedules
+
+    chosen = [
+        flag
+        for flag, on in (
+            ("--every", every),
+            ("--pause", pause),
+            ("--resume", resume),
+            ("--delete", delete),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        err.print("[red]error:[/red] give exactly one of --every, --pause, --resume, --delete")
+        raise typer.Exit(2)
+    settings = get_settings()
+    _require_server(settings)
+
+    async def main() -> None:
+        from faceloop.workflows.worker import connect
+
+        client = await connect(settings)
+        if every:
+            interval = schedules.parse_every(every)
+            sid = await schedules.create_or_update(client, settings, campaign, interval)
+            console.print(f"schedule [bold]{sid}[/bold]: a round every {interval}")
+        elif pause or resume:
+            await schedules.set_paused(client, campaign, pause, note or "via faceloop cli")
+            console.print(f"schedule for {campaign} {'paused' if pause else 'resumed'}")
+        else:
+            await schedules.delete(client, campaign)
+            console.print(f"schedule for {campaign} deleted")
+
+    _run(main())
+
+
+@app.command("schedules")
+def list_schedules(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List the optimisation schedules on the running server."""
+    import dataclasses
+
+    from faceloop import schedules
+
+    settings = get_settings()
+    _require_server(settings)
+
+    async def main() -> list[schedules.ScheduleRow]:
+        from faceloop.workflows.worker import connect
+
+        return await schedules.list_schedules(await connect(settings))
+
+    rows = _run(main())
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    table = Table("campaign", "every", "paused", "rounds fired", "next run")
+    for r in rows:
+        table.add_row(r.campaign_id, r.every, str(r.paused), str(r.actions), r.next_run[:19])
+    console.print(table)
+
+
+@app.command()
 def config(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:

@@ -7,6 +7,7 @@ from pydantic import Field
 from faceloop.models import (
     Brief,
     CampaignConfig,
+    CampaignState,
     Decision,
     GuardrailReport,
     KpiObservation,
@@ -15,6 +16,15 @@ from faceloop.models import (
     Variant,
 )
 from faceloop.playbooks.schema import Playbook
+
+
+class CampaignInput(CampaignState):
+    """CampaignWorkflow's argument: the state carried from the previous run, the playbook,
+    and where generation and guardrail activities run."""
+
+    playbook: Playbook
+    gpu_task_queue: str = "faceloop-gpu"
+    cpu_task_queue: str = "faceloop-cpu"
 
 
 class StartCampaignInput(Model):
@@ -84,6 +94,10 @@ class ReviewDecision(Model):
     reason: str
 
 
+class ReviewInput(ReviewDecision):
+    """A compliance reviewer's vote on an escalated variant (the `review` update)."""
+
+
 class DeployInput(Model):
     campaign_id: str
     round: int
@@ -139,3 +153,11 @@ class FinishInput(Model):
     round: int
     winner: Variant | None = None
     reason: str = ""
+
+
+class ScheduledRoundInput(Model):
+    """What a schedule's action carries: which live campaign to optimise one more round."""
+
+    campaign_id: str
+    gpu_task_queue: str = "faceloop-gpu"
+    cpu_task_queue: str = "faceloop-cpu"

@@ -5,19 +5,24 @@ from __future__ import annotations
 import asyncio
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from faceloop.errors import FaceloopError
 from faceloop.messages import (
+    CampaignInput,
     DecideInput,
     FinishInput,
     LearnInput,
     LearnOutput,
     ProposeInput,
     ReviewDecision,
+    ScheduledRoundInput,
     StartCampaignInput,
     VariantsPayload,
 )
 from faceloop.models import Decision, KpiGoal, Variant
 from faceloop.optimizer import ArmStats, Optimizer, posterior_mean, stable_seed, successes
+from faceloop.playbooks.schema import Playbook
 from faceloop.storage.catalog import Catalog
 
 
@@ -30,9 +35,53 @@ def kpi_value(goal: KpiGoal, v: Variant) -> float:
 
 
 class CampaignActivities:
-    def __init__(self, catalog: Catalog, optimizer: Optimizer) -> None:
+    def __init__(
+        self, catalog: Catalog, optimizer: Optimizer, playbook: Playbook | None = None
+    ) -> None:
         self.catalog = catalog
         self.optimizer = optimizer
+        # scheduled rounds run under the worker's configured playbook
+        self.playbook = playbook
+
+    @activity.defn
+    async def next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
+        return await asyncio.to_thread(self._next_round_input, inp)
+
+    def _next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
+        row = self.catalog.get_campaign(inp.campaign_id)
+        if row is None:
+            raise ApplicationError(
+                f"campaign {inp.campaign_id!r} is not in the catalog: delete its schedule",
+                type="UnknownCampaign",
+                non_retryable=True,
+            )
+        if row.status not in ("done", "running"):
+            raise ApplicationError(
+                f"campaign {inp.campaign_id!r} is {row.status}: only live campaigns are optimised",
+                type="CampaignNotLive",
+                non_retryable=True,
+            )
+        live = [v for v in self.catalog.variants(inp.campaign_id) if v.live and v.ad_id]
+        next_round = row.round + 1
+        per_round = row.config.impressions_per_round or max(
+            row.brief.budget_impressions // row.config.rounds, 1
+        )
+        # one more round, with the campaign's per-round budget (not its budget over rounds+1)
+        config = row.config.model_copy(
+            update={"rounds": next_round + 1, "impressions_per_round": per_round}
+        )
+        if self.playbook is None:
+            raise FaceloopError("scheduled rounds need the worker's playbook")
+        return CampaignInput(
+            campaign_id=inp.campaign_id,
+            brief=row.brief,
+            config=config,
+            round=next_round,
+            live=live,
+            playbook=self.playbook,
+            gpu_task_queue=inp.gpu_task_queue,
+            cpu_task_queue=inp.cpu_task_queue,
+        )
 
     @activity.defn
     async def start_campaign(self, inp: StartCampaignInput) -> None:

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.generators.activities import GeneratorActivities
     from faceloop.guardrails.activities import GuardrailActivities
     from faceloop.messages import (
+        CampaignInput,
         DecideInput,
         DeployInput,
         FinishInput,
@@ -29,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         PlanInput,
         ProposeInput,
         RetireInput,
-        ReviewDecision,
+        ReviewInput,
         StartCampaignInput,
     )
     from faceloop.models import CampaignState, Decision, RoundSummary, Stage, Variant
@@ -50,18 +51,6 @@ SHORT = timedelta(seconds=30)
 PLATFORM = timedelta(minutes=10)
 HEARTBEAT = timedelta(seconds=15)
 HISTORY_KEPT = 5
-
-
-class CampaignInput(CampaignState):
-    """The workflow argument: the state carried from the previous run, plus the playbook."""
-
-    playbook: Playbook
-    gpu_task_queue: str = "faceloop-gpu"
-    cpu_task_queue: str = "faceloop-cpu"
-
-
-class ReviewInput(ReviewDecision):
-    """A compliance reviewer's vote on an escalated variant."""
 
 
 @workflow.defn
@@ -262,19 +251,8 @@ class CampaignWorkflow:
         ]
         state.winner = learned.winner
 
-        if rnd + 1 >= config.rounds:
-            return await self._finish(state, "done", "")
-
-        state.round = rnd + 1
-        state.live = learned.incumbents
-        state.stage = "propose"
-        # the retired ads are paused by the next round's deploy, not here: no I/O in workflows
-        next_input = CampaignInput(
-            **state.model_dump(),
-            playbook=playbook,
-            gpu_task_queue=inp.gpu_task_queue,
-            cpu_task_queue=inp.cpu_task_queue,
-        )
+        # the ads that did not stay are paused now, also after the last round: a finished
+        # campaign keeps only its incumbents live, ready for scheduled rounds
         if learned.retire:
             await workflow.execute_activity_method(
                 ConnectorActivities.retire,
@@ -285,6 +263,18 @@ class CampaignWorkflow:
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=RETRY,
             )
+        state.live = learned.incumbents
+        if rnd + 1 >= config.rounds:
+            return await self._finish(state, "done", "")
+
+        state.round = rnd + 1
+        state.stage = "propose"
+        next_input = CampaignInput(
+            **state.model_dump(),
+            playbook=playbook,
+            gpu_task_queue=inp.gpu_task_queue,
+            cpu_task_queue=inp.cpu_task_queue,
+        )
         workflow.continue_as_new(next_input)
 
     async def _escalations(self, variants: list[Variant], playbook: Playbook) -> list[Variant]:

@@ -21,12 +21,13 @@ from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
 from faceloop.optimizer import Optimizer
-from faceloop.playbooks.schema import Playbook
+from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.activities import CampaignActivities
 from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 
 Queue = Literal["main", "gpu", "cpu"]
 ALL_QUEUES: tuple[Queue, ...] = ("main", "gpu", "cpu")
@@ -94,16 +95,19 @@ def build_workers(
     workers = []
     queues = list(queues)
     if "main" in queues:
-        campaign = CampaignActivities(res.catalog, Optimizer(optuna_url(s), s.optuna_sampler))
+        campaign = CampaignActivities(
+            res.catalog, Optimizer(optuna_url(s), s.optuna_sampler), load_playbook(s.playbook)
+        )
         connectors = ConnectorActivities(res.connector, res.catalog)
         planner = PlannerActivities()
         workers.append(
             Worker(
                 client,
                 task_queue=s.task_queue,
-                workflows=[CampaignWorkflow],
+                workflows=[CampaignWorkflow, OptimizationRoundWorkflow],
                 activities=[
                     campaign.start_campaign,
+                    campaign.next_round_input,
                     campaign.propose,
                     campaign.decide,
                     campaign.record_review,
