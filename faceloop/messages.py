@@ -12,6 +12,7 @@ from faceloop.models import (
     GuardrailReport,
     KpiObservation,
     Model,
+    Persona,
     PromptPlan,
     Variant,
 )
@@ -71,6 +72,9 @@ class GuardInput(Model):
     round: int
     playbook: Playbook
     variants: list[Variant]
+    persona: Persona | None = Field(
+        default=None, description="a consented persona every variant must stay close to"
+    )
 
 
 class GuardOutput(Model):

@@ -307,6 +307,7 @@ Stage = Literal[
     "generate",
     "guard",
     "decide",
+    "sign",
     "deploy",
     "observe",
     "learn",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -54,6 +54,30 @@ class Settings(BaseSettings):
     optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, random")
     playbook: Path | None = Field(
         default=None, description="governance playbook YAML; unset: the default"
+    )
+    identity_key: SecretStr | None = Field(
+        default=None,
+        description="Fernet key that encrypts the identity gallery at rest "
+        "(`faceloop identity key` makes one); keep it in a secret store",
+    )
+    identity_gallery: Path | None = Field(
+        default=None,
+        description="encrypted identity gallery file; unset: <home>/identity/gallery.enc",
+    )
+    c2pa_cert: Path | None = Field(
+        default=None,
+        description="PEM chain (signing cert first) for C2PA manifests; unset: the local one "
+        "made by `faceloop keys init` in <home>/keys",
+    )
+    c2pa_key: Path | None = Field(
+        default=None, description="PEM private key of the C2PA signing cert; unset: <home>/keys"
+    )
+    c2pa_trust_anchors: Path | None = Field(
+        default=None,
+        description="PEM file of trusted root certs for `faceloop verify`; unset: the local CA",
+    )
+    watermark_method: str = Field(
+        default="dwtDctSvd", description="invisible watermark: dwtDctSvd, dwtDct or rivaGan"
     )
 
     @property

@@ -1,17 +1,35 @@
-"""Guardrail activities; they run on the CPU task queue."""
+"""Guardrail activities; they run on the CPU task queue.
+
+`guard` judges a batch (per-image checks + the batch bias audit); `sign` watermarks and
+C2PA-signs approved variants, writing new assets. A file that is not a decodable image is
+a business rejection (non-retryable ApplicationError), never a worker crash.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Callable
 
+import numpy as np
+from PIL import Image
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from faceloop.errors import FaceloopError
 from faceloop.guardrails.base import GuardContext, Guardrail
-from faceloop.messages import GuardInput, GuardOutput
-from faceloop.models import GuardrailReport
+from faceloop.guardrails.chain import Item, run_chain
+from faceloop.guardrails.imageio import BadImageError, decode_image
+from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
+from faceloop.guardrails.settings import GuardrailSettings
+from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
+from faceloop.messages import GuardInput, GuardOutput, VariantsPayload
+from faceloop.models import Asset, Variant
+from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+
+Progress = Callable[[int, int], None]
 
 
 class GuardrailActivities:
@@ -20,36 +38,133 @@ class GuardrailActivities:
         guardrails: Callable[..., list[Guardrail]],
         store: AssetStore,
         catalog: Catalog,
+        signer: Callable[[], Signer] | None = None,
     ) -> None:
         # a factory, because thresholds come from the campaign's playbook
         self.guardrails = guardrails
         self.store = store
         self.catalog = catalog
+        self._signer_factory = signer
+        self._signer: Signer | None = None
 
-    @activity.defn
-    async def guard(self, inp: GuardInput) -> GuardOutput:
+    @staticmethod
+    def _progress() -> Progress:
         loop = asyncio.get_running_loop()
 
         def progress(done: int, total: int) -> None:
             loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
 
-        return await asyncio.to_thread(self._guard, inp, progress)
+        return progress
 
-    def _guard(self, inp: GuardInput, progress: Callable[[int, int], None]) -> GuardOutput:
-        checks = self.guardrails(inp.playbook)
-        reports = []
-        for i, v in enumerate(inp.variants):
-            assert v.asset is not None, "guard needs generated variants"
-            rgb = self.store.get_image(v.asset.uri)
+    @activity.defn
+    async def guard(self, inp: GuardInput) -> GuardOutput:
+        return await asyncio.to_thread(self._guard, inp, self._progress())
+
+    @activity.defn
+    async def sign(self, inp: VariantsPayload) -> VariantsPayload:
+        return await asyncio.to_thread(self._sign, inp, self._progress())
+
+    def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
+        if v.asset is None:
+            raise ApplicationError(
+                f"variant {v.variant_id} has no asset; generate it first",
+                type="MissingAsset",
+                non_retryable=True,
+            )
+        data = self.store.get_bytes(v.asset.uri)
+        try:
+            return data, decode_image(data, f"asset {v.asset.asset_id} of {v.variant_id}")
+        except BadImageError as exc:
+            raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from None
+
+    def _guard(self, inp: GuardInput, progress: Progress) -> GuardOutput:
+        guards = self.guardrails(inp.playbook)
+        persona = getattr(inp, "persona", None)
+        items = []
+        for v in inp.variants:
+            data, rgb = self._load(v)
+            assert v.asset is not None
             ctx = GuardContext(
                 asset_id=v.asset.asset_id,
                 params=v.params,
                 min_resolution=inp.playbook.quality.min_resolution,
+                persona_id=getattr(persona, "persona_id", None),
             )
-            report = GuardrailReport(
-                asset_id=v.asset.asset_id, checks=[g.check(rgb, ctx) for g in checks]
-            )
+            items.append(Item(rgb=rgb, ctx=ctx, data=data, media_type=v.asset.media_type))
+        try:
+            reports = run_chain(guards, items, progress)
+        except BadImageError as exc:
+            raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from None
+        for v, report in zip(inp.variants, reports, strict=True):
             self.catalog.record_report(v.variant_id, report)
-            reports.append(report)
-            progress(i + 1, len(inp.variants))
         return GuardOutput(reports=reports)
+
+    def _sign(self, inp: VariantsPayload, progress: Progress) -> VariantsPayload:
+        if self._signer is None:
+            self._signer = (self._signer_factory or Signer.from_settings)()
+        out = []
+        for i, v in enumerate(inp.variants):
+            _data, rgb = self._load(v)
+            assert v.asset is not None
+            try:
+                signed = self._signer.sign(
+                    rgb, v.asset, v.disclosure, inp.campaign_id, v.variant_id
+                )
+            except FaceloopError as exc:
+                raise ApplicationError(str(exc), type="SignFailed", non_retryable=True) from None
+            asset_id, uri = self.store.put_bytes(signed, ".png")
+            self._signer.ledger.record(
+                {
+                    "payload": self._signer.payload(v.asset.asset_id),
+                    "asset_id": v.asset.asset_id,
+                    "signed_asset_id": asset_id,
+                    "variant_id": v.variant_id,
+                    "campaign_id": inp.campaign_id,
+                    "method": self._signer.method,
+                }
+            )
+            new = v.asset.model_copy(update={"asset_id": asset_id, "uri": uri})
+            out.append(v.model_copy(update={"asset": new}))
+            progress(i + 1, len(inp.variants))
+        return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+
+
+class Signer:
+    """Watermark + C2PA manifest for one asset; the embedded default makes local keys."""
+
+    def __init__(self, provenance: Provenance, ledger: Ledger, method: Method) -> None:
+        self.provenance = provenance
+        self.ledger = ledger
+        self.method = method
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Signer:
+        gs = GuardrailSettings(settings)
+        if gs.c2pa_cert is None and not gs.key_path.exists():
+            # the embedded default signs with local keys made on first use
+            init_keys(gs.keys_dir)
+        if gs.watermark_method not in METHODS:
+            raise FaceloopError(
+                f"FACELOOP_WATERMARK_METHOD={gs.watermark_method!r} is unknown; use one of "
+                f"{', '.join(METHODS)}"
+            )
+        prov = Provenance(gs.cert_path, gs.key_path, gs.anchors_path)
+        return cls(prov, Ledger(gs.ledger_path), gs.watermark_method)
+
+    def payload(self, asset_id: str) -> str:
+        return payload_for(asset_id)
+
+    def sign(
+        self, rgb: np.ndarray, asset: Asset, disclosure: str, campaign_id: str, variant_id: str
+    ) -> bytes:
+        marked = embed(rgb, self.payload(asset.asset_id), self.method)
+        buf = io.BytesIO()
+        Image.fromarray(marked, "RGB").save(buf, format="PNG", optimize=False)
+        return self.provenance.sign_created(
+            buf.getvalue(),
+            asset_id=asset.asset_id,
+            generator=asset.generator,
+            model_version=asset.model_version,
+            disclosure=disclosure or "AI-generated image",
+            extra={"campaign_id": campaign_id, "variant_id": variant_id, "seed": asset.seed},
+        )

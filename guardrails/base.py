@@ -18,6 +18,9 @@ class GuardContext(Model):
     asset_id: str
     params: FaceParams | None = None
     min_resolution: int = Field(default=256, ge=1, description="shorter side, in pixels")
+    persona_id: str | None = Field(
+        default=None, description="consented persona every face must stay close to"
+    )
 
 
 class Guardrail(abc.ABC):

@@ -1,9 +1,11 @@
-"""Face quality: is there exactly one clearly detectable face at a usable resolution?"""
+"""Face quality: one clearly detectable face at a usable resolution, no composite tell
+(a face much blurrier than its background), no blown highlights on skin."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
+import cv2
 import numpy as np
 
 from faceloop.models import CheckResult, Verdict
@@ -29,6 +31,8 @@ class FaceQualityGuardrail(Guardrail):
         min_score: float = 0.6,
         max_faces: int = 1,
         detector: FaceDetector | None = None,
+        min_sharpness_ratio: float = 0.15,
+        max_skin_clipping: float = 0.10,
     ) -> None:
         if not 0.0 < min_score <= 1.0:
             raise ValueError(f"min_score must lie in (0, 1], got {min_score}")
@@ -36,6 +40,8 @@ class FaceQualityGuardrail(Guardrail):
             raise ValueError(f"max_faces must be at least 1, got {max_faces}")
         self.min_score = min_score
         self.max_faces = max_faces
+        self.min_sharpness_ratio = min_sharpness_ratio
+        self.max_skin_clipping = max_skin_clipping
         self._detector = detector
 
     @property
@@ -66,6 +72,27 @@ class FaceQualityGuardrail(Guardrail):
             if verdict is Verdict.passed:
                 verdict = Verdict.escalate
 
+        sharp: dict[str, float] = {}
+        clipping = 0.0
+        if faces:
+            sharp = _sharpness(rgb, faces[0])
+            clipping = _skin_clipping(rgb, faces[0])
+            if sharp and sharp["ratio"] < self.min_sharpness_ratio:
+                # a sharp scene around a soft face is the tell of a pasted or swapped face
+                reasons.append(
+                    f"face is much softer than its background (sharpness ratio "
+                    f"{sharp['ratio']:.2f} < {self.min_sharpness_ratio}): possible composite"
+                )
+                if verdict is Verdict.passed:
+                    verdict = Verdict.escalate
+            if clipping > self.max_skin_clipping:
+                reasons.append(
+                    f"{clipping:.0%} of the skin is clipped to white "
+                    f"(more than {self.max_skin_clipping:.0%})"
+                )
+                if verdict is Verdict.passed:
+                    verdict = Verdict.escalate
+
         evidence: dict[str, object] = {
             "faces": [f.to_json() for f in faces],
             "near_misses": [f.to_json() for f in found if f.score < self.min_score],
@@ -75,9 +102,60 @@ class FaceQualityGuardrail(Guardrail):
             "face_share": round(_face_share(faces[0], width, height), 4) if faces else 0.0,
             "min_score": self.min_score,
             "min_resolution": ctx.min_resolution,
+            "sharpness": sharp,
+            "skin_clipping": round(clipping, 4),
+            "min_sharpness_ratio": self.min_sharpness_ratio,
+            "max_skin_clipping": self.max_skin_clipping,
             "reasons": reasons,
         }
+        if reasons:
+            evidence["reason"] = "; ".join(reasons)
         return self.result(verdict, best, evidence)
+
+
+def _box(face: Face, width: int, height: int) -> tuple[int, int, int, int]:
+    x, y, w, h = face.box
+    return (
+        int(max(0, x)),
+        int(max(0, y)),
+        int(min(width, x + w)),
+        int(min(height, y + h)),
+    )
+
+
+def _sharpness(rgb: np.ndarray, face: Face) -> dict[str, float]:
+    """Variance of the Laplacian inside the face box and outside it, and their ratio."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = _box(face, width, height)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return {}
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    lap = cv2.Laplacian(grey, cv2.CV_32F)
+    inside = np.zeros(grey.shape, bool)
+    inside[y0:y1, x0:x1] = True
+    if inside.all():
+        return {}
+    face_var = float(lap[inside].var())
+    bg_var = float(lap[~inside].var())
+    # a flat studio background has no texture: nothing to compare the face with
+    ratio = face_var / bg_var if bg_var > 25.0 else 1.0
+    return {"face": round(face_var, 1), "background": round(bg_var, 1), "ratio": round(ratio, 3)}
+
+
+def _skin_clipping(rgb: np.ndarray, face: Face) -> float:
+    """Share of skin-coloured pixels in the face box with a channel at 250 or more."""
+    height, width = rgb.shape[:2]
+    x0, y0, x1, y1 = _box(face, width, height)
+    crop = rgb[y0:y1, x0:x1]
+    if crop.size == 0:
+        return 0.0
+    ycc = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
+    # clipped skin turns white and leaves the skin chroma range, so count bright pixels
+    # whose chroma is skin or neutral
+    skinish = cv2.inRange(ycc, (0, 128, 70), (255, 185, 135)) > 0
+    clipped = crop.max(axis=2) >= 250
+    denom = int((skinish | clipped).sum())
+    return float((clipped & (skinish | (ycc[..., 0] >= 240))).sum() / denom) if denom else 0.0
 
 
 def _face_share(face: Face, width: int, height: int) -> float:

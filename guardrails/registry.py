@@ -13,11 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from importlib.metadata import EntryPoint, entry_points
+from typing import TYPE_CHECKING
 
 from faceloop.errors import FaceloopError, InputError
 
 from .base import Guardrail
+from .bias import BiasGuardrail
+from .identity import IdentityGuardrail
 from .quality import FaceQualityGuardrail
+from .safety import SafetyGuardrail
+
+if TYPE_CHECKING:
+    from faceloop.playbooks.schema import Playbook
+    from faceloop.settings import Settings
 
 ENTRY_POINT_GROUP = "faceloop.guardrails"
 
@@ -25,6 +33,9 @@ log = logging.getLogger(__name__)
 
 BUILTINS: dict[str, Callable[[], Guardrail]] = {
     FaceQualityGuardrail.name: FaceQualityGuardrail,
+    SafetyGuardrail.name: SafetyGuardrail,
+    IdentityGuardrail.name: IdentityGuardrail,
+    BiasGuardrail.name: BiasGuardrail,
 }
 
 # Built-ins run by default; installed plugins run too, since installing one is the opt-in.
@@ -88,5 +99,49 @@ def get_guardrail(name: str) -> Guardrail:
 def default_guardrails() -> list[Guardrail]:
     """The checks every creative goes through: the default built-ins and all plugins."""
     guards = [get_guardrail(n) for n in DEFAULT_BUILTINS]
+    guards += [_load_plugin(ep) for _, ep in sorted(_plugins().items())]
+    return guards
+
+
+def guardrails_for(
+    playbook: Playbook, with_identity: bool = True, settings: Settings | None = None
+) -> list[Guardrail]:
+    """The checks of the guard stage with the playbook's thresholds, plus installed plugins.
+
+    Quality, identity and bias share one face detection per image; safety and bias share
+    one NudeNet pass. The identity gallery is opened when FACELOOP_IDENTITY_KEY is set and a
+    gallery exists; without one, lookalike matching has nobody to match and says so.
+    """
+    from .identity import Gallery
+    from .safety import default_nudenet
+    from .settings import GuardrailSettings
+    from .vision import MemoDetector
+
+    detector = MemoDetector()
+    q, s, i = playbook.quality, playbook.safety, playbook.identity
+    gallery = None
+    gs = GuardrailSettings(settings)
+    if with_identity and gs.gallery_path.exists():
+        gallery = Gallery(gs.gallery_path, gs.identity_key_value())
+    guards: list[Guardrail] = [
+        FaceQualityGuardrail(
+            min_score=q.min_face_score,
+            max_faces=q.max_faces,
+            detector=detector,
+            min_sharpness_ratio=q.min_sharpness_ratio,
+            max_skin_clipping=q.max_skin_clipping,
+        ),
+        SafetyGuardrail(
+            block_labels=s.block_labels, escalate_labels=s.escalate_labels, min_score=s.min_score
+        ),
+        IdentityGuardrail(
+            gallery=gallery,
+            lookalike_threshold=i.lookalike_threshold,
+            persona_threshold=i.persona_threshold,
+            min_face_score=q.min_face_score,
+            detector=detector,
+        ),
+        BiasGuardrail(targets=playbook.bias, detector=detector, nudenet=default_nudenet()),
+    ]
     guards += [_load_plugin(ep) for _, ep in sorted(_plugins().items())]
     return guards

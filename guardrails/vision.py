@@ -132,3 +132,33 @@ def detect_faces(
 ) -> list[Face]:
     """Faces in an HxWx3 uint8 RGB image with score >= min_score, best first."""
     return default_detector().detect(rgb, min_score=min_score, max_side=max_side)
+
+
+class MemoDetector(FaceDetector):
+    """A detector that remembers its last answer per thread, so the checks of one chain
+    (quality, identity, bias) share one YuNet pass over the same array.
+
+    The memo is keyed by the array object and the arguments and holds a reference to the
+    array, so an id cannot be reused by another image; an array mutated in place between
+    checks is not supported (the chain never does that).
+    """
+
+    def __init__(self, base: FaceDetector | None = None) -> None:
+        self._base = base
+        self._memo = threading.local()
+
+    @property
+    def base(self) -> FaceDetector:
+        return self._base or default_detector()
+
+    def detect(
+        self, rgb: np.ndarray, min_score: float = 0.6, max_side: int = DEFAULT_MAX_SIDE
+    ) -> list[Face]:
+        last = getattr(self._memo, "last", None)
+        if last is not None and last[0] is rgb and last[1] == max_side and last[2] <= min_score:
+            return [f for f in last[3] if f.score >= min_score]
+        # detect once at a low floor; callers filter up to their own min_score
+        floor = min(min_score, 0.3)
+        faces = self.base.detect(rgb, min_score=floor, max_side=max_side)
+        self._memo.last = (rgb, max_side, floor, faces)
+        return [f for f in faces if f.score >= min_score]

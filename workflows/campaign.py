@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         RetireInput,
         ReviewInput,
         StartCampaignInput,
+        VariantsPayload,
     )
     from faceloop.models import CampaignState, Decision, RoundSummary, Stage, Variant
     from faceloop.playbooks.schema import Playbook
@@ -154,7 +155,13 @@ class CampaignWorkflow:
         self._stage("guard")
         guarded = await workflow.execute_activity_method(
             GuardrailActivities.guard,
-            GuardInput(campaign_id=cid, round=rnd, playbook=playbook, variants=generated.variants),
+            GuardInput(
+                campaign_id=cid,
+                round=rnd,
+                playbook=playbook,
+                variants=generated.variants,
+                persona=brief.persona,
+            ),
             task_queue=inp.cpu_task_queue,
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(seconds=60),
@@ -176,8 +183,24 @@ class CampaignWorkflow:
         )
         round_variants = await self._escalations(decided.variants, playbook)
 
-        self._stage("deploy")
+        # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
+        # asset (new content hash) and that is what the ad platform gets
         approved = [v for v in round_variants if v.decision == Decision.deploy]
+        if approved:
+            self._stage("sign")
+            signed = await workflow.execute_activity_method(
+                GuardrailActivities.sign,
+                VariantsPayload(campaign_id=cid, round=rnd, variants=approved),
+                task_queue=inp.cpu_task_queue,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RETRY,
+            )
+            by_id = {v.variant_id: v for v in signed.variants}
+            approved = [by_id[v.variant_id] for v in approved]
+            round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
+
+        self._stage("deploy")
         impressions = config.impressions_per_round or max(
             brief.budget_impressions // config.rounds, 1
         )

@@ -48,13 +48,6 @@ def optuna_url(settings: Settings) -> str:
     return f"sqlite:///{settings.resolved_home / 'optuna.db'}"
 
 
-def _guardrails_for(playbook: Playbook) -> list[Guardrail]:
-    from faceloop.guardrails.quality import FaceQualityGuardrail
-
-    q = playbook.quality
-    return [FaceQualityGuardrail(min_score=q.min_face_score, max_faces=q.max_faces)]
-
-
 @dataclass
 class Resources:
     """Clients the activities hold; closed when the workers stop."""
@@ -135,6 +128,16 @@ def build_workers(
             )
         )
     if "cpu" in queues:
-        guard = GuardrailActivities(guardrails or _guardrails_for, res.store, res.catalog)
-        workers.append(Worker(client, task_queue=s.cpu_task_queue, activities=[guard.guard]))
+        from faceloop.guardrails.activities import Signer
+        from faceloop.guardrails.registry import guardrails_for
+
+        guard = GuardrailActivities(
+            guardrails or (lambda pb: guardrails_for(pb, settings=s)),
+            res.store,
+            res.catalog,
+            signer=lambda: Signer.from_settings(s),
+        )
+        workers.append(
+            Worker(client, task_queue=s.cpu_task_queue, activities=[guard.guard, guard.sign])
+        )
     return workers

@@ -24,12 +24,14 @@ def test_defaults_are_the_quality_check(monkeypatch: pytest.MonkeyPatch) -> None
     _plugins(monkeypatch)
     guards = registry.default_guardrails()
     assert [type(g) for g in guards] == [FaceQualityGuardrail]
-    assert registry.guardrail_names() == ["quality"]
+    assert registry.guardrail_names() == ["quality", "safety", "identity", "bias"]
 
 
 def test_unknown_name_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch)
-    with pytest.raises(InputError, match=r"'nsfw' is not a known guardrail; known: quality"):
+    with pytest.raises(
+        InputError, match=r"'nsfw' is not a known guardrail; known: quality, safety"
+    ):
         registry.get_guardrail("nsfw")
 
 
@@ -37,7 +39,7 @@ def test_installed_plugins_run_by_default(monkeypatch: pytest.MonkeyPatch) -> No
     # A real Guardrail class named through an entry point, as a plugin package would.
     ep = EntryPoint("strict-quality", "faceloop.guardrails.quality:FaceQualityGuardrail", GROUP)
     _plugins(monkeypatch, ep)
-    assert registry.guardrail_names() == ["quality", "strict-quality"]
+    assert registry.guardrail_names()[-1] == "strict-quality"
     assert len(registry.default_guardrails()) == 2
     assert isinstance(registry.get_guardrail("strict-quality"), FaceQualityGuardrail)
 
