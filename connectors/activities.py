@@ -11,12 +11,12 @@ from faceloop.connectors.base import AdConnector, AdSpec
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
 from faceloop.models import KpiObservation
 from faceloop.optimizer import (
-    ArmStats,
-    split_impressions,
+    allocate,
+    arms_from_observations,
+    segment_shares,
     stable_seed,
-    successes,
-    thompson_allocation,
 )
+from faceloop.optimizer import per_variant as sum_segments
 from faceloop.storage.catalog import Catalog
 
 
@@ -67,15 +67,25 @@ class ConnectorActivities:
                         {"asset_id": asset.asset_id, "ad_id": dep.ad_id, "round": inp.round},
                     )
             live.append(v)
-        goal = inp.brief.kpi_goal
-        arms = [
-            ArmStats(v.variant_id, v.impressions, successes(goal, v.clicks, v.conversions))
-            for v in live
-        ]
-        shares = thompson_allocation(
-            arms, inp.config.exploration_floor, stable_seed(inp.campaign_id, inp.round)
+        # per-segment Thompson sampling on the observations so far (the bench runs the same)
+        shares = segment_shares(inp.brief)
+        stats = await asyncio.to_thread(
+            arms_from_observations,
+            self.catalog.observations(inp.campaign_id),
+            [v.variant_id for v in live],
+            list(shares),
+            inp.brief.kpi_goal,
+            inp.round - 1,
         )
-        per_variant = split_impressions(shares, inp.impressions)
+        by_segment = allocate(
+            stats,
+            shares,
+            inp.config.exploration_floor,
+            stable_seed(inp.campaign_id, inp.round),
+            inp.impressions,
+        )
+        # the sandbox takes one number per ad and splits it over segments by share
+        per_variant = sum_segments(by_segment)
         by_ad = {v.ad_id: per_variant[v.variant_id] for v in live if v.ad_id}
         await conn.set_allocation(inp.campaign_id, inp.round, by_ad)
         await asyncio.to_thread(

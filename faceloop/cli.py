@@ -95,6 +95,13 @@ def demo(
     ),
     rounds: Annotated[int | None, typer.Option(help="override the brief's rounds")] = None,
     variants: Annotated[int | None, typer.Option(help="override variants per round")] = None,
+    review_sla: Annotated[
+        float,
+        typer.Option(
+            help="seconds a flagged variant waits for a reviewer before the playbook's "
+            "on_expiry applies (the demo has no reviewer; the playbook's SLA is a day)"
+        ),
+    ] = 10.0,
 ) -> None:
     """Run a whole campaign on an embedded stack started for it, then write the report.
 
@@ -115,12 +122,18 @@ def demo(
         config.rounds = rounds
     if variants is not None:
         config.variants_per_round = variants
-    _run(_demo(settings, b, config, out, console))
+    _run(_demo(settings, b, config, out, console, review_sla))
 
 
 async def _demo(
-    settings: Settings, brief: Brief, config: CampaignConfig, out: Path, con: Console
+    settings: Settings,
+    brief: Brief,
+    config: CampaignConfig,
+    out: Path,
+    con: Console,
+    review_sla: float = 10.0,
 ) -> CampaignState:
+    from faceloop.playbooks.schema import load_playbook
     from faceloop.service import follow, submit, write_report
     from faceloop.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
@@ -136,7 +149,14 @@ async def _demo(
             async with contextlib.AsyncExitStack() as es:
                 for worker in workers:
                     await es.enter_async_context(worker)
-                handle = await submit(client, res.settings, brief, config)
+                playbook = load_playbook(settings.playbook)
+                if review_sla < playbook.escalation.sla_seconds:
+                    playbook.escalation.sla_seconds = review_sla
+                    con.print(
+                        f"flagged variants wait {review_sla:.0f}s for a reviewer, then "
+                        f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
+                    )
+                handle = await submit(client, res.settings, brief, config, playbook)
                 con.print(f"campaign [bold]{handle.id}[/bold] submitted")
                 state = await follow(handle, _progress_printer(con))
         finally:
@@ -462,14 +482,13 @@ def _register_subcommands() -> None:
     """Each subpackage owns its commands (generate, check, plan, bench ...) in its cli.py."""
     import importlib
 
-    for module in ("faceloop.generators.cli", "faceloop.guardrails.cli", "faceloop.agents.cli"):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-            continue
-        mod.register(app, bench_app)
+    for module in (
+        "faceloop.generators.cli",
+        "faceloop.guardrails.cli",
+        "faceloop.agents.cli",
+        "faceloop.optimize_cli",
+    ):
+        importlib.import_module(module).register(app, bench_app)
 
 
 _register_subcommands()

@@ -337,10 +337,43 @@ class CampaignConfig(Model):
         return self
 
 
+class VariantKpi(Model):
+    variant_id: str
+    round: int
+    impressions: int
+    clicks: int
+    conversions: int
+    rate: float = Field(description="clicks (ctr goal) or conversions per impression")
+    params: dict[str, str | int] = Field(default_factory=dict)
+
+
+class AnalystSummary(Model):
+    """A short plain-language summary of a round and the numbers it rests on."""
+
+    campaign_id: str
+    round: int
+    kpi_goal: KpiGoal
+    text: str
+    written_by: Literal["llm", "template"] = "template"
+    fallback_reason: str = ""
+    round_impressions: int = 0
+    round_successes: int = 0
+    round_rate: float | None = None
+    best: VariantKpi | None = None
+    worst: VariantKpi | None = None
+    variants: list[VariantKpi] = Field(default_factory=list)
+    completed_trials: int = 0
+    importances: dict[str, float] = Field(
+        default_factory=dict, description="Optuna parameter importances (sum 1); empty if too few"
+    )
+    importance_note: str = ""
+
+
 class RoundSummary(Model):
     round: int
     variants: list[Variant]
     allocation: dict[str, float] = Field(default_factory=dict)
+    analysis: AnalystSummary | None = None
 
 
 class CampaignState(Model):

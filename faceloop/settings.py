@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACELOOP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="FACELOOP_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(
         default=Path(".faceloop"),
@@ -42,7 +42,20 @@ class Settings(BaseSettings):
     asset_root: str | None = Field(
         default=None, description="asset store folder; unset: <home>/assets"
     )
-    generator: str = Field(default="dcgan", description="generator backend name")
+    generator: str = Field(
+        default="dcgan", description="generator backend name: dcgan, onnx, diffusers"
+    )
+    diffusers_model: str | None = Field(
+        default=None,
+        description="diffusers pipeline: a local folder or a hub id (SD 1.5 or SDXL) for "
+        "FACELOOP_GENERATOR=diffusers",
+    )
+    diffusers_steps: int | None = Field(
+        default=None, ge=1, description="denoising steps of the diffusers backend"
+    )
+    onnx_cache: Path | None = Field(
+        default=None, description="where the ONNX export of the CPU generator is cached"
+    )
     sandbox_port: int = Field(default=8765, description="port of the embedded sandbox ad platform")
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox platform; unset: start one"
@@ -51,7 +64,7 @@ class Settings(BaseSettings):
         default=None,
         description="scenario YAML of the sandbox audience; unset: examples/scenarios/smooth.yaml",
     )
-    optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, random")
+    optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, gp, cmaes, random")
     playbook: Path | None = Field(
         default=None, description="governance playbook YAML; unset: the default"
     )
@@ -79,6 +92,39 @@ class Settings(BaseSettings):
     watermark_method: str = Field(
         default="dwtDctSvd", description="invisible watermark: dwtDctSvd, dwtDct or rivaGan"
     )
+
+    llm_base_url: str | None = Field(
+        default=None,
+        description="base URL of an OpenAI-compatible API (vLLM, Ollama, llama.cpp server: "
+        "http://host:port/v1); unset with a model set: api.openai.com",
+    )
+    llm_model: str | None = Field(
+        default=None,
+        description="model name for the planner and analyst; unset: the deterministic planner",
+    )
+    # the key is never printed: SecretStr keeps it out of repr, logs and `faceloop config`
+    llm_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("FACELOOP_LLM_API_KEY", "OPENAI_API_KEY"),
+        description="API key (FACELOOP_LLM_API_KEY, else OPENAI_API_KEY); local servers need none",
+    )
+    llm_max_attempts: int = Field(
+        default=2, ge=1, le=5, description="LLM tries per planner node before the fallback"
+    )
+    llm_timeout_s: float = Field(default=60.0, gt=0, description="timeout of one LLM request")
+    llm_plan_budget_s: float = Field(
+        default=20.0,
+        gt=0,
+        description="wall-clock budget of the LLM calls of one plan; past it the "
+        "deterministic planner writes the rest (keep below the plan activity's timeout)",
+    )
+    llm_max_tokens: int = Field(
+        default=400, ge=32, le=4096, description="longest LLM reply, in tokens"
+    )
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_model)
 
     @property
     def resolved_home(self) -> Path:

@@ -2,16 +2,19 @@
 
 The network is the PyTorch DCGAN tutorial generator; its weights ship in the
 `gan-face-generate` wheel, whose own code pulls wandb and torchvision, so we rebuild the
-network here and only read the weights file. Face parameters the pixels can show (lighting,
-background, framing, skin tone, style) are applied after the forward pass with deterministic
-image operations; expression, age and gender presentation are not controllable by this
-network and are left alone rather than faked (see PROMPT_ONLY and docs/generators.md).
+network here and only read the weights file. Expression moves the latent along directions
+fitted on measured mouth geometry (generators/data/latent_directions.json, made by
+scripts/fit_directions.py); lighting, background, framing, skin tone and style are applied
+after the forward pass with deterministic image operations. Age and gender presentation are
+not controllable by this network and are left alone rather than faked (see PROMPT_ONLY and
+docs/generators.md).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +24,7 @@ import cv2
 import numpy as np
 
 from faceloop.errors import FaceloopError, GenerationError
-from faceloop.models import FaceParams
+from faceloop.models import EXPRESSIONS, FaceParams
 
 from .base import GenerationRequest, Generator, Progress
 
@@ -31,7 +34,8 @@ if TYPE_CHECKING:
 NZ = 100  # latent size
 NATIVE = 64  # side of the network's output, px
 WORK_MAX = 512  # largest side the post-processing works at
-POST_VERSION = "faceloop-post1"  # bump whenever the post-processing changes pixels
+POST_VERSION = "faceloop-post2"  # bump whenever the post-processing or directions change
+DIRECTIONS_FILE = Path(__file__).parent / "data" / "latent_directions.json"
 _INSTALL_HINT = "pip install --no-deps gan-face-generate"
 
 Float = np.ndarray  # HxWx3 float32 RGB in [0, 1]
@@ -86,6 +90,52 @@ def build_network() -> torch.nn.Sequential:
     )
 
 
+def load_network(path: Path) -> torch.nn.Sequential:
+    """The generator network with the shipped weights, in eval mode."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        weights = state["netG_state_dict"]
+        net = build_network()
+        # The checkpoint was saved from a module holding the Sequential as `main`.
+        net.load_state_dict({k.removeprefix("main."): v for k, v in weights.items()})
+    except (KeyError, RuntimeError) as exc:
+        raise GenerationError(
+            f"{path} does not hold the expected DCGAN generator weights ({exc}); "
+            f"reinstall with `{_INSTALL_HINT} --force-reinstall`"
+        ) from exc
+    return net.eval()
+
+
+# --------------------------------------------------------------------------- latent directions
+
+
+def load_expression_offsets(path: Path = DIRECTIONS_FILE) -> dict[str, np.ndarray]:
+    """Expression name -> latent offset (NZ floats), from the fitted directions file."""
+    try:
+        data = json.loads(path.read_text())
+        dirs = {k: np.asarray(v, np.float32) for k, v in data["directions"].items()}
+        offsets: dict[str, np.ndarray] = {}
+        for expr in EXPRESSIONS:
+            vec = np.zeros(NZ, np.float32)
+            for name, amount in data["offsets"].get(expr, {}).items():
+                vec += float(amount) * dirs[name]
+            offsets[expr] = vec
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise GenerationError(
+            f"the dcgan generator's latent directions ({path}) are missing or unreadable "
+            f"({exc}); regenerate them with `python scripts/fit_directions.py`"
+        ) from exc
+    bad = [k for k, v in offsets.items() if v.shape != (NZ,)]
+    if bad:
+        raise GenerationError(
+            f"{path}: offsets for {bad} are not {NZ} numbers long; regenerate the file with "
+            "`python scripts/fit_directions.py`"
+        )
+    return offsets
+
+
 # --------------------------------------------------------------------------- the generator
 
 
@@ -93,13 +143,12 @@ class DcganGenerator(Generator):
     """64 px DCGAN faces, upscaled and post-processed to honour the visible face parameters."""
 
     name: ClassVar[str] = "dcgan"
-    PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset(
-        {"expression", "age_band", "gender_presentation"}
-    )
+    PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset({"age_band", "gender_presentation"})
 
     def __init__(self) -> None:
         # Fail at construction, not at the first campaign round, when the weights are absent.
         self.weights_path = weights_path()
+        self.expression_offsets = load_expression_offsets()
         self.model_version = f"dcgan-digiface64-{_package_version()}+{POST_VERSION}"
         self._net: torch.nn.Sequential | None = None
         self._lock = threading.Lock()
@@ -107,31 +156,23 @@ class DcganGenerator(Generator):
     def _network(self) -> torch.nn.Sequential:
         with self._lock:
             if self._net is None:
-                import torch
-
-                state = torch.load(self.weights_path, map_location="cpu", weights_only=True)
-                try:
-                    weights = state["netG_state_dict"]
-                    net = build_network()
-                    # The checkpoint was saved from a module holding the Sequential as `main`.
-                    net.load_state_dict({k.removeprefix("main."): v for k, v in weights.items()})
-                except (KeyError, RuntimeError) as exc:
-                    raise GenerationError(
-                        f"{self.weights_path} does not hold the expected DCGAN generator "
-                        f"weights ({exc}); reinstall with `{_INSTALL_HINT} --force-reinstall`"
-                    ) from exc
-                self._net = net.eval()
+                self._net = load_network(self.weights_path)
             return self._net
 
-    def latents(self, seeds: list[int]) -> torch.Tensor:
-        """One N(0, 1) latent per seed, each from its own generator so batching never matters."""
+    def latents(self, seeds: list[int], expressions: list[str] | None = None) -> torch.Tensor:
+        """One N(0, 1) latent per seed, each from its own generator so batching never matters,
+        moved along the fitted expression directions when expressions are given."""
         import torch
 
-        return torch.stack(
+        z = torch.stack(
             [torch.randn(NZ, 1, 1, generator=torch.Generator().manual_seed(s)) for s in seeds]
         )
+        if expressions is not None:
+            shift = np.stack([self.expression_offsets[e] for e in expressions])
+            z = z + torch.from_numpy(shift).reshape(len(seeds), NZ, 1, 1)
+        return z
 
-    def raw(self, seeds: list[int]) -> np.ndarray:
+    def raw(self, seeds: list[int], expressions: list[str] | None = None) -> np.ndarray:
         """The network's 64x64 images as NxHxWx3 float32 RGB in [0, 1].
 
         One forward pass per seed, on purpose: oneDNN splits a batch across threads in ways
@@ -144,7 +185,8 @@ class DcganGenerator(Generator):
         out = np.zeros((len(seeds), NATIVE, NATIVE, 3), np.float32)
         with torch.inference_mode():
             for i, seed in enumerate(seeds):
-                x = net(self.latents([seed]))[0]
+                expr = None if expressions is None else [expressions[i]]
+                x = net(self.latents([seed], expr))[0]
                 out[i] = ((x.permute(1, 2, 0) + 1.0) * 0.5).clamp(0.0, 1.0).numpy()
         return out
 
@@ -153,7 +195,7 @@ class DcganGenerator(Generator):
     ) -> list[np.ndarray]:
         self.validate(requests)
         total = len(requests)
-        raws = self.raw([r.seed for r in requests])
+        raws = self.raw([r.seed for r in requests], [r.params.expression for r in requests])
         images = []
         for done, (req, raw) in enumerate(zip(requests, raws, strict=True), start=1):
             images.append(render(raw, req.params, req.size, req.seed))

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # learn which names exist.
 BUILTINS: dict[str, str] = {
     "dcgan": "faceloop.generators.dcgan:DcganGenerator",
+    "onnx": "faceloop.generators.onnx_backend:OnnxDcganGenerator",
+    "diffusers": "faceloop.generators.diffusion:DiffusersGenerator",
 }
 
 _cache: dict[str, Generator] = {}

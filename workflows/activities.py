@@ -21,7 +21,15 @@ from faceloop.messages import (
     VariantsPayload,
 )
 from faceloop.models import Decision, KpiGoal, Variant
-from faceloop.optimizer import ArmStats, Optimizer, posterior_mean, stable_seed, successes
+from faceloop.optimizer import (
+    Optimizer,
+    arms_from_observations,
+    plan_learn,
+    segment_shares,
+    stable_seed,
+    successes,
+    trial_value,
+)
 from faceloop.playbooks.schema import Playbook
 from faceloop.storage.catalog import Catalog
 
@@ -175,37 +183,50 @@ class CampaignActivities:
         return await asyncio.to_thread(self._learn, inp)
 
     def _learn(self, inp: LearnInput) -> LearnOutput:
-        goal = inp.brief.kpi_goal
+        # the same keep/retire/stop rule the optimisation bench runs (faceloop.optimizer)
+        shares = segment_shares(inp.brief)
+        stats = arms_from_observations(
+            self.catalog.observations(inp.campaign_id),
+            [v.variant_id for v in inp.live],
+            list(shares),
+            inp.brief.kpi_goal,
+            inp.round,
+        )
         # blocked variants are told as failed so the sampler learns the infeasible region;
         # deployed ones are told their observed KPI once, after their first window
         for v in inp.round_variants:
             if v.trial_number is None or v.round != inp.round:
                 continue
-            value = kpi_value(goal, v) if v.decision == Decision.deploy else None
+            value = trial_value(v.variant_id, stats) if v.decision == Decision.deploy else None
             self.optimizer.tell(inp.campaign_id, v.trial_number, value)
-        arms = [
-            ArmStats(v.variant_id, v.impressions, successes(goal, v.clicks, v.conversions))
-            for v in inp.live
-        ]
-        means = posterior_mean(arms)
-        ranked = sorted(inp.live, key=lambda v: means[v.variant_id], reverse=True)
-        keep = ranked[: inp.config.incumbents]
-        retire = ranked[inp.config.incumbents :]
+        plan = plan_learn(
+            stats, shares, inp.config.incumbents, stable_seed(inp.campaign_id, inp.round, "learn")
+        )
+        by_id = {v.variant_id: v for v in inp.live}
+        keep = [by_id[i] for i in plan.keep]
+        retire = [by_id[i] for i in plan.retire]
         for v in inp.live:
-            self.catalog.upsert_variant(v.model_copy(update={"live": v in keep}))
-        winner = ranked[0] if ranked else None
+            self.catalog.upsert_variant(v.model_copy(update={"live": v.variant_id in plan.keep}))
         self.catalog.audit(
             inp.campaign_id,
             "round.learned",
             f"round-{inp.round}",
             "optimizer",
             {
-                "posterior_mean": means,
-                "incumbents": [v.variant_id for v in keep],
-                "retired": [v.variant_id for v in retire],
+                "posterior_mean": plan.posterior_mean,
+                "p_best": plan.p_best,
+                "incumbents": plan.keep,
+                "retired": plan.retire,
+                "stopped_early": plan.stopped,
+                "winners": plan.winners,
             },
         )
-        return LearnOutput(incumbents=keep, retire=retire, posterior_mean=means, winner=winner)
+        return LearnOutput(
+            incumbents=keep,
+            retire=retire,
+            posterior_mean=plan.posterior_mean,
+            winner=by_id.get(plan.winner) if plan.winner else None,
+        )
 
     @activity.defn
     async def finish(self, inp: FinishInput) -> None:

@@ -14,7 +14,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from faceloop.agents.activities import PlannerActivities
+    from faceloop.agents.activities import AnalystActivities, PlannerActivities
+    from faceloop.agents.models import AnalyzeInput
     from faceloop.connectors.activities import ConnectorActivities
     from faceloop.generators.activities import GeneratorActivities
     from faceloop.guardrails.activities import GuardrailActivities
@@ -263,6 +264,14 @@ class CampaignWorkflow:
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
         )
+        # the analyst reads the round's KPIs and the study; a failure here must not lose the
+        # round, so its own fallback (a templated summary) covers an unavailable LLM
+        analysis = await workflow.execute_activity_method(
+            AnalystActivities.analyze,
+            AnalyzeInput(campaign_id=cid, round=rnd, kpi_goal=brief.kpi_goal),
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=RETRY,
+        )
         summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
         state.history = [
             *state.history[-(HISTORY_KEPT - 1) :],
@@ -270,6 +279,7 @@ class CampaignWorkflow:
                 round=rnd,
                 variants=summary_variants,
                 allocation={k: float(n) for k, n in deployed.allocation.items()},
+                analysis=analysis,
             ),
         ]
         state.winner = learned.winner

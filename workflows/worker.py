@@ -88,11 +88,14 @@ def build_workers(
     workers = []
     queues = list(queues)
     if "main" in queues:
-        campaign = CampaignActivities(
-            res.catalog, Optimizer(optuna_url(s), s.optuna_sampler), load_playbook(s.playbook)
-        )
+        from faceloop.agents.activities import AnalystActivities, chat_model
+
+        optimizer = Optimizer(optuna_url(s), s.optuna_sampler)
+        campaign = CampaignActivities(res.catalog, optimizer, load_playbook(s.playbook))
         connectors = ConnectorActivities(res.connector, res.catalog)
-        planner = PlannerActivities()
+        # the catalog lets the planner write its LLM fallbacks into the audit log
+        planner = PlannerActivities(catalog=res.catalog)
+        analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
         workers.append(
             Worker(
                 client,
@@ -107,6 +110,7 @@ def build_workers(
                     campaign.learn,
                     campaign.finish,
                     planner.plan,
+                    analyst.analyze,
                     connectors.deploy,
                     connectors.retire,
                     connectors.observe,

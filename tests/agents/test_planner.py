@@ -1,4 +1,8 @@
+"""The deterministic planner: complete, stable, SDXL-style prompts."""
+
 from __future__ import annotations
+
+import itertools
 
 from faceloop.agents import planner
 from faceloop.models import (
@@ -38,9 +42,39 @@ def test_every_parameter_value_is_expressed() -> None:
             p = FaceParams(**{field: value})  # type: ignore[arg-type]
             prompt, _ = planner.prompt_for(BRIEF, p)
             assert words[value] in prompt, (field, value)
+            assert planner.expression_problems(prompt, p) == []
     for tone in range(1, 11):
-        prompt, _ = planner.prompt_for(BRIEF, FaceParams(skin_tone=tone))
+        p = FaceParams(skin_tone=tone)
+        prompt, _ = planner.prompt_for(BRIEF, p)
         assert f"Monk skin tone {tone})" in prompt
+        assert planner.expression_problems(prompt, p) == []
+
+
+def test_expression_check_covers_the_whole_grid() -> None:
+    # every combination of the categorical values, at two skin tones: no phrase collides
+    grid = itertools.product(AGE_BANDS, EXPRESSIONS, LIGHTINGS, BACKGROUNDS, FRAMINGS, STYLES)
+    for i, (age, expr, light, bg, frame, style) in enumerate(grid):
+        p = FaceParams(
+            age_band=age,
+            expression=expr,
+            lighting=light,
+            background=bg,
+            framing=frame,
+            style=style,
+            skin_tone=1 + i % 10,
+            gender_presentation=GENDER_PRESENTATIONS[i % 3],
+        )
+        prompt, _ = planner.prompt_for(BRIEF, p)
+        assert planner.expression_problems(prompt, p) == []
+
+
+def test_expression_check_catches_a_dropped_or_changed_parameter() -> None:
+    p = FaceParams(expression="smile", skin_tone=7)
+    prompt, _ = planner.prompt_for(BRIEF, p)
+    dropped = prompt.replace(planner._MONK[7], "tan skin")
+    assert any("skin_tone=7" in x for x in planner.expression_problems(dropped, p))
+    changed = prompt + ", " + planner._EXPRESSION["serious"]
+    assert any("'serious'" in x for x in planner.expression_problems(changed, p))
 
 
 def test_plan_is_stable_and_quotes_brief_text_inertly() -> None:
@@ -56,3 +90,11 @@ def test_plan_is_stable_and_quotes_brief_text_inertly() -> None:
 
 def test_disclosure_per_market_deduplicated() -> None:
     assert planner.disclosure_for(["DE", "US", "AT"]) == "KI-generiertes Bild / AI-generated image"
+
+
+def test_negative_prompt_keeps_every_safety_term() -> None:
+    out = planner.complete_negative("blurry, cartoon")
+    assert out.startswith("blurry, cartoon")
+    for term in planner.SAFETY_NEGATIVES:
+        assert term in out
+    assert out.count("blurry") == 1

@@ -82,3 +82,263 @@ def test_split_impressions_sums_exactly() -> None:
 def test_stable_seed_is_stable() -> None:
     assert stable_seed("c", 1) == stable_seed("c", 1) != stable_seed("c", 2)
     assert FaceParams().key() == FaceParams().key()
+
+
+# --------------------------------------------------------------------------- issue 6 pieces
+
+from faceloop.errors import FaceloopError  # noqa: E402
+from faceloop.optimizer import (  # noqa: E402
+    ALL,
+    allocate,
+    delay_cdf,
+    delayed_exposure,
+    p_best,
+    per_variant,
+    plan_learn,
+    posterior_params,
+    trial_value,
+)
+
+
+def test_posterior_update_is_beta_binomial_around_the_pooled_rate() -> None:
+    arms = [ArmStats("a", 10_000, 200), ArmStats("b", 0, 0)]
+    ab = posterior_params(arms, prior_cv=0.2)
+    pooled = 201 / 10_100
+    strength = (1 - pooled) / (pooled * 0.04) - 1
+    # the unmeasured arm is exactly the prior; the measured one adds its counts
+    assert ab[1] == pytest.approx([pooled * strength, (1 - pooled) * strength])
+    assert ab[0] == pytest.approx([pooled * strength + 200, (1 - pooled) * strength + 9_800])
+    # prior sd is cv * mean
+    a, b = ab[1]
+    sd = np.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    assert sd / (a / (a + b)) == pytest.approx(0.2, rel=1e-6)
+    # more data moves the mean toward the observed rate
+    m_small = posterior_mean([ArmStats("x", 1_000, 40), ArmStats("y", 1_000, 20)])
+    m_big = posterior_mean([ArmStats("x", 100_000, 4_000), ArmStats("y", 100_000, 2_000)])
+    assert m_small["x"] < m_big["x"] == pytest.approx(0.04, rel=0.01)
+
+
+def test_p_best_sums_to_one_and_favours_the_better_arm() -> None:
+    arms = [ArmStats("a", 5_000, 150), ArmStats("b", 5_000, 100), ArmStats("c", 5_000, 100)]
+    pb = p_best(arms, seed=0)
+    assert sum(pb.values()) == pytest.approx(1.0)
+    assert pb["a"] > 0.9 and pb["b"] == pytest.approx(pb["c"], abs=0.03)
+
+
+def test_new_arm_gets_little_more_than_the_floor_next_to_a_proven_winner() -> None:
+    # the new arm's prior is centred on the pooled rate (2.3%) with a 20% cv: P(it beats
+    # 3%) is about 8%, where a prior of 200 pseudo-impressions would say about 30%
+    arms = [
+        ArmStats("win", 50_000, 1_500),
+        ArmStats("b", 50_000, 1_000),
+        ArmStats("c", 50_000, 1_000),
+        ArmStats("new", 0, 0),
+    ]
+    shares = thompson_allocation(arms, floor=0.05, seed=2)
+    assert 0.05 <= shares["new"] < 0.15 and shares["win"] > 0.75
+
+
+def test_allocate_per_segment_follows_each_segments_best() -> None:
+    by_seg = {
+        "gen_z": [ArmStats("laugh", 10_000, 400), ArmStats("smile", 10_000, 200)],
+        "pros": [ArmStats("laugh", 10_000, 150), ArmStats("smile", 10_000, 300)],
+    }
+    alloc = allocate(by_seg, {"gen_z": 0.3, "pros": 0.7}, floor=0.05, seed=1, impressions=10_000)
+    assert sum(alloc["gen_z"].values()) == 3_000 and sum(alloc["pros"].values()) == 7_000
+    assert alloc["gen_z"]["laugh"] > 2_700 and alloc["pros"]["smile"] > 6_300
+    assert sum(per_variant(alloc).values()) == 10_000
+
+
+def test_plan_learn_keeps_the_best_and_stops_clear_losers() -> None:
+    arms = [
+        ArmStats("best", 20_000, 600),
+        ArmStats("loser", 20_000, 300),  # clearly worse after many impressions
+        ArmStats("young", 500, 12),  # too little data to stop
+        ArmStats("ok", 20_000, 560),
+    ]
+    plan = plan_learn({ALL: arms}, {ALL: 1.0}, incumbents=3, seed=0)
+    assert plan.winner == "best" and plan.keep[0] == "best"
+    assert "loser" in plan.stopped and "loser" in plan.retire
+    assert "young" not in plan.stopped
+    assert plan.keep == ["best", "ok", "young"]
+    assert set(plan.keep) | set(plan.retire) == {"best", "loser", "young", "ok"}
+
+
+def test_plan_learn_keeps_each_segments_winner() -> None:
+    by_seg = {
+        "gen_z": [
+            ArmStats("laugh", 10_000, 400),
+            ArmStats("smile", 10_000, 200),
+            ArmStats("x", 10_000, 380),
+        ],
+        "pros": [
+            ArmStats("laugh", 10_000, 150),
+            ArmStats("smile", 10_000, 300),
+            ArmStats("x", 10_000, 160),
+        ],
+    }
+    plan = plan_learn(by_seg, {"gen_z": 0.5, "pros": 0.5}, incumbents=2, seed=0)
+    assert set(plan.keep) == {"laugh", "smile"}  # not the two best of the pooled ranking
+    assert plan.winners == {"gen_z": "laugh", "pros": "smile"}
+    # a face that wins one segment is told as much as one that wins the other
+    v_laugh, v_smile = trial_value("laugh", by_seg), trial_value("smile", by_seg)
+    assert v_laugh > 1.2 and v_smile > 1.2
+    assert trial_value("x", {ALL: by_seg["gen_z"]}) == pytest.approx(
+        posterior_mean(by_seg["gen_z"])["x"]
+    )
+
+
+def test_delayed_conversions_are_credited_to_their_click_window() -> None:
+    # mean delay 1 window: p = 1/2, half of a window's conversions are reported in it
+    assert delay_cdf(0, 1.0) == pytest.approx(0.5)
+    assert delay_cdf(2, 1.0) == pytest.approx(0.875)
+    assert delay_cdf(-1, 1.0) == 0.0
+    # 10k impressions in window 0 and 10k in window 2, read in window 2
+    assert delayed_exposure({0: 10_000, 2: 10_000}, 2, 1.0) == pytest.approx(8_750 + 5_000)
+    # two arms with the same true rate, one launched later, look the same after adjustment:
+    # old: 20k impressions in windows 0-1, new: 10k in window 1; rate 1% per impression
+    old_conv = 10_000 * 0.01 * delay_cdf(1, 1.0) + 10_000 * 0.01 * delay_cdf(0, 1.0)
+    new_conv = 10_000 * 0.01 * delay_cdf(0, 1.0)
+    old_rate = old_conv / delayed_exposure({0: 10_000, 1: 10_000}, 1, 1.0)
+    new_rate = new_conv / delayed_exposure({1: 10_000}, 1, 1.0)
+    assert old_rate == pytest.approx(0.01) and new_rate == pytest.approx(0.01)
+    assert new_conv / 10_000 < old_conv / 20_000  # unadjusted, the newer arm looks worse
+
+
+# GP fits a model per ask (about 10 s each on 2 cores): slow
+@pytest.mark.parametrize(
+    "sampler", ["tpe", pytest.param("gp", marks=pytest.mark.slow), "cmaes", "random"]
+)
+def test_every_sampler_asks_and_tells_across_rounds(tmp_path: Path, sampler: str) -> None:
+    opt = Optimizer(f"sqlite:///{tmp_path / 'o.db'}", sampler)
+    space = SearchSpace(skin_tone={"low": 3, "high": 8})  # type: ignore[arg-type]
+    rng = np.random.default_rng(0)
+    for rnd in range(3):
+        for p in opt.ask("c", rnd, 4, space):
+            assert space.contains(p.params)
+            opt.tell("c", p.trial_number, float(rng.uniform()))
+    assert [t.state for t in opt.trials("c")] == [TrialState.COMPLETE] * 12
+
+
+def test_unknown_sampler_and_objective_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(FaceloopError, match="FACELOOP_OPTUNA_SAMPLER"):
+        Optimizer(f"sqlite:///{tmp_path / 'o.db'}", "nope")
+    with pytest.raises(FaceloopError, match="objectives"):
+        Optimizer(f"sqlite:///{tmp_path / 'o.db'}", objectives=("ctr", "roas"))
+    with pytest.raises(FaceloopError, match="one objective"):
+        Optimizer(f"sqlite:///{tmp_path / 'o.db'}", "cmaes", ("ctr", "cpa")).study("c")
+
+
+def test_human_seeds_are_asked_first_once(tmp_path: Path) -> None:
+    opt = Optimizer(f"sqlite:///{tmp_path / 'o.db'}")
+    seed = FaceParams(expression="laugh", background="warm", skin_tone=7)
+    assert opt.enqueue("c", [seed, seed], SearchSpace()) == 1
+    assert opt.enqueue("c", [seed], SearchSpace()) == 0  # a retried activity
+    props = opt.ask("c", 0, 3, SearchSpace())
+    assert props[0].params == seed and props[1].params != seed
+    narrow = SearchSpace(expression=["smile"])
+    with pytest.raises(FaceloopError, match="search_space"):
+        opt.enqueue("c", [seed], narrow)
+
+
+def test_failed_variants_steer_the_sampler_away(tmp_path: Path) -> None:
+    """Blocked faces (here: every 'serious' one) are told FAIL; TPE then rarely proposes
+    them, while random keeps proposing them at their prior rate (1 in 5)."""
+    space = SearchSpace()
+
+    def run(sampler: str) -> float:
+        opt = Optimizer(f"sqlite:///{tmp_path / f'{sampler}.db'}", sampler)
+        late = []
+        for rnd in range(10):
+            for p in opt.ask("c", rnd, 6, space):
+                blocked = p.params.expression == "serious"
+                value = None if blocked else 0.02 + 0.01 * (p.params.expression == "smile")
+                opt.tell(
+                    "c", p.trial_number, value, TrialState.PRUNED if rnd % 2 else TrialState.FAIL
+                )
+                if rnd >= 5:
+                    late.append(blocked)
+        states = {t.state for t in opt.trials("c")}
+        assert TrialState.FAIL in states or TrialState.PRUNED in states
+        return float(np.mean(late))
+
+    assert run("tpe") < 0.1 < run("random")
+
+
+def test_multi_objective_pareto_front(tmp_path: Path) -> None:
+    opt = Optimizer(f"sqlite:///{tmp_path / 'o.db'}", "tpe", objectives=("ctr", "cpa"))
+    props = opt.ask("c", 0, 4, SearchSpace())
+    values = [(0.03, 900.0), (0.02, 500.0), (0.01, 1000.0), (0.025, 700.0)]
+    for p, v in zip(props, values, strict=True):
+        opt.tell("c", p.trial_number, v)
+    with pytest.raises(ValueError, match="values"):
+        opt.tell("c", opt.ask("c", 1, 1, SearchSpace())[0].trial_number, 0.03)
+    front = opt.pareto_front("c")
+    # (0.01, 1000) is dominated by everything; the rest trade CTR against CPA
+    assert [pt.values for pt in front] == [
+        {"ctr": 0.03, "cpa": 900.0},
+        {"ctr": 0.025, "cpa": 700.0},
+        {"ctr": 0.02, "cpa": 500.0},
+    ]
+    assert front[0].trial_number == props[0].trial_number
+
+
+def test_resume_after_a_worker_restart_keeps_the_study(tmp_path: Path) -> None:
+    """A worker dies after round 1 was asked but before it was told; a new worker (a new
+    Optimizer on the same database) gets the same round-1 trials back, tells them, and the
+    sampler continues from all 12 trials."""
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    space = SearchSpace()
+    first = Optimizer(url)
+    for p in first.ask("c", 0, 6, space):
+        first.tell("c", p.trial_number, 0.02)
+    asked = first.ask("c", 1, 6, space)
+    del first
+    second = Optimizer(url)
+    again = second.ask("c", 1, 6, space)
+    assert [(p.trial_number, p.params) for p in again] == [
+        (p.trial_number, p.params) for p in asked
+    ]
+    for p in again:
+        assert second.tell("c", p.trial_number, 0.03)
+    trials = second.trials("c")
+    assert len(trials) == 12 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert second.study("c").best_value == pytest.approx(0.03)
+    assert {p.trial_number for p in second.ask("c", 2, 2, space)} == {12, 13}
+
+
+def test_arms_from_observations_weights_windows_and_segments() -> None:
+    from datetime import UTC, datetime
+
+    from faceloop.models import KpiGoal, KpiObservation
+    from faceloop.optimizer import arms_from_observations
+
+    def ob(vid: str, rnd: int, seg: str, n: int, c: int, k: int) -> KpiObservation:
+        return KpiObservation(
+            campaign_id="c",
+            variant_id=vid,
+            ad_id=f"ad-{vid}",
+            round=rnd,
+            segment=seg,
+            impressions=n,
+            clicks=c,
+            conversions=k,
+            observed_at=datetime.now(UTC),
+        )
+
+    obs = [
+        ob("a", 0, "x", 1000, 30, 2),
+        ob("a", 1, "x", 1000, 10, 4),
+        ob("a", 1, "y", 500, 5, 0),
+        ob("gone", 1, "x", 900, 90, 9),
+    ]
+    stats = arms_from_observations(
+        obs, ["a", "new"], ["x", "y"], KpiGoal.ctr, 1, memory_windows=1.0
+    )
+    a_x, new_x = stats["x"]
+    # window 0 counts half (one window old at a half-life of one window)
+    assert a_x.impressions == pytest.approx(1500) and a_x.successes == pytest.approx(25)
+    assert new_x.impressions == 0 and stats["y"][0].impressions == 500
+    conv = arms_from_observations(obs, ["a"], ["x"], KpiGoal.conversions, 1, 1.0, None)
+    assert conv["x"][0].successes == 6
+    assert conv["x"][0].impressions == pytest.approx(1000 * 0.75 + 1000 * 0.5)

@@ -41,11 +41,27 @@ def _render(gen: Generator, size: int = 256, **params: object) -> list[np.ndarra
 
 def test_model_version_names_weights_and_post_processing(dcgan: Generator) -> None:
     assert dcgan.model_version.startswith("dcgan-digiface64-")
-    assert dcgan.model_version.endswith("+faceloop-post1")
+    assert dcgan.model_version.endswith("+faceloop-post2")
 
 
 def test_prompt_only_lists_what_the_network_cannot_show() -> None:
-    assert {"expression", "age_band", "gender_presentation"} == DcganGenerator.PROMPT_ONLY
+    assert {"age_band", "gender_presentation"} == DcganGenerator.PROMPT_ONLY
+
+
+def test_surprised_has_no_direction_and_is_drawn_as_neutral(dcgan: Generator) -> None:
+    # the fitted mouth-drop direction carried nothing (see generators/data), so no offset
+    a, b = dcgan.generate(
+        [
+            request(seed=4, size=128, expression="surprised"),
+            request(seed=4, size=128, expression="neutral"),
+        ]
+    )
+    assert np.array_equal(a, b)
+
+
+def test_missing_directions_file_says_how_to_regenerate(tmp_path: Any) -> None:
+    with pytest.raises(GenerationError, match=r"scripts/fit_directions\.py"):
+        dcgan_module.load_expression_offsets(tmp_path / "none.json")
 
 
 def test_yunet_finds_a_face_in_generated_images(dcgan: Generator) -> None:

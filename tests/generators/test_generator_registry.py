@@ -37,14 +37,14 @@ def test_entry_point_plugins_are_equals(monkeypatch: pytest.MonkeyPatch) -> None
     # A real Generator class named through an entry point, as a plugin package would.
     ep = EntryPoint("other-dcgan", "faceloop.generators.dcgan:DcganGenerator", GROUP)
     _plugins(monkeypatch, ep)
-    assert registry.generator_names() == ["dcgan", "other-dcgan"]
+    assert registry.generator_names() == [*registry.BUILTINS, "other-dcgan"]
     assert isinstance(registry.get_generator("other-dcgan"), DcganGenerator)
     assert registry.prompt_only_params("other-dcgan") == DcganGenerator.PROMPT_ONLY
 
 
 def test_a_plugin_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch, EntryPoint("dcgan", "builtins:dict", GROUP))
-    assert registry.generator_names() == ["dcgan"]
+    assert registry.generator_names() == list(registry.BUILTINS)
     assert isinstance(registry.get_generator("dcgan"), DcganGenerator)
 
 
@@ -62,5 +62,23 @@ def test_broken_plugins_fail_loudly_and_by_name(monkeypatch: pytest.MonkeyPatch)
 
 def test_prompt_only_params_without_loading_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch)
-    assert registry.prompt_only_params("dcgan") == {"expression", "age_band", "gender_presentation"}
+    assert registry.prompt_only_params("dcgan") == {"age_band", "gender_presentation"}
+    assert registry.prompt_only_params("onnx") == {"age_band", "gender_presentation"}
     assert registry._cache == {}
+
+
+def test_builtins_are_dcgan_onnx_and_diffusers() -> None:
+    assert list(registry.BUILTINS) == ["dcgan", "onnx", "diffusers"]
+
+
+def test_listing_and_prompt_only_do_not_import_diffusers() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from faceloop.generators import registry; registry.generator_names(); "
+        "registry.prompt_only_params('diffusers'); import faceloop.generators.cli; "
+        "print('diffusers' in sys.modules, 'transformers' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

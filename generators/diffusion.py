@@ -1,0 +1,354 @@
+"""The production backend: a diffusers SD 1.5 or SDXL pipeline, wrapped (not subclassed).
+
+fp16 + SDPA on CUDA, fp32 on CPU; one torch.Generator per request so a variant's pixels
+follow its seed; FaceParams become the prompt unless the agent's plan supplies one; LoRA
+adapters by name and weight (peft: load, set weights, fuse, unload); an optional ControlNet
+with a pose image. diffusers, transformers and peft are imported only when a pipeline is
+built, so a CPU worker that lists generators never loads them.
+
+Face parameters reach the image only through the prompt here: whether a given model honours
+them is a property of its weights, measured with faceloop.generators.measure, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from faceloop.errors import GenerationError
+from faceloop.models import FaceParams
+
+from .base import GenerationRequest, Generator, Progress
+
+MODEL_ENV = "FACELOOP_DIFFUSERS_MODEL"
+STEPS_ENV = "FACELOOP_DIFFUSERS_STEPS"
+_INSTALL_HINT = "pip install 'diffusers>=0.30' 'transformers>=4.44' 'peft>=0.12' accelerate"
+
+_EXPRESSION = {
+    "neutral": "neutral expression",
+    "smile": "gentle smile",
+    "laugh": "laughing, open smile",
+    "serious": "serious expression",
+    "surprised": "surprised expression, raised eyebrows",
+}
+_LIGHTING = {
+    "soft": "soft diffused light",
+    "studio": "studio lighting",
+    "natural": "natural daylight",
+    "golden_hour": "golden hour sunlight",
+    "dramatic": "dramatic low-key lighting",
+}
+_BACKGROUND = {
+    "white": "plain white background",
+    "grey": "plain grey backdrop",
+    "blue": "plain blue backdrop",
+    "warm": "warm beige backdrop",
+    "green": "plain green backdrop",
+    "outdoor": "outdoors, blurred foliage background",
+    "office": "modern office background, bokeh",
+}
+_FRAMING = {
+    "close_up": "close-up portrait",
+    "head_shoulders": "head and shoulders portrait",
+    "half_body": "half-body portrait",
+}
+_STYLE = {
+    "photo": "professional photograph, 85mm, sharp focus",
+    "editorial": "editorial magazine photograph, muted colours",
+    "illustration": "digital illustration, flat colours, clean lines",
+}
+_MONK_WORDS = {
+    1: "very fair", 2: "fair", 3: "light", 4: "light medium", 5: "medium",
+    6: "medium tan", 7: "tan", 8: "brown", 9: "dark brown", 10: "deep dark",
+}  # fmt: skip
+_GENDER = {"feminine": "woman", "masculine": "man", "androgynous": "androgynous person"}
+DEFAULT_NEGATIVE = (
+    "deformed, distorted face, extra fingers, blurry, low quality, watermark, text, logo, cartoon"
+)
+
+
+def face_prompt(params: FaceParams) -> tuple[str, str]:
+    """FaceParams -> (prompt, negative prompt) that names every parameter in plain words."""
+    age = params.age_band.replace("+", " or older").replace("-", " to ")
+    prompt = ", ".join(
+        [
+            f"{_FRAMING[params.framing]} of a {age} year old {_GENDER[params.gender_presentation]}",
+            f"{_MONK_WORDS[params.skin_tone]} skin tone (Monk {params.skin_tone})",
+            _EXPRESSION[params.expression],
+            _LIGHTING[params.lighting],
+            _BACKGROUND[params.background],
+            _STYLE[params.style],
+        ]
+    )
+    negative = DEFAULT_NEGATIVE
+    if params.style != "illustration":
+        negative += ", illustration, painting"
+    else:
+        negative = negative.replace(", cartoon", "") + ", photograph"
+    return prompt, negative
+
+
+def request_prompt(req: GenerationRequest) -> tuple[str, str]:
+    """The agent's prompt when the plan has one, else one built from the parameters."""
+    built, negative = face_prompt(req.params)
+    return (req.prompt or built), (req.negative_prompt or negative)
+
+
+@dataclass(frozen=True)
+class LoraSpec:
+    """An adapter to apply: a local folder or file (or hub id on a networked machine)."""
+
+    name: str
+    source: str
+    weight: float = 1.0
+
+
+class DiffusersGenerator(Generator):
+    """Any SD 1.5 / SDXL pipeline from a local folder or a hub id, or one built in code."""
+
+    name: ClassVar[str] = "diffusers"
+    PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        pipeline: Any = None,
+        device: str | None = None,
+        steps: int | None = None,
+        guidance_scale: float = 5.0,
+        batch_size: int | None = None,
+        controlnet: str | Any = None,
+        pose_image: np.ndarray | None = None,
+    ) -> None:
+        model = model or os.environ.get(MODEL_ENV, "")
+        if pipeline is None and not model:
+            raise GenerationError(
+                f"the diffusers generator needs a model: set {MODEL_ENV} to a local pipeline "
+                "folder or a hub id (e.g. stabilityai/stable-diffusion-xl-base-1.0)"
+            )
+        self.model = model or type(pipeline).__name__
+        self.steps = int(steps or os.environ.get(STEPS_ENV) or 30)
+        if self.steps < 1:
+            raise GenerationError(f"steps must be at least 1, got {self.steps}")
+        self.guidance_scale = guidance_scale
+        self._device = device
+        self._batch_size = batch_size
+        self._pipe = pipeline
+        self._controlnet_source = controlnet
+        self.pose_image = pose_image
+        self._control_pipe: Any = None
+        self.loras: dict[str, LoraSpec] = {}
+        self._fused = False
+        self._lock = threading.Lock()
+        if pipeline is not None:
+            self._place(pipeline)
+        self.model_version = f"diffusers:{self.model}"
+
+    # ------------------------------------------------------------------ pipeline
+
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            import torch
+
+            self._device = "cuda" if torch.cuda.is_available() else "cpu"
+        return self._device
+
+    @property
+    def batch_size(self) -> int:
+        # On CPU one image per call keeps a request's pixels independent of its batch
+        # company (thread splitting changes low bits); on a GPU batches are the point.
+        return self._batch_size or (4 if self.device.startswith("cuda") else 1)
+
+    @property
+    def is_xl(self) -> bool:
+        return "XL" in type(self.pipeline).__name__
+
+    @property
+    def pipeline(self) -> Any:
+        with self._lock:
+            if self._pipe is None:
+                self._pipe = self._load(self.model)
+                self._place(self._pipe)
+            return self._pipe
+
+    def _load(self, model: str) -> Any:
+        try:
+            import torch
+            from diffusers import DiffusionPipeline
+        except ImportError as exc:
+            raise GenerationError(
+                f"the diffusers generator needs diffusers, transformers and peft ({exc}); "
+                f"install them with `{_INSTALL_HINT}`"
+            ) from exc
+        dtype = torch.float16 if self.device.startswith("cuda") else torch.float32
+        local = Path(model).expanduser()
+        try:
+            return DiffusionPipeline.from_pretrained(
+                str(local) if local.exists() else model,
+                torch_dtype=dtype,
+                local_files_only=local.exists() or os.environ.get("HF_HUB_OFFLINE") == "1",
+            )
+        except (OSError, ValueError) as exc:
+            raise GenerationError(
+                f"could not load a diffusers pipeline from {model!r} ({exc}); set {MODEL_ENV} "
+                "to a folder holding model_index.json, or to a hub id on a machine with network"
+            ) from exc
+
+    def _place(self, pipe: Any) -> None:
+        import torch
+
+        if self.device.startswith("cuda"):
+            from diffusers.models.attention_processor import AttnProcessor2_0
+
+            pipe.to(self.device, torch.float16)
+            pipe.unet.set_attn_processor(AttnProcessor2_0())  # PyTorch SDPA kernels
+        else:
+            pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+
+    def control_pipeline(self) -> Any:
+        """The same components behind a ControlNet pipeline (built once, shares weights)."""
+        if self._controlnet_source is None:
+            return None
+        if self._control_pipe is None:
+            from diffusers import (
+                ControlNetModel,
+                StableDiffusionControlNetPipeline,
+                StableDiffusionXLControlNetPipeline,
+            )
+
+            net = self._controlnet_source
+            if isinstance(net, str):
+                net = ControlNetModel.from_pretrained(net, torch_dtype=self.pipeline.dtype)
+            cls = (
+                StableDiffusionXLControlNetPipeline
+                if self.is_xl
+                else StableDiffusionControlNetPipeline
+            )
+            self._control_pipe = cls.from_pipe(self.pipeline, controlnet=net)
+            self._control_pipe.to(self.device)
+            self._control_pipe.set_progress_bar_config(disable=True)
+        return self._control_pipe
+
+    # ------------------------------------------------------------------ LoRA
+
+    def load_lora(self, name: str, source: str | Path, weight: float = 1.0) -> None:
+        """Attach an adapter (peft) by name; several can be active, each with its weight."""
+        if self._fused:
+            raise GenerationError("LoRA weights are fused; call unload_loras() before adding more")
+        if name in self.loras:
+            raise GenerationError(f"a LoRA named {name!r} is already loaded; unload it first")
+        src = Path(source).expanduser()
+        kwargs: dict[str, Any] = {"adapter_name": name}
+        if src.is_file():
+            kwargs["weight_name"] = src.name
+            src = src.parent
+        try:
+            self.pipeline.load_lora_weights(str(src) if src.exists() else str(source), **kwargs)
+        except (OSError, ValueError, KeyError) as exc:
+            raise GenerationError(f"could not load LoRA {name!r} from {source}: {exc}") from exc
+        self.loras[name] = LoraSpec(name, str(source), weight)
+        self._apply_weights()
+
+    def set_lora_weight(self, name: str, weight: float) -> None:
+        if name not in self.loras:
+            raise GenerationError(f"no LoRA named {name!r}; loaded: {sorted(self.loras)}")
+        spec = self.loras[name]
+        self.loras[name] = LoraSpec(spec.name, spec.source, weight)
+        self._apply_weights()
+
+    def _apply_weights(self) -> None:
+        names = list(self.loras)
+        if names:
+            self.pipeline.set_adapters(names, adapter_weights=[self.loras[n].weight for n in names])
+        self.model_version = self._version()
+
+    def fuse_loras(self) -> None:
+        """Bake the active adapters into the UNet: faster steps, no per-layer LoRA branch."""
+        if self.loras and not self._fused:
+            self.pipeline.fuse_lora(adapter_names=list(self.loras))
+            self._fused = True
+
+    def unload_loras(self) -> None:
+        """Remove every adapter and restore the base weights."""
+        if self._fused:
+            self.pipeline.unfuse_lora()
+            self._fused = False
+        self.pipeline.unload_lora_weights()
+        self.loras.clear()
+        self.model_version = self._version()
+
+    def _version(self) -> str:
+        tags = ",".join(f"{s.name}@{s.weight:g}" for s in self.loras.values())
+        return f"diffusers:{self.model}" + (f"+lora[{tags}]" if tags else "")
+
+    # ------------------------------------------------------------------ generation
+
+    def request_problems(self, request: GenerationRequest) -> list[str]:
+        if request.size % 8:
+            return [
+                f"size: {request.size} is not a multiple of 8, which the VAE needs; "
+                f"use {request.size - request.size % 8} or {request.size + 8 - request.size % 8}"
+            ]
+        return []
+
+    def generate(
+        self, requests: list[GenerationRequest], progress: Progress | None = None
+    ) -> list[np.ndarray]:
+        self.validate(requests)
+        import torch
+
+        out: list[np.ndarray | None] = [None] * len(requests)
+        # batches share a size; order is restored afterwards
+        order = sorted(range(len(requests)), key=lambda i: requests[i].size)
+        done = 0
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start : start + self.batch_size]
+            sizes = {requests[i].size for i in idx}
+            for size in sorted(sizes):
+                part = [i for i in idx if requests[i].size == size]
+                images = self._run([requests[i] for i in part], size, torch)
+                for i, img in zip(part, images, strict=True):
+                    out[i] = img
+                done += len(part)
+                if progress is not None:
+                    progress(done, len(requests))
+        return [img for img in out if img is not None]
+
+    def _run(self, reqs: Sequence[GenerationRequest], size: int, torch: Any) -> list[np.ndarray]:
+        prompts = [request_prompt(r) for r in reqs]
+        gens = [torch.Generator(self.device).manual_seed(r.seed) for r in reqs]
+        kwargs: dict[str, Any] = {
+            "prompt": [p for p, _ in prompts],
+            "negative_prompt": [n for _, n in prompts],
+            "num_inference_steps": self.steps,
+            "guidance_scale": self.guidance_scale,
+            "height": size,
+            "width": size,
+            "generator": gens,
+            "output_type": "np",
+        }
+        pipe = self.pipeline
+        control = self.control_pipeline()
+        if control is not None:
+            if self.pose_image is None:
+                raise GenerationError(
+                    "a ControlNet is set but no pose image: pass pose_image (HxWx3 uint8) "
+                    "or build the generator without controlnet"
+                )
+            from PIL import Image
+
+            kwargs["image"] = Image.fromarray(self.pose_image).resize((size, size))
+            pipe = control
+        with torch.inference_mode():
+            result = pipe(**kwargs).images
+        arr = np.clip(np.asarray(result) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return [np.ascontiguousarray(a) for a in arr]

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from typer.testing import CliRunner
+
+from faceloop.examples import example_path
+from faceloop.optimize_cli import register
+
+runner = CliRunner()
+
+
+def _app() -> typer.Typer:
+    # the same wiring as faceloop.cli._register_subcommands
+    app = typer.Typer()
+    bench_app = typer.Typer()
+    app.add_typer(bench_app, name="bench")
+    register(app, bench_app)
+    return app
+
+
+def test_bench_optimize_prints_the_documented_json() -> None:
+    scenario = example_path("scenarios", "smooth.yaml")
+    args = ["bench", "optimize", "--scenario", str(scenario), "--seeds", "1", "--rounds", "3"]
+    res = runner.invoke(_app(), [*args, "--impressions", "2000", "--jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["scenario"] == "smooth" and out["seeds"] == 1
+    assert out["config"]["ab_test_rounds"] == 1 and out["config"]["budget_impressions"] == 6000
+    assert set(out["strategies"]) == {"faceloop", "ab_test", "random", "oracle"}
+    assert isinstance(out["lift_vs_ab"], float)
+
+
+def test_bench_optimize_rejects_bad_input_with_exit_2(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseed: 1\nbase_ctr: 2\nbase_cvr: 0.1\n")
+    res = runner.invoke(_app(), ["bench", "optimize", "--scenario", str(bad)])
+    assert res.exit_code == 2 and "base_ctr" in res.output
+    scenario = str(example_path("scenarios", "smooth.yaml"))
+    res = runner.invoke(_app(), ["bench", "optimize", "--scenario", scenario, "--sampler", "x"])
+    assert res.exit_code == 2 and "--sampler" in res.output
+    res = runner.invoke(
+        _app(),
+        ["bench", "optimize", "--scenario", scenario, "--rounds", "4", "--ab-test-rounds", "4"],
+    )
+    assert res.exit_code == 2 and "--ab-test-rounds" in res.output

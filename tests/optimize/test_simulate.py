@@ -1,0 +1,124 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from optuna.trial import TrialState
+
+from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_rates
+from faceloop.examples import example_path
+from faceloop.models import CampaignConfig, FaceParams
+from faceloop.optimizer import Optimizer
+from faceloop.simulate import (
+    Audience,
+    BenchConfig,
+    SimArm,
+    Tally,
+    bench,
+    campaign_segments,
+    run_optuna_loop,
+    run_seed,
+)
+
+SCENARIOS = example_path("scenarios")  # shipped in the wheel
+SMALL = BenchConfig(rounds=4, impressions_per_round=3_000, ab_test_rounds=1)
+
+
+def test_every_shipped_scenario_loads_and_has_a_clear_optimum() -> None:
+    names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
+    assert {"smooth", "segments", "multimodal", "drift_fatigue"} <= set(names)
+    for name in names:
+        sc = load_scenario(SCENARIOS / f"{name}.yaml")
+        assert sc.name == name
+
+
+def test_audience_draws_match_the_scenarios_true_rates() -> None:
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    audience = Audience(sc, 0, {"all": 1.0})
+    params = FaceParams(expression="smile", background="warm")
+    arm = SimArm("v", params, "asset-v")
+    tally = Tally()
+    audience.deliver(arm, 0, {"all": 200_000}, tally, "ctr")
+    # fatigue at the middle of the window, per-ad noise of this asset: as the sandbox
+    ctr, cvr = true_rates(sc, params, "all", 100_000, 0, asset_id="asset-v")
+    clicks = arm.clicks["all"][0]
+    assert clicks == tally.clicks
+    assert clicks / 200_000 == pytest.approx(ctr, abs=4 * np.sqrt(ctr / 200_000))
+    assert tally.conversions / clicks == pytest.approx(cvr, abs=4 * np.sqrt(cvr / clicks))
+    # conversions are reported over later windows: mean delay 0.5 -> 2/3 in the click window
+    for w in range(30):
+        audience.report(w)
+    reported = arm.conversions["all"]
+    assert sum(reported.values()) == tally.conversions
+    assert reported[0] / tally.conversions == pytest.approx(2 / 3, abs=0.08)
+
+
+def test_strategies_get_the_same_budget_and_the_oracle_is_always_best() -> None:
+    sc = load_scenario(SCENARIOS / "segments.yaml")
+    runs = run_seed(sc, SMALL, seed=3)
+    budget = SMALL.rounds * SMALL.impressions_per_round
+    assert {name: t.impressions for name, t in runs.items()} == dict.fromkeys(runs, budget)
+    assert runs["oracle"].near_best == budget
+    assert all(len(t.clicks_by_round) == SMALL.rounds for t in runs.values())
+
+
+def test_faceloop_runs_the_real_optuna_study(tmp_path: Path) -> None:
+    """The bench's loop writes its trials to an Optuna RDB study, as the workflow does:
+    6 trials in round 0, then one per place a retired variant leaves free."""
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    cfg = BenchConfig(rounds=4, impressions_per_round=5_000, campaign=CampaignConfig())
+    run_optuna_loop(sc, cfg, 7, "tpe", url, "faceloop")
+    trials = Optimizer(url).trials("faceloop-7")
+    rounds = [t.user_attrs["round"] for t in trials]
+    assert rounds[:6] == [0] * 6
+    assert all(1 <= rounds.count(r) <= 6 for r in range(1, 4))
+    assert all(t.state == TrialState.COMPLETE for t in trials)
+    # each value is a posterior mean CTR: near the scenario's 1-3% range
+    assert all(0.005 < t.value < 0.05 for t in trials if t.value is not None)
+
+
+def test_bench_is_reproducible_and_has_the_documented_shape() -> None:
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    a = bench(sc, SMALL, seeds=2)
+    b = bench(sc, SMALL, seeds=2, jobs=2)  # worker processes change nothing
+    assert a["strategies"] == b["strategies"]
+    assert set(a) >= {"scenario", "seeds", "strategies", "lift_vs_ab"}
+    assert set(a["strategies"]) == {"faceloop", "ab_test", "random", "oracle"}
+    for s in a["strategies"].values():
+        assert set(s) >= {
+            "clicks_mean",
+            "clicks_ci95",
+            "conversions_mean",
+            "oracle_fraction",
+            "best_share",
+        }
+        lo, hi = s["clicks_ci95"]
+        assert lo <= s["clicks_mean"] <= hi
+        assert len(s["regret_curve"]) == SMALL.rounds
+    assert a["strategies"]["oracle"]["oracle_fraction"] == 1.0
+    assert a["lift_vs_ab"] == pytest.approx(
+        a["strategies"]["faceloop"]["clicks_mean"] / a["strategies"]["ab_test"]["clicks_mean"] - 1
+    )
+
+
+def test_campaign_segments_come_from_the_scenario() -> None:
+    assert campaign_segments(load_scenario(SCENARIOS / "smooth.yaml")) == {"all": 1.0}
+    assert campaign_segments(load_scenario(SCENARIOS / "segments.yaml")) == {
+        "gen_z": 0.5,
+        "professionals": 0.5,
+    }
+
+
+@pytest.mark.slow
+def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    out = bench(sc, BenchConfig(rounds=16), seeds=3, jobs=2)
+    s = out["strategies"]
+    assert (
+        s["faceloop"]["clicks_mean"]
+        > s["random"]["clicks_mean"]
+        > s["ab_test"]["clicks_mean"] * 0.95
+    )
+    assert out["lift_vs_ab"] > 0.1
