@@ -8,10 +8,12 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import yaml
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -82,8 +84,17 @@ def settings(
     """Settings for one test: its own data dir and task queues, the shared server/sandbox."""
     q = uuid.uuid4().hex[:8]
     target = temporal_env.client.service_client.config.target_host
+    # the default playbook lets a flagged variant wait a day for a reviewer; these tests have
+    # no reviewer unless they play one, so flagged variants are blocked after 3 s instead
+    playbook = tmp_path / "playbook.yaml"
+    data = yaml.safe_load(
+        resources.files("faceloop.playbooks").joinpath("default.yaml").read_text()
+    )
+    data["escalation"]["sla_seconds"] = 3
+    playbook.write_text(yaml.safe_dump(data))
     return Settings(
         home=tmp_path / "home",
+        playbook=playbook,
         database_url=database_url,
         temporal_address=target,
         sandbox_url=sandbox_url,

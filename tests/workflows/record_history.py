@@ -15,6 +15,7 @@ from pathlib import Path
 
 from faceloop.briefs import load_brief_and_config
 from faceloop.models import CampaignConfig
+from faceloop.playbooks.schema import load_playbook
 from faceloop.service import submit
 from faceloop.settings import Settings
 from faceloop.stack import embedded_stack
@@ -36,7 +37,11 @@ async def main() -> None:
             async with contextlib.AsyncExitStack() as es:
                 for w in build_workers(client, res):
                     await es.enter_async_context(w)
-                handle = await submit(client, res.settings, brief, config, campaign_id="recorded")
+                playbook = load_playbook()
+                playbook.escalation.sla_seconds = 3  # no reviewer here
+                handle = await submit(
+                    client, res.settings, brief, config, playbook, campaign_id="recorded"
+                )
                 await handle.result()
             await res.aclose()
             OUT.mkdir(exist_ok=True)
