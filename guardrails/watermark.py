@@ -6,7 +6,7 @@ marking), so `faceloop verify` can go from a re-encoded, resized copy back to th
 benchmark compares like with like. A decode is accepted as a match when it lies within
 MATCH_BITS bit errors of a known payload (false match: about 1.3e-6 per known asset).
 
-Default method: dwtDctSvd (measured in docs/benchmarks.guardrails.md): it keeps bit accuracy
+Default method: dwtDctSvd (measured in docs/benchmarks.md (Guardrails)): it keeps bit accuracy
 1.0 after JPEG 75 and a 0.5x resize at about 0.1 s each way, while rivaGan, which also
 survives crops, costs about 4 s each way on 2 cores, sixteen times the whole chain's budget.
 """
