@@ -141,6 +141,16 @@ def build_report(
     audit_problems = catalog.verify_audit()
     plot = _plot(rounds, out_dir / PLOT_NAME)
 
+    # the analyst's plain-language summary of each round (agents/analyst.py, audit log)
+    analyses = [
+        {
+            "round": _round_of(e.subject),
+            "text": str(e.payload.get("text", "")),
+            "written_by": str(e.payload.get("written_by", "template")),
+        }
+        for e in entries
+        if e.kind == "analysis.round"
+    ]
     data: dict[str, Any] = {
         "campaign_id": campaign_id,
         "status": campaign.status,
@@ -158,6 +168,7 @@ def build_report(
             for rnd, es in rounds
         ],
         "winner": winner,
+        "analysis": analyses,
         "prompt_only_params": sorted(prompt_only),
         "audit_entries": len(entries),
         "audit_intact": not audit_problems,
@@ -181,6 +192,12 @@ def build_report(
 
 
 # --------------------------------------------------------------------------- data
+
+
+def _round_of(subject: str) -> int | None:
+    """'<campaign>-r3' -> 3."""
+    tail = subject.rsplit("-r", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def _rounds(
@@ -687,6 +704,16 @@ attributed to {{ "it" if one else "them" }}. They are marked with a dashed outli
 <div class="card plot"><img src="{{ plot }}" alt="CTR and conversions by round"></div>
 {% else %}
 <div class="card">No KPI observations yet.</div>
+{% endif %}
+
+{% if d.analysis %}
+<h2>What the analyst saw</h2>
+<div class="card">
+{% for a in d.analysis %}
+<p><strong>Round {{ a.round + 1 if a.round is not none else "?" }}</strong>
+<span class="reason">({{ a.written_by }})</span><br>{{ a.text }}</p>
+{% endfor %}
+</div>
 {% endif %}
 
 <h2>Creatives</h2>

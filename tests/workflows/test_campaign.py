@@ -130,6 +130,9 @@ async def test_two_round_campaign_end_to_end(
     assert report["campaign_id"] == cid
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert report["winner"]["asset_id"]
+    # the analyst's plain-language summary of each round, with the numbers it rests on
+    assert [a["round"] for a in report["analysis"]] == [0, 1]
+    assert all("impressions" in a["text"] for a in report["analysis"])
     assert "<img" in html_path.read_text()
 
     # replay every run of this campaign's history with the current workflow code
