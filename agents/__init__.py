@@ -44,7 +44,7 @@ _LAZY = {
     "build_planner": "faceloop.agents.activities",
     "ChatModel": "faceloop.agents.llm",
     "OpenAIChatModel": "faceloop.agents.llm",
-    "Planner": "faceloop.agents.graph",
+    "Planner": "faceloop.agents.planner.graph",
     "analyze": "faceloop.agents.analyst",
 }
 

@@ -17,8 +17,8 @@ from faceloop.agents.models import AnalystSummary, AnalyzeInput, PlanResult
 from faceloop.messages import PlanInput, PlanOutput
 
 if TYPE_CHECKING:
-    from faceloop.agents.graph import Planner
     from faceloop.agents.llm import ChatModel
+    from faceloop.agents.planner.graph import Planner
     from faceloop.agents.settings import AgentSettings
     from faceloop.optimizer import Optimizer
     from faceloop.playbooks.schema import PromptFilterRules
@@ -41,7 +41,7 @@ def chat_model(settings: AgentSettings | None = None) -> ChatModel | None:
 def build_planner(
     settings: AgentSettings | None = None, rules: PromptFilterRules | None = None
 ) -> Planner:
-    from faceloop.agents.graph import Planner
+    from faceloop.agents.planner.graph import Planner
     from faceloop.agents.settings import get_agent_settings
     from faceloop.playbooks.schema import load_playbook
 
@@ -78,7 +78,7 @@ class PlannerActivities:
         playbook = getattr(inp, "playbook", None)
         if playbook is None or playbook.prompt_filter == self.planner.filter.rules:
             return self.planner
-        from faceloop.agents.graph import Planner
+        from faceloop.agents.planner.graph import Planner
 
         key = playbook.prompt_filter.model_dump_json()
         if key not in self._by_rules:

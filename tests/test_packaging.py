@@ -23,7 +23,9 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in [
         "faceloop/cli.py",
-        "faceloop/agents/planner.py",
+        "faceloop/agents/planner/deterministic.py",
+        "faceloop/agents/planner/graph.py",
+        "faceloop/agents/analyst/summary.py",
         "faceloop/workflows/campaign.py",
         "faceloop/workflows/worker.py",
         "faceloop/generators/dcgan.py",
@@ -42,7 +44,10 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
     code = (
         "import faceloop.workflows.campaign as c, faceloop.examples as e, faceloop.playbooks as p;"
         "print(c.__file__); print(e.example_path('brief.yaml').exists());"
-        "print(p.load_playbook().name)"
+        "print(p.load_playbook().name);"
+        # the agents' subpackages: the planner graph and the analyst
+        "import faceloop.agents.planner.graph as g, faceloop.agents.analyst as a;"
+        "print(g.__file__); print(a.__file__)"
     )
     out = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
@@ -52,4 +57,8 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         cwd=tmp_path,
     ).stdout.split()
     assert out[0].startswith(str(site)), out
-    assert out[1:] == ["True", "default"]
+    assert out[1:3] == ["True", "default"]
+    assert [Path(f).relative_to(site).as_posix() for f in out[3:]] == [
+        "faceloop/agents/planner/graph.py",
+        "faceloop/agents/analyst/__init__.py",
+    ]

@@ -10,7 +10,7 @@ from agent_fakes import FakeChatModel, unreachable
 from typer.testing import CliRunner
 
 from faceloop.agents.activities import PlannerActivities, build_planner
-from faceloop.agents.graph import Planner
+from faceloop.agents.planner import Planner
 from faceloop.agents.settings import AgentSettings
 from faceloop.cli import app
 from faceloop.messages import PlanInput
@@ -89,7 +89,7 @@ def test_plan_command_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert [v["params"]["expression"] for v in out["variants"]] == ["serious", "smile"]
     v = out["variants"][1]
     assert set(v) == {"params", "prompt", "negative_prompt", "disclosure", "written_by"}
-    assert "Monk skin tone 10" in v["prompt"] and v["written_by"] == "deterministic"
+    assert "very dark skin" in v["prompt"] and v["written_by"] == "deterministic"
     assert v["disclosure"] == "Afbeelding gegenereerd met AI"
 
     bad = tmp_path / "bad.json"

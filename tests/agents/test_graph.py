@@ -7,9 +7,9 @@ import json
 import httpx
 from agent_fakes import FakeChatModel, as_json, unreachable
 
-from faceloop.agents import planner as det
-from faceloop.agents.graph import DATA_CLOSE, DATA_OPEN, Planner, data_block
 from faceloop.agents.llm import Message, OpenAIChatModel, parse_json
+from faceloop.agents.planner import deterministic as det
+from faceloop.agents.planner.graph import DATA_CLOSE, DATA_OPEN, Planner, data_block
 from faceloop.models import AudienceSegment, Brief, FaceParams
 
 BRIEF = Brief(
@@ -149,7 +149,7 @@ def test_openai_client_steps_down_response_formats() -> None:
         "http://llm.invalid/v1",
         http_client=httpx.Client(transport=httpx.MockTransport(handler)),
     )
-    from faceloop.agents.graph import PromptDraft
+    from faceloop.agents.planner.graph import PromptDraft
 
     msgs: list[Message] = [{"role": "user", "content": "hi"}]
     assert parse_json(chat.complete(msgs, PromptDraft)) == {"prompt": "p"}

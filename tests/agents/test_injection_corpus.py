@@ -10,7 +10,7 @@ import pytest
 from agent_fakes import FakeChatModel, as_json
 
 from faceloop.agents.cli import load_corpus
-from faceloop.agents.graph import Planner
+from faceloop.agents.planner import Planner
 from faceloop.models import FaceParams
 
 CORPUS = Path(__file__).with_name("injection_corpus.yaml")

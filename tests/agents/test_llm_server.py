@@ -23,9 +23,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from faceloop.agents import planner as det
-from faceloop.agents.graph import Planner
 from faceloop.agents.llm import OpenAIChatModel
+from faceloop.agents.planner import Planner
+from faceloop.agents.planner import deterministic as det
 from faceloop.briefs import load_brief
 from faceloop.cli import app
 from faceloop.examples import example_path

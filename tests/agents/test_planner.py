@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from faceloop.agents import planner
+from faceloop.agents.planner import deterministic as planner
 from faceloop.models import (
     AGE_BANDS,
     BACKGROUNDS,
@@ -46,7 +46,7 @@ def test_every_parameter_value_is_expressed() -> None:
     for tone in range(1, 11):
         p = FaceParams(skin_tone=tone)
         prompt, _ = planner.prompt_for(BRIEF, p)
-        assert f"Monk skin tone {tone})" in prompt
+        assert planner._MONK[tone] in prompt
         assert planner.expression_problems(prompt, p) == []
 
 
@@ -71,7 +71,7 @@ def test_expression_check_covers_the_whole_grid() -> None:
 def test_expression_check_catches_a_dropped_or_changed_parameter() -> None:
     p = FaceParams(expression="smile", skin_tone=7)
     prompt, _ = planner.prompt_for(BRIEF, p)
-    dropped = prompt.replace(planner._MONK[7], "tan skin")
+    dropped = prompt.replace(planner._MONK[7], "tanned skin")
     assert any("skin_tone=7" in x for x in planner.expression_problems(dropped, p))
     changed = prompt + ", " + planner._EXPRESSION["serious"]
     assert any("'serious'" in x for x in planner.expression_problems(changed, p))

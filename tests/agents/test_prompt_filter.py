@@ -17,7 +17,7 @@ def test_normalise_undoes_disguises() -> None:
 
 def test_deterministic_prompt_words_pass() -> None:
     # the planner's own vocabulary must never trip the filter it is re-checked by
-    from faceloop.agents import planner
+    from faceloop.agents.planner import deterministic as planner
 
     f = PromptFilter()
     for table in planner._TABLES.values():

@@ -1,10 +1,8 @@
-"""The KPI analyst: after each round, the numbers of the round and what the study has learned,
-in a few plain sentences.
+"""The analyst's words: a templated summary of a round, optionally rephrased by a ChatModel.
 
-The numbers come from the catalog's KPI observations (a polars frame) and the campaign's
-Optuna study (parameter importances once enough trials completed). The templated summary is
-the default and the fallback; a ChatModel may rephrase it, but a reply that states a number
-the template does not hold is rejected, so the model cannot invent results.
+The templated summary is the default and the fallback; a ChatModel may rephrase it, but a
+reply that states a number the template does not hold is rejected, so the model cannot
+invent results.
 """
 
 from __future__ import annotations
@@ -14,22 +12,16 @@ import re
 import time
 from typing import TYPE_CHECKING
 
-import optuna
-import polars as pl
-from optuna.trial import TrialState
-
+from faceloop.agents.analyst.kpis import importances, round_kpis
 from faceloop.agents.llm import ChatModel, LLMOutputError, structured
 from faceloop.agents.models import AnalystSummary, AnalyzeInput, VariantKpi
-from faceloop.models import FaceParams, KpiGoal, Model
+from faceloop.models import KpiGoal, Model
 
 if TYPE_CHECKING:
     from faceloop.optimizer import Optimizer
     from faceloop.storage.catalog import Catalog
 
-__all__ = ["MIN_TRIALS_FOR_IMPORTANCE", "analyze", "summarise"]
-
-# on fewer completed trials than this an importance ranks noise; say so instead
-MIN_TRIALS_FOR_IMPORTANCE = 6
+__all__ = ["SummaryDraft", "analyze", "rephrase", "summarise"]
 
 
 def _rate_text(goal: KpiGoal, rate: float | None) -> str:
@@ -50,61 +42,6 @@ def _param_words(params: dict[str, str | int]) -> str:
             v = params[k]
             words.append(f"skin tone {v}" if k == "skin_tone" else f"{k.replace('_', ' ')} {v}")
     return ", ".join(words)
-
-
-def round_kpis(
-    frame: pl.DataFrame, round_: int, goal: KpiGoal, params: dict[str, FaceParams]
-) -> list[VariantKpi]:
-    """Per-variant totals of one round, best first."""
-    succ = "clicks" if goal == KpiGoal.ctr else "conversions"
-    rows = (
-        frame.filter(pl.col("round") == round_)
-        .group_by("variant_id")
-        .agg(pl.col("impressions").sum(), pl.col("clicks").sum(), pl.col("conversions").sum())
-        .with_columns(
-            (pl.col(succ) / pl.when(pl.col("impressions") > 0).then(pl.col("impressions")))
-            .fill_null(0.0)
-            .alias("rate")
-        )
-        .sort(["rate", "impressions", "variant_id"], descending=[True, True, False])
-    )
-    out = []
-    for r in rows.iter_rows(named=True):
-        p = params.get(r["variant_id"])
-        out.append(
-            VariantKpi(
-                variant_id=r["variant_id"],
-                round=round_,
-                impressions=r["impressions"],
-                clicks=r["clicks"],
-                conversions=r["conversions"],
-                rate=float(r["rate"]),
-                params=p.model_dump() if p else {},
-            )
-        )
-    return out
-
-
-def importances(study: optuna.Study) -> tuple[int, dict[str, float], str]:
-    """(completed trials, importances, a note saying why there are none, if so)."""
-    done = [t for t in study.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
-    n = len(done)
-    if n < MIN_TRIALS_FOR_IMPORTANCE:
-        return (
-            n,
-            {},
-            f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
-            f"trials; the study has {n} so far",
-        )
-    if len({t.value for t in done}) < 2:
-        return n, {}, f"all {n} completed trials scored the same, so no parameter stands out"
-    try:
-        # PED-ANOVA: native in Optuna (fANOVA needs scikit-learn), fast on few trials
-        evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-        imp = optuna.importance.get_param_importances(study, evaluator=evaluator)
-    except (RuntimeError, ValueError) as exc:
-        return n, {}, f"parameter importances could not be computed: {exc}"
-    return n, {k: round(float(v), 3) for k, v in imp.items()}, ""
 
 
 def summarise(

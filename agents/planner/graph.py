@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 from langgraph.graph import END, START, StateGraph
 from pydantic import Field
 
-from faceloop.agents import planner as det
 from faceloop.agents.llm import ChatModel, LLMOutputError, Message, structured
 from faceloop.agents.models import BriefFacts, PlanFallback, PlanResult
+from faceloop.agents.planner import deterministic as det
 from faceloop.guardrails.prompt_filter import FilterHit, PromptFilter
 from faceloop.models import Brief, FaceParams, Model, VariantPrompt, Verdict
 
