@@ -32,6 +32,11 @@ class ConnectorActivities:
         live = []
         for n, v in enumerate(inp.live):
             activity.heartbeat({"deployed": n, "total": len(inp.live)})
+            stored = await asyncio.to_thread(self.catalog.get_variant, v.variant_id)
+            if stored is not None and stored.erased_at is not None:
+                # erased (GDPR Art. 17) while the campaign ran: its ad is gone for good and
+                # the variant never runs again
+                continue
             asset = v.asset
             assert asset is not None, "deploy needs generated variants"
             if v.ad_id is None:
@@ -114,8 +119,8 @@ class ConnectorActivities:
                 inp.campaign_id,
                 "ad.paused",
                 v.variant_id,
-                "optimizer",
-                {"ad_id": v.ad_id, "reason": "retired: not among the round's best"},
+                inp.actor,
+                {"ad_id": v.ad_id, "reason": inp.reason},
             )
 
     @activity.defn

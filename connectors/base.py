@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment, FaceParams, Model
 
 AdStatus = Literal["active", "paused", "removed"]
@@ -101,6 +102,25 @@ class AdConnector(ABC):
     @abstractmethod
     async def list_ads(self, campaign_id: str) -> list[AdDeployment]:
         """Every ad of the campaign, whatever its status."""
+
+    async def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
+        """Take an ad down for good and delete its creative and copy from the platform
+        (GDPR erasure); the ad's id and delivered counts may stay. Removing a removed ad is
+        a no-op. A removed ad never delivers again and cannot be re-activated.
+
+        Not abstract, so connectors written before erasure existed keep working: they raise
+        here, and the erasure workflow pauses their ads and reports the removal as
+        incomplete, naming the platform where the creative must be deleted by hand.
+        """
+        raise ConnectorError(
+            f"connector {self.name!r} cannot remove ads; delete ad {ad_id!r} of campaign "
+            f"{campaign_id!r} on the platform by hand, or implement {type(self).__name__}.remove"
+        )
+
+    @property
+    def can_remove(self) -> bool:
+        """Whether this connector implements `remove` (else erasure can only pause)."""
+        return type(self).remove is not AdConnector.remove
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -84,7 +84,8 @@ class SandboxConnector(AdConnector):
             ) from err
         if response.is_error:
             raise ConnectorError(
-                f"sandbox {endpoint} returned {response.status_code}: {_detail(response)}"
+                f"sandbox {endpoint} returned {response.status_code}: {_detail(response)}",
+                status=response.status_code,
             )
         try:
             return response.json()
@@ -139,6 +140,11 @@ class SandboxConnector(AdConnector):
         path = f"{self._campaign_path(campaign_id)}/ads"
         data = await self._call("GET", path)
         return self._parse(f"GET {path}", _DEPLOYMENTS, data)
+
+    async def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
+        path = f"{self._campaign_path(campaign_id)}/ads/{quote(ad_id, safe='')}"
+        data = await self._call("DELETE", path)
+        return self._parse(f"DELETE {path}", _DEPLOYMENT, data)
 
     async def aclose(self) -> None:
         await self._client.aclose()

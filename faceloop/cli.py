@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from temporalio.client import Client
 
     from faceloop.models import Brief, CampaignConfig
+    from faceloop.playbooks.schema import Playbook
     from faceloop.workflows.worker import Queue
 
 app = typer.Typer(
@@ -40,6 +41,10 @@ bench_app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+PLAYBOOK_HELP = (
+    "governance playbook: a YAML/JSON file or a shipped name (`faceloop playbook list`); "
+    "default: FACELOOP_PLAYBOOK, else the shipped default"
+)
 
 
 T = TypeVar("T")
@@ -102,6 +107,7 @@ def demo(
             "on_expiry applies (the demo has no reviewer; the playbook's SLA is a day)"
         ),
     ] = 10.0,
+    playbook: Annotated[str | None, typer.Option(help=PLAYBOOK_HELP)] = None,
 ) -> None:
     """Run a whole campaign on an embedded stack started for it, then write the report.
 
@@ -111,10 +117,13 @@ def demo(
     """
     from faceloop.briefs import load_brief_and_config
     from faceloop.examples import example_path
+    from faceloop.playbooks.schema import load_playbook
 
     settings = get_settings()
     try:
         b, config = load_brief_and_config(brief or example_path("brief.yaml"))
+        # validated before the stack starts: a campaign never starts on an invalid playbook
+        pb = load_playbook(playbook or settings.playbook)
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -122,7 +131,7 @@ def demo(
         config.rounds = rounds
     if variants is not None:
         config.variants_per_round = variants
-    _run(_demo(settings, b, config, out, console, review_sla))
+    _run(_demo(settings, b, config, out, console, review_sla, pb))
 
 
 async def _demo(
@@ -132,6 +141,7 @@ async def _demo(
     out: Path,
     con: Console,
     review_sla: float = 10.0,
+    playbook: Playbook | None = None,
 ) -> CampaignState:
     from faceloop.playbooks.schema import load_playbook
     from faceloop.service import follow, submit, write_report
@@ -149,9 +159,12 @@ async def _demo(
             async with contextlib.AsyncExitStack() as es:
                 for worker in workers:
                     await es.enter_async_context(worker)
-                playbook = load_playbook(settings.playbook)
+                playbook = (playbook or load_playbook(settings.playbook)).model_copy(deep=True)
                 if review_sla < playbook.escalation.sla_seconds:
-                    playbook.escalation.sla_seconds = review_sla
+                    # every level of every chain, or an EU chain would wait days for legal
+                    chains = [playbook.escalation, *(r.then.escalate for r in playbook.rules)]
+                    for level in (lv for c in chains if c for lv in c.levels()):
+                        level.sla_seconds = min(level.sla_seconds, review_sla)
                     con.print(
                         f"flagged variants wait {review_sla:.0f}s for a reviewer, then "
                         f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
@@ -257,6 +270,7 @@ def _require_server(settings: Settings) -> None:
 def submit(
     brief: Annotated[Path, typer.Argument(help="brief YAML/JSON")],
     wait: Annotated[bool, typer.Option(help="follow progress until the campaign ends")] = False,
+    playbook: Annotated[str | None, typer.Option(help=PLAYBOOK_HELP)] = None,
 ) -> None:
     """Validate a brief and start its campaign on the running stack."""
     from faceloop.briefs import load_brief_and_config
@@ -265,7 +279,7 @@ def submit(
     settings = get_settings()
     try:
         b, config = load_brief_and_config(brief)
-        playbook = load_playbook(settings.playbook)
+        pb = load_playbook(playbook or settings.playbook)
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
@@ -277,7 +291,7 @@ def submit(
         from faceloop.workflows.worker import connect
 
         client = await connect(settings)
-        handle = await do_submit(client, settings, b, config, playbook)
+        handle = await do_submit(client, settings, b, config, pb)
         console.print(f"campaign [bold]{handle.id}[/bold] submitted")
         if wait:
             await follow(handle, _progress_printer(console))
@@ -487,6 +501,9 @@ def _register_subcommands() -> None:
         "faceloop.guardrails.cli",
         "faceloop.agents.cli",
         "faceloop.optimize_cli",
+        "faceloop.governance_cli",
+        "faceloop.playbooks.cli",
+        "faceloop.privacy_cli",
     ):
         importlib.import_module(module).register(app, bench_app)
 

@@ -34,7 +34,19 @@ class GenerationError(FaceloopError):
 
 
 class ConnectorError(FaceloopError):
-    """An ad platform refused or failed a request."""
+    """An ad platform refused or failed a request.
+
+    `status` is the platform's HTTP status when it answered (None: no answer), so callers
+    can tell "the platform does not know this campaign" (404) from an outage.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class SubjectErasedError(FaceloopError):
+    """Data of a data subject was crypto-shredded (GDPR Art. 17): its key no longer exists."""
 
 
 class StackError(FaceloopError):

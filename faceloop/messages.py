@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 from pydantic import Field
 
 from faceloop.models import (
@@ -14,9 +17,10 @@ from faceloop.models import (
     Model,
     Persona,
     PromptPlan,
+    RollbackRecord,
     Variant,
 )
-from faceloop.playbooks.schema import Playbook
+from faceloop.playbooks.schema import Escalation, Playbook
 
 
 class CampaignInput(CampaignState):
@@ -86,6 +90,19 @@ class DecideInput(Model):
     round: int
     playbook: Playbook
     variants: list[Variant]
+    # what the playbook's rules read (markets, channels, spend, persona); None: guardrail
+    # verdicts only
+    brief: Brief | None = None
+    config: CampaignConfig | None = None
+
+
+class DecideOutput(VariantsPayload):
+    """Decided variants and, for each escalated one, the review it waits for."""
+
+    escalations: dict[str, Escalation] = Field(
+        default_factory=dict,
+        description="variant id -> who must approve, how many, by when, and what expiry does",
+    )
 
 
 class ReviewDecision(Model):
@@ -94,12 +111,60 @@ class ReviewDecision(Model):
     campaign_id: str
     variant_id: str
     decision: Decision
-    reviewer: str
-    reason: str
+    reviewer: str = Field(min_length=1, max_length=128)
+    reason: str = Field(max_length=2000)
 
 
 class ReviewInput(ReviewDecision):
     """A compliance reviewer's vote on an escalated variant (the `review` update)."""
+
+    role: str | None = Field(
+        default=None, description="the reviewer's role; when given it must be the one waited for"
+    )
+
+
+class Vote(Model):
+    reviewer: str
+    role: str | None
+    decision: Decision
+    reason: str
+    level: int = Field(description="escalation level the vote was cast at (0: first)")
+    at: datetime
+
+
+class PendingEscalation(Model):
+    """One escalated variant as reviewers see it (`faceloop escalations`)."""
+
+    campaign_id: str
+    workflow_id: str = ""
+    variant_id: str
+    round: int
+    asset_id: str | None
+    flagged: str = Field(description="why the playbook escalated it")
+    submitted_by: str
+    role: str = Field(description="who must decide at the current level")
+    level: int
+    approvers_required: int
+    approvals: list[str] = Field(description="reviewers who approved at this level")
+    votes: list[Vote]
+    deadline: datetime
+    on_expiry: str = Field(description="what happens at the deadline: block, deploy, escalate")
+    outcome: Decision | None = None
+
+
+class ReviewRecord(Model):
+    """One event of a review for the catalog and the audit log: a vote, the final outcome,
+    or an SLA expiry that escalated further or decided."""
+
+    event: Literal["vote", "decided", "escalated"]
+    campaign_id: str
+    variant_id: str
+    decision: Decision | None = None
+    actor: str
+    reason: str
+    role: str | None = None
+    level: int = 0
+    approvals: list[str] = Field(default_factory=list)
 
 
 class DeployInput(Model):
@@ -133,6 +198,8 @@ class RetireInput(Model):
     round: int
     connector: str
     variants: list[Variant]
+    reason: str = "retired: not among the round's best"
+    actor: str = "optimizer"
 
 
 class LearnInput(Model):
@@ -142,6 +209,10 @@ class LearnInput(Model):
     config: CampaignConfig
     round_variants: list[Variant] = Field(description="every variant of this round, any decision")
     live: list[Variant]
+    paused: list[str] = Field(
+        default_factory=list,
+        description="variant ids a rollback paused this round: never kept, never the winner",
+    )
 
 
 class LearnOutput(Model):
@@ -165,3 +236,16 @@ class ScheduledRoundInput(Model):
     campaign_id: str
     gpu_task_queue: str = "faceloop-gpu"
     cpu_task_queue: str = "faceloop-cpu"
+
+
+class RollbackInput(Model):
+    campaign_id: str
+    round: int
+    playbook: Playbook
+    live: list[Variant] = Field(description="the ads that ran this window")
+
+
+class RollbackOutput(Model):
+    paused: list[RollbackRecord] = Field(
+        description="one per ad to pause, with every criterion that fired for it"
+    )

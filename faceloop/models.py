@@ -286,6 +286,10 @@ class Variant(Model):
     clicks: int = 0
     conversions: int = 0
     live: bool = False
+    erased_at: datetime | None = Field(
+        default=None,
+        description="set by GDPR erasure: the prompts and the image are gone, the ids remain",
+    )
 
 
 class KpiObservation(Model):
@@ -326,14 +330,32 @@ class CampaignConfig(Model):
     impressions_per_round: int | None = Field(
         default=None, gt=0, description="default: the brief's budget split evenly over rounds"
     )
-    exploration_floor: float = Field(default=0.05, ge=0, le=0.5)
+    exploration_floor: float = Field(
+        default=0.02,
+        ge=0,
+        le=0.5,
+        description="least share of a segment's impressions each of its live variants gets",
+    )
     image_size: int = Field(default=256, ge=64, le=2048)
     connector: str = "sandbox"
+    refresh_creatives: bool = Field(
+        default=True,
+        description="replace a kept variant whose CTR wore out by a fresh image of its face",
+    )
+    objectives: list[Literal["ctr", "conversions", "cpa"]] = Field(
+        default_factory=list,
+        description="two or more: a multi-objective study (Pareto front in the report); "
+        "empty: the brief's KPI",
+    )
 
     @model_validator(mode="after")
     def _incumbents_fit(self) -> CampaignConfig:
         if self.incumbents >= self.variants_per_round:
             raise ValueError("incumbents must be fewer than variants_per_round")
+        if len(self.objectives) == 1 or len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(
+                "objectives: name two or more different ones (ctr, conversions, cpa), or none"
+            )
         return self
 
 
@@ -376,6 +398,17 @@ class RoundSummary(Model):
     analysis: AnalystSummary | None = None
 
 
+class RollbackRecord(Model):
+    """A live ad paused because a playbook rollback criterion fired, and who was told."""
+
+    round: int
+    variant_id: str
+    ad_id: str
+    criteria: list[str]
+    reason: str
+    notify_role: str
+
+
 class CampaignState(Model):
     """Everything a campaign carries from one round (and one continue-as-new run) to the next."""
 
@@ -388,3 +421,6 @@ class CampaignState(Model):
     live: list[Variant] = Field(default_factory=list, description="variants whose ads run now")
     winner: Variant | None = None
     blocked_reason: str = ""
+    rollbacks: list[RollbackRecord] = Field(
+        default_factory=list, description="live ads a playbook rollback criterion paused"
+    )

@@ -131,9 +131,12 @@ def build_report(
     missing_images: list[str] = []
     for v in variants:
         if v.asset is not None and v.asset.asset_id not in images:
-            images[v.asset.asset_id] = _write_thumbnail(store, v, out_dir)
-            if images[v.asset.asset_id] is None:
+            images[v.asset.asset_id] = rel = _write_thumbnail(store, v, out_dir)
+            if rel is None:
                 missing_images.append(v.asset.asset_id)
+            else:
+                # a copy outside the asset store: GDPR erasure must find it (docs/privacy.md)
+                catalog.record_export(out_dir / rel, "thumbnail", campaign_id, v.asset.asset_id)
 
     rounds = _rounds(variants, by_id, per_round, images)
     winner = _winner(variants, per_round, deployed)
@@ -141,7 +144,7 @@ def build_report(
     audit_problems = catalog.verify_audit()
     plot = _plot(rounds, out_dir / PLOT_NAME)
 
-    # the analyst's plain-language summary of each round (agents/analyst.py, audit log)
+    # the analyst's plain-language summary of each round (agents/analyst/, audit log)
     analyses = [
         {
             "round": _round_of(e.subject),
@@ -188,6 +191,9 @@ def build_report(
     )
     html_path = out_dir / "report.html"
     html_path.write_text(html, encoding="utf-8")
+    # both hold the variants' prompts, so erasing one of them removes the report
+    for path in (json_path, html_path):
+        catalog.record_export(path, "report", campaign_id)
     return json_path, html_path
 
 
@@ -414,7 +420,7 @@ def _tile(e: _Entry, winner_id: str | None, prompt_only: frozenset[str]) -> dict
         "winner": v.variant_id == winner_id,
         "carried_from": v.round if e.carried_over else None,
         "image": e.image,
-        "image_note": "image missing" if v.asset else "no image",
+        "image_note": "erased" if v.erased_at else "image missing" if v.asset else "no image",
         "params": _params_view(v.params, prompt_only),
         "checks": [
             {

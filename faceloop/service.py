@@ -13,7 +13,7 @@ from temporalio.service import RPCError
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Brief, CampaignConfig, CampaignState
-from faceloop.playbooks.schema import Playbook, load_playbook
+from faceloop.playbooks.schema import Playbook, load_playbook, revalidated
 from faceloop.report import build_report
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
@@ -36,7 +36,10 @@ async def submit(
     playbook: Playbook | None = None,
     campaign_id: str | None = None,
 ) -> WorkflowHandle[CampaignWorkflow, CampaignState]:
-    playbook = playbook or load_playbook(settings.playbook)
+    # A playbook object may have been edited after loading (the demo shortens SLAs): it is
+    # validated again here, before anything reaches Temporal, so no campaign starts on an
+    # invalid one.
+    playbook = revalidated(playbook) if playbook else load_playbook(settings.playbook)
     cid = campaign_id or new_campaign_id(brief)
     inp = CampaignInput(
         campaign_id=cid,

@@ -123,13 +123,28 @@ def persona_train_cmd(
     size: Annotated[int, typer.Option("--size", help="training resolution")] = 512,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Train a persona LoRA for a consented subject and store it in the asset store."""
+    """Train a persona LoRA for a consented subject and store it in the asset store.
+
+    The consent record is kept in the consent registry (as `faceloop consent add` does); a
+    revoked consent stops training. The adapter is sealed under the persona's own key.
+    """
     from faceloop.generators import persona
     from faceloop.settings import get_settings
     from faceloop.storage.assets import AssetStore
+    from faceloop.storage.catalog import Catalog
+    from faceloop.storage.keys import SubjectKeyStore
 
+    settings = get_settings()
+    catalog: Catalog | None = None
     try:
         record = persona.load_consent(consent)  # first: nothing loads without consent
+        catalog = Catalog(settings.resolved_database_url)
+        catalog.record_consent(record, actor="persona-train")
+        state = catalog.consent_status(
+            record.persona_id, scope="persona_training", consent_ref=record.consent_id
+        )
+        if not state.ok:
+            raise FaceloopError(f"persona {record.persona_id!r} cannot be trained: {state.reason}")
         if tiny:
             from faceloop.generators.tiny import tiny_pipeline
 
@@ -140,9 +155,14 @@ def persona_train_cmd(
             pipe = DiffusersGenerator(model).pipeline
         pics = persona.load_images(images, size)
         result = persona.train_persona_lora(pipe, pics, record, steps=steps, rank=rank, lr=lr)
-        stored = persona.store_adapter(AssetStore(get_settings().resolved_asset_root), result)
+        stored = persona.store_adapter(
+            AssetStore(settings.resolved_asset_root), result, SubjectKeyStore(catalog)
+        )
     except FaceloopError as exc:
         raise _fail(exc) from exc
+    finally:
+        if catalog is not None:
+            catalog.close()
     summary = {
         "asset_id": stored.asset_id,
         "uri": stored.uri,

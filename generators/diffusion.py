@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -240,22 +240,34 @@ class DiffusersGenerator(Generator):
 
     # ------------------------------------------------------------------ LoRA
 
-    def load_lora(self, name: str, source: str | Path, weight: float = 1.0) -> None:
-        """Attach an adapter (peft) by name; several can be active, each with its weight."""
+    def load_lora(
+        self, name: str, source: str | Path | Mapping[str, Any], weight: float = 1.0
+    ) -> None:
+        """Attach an adapter (peft) by name; several can be active, each with its weight.
+
+        `source` is a folder, a .safetensors file, a hub id, or a state dict already in
+        memory (a persona adapter opened by `generators.persona.open_adapter`, which never
+        touches the disk in the clear).
+        """
         if self._fused:
             raise GenerationError("LoRA weights are fused; call unload_loras() before adding more")
         if name in self.loras:
             raise GenerationError(f"a LoRA named {name!r} is already loaded; unload it first")
-        src = Path(source).expanduser()
         kwargs: dict[str, Any] = {"adapter_name": name}
-        if src.is_file():
-            kwargs["weight_name"] = src.name
-            src = src.parent
+        if isinstance(source, Mapping):
+            target: Any = dict(source)
+            label = f"<state dict: {len(target)} tensors>"
+        else:
+            src = Path(source).expanduser()
+            if src.is_file():
+                kwargs["weight_name"] = src.name
+                src = src.parent
+            target, label = (str(src) if src.exists() else str(source)), str(source)
         try:
-            self.pipeline.load_lora_weights(str(src) if src.exists() else str(source), **kwargs)
+            self.pipeline.load_lora_weights(target, **kwargs)
         except (OSError, ValueError, KeyError) as exc:
-            raise GenerationError(f"could not load LoRA {name!r} from {source}: {exc}") from exc
-        self.loras[name] = LoraSpec(name, str(source), weight)
+            raise GenerationError(f"could not load LoRA {name!r} from {label}: {exc}") from exc
+        self.loras[name] = LoraSpec(name, label, weight)
         self._apply_weights()
 
     def set_lora_weight(self, name: str, weight: float) -> None:

@@ -2,99 +2,48 @@
 
 Nothing trains without a valid consent record: a small YAML/JSON file naming the persona,
 the subject, the scope and markets of use, an expiry date and the sha256 of the signed
-evidence. The trained adapter goes into the asset store by content hash, with a metadata
-sidecar (`<asset>.safetensors.json`) that carries the consent id, so every image made with
-the adapter traces back to the consent that allowed it.
+evidence. The trained adapter is sealed under the persona's subject key (so erasing the
+persona crypto-shreds it, faceloop/storage/keys.py) and goes into the asset store by
+content hash, with a metadata sidecar (`<asset>.safetensors.enc.json`) that carries the
+consent id, so every image made with the adapter traces back to the consent that allowed
+it. `open_adapter` gives the weights back, in memory only, for `DiffusersGenerator.load_lora`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import yaml
-from pydantic import Field, ValidationError, field_validator
 
+# the consent model and loader live with the consent registry; imported here because
+# training is where consent was first checked, and callers import them from here
+from faceloop.consent import ConsentRecord, load_consent
 from faceloop.errors import GenerationError, InputError
-from faceloop.models import Model
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import AssetStore, scrub_file
+
+if TYPE_CHECKING:
+    from faceloop.storage.keys import SubjectKeyStore
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 ADAPTER_FILE = "pytorch_lora_weights.safetensors"  # the name diffusers' loader looks for
+SEALED_SUFFIX = ".safetensors.enc"  # a sealed adapter in the asset store
+SEAL_PURPOSE = "lora"  # the associated data of the subject-key cipher
 
-
-class ConsentRecord(Model):
-    """What the subject agreed to. Every field is required; nothing is inferred."""
-
-    consent_id: str = Field(min_length=1, description="id of this consent, stored with the adapter")
-    persona_id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    subject_name: str = Field(min_length=1)
-    scope: list[str] = Field(min_length=1, description="uses agreed to, e.g. ['ads', 'social']")
-    markets: list[str] = Field(min_length=1, description="ISO country codes, e.g. ['US', 'DE']")
-    expires: dt.date
-    evidence_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the signed form")
-
-    @field_validator("markets")
-    @classmethod
-    def _iso_codes(cls, v: list[str]) -> list[str]:
-        bad = [m for m in v if len(m) != 2 or not m.isalpha() or not m.isupper()]
-        if bad:
-            raise ValueError(f"{bad} are not two-letter upper-case ISO country codes")
-        return v
-
-
-def load_consent(
-    path: str | Path, *, today: dt.date | None = None, scope: str = "persona_training"
-) -> ConsentRecord:
-    """Read and check a consent file; InputError naming the field and the fix otherwise.
-
-    `scope` must be among the record's scopes (or the record must list "all").
-    An `evidence` file next to the record, when present, must hash to evidence_sha256.
-    """
-    path = Path(path)
-    source = f"consent record {path}"
-    if not path.is_file():
-        raise InputError(
-            source, ["(file): not found; pass --consent with the subject's consent record"]
-        )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(source, [f"(file): not valid YAML or JSON: {exc}"]) from exc
-    if not isinstance(raw, dict):
-        raise InputError(source, ["(root): expected a mapping of consent fields"])
-    evidence = raw.pop("evidence", None)
-    try:
-        record = ConsentRecord.model_validate(raw)
-    except ValidationError as err:
-        raise InputError.from_validation(source, err) from err
-    problems = []
-    today = today or dt.date.today()
-    if record.expires < today:
-        problems.append(
-            f"expires: consent expired on {record.expires} (today {today}); "
-            "get a renewed consent before training"
-        )
-    if scope not in record.scope and "all" not in record.scope:
-        problems.append(f"scope: {record.scope} does not include {scope!r}; training needs it")
-    if evidence is not None:
-        ev = (path.parent / str(evidence)).resolve()
-        if not ev.is_file():
-            problems.append(f"evidence: file {ev} not found")
-        elif hashlib.sha256(ev.read_bytes()).hexdigest() != record.evidence_sha256:
-            problems.append(
-                f"evidence_sha256: does not match the sha256 of {ev.name}; "
-                "the evidence file was changed or the hash was mistyped"
-            )
-    if problems:
-        raise InputError(source, problems)
-    return record
+__all__ = [
+    "ConsentRecord",
+    "StoredAdapter",
+    "TrainResult",
+    "load_adapter_meta",
+    "load_consent",
+    "load_images",
+    "open_adapter",
+    "store_adapter",
+    "train_persona_lora",
+]
 
 
 def load_images(folder: str | Path, size: int) -> list[np.ndarray]:
@@ -255,14 +204,33 @@ class StoredAdapter:
     meta: dict[str, Any]
 
 
-def store_adapter(store: AssetStore, result: TrainResult) -> StoredAdapter:
-    """Put the adapter into the asset store and write its metadata sidecar beside it."""
-    data = (result.adapter_dir / ADAPTER_FILE).read_bytes()
-    asset_id, uri = store.put_bytes(data, ".safetensors")
-    meta = {**result.meta, "asset_id": asset_id}
-    meta_path = store.path_of(uri).with_name(f"{asset_id}.safetensors.json")
+def store_adapter(store: AssetStore, result: TrainResult, keys: SubjectKeyStore) -> StoredAdapter:
+    """Seal the adapter under the persona's key, put it into the asset store and write its
+    metadata sidecar beside it.
+
+    The clear weights file that training wrote is overwritten and removed afterwards: a
+    clear copy left in a temp folder would survive the persona's erasure.
+    """
+    clear_path = result.adapter_dir / ADAPTER_FILE
+    persona_id = str(result.meta["persona_id"])
+    sealed = keys.seal(persona_id, clear_path.read_bytes(), SEAL_PURPOSE)
+    asset_id, uri = store.put_bytes(sealed, SEALED_SUFFIX)
+    meta = {**result.meta, "asset_id": asset_id, "sealed_for": persona_id}
+    path = store.path_of(uri)
+    meta_path = path.with_name(f"{path.name}.json")
     meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    scrub_file(clear_path)
     return StoredAdapter(asset_id, uri, meta_path, meta)
+
+
+def open_adapter(store: AssetStore, uri: str, keys: SubjectKeyStore) -> dict[str, Any]:
+    """The adapter's weights (a torch state dict, in memory) for
+    `DiffusersGenerator.load_lora(name, weights)`; SubjectErasedError once erased."""
+    from safetensors.torch import load as load_safetensors
+
+    meta = load_adapter_meta(store, uri)
+    clear = keys.open(str(meta["persona_id"]), store.get_bytes(uri), SEAL_PURPOSE)
+    return dict(load_safetensors(clear))
 
 
 def load_adapter_meta(store: AssetStore, uri: str) -> dict[str, Any]:

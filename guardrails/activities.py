@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -97,6 +98,24 @@ class GuardrailActivities:
             raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from None
         for v, report in zip(inp.variants, reports, strict=True):
             self.catalog.record_report(v.variant_id, report)
+            # the verdicts as the guardrails gave them, before the playbook turns them into a
+            # decision: an auditor can tell a check's finding from the policy applied to it
+            self.catalog.audit(
+                inp.campaign_id,
+                "guard.verdicts",
+                v.variant_id,
+                "guardrails",
+                {
+                    "asset_id": report.asset_id,
+                    "checks": {
+                        c.name: {
+                            "verdict": c.verdict.value,
+                            "score": round(c.score, 4) if math.isfinite(c.score) else None,
+                        }
+                        for c in report.checks
+                    },
+                },
+            )
         return GuardOutput(reports=reports)
 
     def _sign(self, inp: VariantsPayload, progress: Progress) -> VariantsPayload:

@@ -160,18 +160,35 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             bool, typer.Option(help="enrol a consented persona (reference), not a real person")
         ] = False,
     ) -> None:
-        """Add a real person to the lookalike gallery (encrypted with FACELOOP_IDENTITY_KEY)."""
+        """Add a real person to the lookalike gallery (encrypted with FACELOOP_IDENTITY_KEY).
+
+        A persona (`--persona`, the name is its persona id) needs a valid consent record in
+        the registry (`faceloop consent add`); its embeddings are sealed under its own key.
+        """
         from faceloop.guardrails.identity import Gallery, embed_photo
         from faceloop.guardrails.imageio import read_image
         from faceloop.guardrails.settings import GuardrailSettings
+        from faceloop.settings import get_settings
+        from faceloop.storage.catalog import Catalog
+        from faceloop.storage.keys import SubjectKeyStore
 
         gs = GuardrailSettings()
+        catalog = Catalog(get_settings().resolved_database_url) if persona else None
         try:
-            gallery = Gallery(gs.gallery_path, gs.identity_key_value())
+            keys = None
+            if catalog is not None:
+                consent = catalog.consent_status(name, scope="ads")
+                if not consent.ok:
+                    raise FaceloopError(f"persona {name!r} cannot be enrolled: {consent.reason}")
+                keys = SubjectKeyStore(catalog)
+            gallery = Gallery(gs.gallery_path, gs.identity_key_value(), subject_keys=keys)
             embeddings = [embed_photo(read_image(p), str(p)) for p in photos]
             n = gallery.enroll(name, embeddings, "persona" if persona else "real")
         except FaceloopError as exc:
             raise _fail(exc) from exc
+        finally:
+            if catalog is not None:
+                catalog.close()
         kind = "persona" if persona else "real person"
         console.print(f"enrolled {kind} [bold]{name}[/bold]: {n} embedding(s) in {gs.gallery_path}")
 

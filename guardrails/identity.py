@@ -8,11 +8,14 @@ result (same outputs to 1e-6).
 The gallery holds real people who must never be reproduced (`kind="real"`) and consented
 personas (`kind="persona"`). It is encrypted at rest with Fernet (AES-128-CBC + HMAC) under
 the key of the FACELOOP_IDENTITY_KEY setting, and has no API that returns embeddings: only
-similarities leave this module.
+similarities leave this module. A persona's embeddings are sealed once more, under the
+persona's own subject key (faceloop/storage/keys.py): erasing the persona destroys that key,
+so its embeddings cannot be read from this file, or from any backup of it, ever again.
 """
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import json
 import os
@@ -20,19 +23,24 @@ import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import cv2
 import numpy as np
 
-from faceloop.errors import FaceloopError, InputError
+from faceloop.errors import FaceloopError, InputError, SubjectErasedError
 from faceloop.models import CheckResult, Verdict
 
 from .base import GuardContext, Guardrail, require_rgb
 from .vision import Face, FaceDetector, default_detector
 
+if TYPE_CHECKING:
+    from faceloop.storage.keys import SubjectKeyStore
+
 SFACE_FILE = "face_recognition_sface_2021dec_int8bq.onnx"
 KEY_ENV = "FACELOOP_IDENTITY_KEY"
+# what a persona's embeddings are sealed for (the associated data of the subject-key cipher)
+SEAL_PURPOSE = "gallery"
 
 # Where SFace expects the five landmarks in its 112x112 input (OpenCV's alignCrop targets).
 _ARCFACE_DST = np.array(
@@ -179,15 +187,26 @@ def identity_key(explicit: str | None = None) -> bytes:
 class _Person:
     name: str
     kind: Kind
+    # real people: under the gallery key only. Personas: empty, except in galleries written
+    # before subject keys existed (sealed at the next enrolment with a key store).
     embeddings: list[list[float]] = field(default_factory=list)
+    # personas: float32 embeddings sealed under the persona's subject key, base64
+    sealed: list[str] = field(default_factory=list)
 
 
 class Gallery:
-    """Enrolled identities, encrypted at rest; only similarities come out of it."""
+    """Enrolled identities, encrypted at rest; only similarities come out of it.
 
-    def __init__(self, path: Path, key: str | None = None) -> None:
+    `subject_keys` opens persona embeddings; without it, persona matching and persona
+    enrolment fail and say so (real-person matching needs no key store).
+    """
+
+    def __init__(
+        self, path: Path, key: str | None = None, subject_keys: SubjectKeyStore | None = None
+    ) -> None:
         self.path = Path(path)
         self._key = key
+        self.subject_keys = subject_keys
         self._people: dict[str, _Person] = {}
         self._lock = threading.Lock()
         if self.path.exists():
@@ -215,11 +234,12 @@ class Gallery:
             ) from None
         data = json.loads(clear)
         self._people = {
-            p["name"]: _Person(p["name"], p["kind"], p["embeddings"]) for p in data["people"]
+            p["name"]: _Person(p["name"], p["kind"], p["embeddings"], p.get("sealed", []))
+            for p in data["people"]
         }
 
     def _save(self) -> None:
-        data = {"version": 1, "people": [vars(p) for p in self._people.values()]}
+        data = {"version": 2, "people": [vars(p) for p in self._people.values()]}
         token = self._fernet().encrypt(json.dumps(data).encode())
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(self.path.suffix + f".tmp{os.getpid()}")
@@ -241,10 +261,49 @@ class Gallery:
                     [f"{name!r} is enrolled as {person.kind}, not {kind}; use another name"],
                 )
             person = person or _Person(name, kind)
-            person.embeddings += [[round(float(x), 6) for x in e] for e in embeddings]
+            if kind == "persona":
+                keys = self._keys(name)
+                legacy = [np.asarray(e, np.float32) for e in person.embeddings]
+                person.embeddings = []
+                person.sealed += [
+                    base64.b64encode(
+                        keys.seal(name, np.asarray(e, np.float32).tobytes(), SEAL_PURPOSE)
+                    ).decode()
+                    for e in [*legacy, *embeddings]
+                ]
+            else:
+                person.embeddings += [[round(float(x), 6) for x in e] for e in embeddings]
             self._people[name] = person
             self._save()
-            return len(person.embeddings)
+            return len(person.embeddings) + len(person.sealed)
+
+    def remove(self, name: str) -> bool:
+        """Drop a person and everything enrolled for them; False if not enrolled."""
+        with self._lock:
+            if self._people.pop(name, None) is None:
+                return False
+            self._save()
+            return True
+
+    def _keys(self, name: str) -> SubjectKeyStore:
+        if self.subject_keys is None:
+            raise FaceloopError(
+                f"persona {name!r}: persona embeddings are sealed under the persona's own key; "
+                "open the gallery with the catalog's key store "
+                "(Gallery(path, key, subject_keys=SubjectKeyStore(catalog)))"
+            )
+        return self.subject_keys
+
+    def _vectors(self, p: _Person) -> np.ndarray:
+        """The person's embeddings, opening sealed ones (SubjectErasedError once erased)."""
+        rows = [np.asarray(e, np.float32) for e in p.embeddings]
+        if p.sealed:
+            blobs = [base64.b64decode(b) for b in p.sealed]
+            rows += [
+                np.frombuffer(raw, np.float32)
+                for raw in self._keys(p.name).open_all(p.name, blobs, SEAL_PURPOSE)
+            ]
+        return np.stack(rows) if rows else np.zeros((0, 128), np.float32)
 
     def names(self, kind: Kind | None = None) -> list[str]:
         return sorted(n for n, p in self._people.items() if kind is None or p.kind == kind)
@@ -256,15 +315,15 @@ class Gallery:
         """Best cosine similarity of the embedding to each enrolled person of that kind."""
         out = {}
         for name, p in self._people.items():
-            if p.kind == kind and p.embeddings:
-                out[name] = float(np.max(np.asarray(p.embeddings, np.float32) @ embedding))
+            if p.kind == kind and (p.embeddings or p.sealed):
+                out[name] = float(np.max(self._vectors(p) @ embedding))
         return out
 
     def similarity_to(self, embedding: np.ndarray, name: str) -> float | None:
         p = self._people.get(name)
-        if p is None or not p.embeddings:
+        if p is None or not (p.embeddings or p.sealed):
             return None
-        return float(np.max(np.asarray(p.embeddings, np.float32) @ embedding))
+        return float(np.max(self._vectors(p) @ embedding))
 
 
 def embed_photo(
@@ -322,6 +381,7 @@ class IdentityGuardrail(Guardrail):
         rows: list[dict[str, object]] = []
         worst_name, worst = "", 0.0
         persona_best: float | None = None
+        persona_erased = ""
         for face in faces if embedder else []:
             emb = embedder.embed(rgb, face) if embedder else np.zeros(128, np.float32)
             sims = gallery.similarities(emb, "real") if gallery is not None else {}
@@ -332,8 +392,11 @@ class IdentityGuardrail(Guardrail):
             }
             if sims and max(sims.values()) > worst:
                 worst_name, worst = max(sims, key=sims.__getitem__), max(sims.values())
-            if ctx.persona_id is not None and gallery is not None:
-                s = gallery.similarity_to(emb, ctx.persona_id)
+            if ctx.persona_id is not None and gallery is not None and not persona_erased:
+                try:
+                    s = gallery.similarity_to(emb, ctx.persona_id)
+                except SubjectErasedError as exc:
+                    persona_erased, s = str(exc), None
                 row["persona_similarity"] = None if s is None else round(s, 4)
                 if s is not None and (persona_best is None or s > persona_best):
                     persona_best = s
@@ -347,7 +410,10 @@ class IdentityGuardrail(Guardrail):
                 f"(similarity {worst:.2f} >= {self.lookalike_threshold})"
             )
         elif ctx.persona_id is not None:
-            if gallery is None or ctx.persona_id not in gallery.names("persona"):
+            if persona_erased:
+                verdict = Verdict.block
+                reason = f"persona {ctx.persona_id!r} was erased: {persona_erased}"
+            elif gallery is None or ctx.persona_id not in gallery.names("persona"):
                 verdict = Verdict.escalate
                 reason = f"persona {ctx.persona_id!r} has no enrolled reference to compare with"
             elif persona_best is None or persona_best < self.persona_threshold:

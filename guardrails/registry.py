@@ -26,6 +26,7 @@ from .safety import SafetyGuardrail
 if TYPE_CHECKING:
     from faceloop.playbooks.schema import Playbook
     from faceloop.settings import Settings
+    from faceloop.storage.keys import SubjectKeyStore
 
 ENTRY_POINT_GROUP = "faceloop.guardrails"
 
@@ -104,13 +105,18 @@ def default_guardrails() -> list[Guardrail]:
 
 
 def guardrails_for(
-    playbook: Playbook, with_identity: bool = True, settings: Settings | None = None
+    playbook: Playbook,
+    with_identity: bool = True,
+    settings: Settings | None = None,
+    keys: SubjectKeyStore | None = None,
 ) -> list[Guardrail]:
     """The checks of the guard stage with the playbook's thresholds, plus installed plugins.
 
     Quality, identity and bias share one face detection per image; safety and bias share
     one NudeNet pass. The identity gallery is opened when FACELOOP_IDENTITY_KEY is set and a
     gallery exists; without one, lookalike matching has nobody to match and says so.
+    Persona embeddings open with `keys` (the worker passes its catalog's key store); when
+    none is given and the gallery holds personas, one is opened on the settings' catalog.
     """
     from .identity import Gallery
     from .safety import default_nudenet
@@ -122,7 +128,14 @@ def guardrails_for(
     gallery = None
     gs = GuardrailSettings(settings)
     if with_identity and gs.gallery_path.exists():
-        gallery = Gallery(gs.gallery_path, gs.identity_key_value())
+        gallery = Gallery(gs.gallery_path, gs.identity_key_value(), subject_keys=keys)
+        if keys is None and gallery.names("persona"):
+            from faceloop.settings import get_settings
+            from faceloop.storage.catalog import Catalog
+            from faceloop.storage.keys import SubjectKeyStore
+
+            url = (settings or get_settings()).resolved_database_url
+            gallery.subject_keys = SubjectKeyStore(Catalog(url))
     guards: list[Guardrail] = [
         FaceQualityGuardrail(
             min_score=q.min_face_score,

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from faceloop.consent import ADS_SCOPE
 from faceloop.errors import FaceloopError
 from faceloop.messages import (
     CampaignInput,
     DecideInput,
+    DecideOutput,
     FinishInput,
     LearnInput,
     LearnOutput,
     ProposeInput,
-    ReviewDecision,
+    ReviewRecord,
+    RollbackInput,
+    RollbackOutput,
     ScheduledRoundInput,
     StartCampaignInput,
     VariantsPayload,
 )
-from faceloop.models import Decision, KpiGoal, Variant
+from faceloop.models import Decision, KpiGoal, RollbackRecord, Variant
 from faceloop.optimizer import (
+    LearnPlan,
     Optimizer,
     arms_from_observations,
     plan_learn,
@@ -30,6 +36,8 @@ from faceloop.optimizer import (
     successes,
     trial_value,
 )
+from faceloop.playbooks.rollback import RollbackHit, RollbackKpis
+from faceloop.playbooks.rules import RuleContext
 from faceloop.playbooks.schema import Playbook
 from faceloop.storage.catalog import Catalog
 
@@ -132,17 +140,47 @@ class CampaignActivities:
         return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=variants)
 
     @activity.defn
-    async def decide(self, inp: DecideInput) -> VariantsPayload:
+    async def decide(self, inp: DecideInput) -> DecideOutput:
         return await asyncio.to_thread(self._decide, inp)
 
-    def _decide(self, inp: DecideInput) -> VariantsPayload:
+    def _decide(self, inp: DecideInput) -> DecideOutput:
         out = []
+        escalations = {}
         for v in inp.variants:
             report = v.report
             assert report is not None, "decide needs guarded variants"
-            decision, reason = inp.playbook.decide(report)
-            v = v.model_copy(update={"decision": decision, "decision_reason": reason})
+            ctx = (
+                RuleContext.for_variant(inp.campaign_id, inp.brief, inp.config, v.params)
+                if inp.brief is not None
+                else None
+            )
+            ruling = inp.playbook.rule(report, ctx)
+            decision, reason = ruling.decision, ruling.reason
+            brief = inp.brief
+            if brief is not None and brief.persona is not None and decision != Decision.block:
+                # checked again here, after generation: a consent revoked while this round's
+                # images were made stops them before they ship. The playbook may ask for more
+                # (scope, markets) than a persona always needs (ads, the brief's markets).
+                req = ruling.consent
+                status = self.catalog.consent_status(
+                    brief.persona.persona_id,
+                    req.markets if req is not None else list(brief.markets),
+                    scope=req.scope if req is not None else ADS_SCOPE,
+                    consent_ref=brief.persona.consent_ref,
+                )
+                if not status.ok:
+                    by = f"required by {', '.join(req.rules)}" if req is not None else "required"
+                    decision = Decision.block
+                    reason = f"{reason}; consent {by}: {status.reason}"
+            update: dict[str, object] = {"decision": decision, "decision_reason": reason}
+            if ruling.disclosures:
+                # the playbook's disclosure is the one that ships (AI Act Art. 50 labels)
+                update["disclosure"] = ruling.disclosure_text()
+            if decision == Decision.escalate:
+                escalations[v.variant_id] = ruling.escalation or inp.playbook.escalation
+            v = v.model_copy(update=update)
             self.catalog.upsert_variant(v)
+            chain = escalations.get(v.variant_id)
             self.catalog.audit(
                 inp.campaign_id,
                 f"decision.{decision.value}",
@@ -152,31 +190,94 @@ class CampaignActivities:
                     "asset_id": v.asset.asset_id if v.asset else None,
                     "reason": reason,
                     "checks": {c.name: c.verdict.value for c in report.checks},
-                    "escalate_to": inp.playbook.escalation.role
-                    if decision == Decision.escalate
-                    else None,
+                    "rules": ruling.matched_rules,
+                    "escalate_to": chain.role if chain else None,
+                    "approvers": chain.approvers if chain else None,
+                    "disclosures": ruling.disclosures,
+                    "consent": ruling.consent.model_dump(mode="json") if ruling.consent else None,
                 },
             )
             out.append(v)
-        return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+        return DecideOutput(
+            campaign_id=inp.campaign_id, round=inp.round, variants=out, escalations=escalations
+        )
 
     @activity.defn
-    async def record_review(self, inp: ReviewDecision) -> None:
+    async def record_review(self, inp: ReviewRecord) -> None:
         await asyncio.to_thread(self._record_review, inp)
 
-    def _record_review(self, inp: ReviewDecision) -> None:
-        v = self.catalog.get_variant(inp.variant_id)
-        if v is not None:
-            self.catalog.upsert_variant(
-                v.model_copy(update={"decision": inp.decision, "decision_reason": inp.reason})
-            )
+    def _record_review(self, inp: ReviewRecord) -> None:
+        if inp.event == "decided":
+            v = self.catalog.get_variant(inp.variant_id)
+            if v is not None:
+                self.catalog.upsert_variant(
+                    v.model_copy(update={"decision": inp.decision, "decision_reason": inp.reason})
+                )
+        if inp.event == "vote":
+            kind = f"review.vote.{'approve' if inp.decision == Decision.deploy else 'reject'}"
+        elif inp.event == "escalated":
+            kind = "review.escalated"
+        else:
+            kind = f"review.{'approve' if inp.decision == Decision.deploy else 'reject'}"
         self.catalog.audit(
             inp.campaign_id,
-            f"review.{'approve' if inp.decision == Decision.deploy else 'reject'}",
+            kind,
             inp.variant_id,
-            inp.reviewer,
-            {"reason": inp.reason},
+            inp.actor,
+            {
+                "reason": inp.reason,
+                "role": inp.role,
+                "level": inp.level,
+                "approvals": inp.approvals,
+            },
         )
+
+    @activity.defn
+    async def check_rollback(self, inp: RollbackInput) -> RollbackOutput:
+        return await asyncio.to_thread(self._check_rollback, inp)
+
+    def _check_rollback(self, inp: RollbackInput) -> RollbackOutput:
+        """The playbook's rollback criteria over what each live ad delivered so far."""
+        if not inp.playbook.rollback or not inp.live:
+            return RollbackOutput(paused=[])
+        live = {v.variant_id: v for v in inp.live}
+        rows = [o for o in self.catalog.observations(inp.campaign_id) if o.variant_id in live]
+        hits = inp.playbook.rollback_hits(RollbackKpis.from_observations(rows))
+        by_variant: dict[str, list[RollbackHit]] = {}
+        for hit in hits:
+            by_variant.setdefault(hit.variant_id, []).append(hit)
+        paused = []
+        for vid, vhits in by_variant.items():
+            record = RollbackRecord(
+                round=inp.round,
+                variant_id=vid,
+                ad_id=live[vid].ad_id or vhits[0].ad_id,
+                criteria=[h.criterion for h in vhits],
+                reason="; ".join(h.reason for h in vhits),
+                notify_role=vhits[0].notify_role,
+            )
+            paused.append(record)
+            self.catalog.audit(
+                inp.campaign_id,
+                "rollback.paused",
+                vid,
+                f"playbook:{inp.playbook.name}",
+                {
+                    **record.model_dump(mode="json"),
+                    "signals": [
+                        {
+                            "criterion": h.criterion,
+                            "metric": h.metric,
+                            "value": h.value,
+                            "op": h.op,
+                            "threshold": h.threshold,
+                            "impressions": h.impressions,
+                        }
+                        for h in vhits
+                    ],
+                },
+            )
+        return RollbackOutput(paused=paused)
 
     @activity.defn
     async def learn(self, inp: LearnInput) -> LearnOutput:
@@ -202,6 +303,8 @@ class CampaignActivities:
         plan = plan_learn(
             stats, shares, inp.config.incumbents, stable_seed(inp.campaign_id, inp.round, "learn")
         )
+        if inp.paused:
+            plan = _without(plan, set(inp.paused))
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]
         retire = [by_id[i] for i in plan.retire]
@@ -244,3 +347,20 @@ class CampaignActivities:
                 "winner": inp.winner.variant_id if inp.winner else None,
             },
         )
+
+
+def _without(plan: LearnPlan, paused: set[str]) -> LearnPlan:
+    """The plan with rolled-back ads taken out: a paused ad is neither kept nor the winner
+    (they were paused already, so they are not retired a second time either)."""
+    allowed = {k: m for k, m in plan.posterior_mean.items() if k not in paused}
+    winner = plan.winner if plan.winner not in paused else None
+    if winner is None and allowed:
+        winner = max(allowed, key=lambda k: allowed[k])
+    return dataclasses.replace(
+        plan,
+        keep=[i for i in plan.keep if i not in paused],
+        retire=[i for i in plan.retire if i not in paused],
+        stopped=[i for i in plan.stopped if i not in paused],
+        winner=winner,
+        winners={seg: v for seg, v in plan.winners.items() if v not in paused},
+    )

@@ -17,6 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.agents.activities import AnalystActivities, PlannerActivities
     from faceloop.agents.models import AnalyzeInput
     from faceloop.connectors.activities import ConnectorActivities
+    from faceloop.consent import ConsentActivities, ConsentCheckInput
     from faceloop.generators.activities import GeneratorActivities
     from faceloop.guardrails.activities import GuardrailActivities
     from faceloop.messages import (
@@ -28,16 +29,20 @@ with workflow.unsafe.imports_passed_through():
         GuardInput,
         LearnInput,
         ObserveInput,
+        PendingEscalation,
         PlanInput,
         ProposeInput,
         RetireInput,
         ReviewInput,
+        ReviewRecord,
+        RollbackInput,
         StartCampaignInput,
         VariantsPayload,
     )
     from faceloop.models import CampaignState, Decision, RoundSummary, Stage, Variant
-    from faceloop.playbooks.schema import Playbook
+    from faceloop.playbooks.schema import Escalation, Playbook
     from faceloop.workflows.activities import CampaignActivities
+    from faceloop.workflows.review import ReviewBoard
 
 # Retries: transient failures (a worker crash, a 5xx from the platform) retry with backoff;
 # business rejections are raised non-retryable by the activities themselves.
@@ -59,8 +64,9 @@ HISTORY_KEPT = 5
 class CampaignWorkflow:
     def __init__(self) -> None:
         self._state: CampaignState | None = None
-        self._pending: dict[str, Variant] = {}
-        self._reviews: dict[str, ReviewInput] = {}
+        self._board: ReviewBoard | None = None
+        # review events not yet written to the catalog/audit log (votes arrive in updates)
+        self._records: list[ReviewRecord] = []
 
     @workflow.query
     def status(self) -> CampaignState:
@@ -70,24 +76,41 @@ class CampaignWorkflow:
 
     @workflow.query
     def pending_reviews(self) -> list[Variant]:
-        return list(self._pending.values())
+        if self._board is None:
+            return []
+        return [i.variant for i in self._board.items.values() if i.outcome is None]
+
+    @workflow.query
+    def escalations(self) -> list[PendingEscalation]:
+        """What waits for reviewers: role, approvals so far, deadline, what expiry does."""
+        if self._board is None:
+            return []
+        return self._board.pending(workflow.info().workflow_id)
 
     @workflow.update
     async def review(self, vote: ReviewInput) -> str:
-        self._reviews[vote.variant_id] = vote
-        return f"{vote.variant_id}: {vote.decision.value} recorded"
+        assert self._board is not None
+        records = self._board.cast(vote, workflow.now())
+        self._records.extend(records)
+        outcome = records[-1]
+        if outcome.event == "decided":
+            assert outcome.decision is not None
+            return f"{vote.variant_id}: {outcome.decision.value} ({outcome.reason})"
+        item = self._board.items[vote.variant_id]
+        return (
+            f"{vote.variant_id}: approval {len(item.approvals)}/{item.level.approvers} "
+            f"recorded; waiting for {item.level.approvers - len(item.approvals)} more "
+            f"({item.level.role})"
+        )
 
     @review.validator
     def _validate_review(self, vote: ReviewInput) -> None:
-        state = self._state
-        if vote.variant_id not in self._pending or vote.variant_id in self._reviews:
-            raise ValueError(f"variant {vote.variant_id} is not waiting for a review")
-        if vote.decision not in (Decision.deploy, Decision.block):
-            raise ValueError("a review approves (deploy) or rejects (block)")
-        if state is not None and vote.reviewer == state.brief.submitted_by:
-            raise ValueError("the brief's submitter cannot review their own campaign")
-        if not vote.reason.strip():
-            raise ValueError("a review needs a reason")
+        if self._board is None:
+            raise ValueError(
+                f"variant {vote.variant_id} is not waiting for a review: nothing in this "
+                "campaign waits now"
+            )
+        self._board.validate(vote)
 
     def _stage(self, stage: Stage) -> None:
         assert self._state is not None
@@ -109,6 +132,25 @@ class CampaignWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
             )
+
+        # a persona is usable only under a valid consent record: checked every round, so a
+        # revocation stops new variants from the next round on (erasure takes the ads down)
+        if brief.persona is not None:
+            consent = await workflow.execute_activity_method(
+                ConsentActivities.check_consent,
+                ConsentCheckInput(
+                    campaign_id=cid,
+                    persona_id=brief.persona.persona_id,
+                    markets=list(brief.markets),
+                    consent_ref=brief.persona.consent_ref,
+                ),
+                task_queue=inp.cpu_task_queue,
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
+            if not consent.ok:
+                await self._pause_live(state, f"consent: {consent.reason}")
+                return await self._finish(state, "blocked", f"consent: {consent.reason}")
 
         # propose: new Optuna trials fill the places the incumbents leave free
         self._stage("propose")
@@ -178,11 +220,18 @@ class CampaignWorkflow:
         self._stage("decide")
         decided = await workflow.execute_activity_method(
             CampaignActivities.decide,
-            DecideInput(campaign_id=cid, round=rnd, playbook=playbook, variants=checked),
+            DecideInput(
+                campaign_id=cid,
+                round=rnd,
+                playbook=playbook,
+                variants=checked,
+                brief=brief,
+                config=config,
+            ),
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
         )
-        round_variants = await self._escalations(decided.variants, playbook)
+        round_variants = await self._escalations(decided.variants, decided.escalations, playbook)
 
         # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
         # asset (new content hash) and that is what the ad platform gets
@@ -249,6 +298,32 @@ class CampaignWorkflow:
                 )
             )
 
+        # rollback: a playbook criterion that fires on what an ad delivered pauses it now,
+        # within the window that showed it, and the role it names is told (audit log, state)
+        rolled = await workflow.execute_activity_method(
+            CampaignActivities.check_rollback,
+            RollbackInput(campaign_id=cid, round=rnd, playbook=playbook, live=live),
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+        paused = {r.variant_id for r in rolled.paused}
+        if paused:
+            await workflow.execute_activity_method(
+                ConnectorActivities.retire,
+                RetireInput(
+                    campaign_id=cid,
+                    round=rnd,
+                    connector=config.connector,
+                    variants=[v for v in live if v.variant_id in paused],
+                    reason="rollback criterion fired (the rollback.paused entry says which)",
+                    actor=f"playbook:{playbook.name}",
+                ),
+                start_to_close_timeout=PLATFORM,
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=RETRY,
+            )
+            state.rollbacks = [*state.rollbacks, *rolled.paused]
+
         self._stage("learn")
         live_ids = {v.variant_id for v in live}
         learned = await workflow.execute_activity_method(
@@ -260,6 +335,7 @@ class CampaignWorkflow:
                 config=config,
                 round_variants=[v for v in round_variants if v.variant_id not in live_ids] + live,
                 live=live,
+                paused=sorted(paused),
             ),
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
@@ -286,6 +362,7 @@ class CampaignWorkflow:
 
         # the ads that did not stay are paused now, also after the last round: a finished
         # campaign keeps only its incumbents live, ready for scheduled rounds
+        # a retired ad is paused; the rolled-back ones already are
         if learned.retire:
             await workflow.execute_activity_method(
                 ConnectorActivities.retire,
@@ -310,43 +387,62 @@ class CampaignWorkflow:
         )
         workflow.continue_as_new(next_input)
 
-    async def _escalations(self, variants: list[Variant], playbook: Playbook) -> list[Variant]:
-        """Escalated variants wait for a reviewer (update `review`) or the playbook's SLA."""
-        self._pending = {v.variant_id: v for v in variants if v.decision == Decision.escalate}
-        if not self._pending:
-            return variants
-        self._stage("decide")
-        sla = timedelta(seconds=playbook.escalation.sla_seconds)
-        # on timeout the playbook's on_expiry applies to every variant still waiting
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(
-                lambda: all(vid in self._reviews for vid in self._pending), timeout=sla
-            )
-        out: list[Variant] = []
+    async def _escalations(
+        self, variants: list[Variant], chains: dict[str, Escalation], playbook: Playbook
+    ) -> list[Variant]:
+        """Escalated variants wait for reviewers (update `review`) under the playbook's SLAs:
+        a durable timer per level, so a restart neither resets nor skips a deadline."""
+        assert self._state is not None
+        board = ReviewBoard(self._state.brief.submitted_by)
+        now = workflow.now()
         for v in variants:
-            if v.variant_id not in self._pending:
-                out.append(v)
-                continue
-            vote = self._reviews.get(v.variant_id)
-            if vote is None:
-                vote = ReviewInput(
-                    campaign_id=v.campaign_id,
-                    variant_id=v.variant_id,
-                    decision=playbook.escalation.on_expiry,
-                    reviewer="sla-timer",
-                    reason=f"no review within {playbook.escalation.sla_seconds:.0f}s",
-                )
+            if v.decision == Decision.escalate:
+                board.open(v, chains.get(v.variant_id, playbook.escalation), now)
+        if not board.items:
+            return variants
+        self._board = board
+        while True:
+            await self._flush_reviews()
+            if board.done:
+                break
+            deadline = board.next_deadline()
+            assert deadline is not None
+            wait = deadline - workflow.now()
+            if wait > timedelta(0):
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(lambda: bool(self._records), timeout=wait)
+            self._records.extend(board.expire(workflow.now()))
+        self._board = None
+        return [board.resolved(v) for v in variants]
+
+    async def _flush_reviews(self) -> None:
+        while self._records:
+            record = self._records.pop(0)
             await workflow.execute_activity_method(
                 CampaignActivities.record_review,
-                vote,
+                record,
                 start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
             )
-            out.append(
-                v.model_copy(update={"decision": vote.decision, "decision_reason": vote.reason})
-            )
-        self._pending = {}
-        return out
+
+    async def _pause_live(self, state: CampaignState, reason: str) -> None:
+        if not state.live:
+            return
+        await workflow.execute_activity_method(
+            ConnectorActivities.retire,
+            RetireInput(
+                campaign_id=state.campaign_id,
+                round=state.round,
+                connector=state.config.connector,
+                variants=state.live,
+                reason=reason,
+                actor="workflow",
+            ),
+            start_to_close_timeout=PLATFORM,
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        state.live = []
 
     async def _finish(self, state: CampaignState, status: Stage, reason: str) -> CampaignState:
         state.stage = status

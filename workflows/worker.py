@@ -17,6 +17,7 @@ from faceloop.agents.activities import PlannerActivities
 from faceloop.connectors.activities import ConnectorActivities
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.registry import get_connector
+from faceloop.consent import ConsentActivities
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
@@ -25,8 +26,11 @@ from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+from faceloop.storage.erasure_activities import ErasureActivities
+from faceloop.storage.keys import SubjectKeyStore
 from faceloop.workflows.activities import CampaignActivities
 from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 
 Queue = Literal["main", "gpu", "cpu"]
@@ -96,17 +100,20 @@ def build_workers(
         # the catalog lets the planner write its LLM fallbacks into the audit log
         planner = PlannerActivities(catalog=res.catalog)
         analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
+        # GDPR erasure reaches every store (platforms, files, catalog, gallery, keys)
+        erasure = ErasureActivities.from_settings(s, res.catalog, res.store, res.connector)
         workers.append(
             Worker(
                 client,
                 task_queue=s.task_queue,
-                workflows=[CampaignWorkflow, OptimizationRoundWorkflow],
+                workflows=[CampaignWorkflow, OptimizationRoundWorkflow, ErasureWorkflow],
                 activities=[
                     campaign.start_campaign,
                     campaign.next_round_input,
                     campaign.propose,
                     campaign.decide,
                     campaign.record_review,
+                    campaign.check_rollback,
                     campaign.learn,
                     campaign.finish,
                     planner.plan,
@@ -114,6 +121,7 @@ def build_workers(
                     connectors.deploy,
                     connectors.retire,
                     connectors.observe,
+                    *erasure.activities(),
                 ],
                 activity_executor=executor,
             )
@@ -135,13 +143,19 @@ def build_workers(
         from faceloop.guardrails.activities import Signer
         from faceloop.guardrails.registry import guardrails_for
 
+        keys = SubjectKeyStore(res.catalog)  # opens persona embeddings in the gallery
         guard = GuardrailActivities(
-            guardrails or (lambda pb: guardrails_for(pb, settings=s)),
+            guardrails or (lambda pb: guardrails_for(pb, settings=s, keys=keys)),
             res.store,
             res.catalog,
             signer=lambda: Signer.from_settings(s),
         )
+        consent = ConsentActivities(res.catalog)
         workers.append(
-            Worker(client, task_queue=s.cpu_task_queue, activities=[guard.guard, guard.sign])
+            Worker(
+                client,
+                task_queue=s.cpu_task_queue,
+                activities=[guard.guard, guard.sign, consent.check_consent],
+            )
         )
     return workers

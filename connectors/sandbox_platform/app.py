@@ -165,7 +165,10 @@ class _Store:
         except sqlite3.Error as err:
             raise InputError(target, [f"cannot open the state file: {err}"]) from None
         self.db.row_factory = sqlite3.Row
+        self.on_disk = state_path is not None
         try:
+            # a removed ad's creative is zeroed in the file, not left in a free page
+            self.db.execute("PRAGMA secure_delete=ON")
             if state_path is not None:
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.executescript(_SCHEMA)
@@ -352,6 +355,38 @@ class _Store:
             )
         return self._deployment(row)
 
+    def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
+        """Take the ad down for good: no more delivery, and its creative (URI, copy,
+        disclosure, parameters) deleted; its id, asset hash and delivered counts stay.
+        Works whatever scenario the sandbox runs, since a takedown must never be refused."""
+        with self.tx() as cur:
+            camp = self._campaign(cur, campaign_id, write=False)
+            cur.execute(
+                "UPDATE ads SET status = 'removed', spec = '{}' "
+                "WHERE campaign_id = ? AND ad_id = ? AND status != 'removed'",
+                (campaign_id, ad_id),
+            )
+            # allocations of windows not delivered yet would name an ad that no longer runs
+            cur.execute(
+                "DELETE FROM allocations WHERE campaign_id = ? AND ad_id = ? AND win > ?",
+                (campaign_id, ad_id, int(camp["delivered_through"])),
+            )
+            row = cur.execute(
+                "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
+            ).fetchone()
+        if row is None:
+            raise HTTPException(
+                404,
+                f"ad {ad_id!r} not found in campaign {campaign_id!r}; "
+                f"GET /campaigns/{campaign_id}/ads lists its ads",
+            )
+        if self.on_disk:
+            with self.lock:
+                # old page images in the WAL still hold the creative: fold them into the
+                # (securely overwritten) database file and cut the WAL to zero bytes
+                self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return self._deployment(row)
+
     # ------------------------------------------------------------------ allocation, delivery
 
     def set_allocation(
@@ -442,6 +477,14 @@ class _Store:
             (campaign_id, window),
         ).fetchall()
         for a in allocs:
+            if a["status"] == "removed":
+                # its creative (and parameters) are gone; it delivers nothing, as when paused
+                cur.executemany(
+                    "INSERT INTO deliveries (campaign_id, win, ad_id, segment, impressions, clicks)"
+                    " VALUES (?, ?, ?, ?, 0, 0)",
+                    [(campaign_id, window, a["ad_id"], seg.name) for seg in segments],
+                )
+                continue
             # An ad paused after its allocation was set gets no impressions, as on a real
             # platform; it still gets (zero) rows so the insight table stays complete.
             total = int(a["impressions"]) if a["status"] == "active" else 0
@@ -563,6 +606,11 @@ def create_app(scenario: Scenario, state_path: Path | None = None) -> FastAPI:
     @app.post("/campaigns/{campaign_id}/ads/{ad_id}/pause")
     def pause(campaign_id: CampaignId, ad_id: str) -> AdDeployment:
         return store.pause(campaign_id, ad_id)
+
+    @app.delete("/campaigns/{campaign_id}/ads/{ad_id}")
+    def remove(campaign_id: CampaignId, ad_id: str) -> AdDeployment:
+        """Take an ad down for good and delete its creative (GDPR erasure); idempotent."""
+        return store.remove(campaign_id, ad_id)
 
     @app.put("/campaigns/{campaign_id}/windows/{window}/allocation")
     def set_allocation(

@@ -70,3 +70,43 @@ class AssetStore:
 
     def exists(self, uri: str) -> bool:
         return self.path_of(uri).exists()
+
+    def files_of(self, asset_id: str) -> list[Path]:
+        """Every file stored under the id: the asset, its sidecars, a crashed write's temp."""
+        if len(asset_id) < 3 or not all(c in "0123456789abcdef" for c in asset_id):
+            raise FaceloopError(
+                f"asset id {asset_id!r} is not a sha256 hex digest; asset ids are the sha256 of "
+                "the stored bytes (64 lower-case hex characters)"
+            )
+        folder = self.root / asset_id[:2]
+        return sorted(p for p in folder.glob(f"{asset_id}.*") if p.is_file())
+
+    def delete(self, asset_id: str) -> list[Path]:
+        """Scrub and remove every file of the asset; returns what was removed (none when run
+        again)."""
+        gone = []
+        for path in self.files_of(asset_id):
+            scrub_file(path)
+            gone.append(path)
+        return gone
+
+
+def scrub_file(path: Path) -> bool:
+    """Overwrite a file with zeros, sync, then unlink it; False if it was not there.
+
+    Unlinking alone leaves the bytes in the freed blocks, readable with a raw disk read
+    until reused. Overwriting first removes them on filesystems that write in place (ext4,
+    xfs); copy-on-write filesystems, snapshots and SSD wear levelling can still keep old
+    blocks (docs/privacy.md).
+    """
+    try:
+        size = path.stat().st_size
+        with path.open("r+b") as f:
+            for start in range(0, size, 1 << 20):
+                f.write(b"\0" * min(1 << 20, size - start))
+            f.flush()
+            os.fsync(f.fileno())
+        path.unlink()
+    except FileNotFoundError:
+        return False  # removed by an earlier attempt (erasure retries) or never there
+    return True

@@ -395,6 +395,7 @@ async def test_no_endpoint_exposes_the_truth(
     rows = await call("GET", window + "/insights", window="0", **c)
     assert sum(r["clicks"] for r in rows["insights"]) > 0
     await call("POST", "/campaigns/{campaign_id}/ads/{ad_id}/pause", ad_id=ad["ad_id"], **c)
+    await call("DELETE", "/campaigns/{campaign_id}/ads/{ad_id}", ad_id=ad["ad_id"], **c)
     await call("GET", "/openapi.json")
     # every route of the API was called above, so a new endpoint must be added here
     docs = {"/docs", "/docs/oauth2-redirect", "/redoc"}

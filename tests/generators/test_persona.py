@@ -16,16 +16,20 @@ from generator_contract import request
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
-from faceloop.errors import InputError
+from faceloop.errors import InputError, SubjectErasedError
 from faceloop.generators.diffusion import DiffusersGenerator
 from faceloop.generators.persona import (
+    ADAPTER_FILE,
     load_adapter_meta,
     load_consent,
+    open_adapter,
     store_adapter,
     train_persona_lora,
 )
 from faceloop.generators.tiny import tiny_pipeline
 from faceloop.storage.assets import AssetStore
+from faceloop.storage.catalog import Catalog
+from faceloop.storage.keys import SubjectKeyStore
 
 EVIDENCE = b"signed consent form, scanned"
 
@@ -102,10 +106,15 @@ def test_training_lowers_the_loss_and_the_adapter_round_trips(kind: str, tmp_pat
     assert result.loss_after < result.loss_before * 0.97, (result.loss_before, result.loss_after)
 
     store = AssetStore(tmp_path / "assets")
-    stored = store_adapter(store, result)
+    keys = SubjectKeyStore(Catalog(f"sqlite:///{tmp_path / 'catalog.db'}"))
+    clear = (result.adapter_dir / ADAPTER_FILE).read_bytes()
+    stored = store_adapter(store, result, keys)
     meta = load_adapter_meta(store, stored.uri)
     assert meta["consent_id"] == "c-2031-0001" and meta["asset_id"] == stored.asset_id
     assert json.loads(stored.meta_path.read_text())["persona_id"] == "ada"
+    # sealed at rest under the persona's key; the clear file training wrote is gone
+    assert clear[64:128] not in store.get_bytes(stored.uri)
+    assert not (result.adapter_dir / ADAPTER_FILE).exists()
 
     # the stored adapter, loaded into a fresh pipeline with the same base weights, gives the
     # trained pipeline's images, and unloads back to the base
@@ -113,7 +122,7 @@ def test_training_lowers_the_loss_and_the_adapter_round_trips(kind: str, tmp_pat
     fresh = DiffusersGenerator(pipeline=tiny_pipeline(kind), steps=2, device="cpu")
     req = request(seed=1, size=64).model_copy(update={"prompt": "a photo of sks person"})
     (base_img,) = fresh.generate([req])
-    fresh.load_lora("ada", store.path_of(stored.uri))
+    fresh.load_lora("ada", open_adapter(store, stored.uri, keys))
     (loaded,) = fresh.generate([req])
     (want,) = trained.generate([req])
     assert np.abs(loaded.astype(int) - want.astype(int)).max() <= 1
@@ -121,3 +130,8 @@ def test_training_lowers_the_loss_and_the_adapter_round_trips(kind: str, tmp_pat
     fresh.unload_loras()
     (again,) = fresh.generate([req])
     assert np.abs(again.astype(int) - base_img.astype(int)).max() <= 1
+
+    # erasing the persona destroys its key: the adapter file no longer opens
+    assert keys.destroy("ada")
+    with pytest.raises(SubjectErasedError, match="subject erased"):
+        open_adapter(store, stored.uri, keys)

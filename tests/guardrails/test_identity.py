@@ -18,6 +18,8 @@ from faceloop.guardrails.identity import (
     new_identity_key,
 )
 from faceloop.models import Verdict
+from faceloop.storage.catalog import Catalog
+from faceloop.storage.keys import SubjectKeyStore
 
 
 def copies(rgb: np.ndarray) -> dict[str, np.ndarray]:
@@ -111,7 +113,8 @@ def _raise_unset() -> None:
 def test_persona_variants_must_stay_close(
     tmp_path: Path, grace_hopper: np.ndarray, astronaut: np.ndarray
 ) -> None:
-    g = Gallery(tmp_path / "g.enc", new_identity_key())
+    keys = SubjectKeyStore(Catalog(f"sqlite:///{tmp_path / 'catalog.db'}"))
+    g = Gallery(tmp_path / "g.enc", new_identity_key(), subject_keys=keys)
     g.enroll("persona-7", [embed_photo(grace_hopper, "ref")], "persona")
     guard = IdentityGuardrail(g)
     ctx = GuardContext(asset_id="a", persona_id="persona-7")
@@ -122,6 +125,11 @@ def test_persona_variants_must_stay_close(
     assert "persona-7" in str(drifted.evidence["reason"])
     unknown = guard.check(grace_hopper, GuardContext(asset_id="a", persona_id="nobody"))
     assert unknown.verdict is Verdict.escalate
+    # once the persona is erased (its key destroyed), its variants are blocked, not judged
+    keys.destroy("persona-7")
+    erased = guard.check(copies(grace_hopper)["jpeg50"], ctx)
+    assert erased.verdict is Verdict.block
+    assert "was erased: subject erased" in str(erased.evidence["reason"])
 
 
 @pytest.mark.slow

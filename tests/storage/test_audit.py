@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from faceloop.errors import FaceloopError
 from faceloop.models import FaceParams
-from faceloop.storage.catalog import GENESIS_HASH, Catalog, entry_hash
+from faceloop.storage.catalog import (
+    GENESIS_HASH,
+    Catalog,
+    ChainLink,
+    entry_hash,
+    verify_chain,
+)
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -171,3 +179,76 @@ def test_concurrent_appenders_keep_the_chain_valid(catalog_url: str) -> None:
     finally:
         for c in catalogs:
             c.close()
+
+
+def test_a_retried_activity_writes_its_entry_once(catalog: Catalog) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    def record(note: str) -> int:
+        return catalog.audit("cmp-1", "decision.deploy", "v1", "playbook:default", {"n": note}).seq
+
+    env = ActivityEnvironment()
+    first = env.run(record, "first attempt")
+    retry = env.run(record, "second attempt")  # same workflow run and activity id: a retry
+    other = ActivityEnvironment()
+    other.info = dataclasses.replace(other.info, activity_id="another-activity")
+    third = other.run(record, "another activity")
+    outside = catalog.audit("cmp-1", "decision.deploy", "v1", "cli", {"n": "no activity"})
+
+    assert first == retry
+    entries = catalog.audit_entries()
+    assert [e.payload["n"] for e in entries] == ["first attempt", "another activity", "no activity"]
+    assert third == 2 and outside.seq == 3
+    assert catalog.verify_audit() == []
+
+
+def test_explicit_keys_make_appends_idempotent(catalog: Catalog) -> None:
+    a = catalog.audit(None, "erase", "persona-1", "ops", {"files": 3}, key="erase-persona-1")
+    b = catalog.audit(None, "erase", "persona-1", "ops", {"files": 0}, key="erase-persona-1")
+    assert a == b and len(catalog.audit_entries()) == 1
+
+
+def test_a_catalog_from_before_idempotency_keys_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Catalog(url) as catalog:
+        fill(catalog, 2)
+    con = sqlite3.connect(tmp_path / "old.db")
+    # the table as earlier versions created it: no idem_key column
+    con.execute(
+        "CREATE TABLE audit_old AS SELECT seq, campaign_id, kind, subject, actor, ts, payload, "
+        "prev_hash, hash FROM audit_log"
+    )
+    con.execute("DROP TABLE audit_log")
+    con.execute("ALTER TABLE audit_old RENAME TO audit_log")
+    con.commit()
+    con.close()
+    with Catalog(url) as catalog:
+        catalog.audit("cmp-1", "late", "v3", "ops", {}, key="k")
+        catalog.audit("cmp-1", "late", "v3", "ops", {}, key="k")
+        assert [e.seq for e in catalog.audit_entries()] == [1, 2, 3]
+        assert catalog.verify_audit() == []
+
+
+def test_exported_entries_verify_on_their_own(catalog: Catalog) -> None:
+    fill(catalog, 4)
+    links = [ChainLink.from_entry(e) for e in catalog.audit_entries()]
+    assert verify_chain(links).lines == []
+    # an incremental export from seq 3 on verifies as a slice
+    assert verify_chain(links[2:], start_seq=3).lines == []
+    assert verify_chain(links[2:]).lines[0] == "audit entry seq 1..2 missing before seq 3 (removed)"
+    swapped = [links[0], links[2], links[1], links[3]]
+    assert verify_chain(swapped).lines == ["audit entry seq 2 comes after seq 3 (reordered)"]
+    doubled = [*links, links[3]]
+    assert verify_chain(doubled).lines == ["audit entry seq 4 appears twice"]
+
+
+def test_a_forged_payload_in_an_export_is_found(catalog: Catalog) -> None:
+    fill(catalog, 2)
+    links = [ChainLink.from_entry(e) for e in catalog.audit_entries()]
+    forged = links[1].model_copy(update={"payload_json": '{"decision":"block","i":2}'})
+    assert verify_chain([links[0], forged]).lines == [
+        "audit entry seq 2: content does not match its hash (edited, or moved from another "
+        "position)"
+    ]

@@ -1,0 +1,268 @@
+"""Compliance commands: `faceloop escalations`, `approve`, `reject`, `audit verify|export`."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from faceloop.errors import FaceloopError
+from faceloop.models import Decision
+from faceloop.settings import get_settings
+
+if TYPE_CHECKING:
+    from faceloop.messages import PendingEscalation
+
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+audit_app = typer.Typer(
+    help="The hash-chained audit log: verify it, export it for a WORM store.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+
+ReviewerOpt = Annotated[
+    str,
+    typer.Option(
+        envvar="FACELOOP_REVIEWER",
+        help="who votes (default: $FACELOOP_REVIEWER, else the login name); recorded in the "
+        "audit log",
+    ),
+]
+ReasonOpt = Annotated[str, typer.Option(help="why; recorded in the audit log")]
+RoleOpt = Annotated[
+    str | None, typer.Option(help="your role; refused if the variant waits for another role")
+]
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("escalations")(escalations)
+    app.command("approve")(approve)
+    app.command("reject")(reject)
+    app.add_typer(audit_app, name="audit")
+
+
+def _fail(exc: BaseException, code: int = 2) -> typer.Exit:
+    err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code)
+
+
+async def _client() -> Any:
+    from faceloop.workflows.worker import connect
+
+    settings = get_settings()
+    try:
+        return await connect(settings)
+    except RuntimeError as exc:
+        raise FaceloopError(
+            f"cannot reach Temporal ({exc}); start the stack with `faceloop up` and set "
+            "FACELOOP_TEMPORAL_ADDRESS to the address it prints"
+        ) from exc
+
+
+def escalations(
+    campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List escalated variants waiting for a reviewer: role, approvals, deadline, expiry."""
+    from faceloop.reviews import list_escalations
+
+    async def main() -> list[PendingEscalation]:
+        return await list_escalations(await _client(), campaign)
+
+    try:
+        waiting = asyncio.run(main())
+    except FaceloopError as exc:
+        raise _fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps([p.model_dump(mode="json") for p in waiting], indent=2))
+        return
+    if not waiting:
+        console.print("nothing waits for a review")
+        return
+    now = datetime.now(UTC)
+    table = Table("flagged", "role", "approvals", "due in", "then")
+    # the id is what reviewers copy into `faceloop approve`: never wrap it
+    table.add_column("variant", no_wrap=True)
+    for p in waiting:
+        left = max((p.deadline - now).total_seconds(), 0)
+        table.add_row(
+            p.flagged,
+            p.role,
+            f"{len(p.approvals)}/{p.approvers_required}"
+            + (f" ({', '.join(p.approvals)})" if p.approvals else ""),
+            _duration(left),
+            p.on_expiry,
+            p.variant_id,
+        )
+    console.print(table)
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds:.0f} s"
+
+
+def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
+    from faceloop.messages import ReviewInput
+    from faceloop.reviews import ReviewRefused, cast_review
+
+    if not reason.strip():
+        raise _fail(FaceloopError("--reason is required: say why, it goes into the audit log"))
+    vote = ReviewInput(
+        campaign_id="",  # filled in from the campaign that waits for this variant
+        variant_id=variant,
+        decision=decision,
+        reviewer=reviewer or getpass.getuser(),
+        reason=reason,
+        role=role,
+    )
+
+    async def main() -> str:
+        return await cast_review(await _client(), vote)
+
+    try:
+        said = asyncio.run(main())
+    except ReviewRefused as exc:
+        raise _fail(exc, 1) from exc
+    except FaceloopError as exc:
+        raise _fail(exc) from exc
+    console.print(said)
+
+
+def approve(
+    variant: Annotated[str, typer.Argument(help="variant id (from `faceloop escalations`)")],
+    reason: ReasonOpt = "",
+    reviewer: ReviewerOpt = "",
+    role: RoleOpt = None,
+) -> None:
+    """Approve an escalated variant; four-eyes rules wait for a second, different reviewer."""
+    _vote(variant, Decision.deploy, reviewer, reason, role)
+
+
+def reject(
+    variant: Annotated[str, typer.Argument(help="variant id (from `faceloop escalations`)")],
+    reason: ReasonOpt = "",
+    reviewer: ReviewerOpt = "",
+    role: RoleOpt = None,
+) -> None:
+    """Reject an escalated variant: it is blocked at once and never ships."""
+    _vote(variant, Decision.block, reviewer, reason, role)
+
+
+# --------------------------------------------------------------------------- audit
+
+
+@audit_app.command("verify")
+def audit_verify(
+    file: Annotated[
+        Path | None,
+        typer.Option(help="check an exported JSON Lines file instead of the catalog"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Check the hash chain; name every edited, removed or reordered entry. Exit 1 if any."""
+    from faceloop.storage.catalog import Catalog
+
+    if file is not None:
+        problems, count, last = _verify_file(file)
+        where = str(file)
+    else:
+        settings = get_settings()
+        try:
+            with Catalog(settings.resolved_database_url) as catalog:
+                problems = catalog.verify_audit()
+                entries = catalog.audit_entries()
+        except FaceloopError as exc:
+            raise _fail(exc) from exc
+        count = len(entries)
+        last = (entries[-1].seq, entries[-1].hash) if entries else (0, "")
+        where = "catalog"
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "source": where,
+                    "entries": count,
+                    "last_seq": last[0],
+                    "last_hash": last[1],
+                    "intact": not problems,
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
+    elif problems:
+        for line in problems:
+            err.print(f"[red]tampered:[/red] {line}")
+        err.print(f"{len(problems)} problem(s) in {count} entries ({where})")
+    else:
+        console.print(
+            f"audit log intact: {count} entries ({where}), last seq {last[0]} hash {last[1][:16]}"
+        )
+    if problems:
+        raise typer.Exit(1)
+
+
+def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
+    from faceloop.storage.catalog import AuditEntry, ChainLink, verify_chain
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise _fail(FaceloopError(f"cannot read {path}: {exc.strerror}")) from exc
+    links: list[ChainLink] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            links.append(ChainLink.from_entry(AuditEntry.model_validate_json(line)))
+        except ValueError as exc:
+            raise _fail(
+                FaceloopError(f"{path}:{n}: not an audit entry written by `faceloop audit export`")
+            ) from exc
+    check = verify_chain(links, start_seq=links[0].seq if links else 1)
+    return check.lines, check.count, check.last
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[
+        Path | None, typer.Option(help="JSON Lines file to write (default: standard output)")
+    ] = None,
+    from_seq: Annotated[
+        int, typer.Option(min=1, help="first entry to export (for incremental shipping)")
+    ] = 1,
+) -> None:
+    """Write the audit log as JSON Lines, one entry per line with its hashes, for a WORM store.
+
+    The file verifies on its own: `faceloop audit verify --file FILE`.
+    """
+    from faceloop.storage.catalog import Catalog
+
+    settings = get_settings()
+    try:
+        with Catalog(settings.resolved_database_url) as catalog:
+            entries = [e for e in catalog.audit_entries() if e.seq >= from_seq]
+    except FaceloopError as exc:
+        raise _fail(exc) from exc
+    text = "".join(e.model_dump_json() + "\n" for e in entries)
+    if out is None:
+        sys.stdout.write(text)
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    last = f", seq {entries[0].seq}..{entries[-1].seq}" if entries else ""
+    err.print(f"wrote {len(entries)} audit entries to {out}{last}")

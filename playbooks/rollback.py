@@ -1,0 +1,133 @@
+"""Rollback: which live ads a playbook's criteria pause, given what each ad delivered.
+
+Input is one aggregate per ad (RollbackKpis), built from KpiObservation rows. Platforms
+report impressions, clicks and conversions today (the sandbox and every connector); the
+counts behind complaint_rate, negative_feedback_rate and safety_flag are optional fields,
+None until a connector reports them, and a criterion over a signal nobody reported does
+not fire (`faceloop playbook check` warns about such criteria).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pydantic import Field
+
+from faceloop.models import KpiObservation, Model
+from faceloop.playbooks.schema import RollbackCriterion, RollbackMetric
+
+__all__ = ["REPORTED_METRICS", "RollbackHit", "RollbackKpis", "rollback_hits"]
+
+# What the sandbox platform (and the AdInsight model every connector returns) reports today.
+REPORTED_METRICS: frozenset[str] = frozenset({"ctr", "cvr"})
+# The count each unreported metric needs from a connector.
+MISSING_SIGNALS: dict[str, str] = {
+    "complaint_rate": "complaints (user reports of an ad, per ad)",
+    "negative_feedback_rate": "negative_feedback (hides / 'not interested', per ad)",
+    "safety_flag": "safety_flags (platform policy flags or post-deployment safety re-checks)",
+}
+
+
+class RollbackKpis(Model):
+    """What one live ad delivered over the judged period (a window or the campaign so far)."""
+
+    campaign_id: str
+    variant_id: str
+    ad_id: str = ""
+    impressions: int = Field(ge=0)
+    clicks: int = Field(ge=0)
+    conversions: int = Field(ge=0)
+    complaints: int | None = Field(default=None, ge=0, description="None: not reported")
+    negative_feedback: int | None = Field(default=None, ge=0, description="None: not reported")
+    safety_flags: int | None = Field(default=None, ge=0, description="None: not reported")
+
+    @classmethod
+    def from_observations(cls, rows: Iterable[KpiObservation]) -> list[RollbackKpis]:
+        """One aggregate per (campaign, variant, ad), summed over segments and rounds, in
+        first-seen order."""
+        out: dict[tuple[str, str, str], RollbackKpis] = {}
+        for r in rows:
+            key = (r.campaign_id, r.variant_id, r.ad_id)
+            agg = out.get(key)
+            if agg is None:
+                out[key] = cls(
+                    campaign_id=r.campaign_id,
+                    variant_id=r.variant_id,
+                    ad_id=r.ad_id,
+                    impressions=r.impressions,
+                    clicks=r.clicks,
+                    conversions=r.conversions,
+                )
+            else:
+                agg.impressions += r.impressions
+                agg.clicks += r.clicks
+                agg.conversions += r.conversions
+        return list(out.values())
+
+    def value(self, metric: RollbackMetric) -> float | None:
+        """The metric, or None where it is undefined (no impressions / clicks) or unreported."""
+        if metric == "ctr":
+            return self.clicks / self.impressions if self.impressions else None
+        if metric == "cvr":
+            return self.conversions / self.clicks if self.clicks else None
+        if metric == "safety_flag":
+            return None if self.safety_flags is None else float(self.safety_flags)
+        count = self.complaints if metric == "complaint_rate" else self.negative_feedback
+        if count is None or not self.impressions:
+            return None
+        return count / self.impressions
+
+
+class RollbackHit(Model):
+    """A criterion that fired for one ad: pause it, tell the role, record why."""
+
+    criterion: str
+    campaign_id: str
+    variant_id: str
+    ad_id: str
+    metric: RollbackMetric
+    op: str
+    threshold: float
+    value: float
+    impressions: int
+    action: str = "pause"
+    notify_role: str
+    reason: str
+
+
+_OPS = {"lt": ("<", float.__lt__), "gt": (">", float.__gt__)}
+
+
+def rollback_hits(
+    criteria: list[RollbackCriterion], kpis: Iterable[RollbackKpis]
+) -> list[RollbackHit]:
+    hits = []
+    for k in kpis:
+        for c in criteria:
+            if k.impressions < c.min_impressions:
+                continue
+            value = k.value(c.metric)
+            if value is None:
+                continue
+            sign, fires = _OPS[c.op]
+            if not fires(float(value), float(c.threshold)):
+                continue
+            hits.append(
+                RollbackHit(
+                    criterion=c.id,
+                    campaign_id=k.campaign_id,
+                    variant_id=k.variant_id,
+                    ad_id=k.ad_id,
+                    metric=c.metric,
+                    op=c.op,
+                    threshold=c.threshold,
+                    value=value,
+                    impressions=k.impressions,
+                    action=c.action,
+                    notify_role=c.notify_role,
+                    reason=f"{c.id}: {c.metric} {value:.4g} {sign} {c.threshold:g} after "
+                    f"{k.impressions:,} impressions"
+                    + (f" ({c.description})" if c.description else ""),
+                )
+            )
+    return hits

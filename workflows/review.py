@@ -1,0 +1,223 @@
+"""The review board: escalated variants waiting for people, as a deterministic state machine.
+
+CampaignWorkflow holds one board per round. The workflow feeds it votes (from the `review`
+update) and the time (workflow.now()); the board says what is still open, when the next
+deadline falls, and which events to record. Nothing here does I/O or reads the clock, so it
+runs unchanged inside the workflow and is tested on its own.
+
+Rules a compliance team expects:
+- a rejection by any eligible reviewer blocks at once; approval needs `approvers` distinct
+  reviewers at the current level (four eyes: 2);
+- the brief's submitter never votes on their own campaign, nobody votes twice on the same
+  variant, and nobody votes on a variant that is already decided;
+- at the deadline the level's `on_expiry` applies: block, deploy, or escalate to the next
+  level (`then`), whose own role, approvers and SLA start from that moment. Approvals from an
+  earlier level do not count at the next: a different role decides there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from faceloop.messages import PendingEscalation, ReviewInput, ReviewRecord, Vote
+from faceloop.models import Decision, Variant
+from faceloop.playbooks.schema import Escalation
+
+__all__ = ["ReviewBoard", "Waiting"]
+
+
+def _expiry(level: Escalation) -> str:
+    return str(getattr(level.on_expiry, "value", level.on_expiry))
+
+
+@dataclass
+class Waiting:
+    variant: Variant
+    level: Escalation
+    level_no: int
+    deadline: datetime
+    votes: list[Vote] = field(default_factory=list)
+    outcome: Decision | None = None
+    outcome_reason: str = ""
+
+    @property
+    def approvals(self) -> list[str]:
+        return [
+            v.reviewer
+            for v in self.votes
+            if v.level == self.level_no and v.decision == Decision.deploy
+        ]
+
+
+class ReviewBoard:
+    def __init__(self, submitted_by: str) -> None:
+        self.submitted_by = submitted_by
+        self.items: dict[str, Waiting] = {}
+
+    # ------------------------------------------------------------------ opening
+
+    def open(self, variant: Variant, chain: Escalation, now: datetime) -> None:
+        self.items[variant.variant_id] = Waiting(
+            variant=variant,
+            level=chain,
+            level_no=0,
+            deadline=now + timedelta(seconds=chain.sla_seconds),
+        )
+
+    # ------------------------------------------------------------------ votes
+
+    def validate(self, vote: ReviewInput) -> None:
+        """Refuse a vote that must not count; the message is what the reviewer reads."""
+        item = self.items.get(vote.variant_id)
+        if item is None:
+            raise ValueError(
+                f"variant {vote.variant_id} is not waiting for a review in this round; "
+                "`faceloop escalations` lists what waits"
+            )
+        if item.outcome is not None:
+            raise ValueError(
+                f"variant {vote.variant_id} is already decided ({item.outcome.value}: "
+                f"{item.outcome_reason}); a decision taken is not voted on again"
+            )
+        if vote.decision not in (Decision.deploy, Decision.block):
+            raise ValueError("a review approves (deploy) or rejects (block)")
+        if vote.reviewer == self.submitted_by:
+            raise ValueError(
+                f"{vote.reviewer} submitted this campaign's brief and cannot review it"
+            )
+        if any(v.reviewer == vote.reviewer for v in item.votes):
+            raise ValueError(
+                f"{vote.reviewer} has already voted on variant {vote.variant_id}; "
+                "four-eyes rules need a different reviewer"
+            )
+        if vote.role is not None and vote.role != item.level.role:
+            raise ValueError(
+                f"variant {vote.variant_id} waits for role {item.level.role!r}, not {vote.role!r}"
+            )
+        if not vote.reason.strip():
+            raise ValueError("a review needs a reason (--reason)")
+
+    def cast(self, vote: ReviewInput, now: datetime) -> list[ReviewRecord]:
+        """Apply a validated vote; returns the events to record (the vote, maybe the outcome)."""
+        self.validate(vote)
+        item = self.items[vote.variant_id]
+        item.votes.append(
+            Vote(
+                reviewer=vote.reviewer,
+                role=vote.role,
+                decision=vote.decision,
+                reason=vote.reason,
+                level=item.level_no,
+                at=now,
+            )
+        )
+        records = [
+            ReviewRecord(
+                event="vote",
+                campaign_id=item.variant.campaign_id,
+                variant_id=vote.variant_id,
+                decision=vote.decision,
+                actor=vote.reviewer,
+                reason=vote.reason,
+                role=vote.role or item.level.role,
+                level=item.level_no,
+                approvals=item.approvals,
+            )
+        ]
+        if vote.decision == Decision.block:
+            records.append(self._decide(item, Decision.block, vote.reviewer, vote.reason))
+        elif len(item.approvals) >= item.level.approvers:
+            reason = f"approved by {', '.join(item.approvals)}: {vote.reason}"
+            records.append(self._decide(item, Decision.deploy, vote.reviewer, reason))
+        return records
+
+    # ------------------------------------------------------------------ time
+
+    def next_deadline(self) -> datetime | None:
+        open_ = [i.deadline for i in self.items.values() if i.outcome is None]
+        return min(open_) if open_ else None
+
+    def expire(self, now: datetime) -> list[ReviewRecord]:
+        """Apply on_expiry to every open item whose deadline has passed."""
+        records: list[ReviewRecord] = []
+        for item in self.items.values():
+            if item.outcome is not None or now < item.deadline:
+                continue
+            level = item.level
+            why = (
+                f"no decision by {level.role} within {level.sla_seconds:.0f}s "
+                f"({len(item.approvals)}/{level.approvers} approvals)"
+            )
+            action = _expiry(level)
+            if action == "escalate" and level.then is not None:
+                item.level = level.then
+                item.level_no += 1
+                item.deadline = now + timedelta(seconds=level.then.sla_seconds)
+                records.append(
+                    ReviewRecord(
+                        event="escalated",
+                        campaign_id=item.variant.campaign_id,
+                        variant_id=item.variant.variant_id,
+                        actor="sla-timer",
+                        reason=f"{why}; escalated to {level.then.role}",
+                        role=level.then.role,
+                        level=item.level_no,
+                    )
+                )
+                continue
+            decision = Decision.deploy if action == "deploy" else Decision.block
+            records.append(self._decide(item, decision, "sla-timer", why))
+        return records
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def done(self) -> bool:
+        return all(i.outcome is not None for i in self.items.values())
+
+    def pending(self, workflow_id: str = "") -> list[PendingEscalation]:
+        return [
+            PendingEscalation(
+                campaign_id=i.variant.campaign_id,
+                workflow_id=workflow_id,
+                variant_id=vid,
+                round=i.variant.round,
+                asset_id=i.variant.asset.asset_id if i.variant.asset else None,
+                flagged=i.variant.decision_reason or "",
+                submitted_by=self.submitted_by,
+                role=i.level.role,
+                level=i.level_no,
+                approvers_required=i.level.approvers,
+                approvals=i.approvals,
+                votes=list(i.votes),
+                deadline=i.deadline,
+                on_expiry=_expiry(i.level),
+                outcome=i.outcome,
+            )
+            for vid, i in self.items.items()
+            if i.outcome is None
+        ]
+
+    def resolved(self, variant: Variant) -> Variant:
+        """The variant with its review outcome applied (unchanged if it never waited)."""
+        item = self.items.get(variant.variant_id)
+        if item is None or item.outcome is None:
+            return variant
+        return variant.model_copy(
+            update={"decision": item.outcome, "decision_reason": item.outcome_reason}
+        )
+
+    def _decide(self, item: Waiting, decision: Decision, actor: str, reason: str) -> ReviewRecord:
+        item.outcome, item.outcome_reason = decision, reason
+        return ReviewRecord(
+            event="decided",
+            campaign_id=item.variant.campaign_id,
+            variant_id=item.variant.variant_id,
+            decision=decision,
+            actor=actor,
+            reason=reason,
+            role=item.level.role,
+            level=item.level_no,
+            approvals=item.approvals,
+        )
