@@ -3,11 +3,13 @@ and a real sandbox ad platform process."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from importlib import resources
 from pathlib import Path
 
@@ -35,17 +37,17 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
-def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def sandbox_process(state: Path, scenario: str = "smooth.yaml") -> Iterator[str]:
+    """A real sandbox platform process on a free port, its state in `state`; yields its URL."""
     port = free_port()
-    state = tmp_path_factory.mktemp("sandbox") / "sandbox.db"
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "faceloop.connectors.sandbox_platform",
             "--scenario",
-            str(example_path("scenarios", "smooth.yaml")),
+            str(example_path("scenarios", scenario)),
             "--port",
             str(port),
             "--state",
@@ -54,8 +56,6 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    import time
-
     deadline = time.monotonic() + 30
     while not port_open(port):
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -69,6 +69,18 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(scope="session")
+def start_sandbox() -> Callable[..., contextlib.AbstractContextManager[str]]:
+    """`sandbox_process` for tests that need a sandbox of their own (e.g. to scan its file)."""
+    return sandbox_process
+
+
+@pytest.fixture(scope="session")
+def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with sandbox_process(tmp_path_factory.mktemp("sandbox") / "sandbox.db") as url:
+        yield url
 
 
 @pytest.fixture

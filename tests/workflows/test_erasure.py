@@ -17,11 +17,9 @@ import datetime as dt
 import json
 import os
 import shutil
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +39,6 @@ from faceloop.connectors.sandbox import SandboxConnector
 from faceloop.consent import ConsentRecord, ConsentState
 from faceloop.erasure import ErasureInput, ErasureReport, start_erasure
 from faceloop.errors import FaceloopError, SubjectErasedError
-from faceloop.examples import example_path
 from faceloop.generators.persona import ADAPTER_FILE, TrainResult, open_adapter, store_adapter
 from faceloop.guardrails.identity import Gallery, new_identity_key
 from faceloop.guardrails.provenance import Ledger
@@ -59,7 +56,6 @@ from faceloop.models import (
 )
 from faceloop.report import build_report
 from faceloop.settings import Settings
-from faceloop.stack import free_port, port_open
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 from faceloop.storage.erasure_activities import ErasureActivities
@@ -77,38 +73,13 @@ PROMPT_MARK = "ada-marker-7f3c"
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def sandbox(
+    tmp_path: Path, start_sandbox: Callable[[Path], contextlib.AbstractContextManager[str]]
+) -> Iterator[tuple[str, Path]]:
     """A sandbox platform process of this test, so its state file can be scanned."""
-    port = free_port()
     state = tmp_path / "sandbox" / "sandbox.db"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "faceloop.connectors.sandbox_platform",
-            "--scenario",
-            str(example_path("scenarios", "smooth.yaml")),
-            "--port",
-            str(port),
-            "--state",
-            str(state),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while not port_open(port):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(
-                f"sandbox did not start: {proc.stderr.read() if proc.stderr else ''}"
-            )
-        time.sleep(0.1)
-    try:
-        yield f"http://127.0.0.1:{port}", state
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    with start_sandbox(state) as url:
+        yield url, state
 
 
 @pytest.fixture
