@@ -9,10 +9,11 @@ from temporalio import activity
 
 from faceloop.connectors.base import AdConnector, AdSpec
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
-from faceloop.models import KpiObservation
+from faceloop.models import KpiObservation, Variant
 from faceloop.optimizer import (
     allocate,
     arms_from_observations,
+    campaign_models,
     segment_shares,
     stable_seed,
 )
@@ -72,36 +73,55 @@ class ConnectorActivities:
                         {"asset_id": asset.asset_id, "ad_id": dep.ad_id, "round": inp.round},
                     )
             live.append(v)
-        # per-segment Thompson sampling on the observations so far (the bench runs the same)
-        shares = segment_shares(inp.brief)
-        stats = await asyncio.to_thread(
-            arms_from_observations,
-            self.catalog.observations(inp.campaign_id),
-            [v.variant_id for v in live],
-            list(shares),
-            inp.brief.kpi_goal,
-            inp.round - 1,
-        )
-        by_segment = allocate(
-            stats,
-            shares,
-            inp.config.exploration_floor,
-            stable_seed(inp.campaign_id, inp.round),
-            inp.impressions,
-        )
-        # the sandbox takes one number per ad and splits it over segments by share
+        # per-segment Thompson sampling on each segment's KPI model and the observations so
+        # far (the bench runs the same: faceloop.simulate)
+        by_segment = await asyncio.to_thread(self._allocate, inp, live)
+        ad_of = {v.variant_id: v.ad_id for v in live if v.ad_id}
+        by_ad = {
+            segment: {ad_of[vid]: n for vid, n in arms.items() if vid in ad_of}
+            for segment, arms in by_segment.items()
+        }
+        # {segment: {ad: n}}: a platform without per-segment delivery gets each ad's total
+        await conn.set_segment_allocation(inp.campaign_id, inp.round, by_ad)
         per_variant = sum_segments(by_segment)
-        by_ad = {v.ad_id: per_variant[v.variant_id] for v in live if v.ad_id}
-        await conn.set_allocation(inp.campaign_id, inp.round, by_ad)
         await asyncio.to_thread(
             self.catalog.audit,
             inp.campaign_id,
             "traffic.allocated",
             f"round-{inp.round}",
             "optimizer",
-            {"impressions": per_variant},
+            {
+                "impressions": per_variant,
+                "by_segment": by_segment,
+                "segment_targeting": conn.segment_targeting,
+            },
         )
         return DeployOutput(live=live, allocation=per_variant)
+
+    def _allocate(self, inp: DeployInput, live: list[Variant]) -> dict[str, dict[str, int]]:
+        shares = segment_shares(inp.brief)
+        observations = self.catalog.observations(inp.campaign_id)
+        memory, models = campaign_models(
+            observations, [*self.catalog.variants(inp.campaign_id), *live], inp.brief, inp.round - 1
+        )
+        stats = arms_from_observations(
+            observations,
+            [v.variant_id for v in live],
+            list(shares),
+            inp.brief.kpi_goal,
+            inp.round - 1,
+            memory_windows=memory,
+            params={v.variant_id: v.params for v in live},
+            targets={v.variant_id: v.segment for v in live},
+        )
+        return allocate(
+            stats,
+            shares,
+            inp.config.exploration_floor,
+            stable_seed(inp.campaign_id, inp.round),
+            inp.impressions,
+            models,
+        )
 
     @activity.defn
     async def retire(self, inp: RetireInput) -> None:

@@ -10,6 +10,7 @@ says which call failed, why, and what to do.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Literal
 
@@ -89,6 +90,26 @@ class AdConnector(ABC):
     ) -> None:
         """Set the impressions each ad (by ad_id) gets in `window`. Setting it again before
         the window is delivered replaces it; after delivery it raises ConnectorError."""
+
+    # Whether the platform serves per-segment impressions as given (set_segment_allocation);
+    # if not, each ad's total is sent and the platform splits it over segments itself.
+    segment_targeting: bool = False
+
+    async def set_segment_allocation(
+        self, campaign_id: str, window: int, impressions: Mapping[str, Mapping[str, int]]
+    ) -> None:
+        """Set the impressions of each ad in each audience segment in `window`:
+        {segment: {ad_id: n}}. An ad left out of a segment is not shown there. Replaces the
+        window's allocation like set_allocation.
+
+        Not abstract: a platform without per-segment delivery (`segment_targeting` False)
+        gets each ad's total through set_allocation and splits it by its own rules, so
+        the campaign's per-segment decision becomes a per-ad budget there."""
+        totals: dict[str, int] = {}
+        for by_ad in impressions.values():
+            for ad_id, n in by_ad.items():
+                totals[ad_id] = totals.get(ad_id, 0) + n
+        await self.set_allocation(campaign_id, window, totals)
 
     @abstractmethod
     async def insights(self, campaign_id: str, window: int) -> list[AdInsight]:

@@ -6,6 +6,7 @@ workflow cannot tell the sandbox from a real platform. See docs/sandbox.md.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -45,6 +46,7 @@ class SandboxConnector(AdConnector):
     """
 
     name = "sandbox"
+    segment_targeting = True
 
     def __init__(
         self,
@@ -124,6 +126,13 @@ class SandboxConnector(AdConnector):
     ) -> None:
         path = f"{self._campaign_path(campaign_id)}/windows/{int(window)}/allocation"
         await self._call("PUT", path, {"impressions": impressions})
+
+    async def set_segment_allocation(
+        self, campaign_id: str, window: int, impressions: Mapping[str, Mapping[str, int]]
+    ) -> None:
+        path = f"{self._campaign_path(campaign_id)}/windows/{int(window)}/allocation"
+        body = {seg: dict(by_ad) for seg, by_ad in impressions.items()}
+        await self._call("PUT", path, {"segments": body})
 
     async def insights(self, campaign_id: str, window: int) -> list[AdInsight]:
         path = f"{self._campaign_path(campaign_id)}/windows/{int(window)}/insights"

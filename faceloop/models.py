@@ -274,6 +274,10 @@ class Variant(Model):
     trial_number: int | None = None
     params: FaceParams
     seed: int
+    segment: str | None = Field(
+        default=None,
+        description="the audience segment it was proposed for and runs in; None: every segment",
+    )
     prompt: str = ""
     negative_prompt: str = ""
     disclosure: str = ""
@@ -324,7 +328,12 @@ class CampaignConfig(Model):
     """How a campaign runs; chosen at submit time, fixed for the campaign's life."""
 
     rounds: int = Field(default=3, ge=1, le=1000)
-    variants_per_round: int = Field(default=6, ge=2, le=64)
+    variants_per_round: int = Field(
+        default=12,
+        ge=2,
+        le=64,
+        description="variants live in a round: the incumbents plus new proposals",
+    )
     incumbents: int = Field(default=2, ge=0, description="best variants kept live into next round")
     kpi_window_seconds: float = Field(default=3600.0, gt=0)
     impressions_per_round: int | None = Field(

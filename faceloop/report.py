@@ -26,6 +26,8 @@ from PIL import Image
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, FaceParams, Variant
+from faceloop.optimizer import Optimizer
+from faceloop.report_optimization import pareto_section, regret_section
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, Catalog
 
@@ -95,8 +97,12 @@ def build_report(
     campaign_id: str,
     out_dir: Path,
     prompt_only: frozenset[str] = frozenset(),
+    optimizer: Optimizer | None = None,
 ) -> tuple[Path, Path]:
-    """Write report.json and report.html (plus plot and thumbnails) into out_dir.
+    """Write report.json and report.html (plus plots and thumbnails) into out_dir.
+
+    `optimizer` reads the campaign's Optuna study for the Pareto front of a multi-objective
+    campaign (without it the report says the study was not read).
 
     `prompt_only` names the FaceParams fields the generator only received as prompt text and
     cannot render (the embedded generator ignores e.g. lighting); the report says so, so
@@ -177,6 +183,11 @@ def build_report(
         "audit_intact": not audit_problems,
         "audit_problems": audit_problems,
         "missing_images": missing_images,
+        # estimated regret (a live campaign has no truth) and the Pareto front
+        "regret": regret_section(
+            catalog.observations(campaign_id), campaign.brief.kpi_goal, out_dir
+        ),
+        "pareto": pareto_section(optimizer, campaign_id, campaign.config, out_dir),
     }
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -710,6 +721,43 @@ attributed to {{ "it" if one else "them" }}. They are marked with a dashed outli
 <div class="card plot"><img src="{{ plot }}" alt="CTR and conversions by round"></div>
 {% else %}
 <div class="card">No KPI observations yet.</div>
+{% endif %}
+
+<h2>Regret</h2>
+{% if d.regret.plot %}
+<div class="card plot">
+<img src="{{ d.regret.plot }}" alt="estimated cumulative regret by impressions">
+<p class="reason">Estimated: a live campaign has no ground truth, so each impression is
+charged the gap between the posterior mean {{ d.regret.kpi }} of its segment's best variant
+over the whole campaign and that of the variant it went to. Total after
+{{ d.regret.points[-1].impressions | num }} impressions:
+{{ "%.0f" | format(d.regret.points[-1].regret) }}
+{{ "clicks" if d.regret.kpi == "ctr" else "conversions" }}.</p></div>
+{% else %}
+<div class="card">No KPI observations yet.</div>
+{% endif %}
+
+<h2>Pareto front</h2>
+{% if d.pareto.front %}
+<div class="card plot"><img src="{{ d.pareto.plot }}" alt="Pareto front of the objectives">
+<table>
+  <thead><tr><th>Trial</th>{% for o in d.pareto.objectives %}<th class="n">{{ o }}</th>{% endfor %}
+    <th>Face</th></tr></thead>
+  <tbody>
+{% for f in d.pareto.front %}
+    <tr><td class="mono">{{ f.trial_number }}</td>
+    {% for o in d.pareto.objectives %}
+      <td class="n">{{ "%.4g" | format(f["values"][o]) }}</td>
+    {% endfor %}
+      <td>{{ f.params.expression }}, {{ f.params.age_band }}, MST {{ f.params.skin_tone }},
+        {{ f.params.background }}, {{ f.params.lighting }}</td></tr>
+{% endfor %}
+  </tbody>
+</table>
+<p class="reason">{{ d.pareto.points | length }} finished trials; the front holds those no
+other trial beats on every objective.</p></div>
+{% else %}
+<div class="card">{{ d.pareto.note }}</div>
 {% endif %}
 
 {% if d.analysis %}

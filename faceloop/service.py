@@ -102,12 +102,17 @@ def write_report(settings: Settings, campaign_id: str, out_dir: Path) -> tuple[P
                 f"campaign {campaign_id!r} is not in the catalog at "
                 f"{settings.resolved_database_url}: check the id with `faceloop status`"
             )
+        from faceloop.optimizer import Optimizer
+        from faceloop.workflows.worker import optuna_url
+
         return build_report(
             catalog,
             AssetStore(settings.resolved_asset_root),
             campaign_id,
             out_dir,
             prompt_only=prompt_only_params(settings.generator),
+            # the campaign's study, for the Pareto front of a multi-objective campaign
+            optimizer=Optimizer(optuna_url(settings), settings.optuna_sampler),
         )
     finally:
         catalog.close()

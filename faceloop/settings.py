@@ -64,7 +64,11 @@ class Settings(BaseSettings):
         default=None,
         description="scenario YAML of the sandbox audience; unset: examples/scenarios/smooth.yaml",
     )
-    optuna_sampler: str = Field(default="tpe", description="Optuna sampler: tpe, gp, cmaes, random")
+    optuna_sampler: str = Field(
+        default="thompson",
+        description="Optuna sampler: thompson (KPI model, docs/optimization.md), tpe, gp, "
+        "cmaes, random",
+    )
     playbook: Path | None = Field(
         default=None, description="governance playbook YAML; unset: the default"
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import optuna
 
 from faceloop.connectors.sandbox_platform.scenario import (
     Kpi,
@@ -36,14 +37,18 @@ from faceloop.connectors.sandbox_platform.scenario import (
     seed_words,
     true_rates,
 )
+from faceloop.facemodel import FaceModel
 from faceloop.models import CampaignConfig, FaceParams, KpiGoal, SearchSpace
 from faceloop.optimizer import (
     ALL,
+    MEMORY_LOOKBACK,
     ArmStats,
     Optimizer,
     allocate,
+    choose_memory,
     delayed_exposure,
     plan_learn,
+    segment_models,
     split_impressions,
     stable_seed,
     trial_value,
@@ -62,18 +67,19 @@ class BenchConfig:
     rounds: int = 28  # e.g. two weeks of 12-hour KPI windows
     impressions_per_round: int = 20_000
     campaign: CampaignConfig = field(default_factory=CampaignConfig)
-    sampler: str = "tpe"
+    sampler: str = "thompson"
     goal: KpiGoal = KpiGoal.ctr
-    # the classic test-then-rollout baseline: as many variants as a faceloop round, tested
-    # with an equal split for a quarter of the campaign
+    # the classic test-then-rollout baseline: a handful of variants, tested with an equal
+    # split for a quarter of the campaign
     ab_variants: int = 6
     ab_test_rounds: int = 7
     stop_below: float = 0.02
     min_impressions: float = 2000.0
     # what the campaign assumes about conversion delays (a setting, not the scenario's truth)
     assumed_delay_windows: float = 0.5
-    # weight of a window's counts halves after this many windows (fatigue, drift); None: all
-    memory_windows: float | None = 4.0
+    # weight of a window's counts halves after this many windows (None: all count); the
+    # campaign loop sets it each round (optimizer.choose_memory), as the workflow does
+    memory_windows: float | None = None
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def to_json(self) -> dict[str, Any]:
@@ -89,8 +95,9 @@ class BenchConfig:
             "ab_variants": self.ab_variants,
             "ab_test_rounds": self.ab_test_rounds,
             "stop_below": self.stop_below,
+            "refresh": self.campaign.refresh_creatives,
             "min_impressions": self.min_impressions,
-            "memory_windows": self.memory_windows,
+            "memory": "chosen per round from (None, 4) windows (optimizer.choose_memory)",
         }
 
 
@@ -105,6 +112,8 @@ class SimArm:
     params: FaceParams
     asset_id: str
     trial_number: int | None = None
+    target: str | None = None  # the one segment it runs in (None: every segment)
+    born: int = 0  # the window it first ran in
     delivered: int = 0  # all impressions so far (fatigue)
     impressions: dict[str, dict[int, int]] = field(default_factory=dict)  # seg -> window -> n
     clicks: dict[str, dict[int, int]] = field(default_factory=dict)  # seg -> window -> n
@@ -122,7 +131,37 @@ class SimArm:
                 for w, n in by_window.items()
             }
             succ = self.conversions.get(segment, {})
-        return windowed_stats(self.variant_id, exposure, succ, now, cfg.memory_windows)
+        return windowed_stats(self.variant_id, exposure, succ, now, cfg.memory_windows, self.params)
+
+    def first_window(self, segment: str, cfg: BenchConfig) -> ArmStats:
+        """Its counts in the window it first ran in (for a conversions goal, those reported
+        by then)."""
+        one = {
+            self.born: self.impressions.get(segment, {}).get(self.born, 0),
+        }
+        got = (self.clicks if cfg.goal == KpiGoal.ctr else self.conversions).get(segment, {})
+        exposure = (
+            {self.born: float(one[self.born])}
+            if cfg.goal == KpiGoal.ctr
+            else {self.born: delayed_exposure(one, self.born, cfg.assumed_delay_windows)}
+        )
+        return windowed_stats(
+            self.variant_id,
+            exposure,
+            {self.born: got.get(self.born, 0)},
+            self.born,
+            None,
+            self.params,
+        )
+
+    def windows(self) -> dict[int, tuple[float, float]]:
+        """Impressions and clicks per window over all segments (the fatigue check)."""
+        out: dict[int, tuple[float, float]] = {}
+        for segment, by_window in self.impressions.items():
+            for w, n in by_window.items():
+                i, c = out.get(w, (0.0, 0.0))
+                out[w] = (i + n, c + self.clicks.get(segment, {}).get(w, 0))
+        return out
 
 
 @dataclass
@@ -217,7 +256,26 @@ def campaign_segments(scenario: Scenario) -> dict[str, float]:
 def _arms_by_segment(
     live: list[SimArm], segments: Mapping[str, float], cfg: BenchConfig, now: int
 ) -> dict[str, list[ArmStats]]:
-    return {s: [a.stats(s, cfg, now) for a in live] for s in segments}
+    """Each segment's arms: those that run in it (their target, or every segment)."""
+    return {s: [a.stats(s, cfg, now) for a in live if a.target in (None, s)] for s in segments}
+
+
+def _models(
+    ever: list[SimArm], segments: Mapping[str, float], cfg: BenchConfig, now: int
+) -> tuple[float | None, dict[str, FaceModel]]:
+    """The campaign's memory (chosen by how well it foresaw recent launches) and its KPI
+    model per segment, from every creative shown so far, through window `now`."""
+
+    def history(memory: float | None, through: int) -> dict[str, list[ArmStats]]:
+        c = replace(cfg, memory_windows=memory)
+        return {s: [a.stats(s, c, through) for a in ever if a.born <= through] for s in segments}
+
+    launched = {
+        w: {s: [a.first_window(s, cfg) for a in ever if a.born == w] for s in segments}
+        for w in range(max(now - MEMORY_LOOKBACK + 1, 0), now + 1)
+    }
+    memory = choose_memory(cfg.space, history, launched, now) if now > 0 else None
+    return memory, segment_models(cfg.space, history(memory, now))
 
 
 def _kpi(goal: KpiGoal) -> Kpi:
@@ -229,36 +287,54 @@ def run_optuna_loop(
     cfg: BenchConfig,
     run_seed: int,
     sampler: str,
-    storage_url: str,
+    storage_url: str | None,
     name: str,
 ) -> Tally:
-    """The campaign loop: what CampaignWorkflow does per round, minus images and Temporal."""
+    """The campaign loop: what CampaignWorkflow does per round (its propose, deploy and learn
+    activities call the same functions), minus images, guardrails and Temporal."""
     segments = campaign_segments(scenario)
     audience = Audience(scenario, run_seed, segments)
-    opt = Optimizer(storage_url, sampler)
+    opt = Optimizer(_storage(storage_url), sampler)
     cid = f"{name}-{run_seed}"
     tally = Tally()
     live: list[SimArm] = []
+    ever: list[SimArm] = []
     kpi = _kpi(cfg.goal)
+    memory, models = None, segment_models(cfg.space, {s: [] for s in segments})
     for rnd in range(cfg.rounds):
-        # propose: new trials fill the places the incumbents leave free
+        run = replace(cfg, memory_windows=memory)
+        # propose: queued refreshes, then new trials fill the places the incumbents leave
+        # free, each for one segment, from that segment's model
+        proposals = opt.ask(
+            cid,
+            rnd,
+            cfg.campaign.variants_per_round - len(live),
+            cfg.space,
+            models=models,
+            segments=segments,
+            avoid=[a.params for a in live],
+        )
         new = [
             SimArm(
                 f"{cid}-r{rnd}-t{p.trial_number}",
                 p.params,
-                f"{cid}-t{p.trial_number}",
+                f"{cid}-t{p.trial_number}",  # a new trial is a new image: fresh fatigue
                 p.trial_number,
+                p.segment,
+                rnd,
             )
-            for p in opt.ask(cid, rnd, cfg.campaign.variants_per_round - len(live), cfg.space)
+            for p in proposals
         ]
         live = live + new
+        ever = ever + new
         # deploy: Thompson allocation per segment on what was observed before this window
         alloc = allocate(
-            _arms_by_segment(live, segments, cfg, rnd - 1),  # data through the last window
+            _arms_by_segment(live, segments, run, rnd - 1),  # data through the last window
             segments,
             cfg.campaign.exploration_floor,
             stable_seed(cid, rnd),
             cfg.impressions_per_round,
+            models,
         )
         clicks = 0
         for arm in live:
@@ -267,8 +343,10 @@ def run_optuna_loop(
         tally.clicks_by_round.append(clicks)
         # observe: conversions that arrive in this window
         audience.report(rnd)
-        # learn: tell this round's trials, keep the best, retire the rest
-        stats = _arms_by_segment(live, segments, cfg, rnd)
+        # learn: tell this round's trials, keep the best, retire the rest, refresh worn-out
+        memory, models = _models(ever, segments, cfg, rnd)
+        run = replace(cfg, memory_windows=memory)
+        stats = _arms_by_segment(live, segments, run, rnd)
         for arm in new:
             assert arm.trial_number is not None
             opt.tell(cid, arm.trial_number, trial_value(arm.variant_id, stats))
@@ -279,19 +357,26 @@ def run_optuna_loop(
             stable_seed(cid, rnd, "learn"),
             cfg.stop_below,
             cfg.min_impressions,
+            models,
+            {a.variant_id: a.windows() for a in live} if cfg.campaign.refresh_creatives else None,
         )
+        for arm in live:
+            if arm.variant_id in plan.refresh:
+                opt.enqueue_refresh(cid, arm.variant_id, arm.params, arm.target)
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
     return tally
 
 
-def run_ab_test(scenario: Scenario, cfg: BenchConfig, run_seed: int, storage_url: str) -> Tally:
+def run_ab_test(
+    scenario: Scenario, cfg: BenchConfig, run_seed: int, storage_url: str | None
+) -> Tally:
     """Test a fixed set of random variants with an equal split, then roll out the winner
     (per segment: a marketer with the same targeting as faceloop picks each segment's best)."""
     segments = campaign_segments(scenario)
     audience = Audience(scenario, run_seed, segments)
     cid = f"ab_test-{run_seed}"
-    opt = Optimizer(storage_url, "random")
+    opt = Optimizer(_storage(storage_url), "random")
     arms = [
         SimArm(f"{cid}-t{p.trial_number}", p.params, f"{cid}-t{p.trial_number}", p.trial_number)
         for p in opt.ask(cid, 0, cfg.ab_variants, cfg.space)
@@ -338,12 +423,20 @@ def run_oracle(scenario: Scenario, cfg: BenchConfig, run_seed: int) -> Tally:
     return tally
 
 
+def _storage(url: str | None) -> str | optuna.storages.BaseStorage:
+    """Where a simulated campaign keeps its Optuna study: a URL for RDB storage (as the
+    workflow), or None for Optuna's in-memory storage. The study API and every decision are
+    the same (tests/optimize checks that both give the same clicks); only the database
+    round trips are saved, which are most of the benchmark's time."""
+    return optuna.storages.InMemoryStorage() if url is None else url
+
+
 def run_seed(
-    scenario: Scenario, cfg: BenchConfig, seed: int, storage_url: str = "sqlite:///:memory:"
+    scenario: Scenario, cfg: BenchConfig, seed: int, storage_url: str | None = None
 ) -> dict[str, Tally]:
-    """Every strategy once, on one seed. Each Optimizer opens its own connection, so with
-    the default in-memory SQLite every strategy gets a fresh RDB database of its own (a
-    file URL works too, and is slower: every tell is a committed transaction)."""
+    """Every strategy once, on one seed. Each Optimizer gets a study store of its own: with
+    a URL such as sqlite:///:memory: each opens its own connection (a file URL works too,
+    and is slower: every tell is a committed transaction)."""
     return {
         "faceloop": run_optuna_loop(scenario, cfg, seed, cfg.sampler, storage_url, "faceloop"),
         "ab_test": run_ab_test(scenario, cfg, seed, storage_url),
@@ -352,7 +445,7 @@ def run_seed(
     }
 
 
-def _run_seed_args(args: tuple[Scenario, BenchConfig, int]) -> dict[str, Tally]:
+def _run_seed_args(args: tuple[Scenario, BenchConfig, int, str | None]) -> dict[str, Tally]:
     return run_seed(*args)
 
 
@@ -397,10 +490,17 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
     }
 
 
-def bench(scenario: Scenario, cfg: BenchConfig, seeds: int, jobs: int = 1) -> dict[str, Any]:
-    """Run every strategy on seeds 0..seeds-1 (in `jobs` processes) and summarize."""
+def bench(
+    scenario: Scenario,
+    cfg: BenchConfig,
+    seeds: int,
+    jobs: int = 1,
+    storage_url: str | None = None,
+) -> dict[str, Any]:
+    """Run every strategy on seeds 0..seeds-1 (in `jobs` processes) and summarize.
+    `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage)."""
     t0 = time.perf_counter()
-    args = [(scenario, cfg, s) for s in range(seeds)]
+    args = [(scenario, cfg, s, storage_url) for s in range(seeds)]
     if jobs > 1 and seeds > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             runs = list(pool.map(_run_seed_args, args))

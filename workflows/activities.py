@@ -27,14 +27,18 @@ from faceloop.messages import (
 )
 from faceloop.models import Decision, KpiGoal, RollbackRecord, Variant
 from faceloop.optimizer import (
+    ArmStats,
     LearnPlan,
     Optimizer,
     arms_from_observations,
+    campaign_models,
+    objective_values,
     plan_learn,
     segment_shares,
     stable_seed,
     successes,
     trial_value,
+    window_clicks,
 )
 from faceloop.playbooks.rollback import RollbackHit, RollbackKpis
 from faceloop.playbooks.rules import RuleContext
@@ -78,6 +82,16 @@ class CampaignActivities:
                 non_retryable=True,
             )
         live = [v for v in self.catalog.variants(inp.campaign_id) if v.live and v.ad_id]
+        # the catalog does not keep a variant's target segment; its trial does
+        segment_of = {
+            t.number: t.user_attrs.get("segment") for t in self.optimizer.trials(inp.campaign_id)
+        }
+        live = [
+            v.model_copy(update={"segment": segment_of.get(v.trial_number)})
+            if v.trial_number is not None
+            else v
+            for v in live
+        ]
         next_round = row.round + 1
         per_round = row.config.impressions_per_round or max(
             row.brief.budget_impressions // row.config.rounds, 1
@@ -123,7 +137,23 @@ class CampaignActivities:
         return await asyncio.to_thread(self._propose, inp)
 
     def _propose(self, inp: ProposeInput) -> VariantsPayload:
-        proposals = self.optimizer.ask(inp.campaign_id, inp.round, inp.n, inp.brief.search_space)
+        # Thompson proposals from each segment's KPI model, fitted on everything observed
+        # (the benchmark runs the same: faceloop.simulate)
+        every = self.catalog.variants(inp.campaign_id)
+        _, models = campaign_models(
+            self.catalog.observations(inp.campaign_id), every, inp.brief, inp.round - 1
+        )
+        row = self.catalog.get_campaign(inp.campaign_id)
+        proposals = self.optimizer.ask(
+            inp.campaign_id,
+            inp.round,
+            inp.n,
+            inp.brief.search_space,
+            models=models,
+            segments=segment_shares(inp.brief),
+            avoid=[v.params for v in every if v.live],
+            objectives=row.config.objectives if row is not None else None,
+        )
         variants = []
         for p in proposals:
             v = Variant(
@@ -133,6 +163,7 @@ class CampaignActivities:
                 trial_number=p.trial_number,
                 params=p.params,
                 seed=stable_seed(inp.campaign_id, p.trial_number),
+                segment=p.segment,
             )
             self.catalog.upsert_variant(v)
             variants.append(v)
@@ -284,27 +315,57 @@ class CampaignActivities:
         return await asyncio.to_thread(self._learn, inp)
 
     def _learn(self, inp: LearnInput) -> LearnOutput:
-        # the same keep/retire/stop rule the optimisation bench runs (faceloop.optimizer)
+        # the same keep/retire/stop/refresh rule the optimisation bench runs
+        # (faceloop.optimizer, faceloop.simulate)
         shares = segment_shares(inp.brief)
-        stats = arms_from_observations(
-            self.catalog.observations(inp.campaign_id),
-            [v.variant_id for v in inp.live],
-            list(shares),
-            inp.brief.kpi_goal,
-            inp.round,
+        observations = self.catalog.observations(inp.campaign_id)
+        memory, models = campaign_models(
+            observations, self.catalog.variants(inp.campaign_id), inp.brief, inp.round
+        )
+        live_ids = [v.variant_id for v in inp.live]
+        faces = {v.variant_id: v.params for v in inp.live}
+        targets = {v.variant_id: v.segment for v in inp.live}
+
+        def stats_for(goal: KpiGoal) -> dict[str, list[ArmStats]]:
+            return arms_from_observations(
+                observations, live_ids, list(shares), goal, inp.round, 0.5, memory, faces, targets
+            )
+
+        stats = stats_for(inp.brief.kpi_goal)
+        objectives = inp.config.objectives
+        ctr_stats, conv_stats = (
+            (stats_for(KpiGoal.ctr), stats_for(KpiGoal.conversions)) if objectives else ({}, {})
         )
         # blocked variants are told as failed so the sampler learns the infeasible region;
-        # deployed ones are told their observed KPI once, after their first window
+        # deployed ones are told their observed KPI (or objectives) once, after their first
+        # window
         for v in inp.round_variants:
             if v.trial_number is None or v.round != inp.round:
                 continue
-            value = trial_value(v.variant_id, stats) if v.decision == Decision.deploy else None
+            value: float | list[float] | None = None
+            if v.decision == Decision.deploy:
+                value = (
+                    objective_values(v.variant_id, ctr_stats, conv_stats, objectives)
+                    if objectives
+                    else trial_value(v.variant_id, stats)
+                )
             self.optimizer.tell(inp.campaign_id, v.trial_number, value)
         plan = plan_learn(
-            stats, shares, inp.config.incumbents, stable_seed(inp.campaign_id, inp.round, "learn")
+            stats,
+            shares,
+            inp.config.incumbents,
+            stable_seed(inp.campaign_id, inp.round, "learn"),
+            models=models,
+            windows=window_clicks(observations, set(live_ids))
+            if inp.config.refresh_creatives
+            else None,
         )
         if inp.paused:
             plan = _without(plan, set(inp.paused))
+        # a worn-out creative is retired and a fresh image of its face runs next round
+        refreshed = [v for v in plan.refresh if v not in set(inp.paused or [])]
+        for vid in refreshed:
+            self.optimizer.enqueue_refresh(inp.campaign_id, vid, faces[vid], targets[vid])
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]
         retire = [by_id[i] for i in plan.retire]
@@ -321,7 +382,9 @@ class CampaignActivities:
                 "incumbents": plan.keep,
                 "retired": plan.retire,
                 "stopped_early": plan.stopped,
+                "refreshed": refreshed,
                 "winners": plan.winners,
+                "memory_windows": memory,
             },
         )
         return LearnOutput(

@@ -61,7 +61,7 @@ def importances(study: optuna.Study) -> tuple[int, dict[str, float], str]:
             f"parameter importances need at least {MIN_TRIALS_FOR_IMPORTANCE} completed "
             f"trials; the study has {n} so far",
         )
-    if len({t.value for t in done}) < 2:
+    if len({tuple(t.values) for t in done}) < 2:  # `values`: also a multi-objective study
         return n, {}, f"all {n} completed trials scored the same, so no parameter stands out"
     try:
         # PED-ANOVA: native in Optuna (fANOVA needs scikit-learn), fast on few trials

@@ -23,7 +23,7 @@ from typing import Annotated
 import numpy as np
 from fastapi import FastAPI, HTTPException, Response
 from fastapi import Path as PathParam
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec
 from faceloop.connectors.sandbox_platform.scenario import (
@@ -60,16 +60,38 @@ class CampaignOut(Model):
     delivered_through: int | None = Field(description="last delivered window; null: none yet")
 
 
+Impressions = Annotated[int, Field(ge=0, le=MAX_IMPRESSIONS)]
+
+
 class AllocationBody(Model):
-    impressions: dict[str, Annotated[int, Field(ge=0, le=MAX_IMPRESSIONS)]] = Field(
-        description="impressions per ad_id for this window"
+    """One of the two: `impressions` per ad (the platform splits each ad's impressions over
+    the campaign's segments by share), or `segments`: impressions per segment and ad, served
+    exactly as given (an ad left out of a segment is not shown there)."""
+
+    impressions: dict[str, Impressions] | None = Field(
+        default=None, description="impressions per ad_id for this window"
     )
+    segments: dict[str, dict[str, Impressions]] | None = Field(
+        default=None, description="impressions per segment name and ad_id for this window"
+    )
+
+    @model_validator(mode="after")
+    def _one_form(self) -> AllocationBody:
+        if (self.impressions is None) == (self.segments is None):
+            raise ValueError(
+                "give either impressions {ad_id: n} or segments {segment: {ad_id: n}}, not "
+                "both or neither"
+            )
+        return self
 
 
 class AllocationOut(Model):
     campaign_id: str
     window: int
-    impressions: dict[str, int]
+    impressions: dict[str, int] = Field(description="impressions per ad_id (all segments)")
+    segments: dict[str, dict[str, int]] | None = Field(
+        default=None, description="per segment and ad_id, when the allocation was set so"
+    )
 
 
 class InsightsOut(Model):
@@ -108,6 +130,14 @@ CREATE TABLE IF NOT EXISTS allocations (
     ad_id TEXT NOT NULL,
     impressions INTEGER NOT NULL,
     PRIMARY KEY (campaign_id, win, ad_id)
+);
+CREATE TABLE IF NOT EXISTS segment_allocations (
+    campaign_id TEXT NOT NULL,
+    win INTEGER NOT NULL,
+    ad_id TEXT NOT NULL,
+    segment TEXT NOT NULL,
+    impressions INTEGER NOT NULL,
+    PRIMARY KEY (campaign_id, win, ad_id, segment)
 );
 CREATE TABLE IF NOT EXISTS deliveries (
     campaign_id TEXT NOT NULL,
@@ -367,10 +397,11 @@ class _Store:
                 (campaign_id, ad_id),
             )
             # allocations of windows not delivered yet would name an ad that no longer runs
-            cur.execute(
-                "DELETE FROM allocations WHERE campaign_id = ? AND ad_id = ? AND win > ?",
-                (campaign_id, ad_id, int(camp["delivered_through"])),
-            )
+            for table in ("allocations", "segment_allocations"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE campaign_id = ? AND ad_id = ? AND win > ?",
+                    (campaign_id, ad_id, int(camp["delivered_through"])),
+                )
             row = cur.execute(
                 "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
             ).fetchone()
@@ -390,10 +421,32 @@ class _Store:
     # ------------------------------------------------------------------ allocation, delivery
 
     def set_allocation(
-        self, campaign_id: str, window: int, impressions: dict[str, int]
+        self,
+        campaign_id: str,
+        window: int,
+        impressions: dict[str, int] | None,
+        segments: dict[str, dict[str, int]] | None = None,
     ) -> AllocationOut:
+        """Replace the window's allocation: per ad (split over segments by share at
+        delivery) or, with `segments`, per segment and ad (delivered exactly)."""
+        if segments is not None:
+            totals: dict[str, int] = {}
+            for by_ad in segments.values():
+                for ad, n in by_ad.items():
+                    totals[ad] = totals.get(ad, 0) + n
+            impressions = totals
+        assert impressions is not None
         with self.tx() as cur:
             camp = self._campaign(cur, campaign_id)
+            if segments is not None:
+                names = [s.name for s in self._segments(camp)]
+                unknown_segments = sorted(set(segments) - set(names))
+                if unknown_segments:
+                    raise HTTPException(
+                        422,
+                        f"allocation names segments not in campaign {campaign_id!r}: "
+                        f"{unknown_segments}; its segments are {names}",
+                    )
             through = int(camp["delivered_through"])
             if window <= through:
                 raise HTTPException(
@@ -421,15 +474,28 @@ class _Store:
                     f"allocation gives impressions to ads that are not active: {stopped}; "
                     "give them 0 or leave them out",
                 )
-            cur.execute(
-                "DELETE FROM allocations WHERE campaign_id = ? AND win = ?", (campaign_id, window)
-            )
+            for table in ("allocations", "segment_allocations"):
+                cur.execute(
+                    f"DELETE FROM {table} WHERE campaign_id = ? AND win = ?", (campaign_id, window)
+                )
             cur.executemany(
                 "INSERT INTO allocations (campaign_id, win, ad_id, impressions) "
                 "VALUES (?, ?, ?, ?)",
                 [(campaign_id, window, a, n) for a, n in sorted(impressions.items())],
             )
-        return AllocationOut(campaign_id=campaign_id, window=window, impressions=impressions)
+            if segments is not None:
+                cur.executemany(
+                    "INSERT INTO segment_allocations "
+                    "(campaign_id, win, ad_id, segment, impressions) VALUES (?, ?, ?, ?, ?)",
+                    [
+                        (campaign_id, window, a, seg, n)
+                        for seg, by_ad in sorted(segments.items())
+                        for a, n in sorted(by_ad.items())
+                    ],
+                )
+        return AllocationOut(
+            campaign_id=campaign_id, window=window, impressions=impressions, segments=segments
+        )
 
     def insights(self, campaign_id: str, window: int) -> InsightsOut:
         with self.tx() as cur:
@@ -476,6 +542,14 @@ class _Store:
             "WHERE al.campaign_id = ? AND al.win = ? ORDER BY al.ad_id",
             (campaign_id, window),
         ).fetchall()
+        # per-segment allocations, where the campaign set them: served as given
+        targeted: dict[str, dict[str, int]] = {}
+        for r in cur.execute(
+            "SELECT ad_id, segment, impressions FROM segment_allocations "
+            "WHERE campaign_id = ? AND win = ?",
+            (campaign_id, window),
+        ):
+            targeted.setdefault(r["ad_id"], {})[r["segment"]] = int(r["impressions"])
         for a in allocs:
             if a["status"] == "removed":
                 # its creative (and parameters) are gone; it delivers nothing, as when paused
@@ -503,7 +577,13 @@ class _Store:
             )
             # Fatigue is taken at the middle of the window's impressions.
             mid = int(so_far) + total / 2
-            for seg, n in zip(segments, _split(total, shares), strict=True):
+            by_segment = targeted.get(a["ad_id"])
+            parts = (
+                [by_segment.get(seg.name, 0) for seg in segments]
+                if by_segment is not None and total > 0
+                else _split(total, shares)
+            )
+            for seg, n in zip(segments, parts, strict=True):
                 ctr, cvr = true_rates(sc, params, seg.name, mid, window, asset_id=a["asset_id"])
                 clicks = int(rng.binomial(n, ctr))
                 conversions = int(rng.binomial(clicks, cvr))
@@ -616,7 +696,7 @@ def create_app(scenario: Scenario, state_path: Path | None = None) -> FastAPI:
     def set_allocation(
         campaign_id: CampaignId, window: Window, body: AllocationBody
     ) -> AllocationOut:
-        return store.set_allocation(campaign_id, window, body.impressions)
+        return store.set_allocation(campaign_id, window, body.impressions, body.segments)
 
     @app.get("/campaigns/{campaign_id}/windows/{window}/insights")
     def insights(campaign_id: CampaignId, window: Window) -> InsightsOut:

@@ -342,3 +342,269 @@ def test_arms_from_observations_weights_windows_and_segments() -> None:
     conv = arms_from_observations(obs, ["a"], ["x"], KpiGoal.conversions, 1, 1.0, None)
     assert conv["x"][0].successes == 6
     assert conv["x"][0].impressions == pytest.approx(1000 * 0.75 + 1000 * 0.5)
+
+
+# --------------------------------------------------------------------------- the KPI model in
+# the loop: thompson sampler, per-segment targets, refresh, memory, objectives
+
+from optuna.storages import InMemoryStorage  # noqa: E402
+
+from faceloop.optimizer import (  # noqa: E402
+    arms_from_observations,
+    choose_memory,
+    fatigued,
+    objective_values,
+    segment_models,
+    window_clicks,
+)
+
+
+def _truth(p: FaceParams) -> float:
+    """A small additive truth: smile and warm are best."""
+    x = -3.9 + {"smile": 0.3, "serious": -0.3}.get(p.expression, 0.0)
+    x += {"warm": 0.2, "grey": -0.2}.get(p.background, 0.0)
+    return 1 / (1 + np.exp(-x))
+
+
+def test_thompson_sampler_proposes_in_space_without_duplicates_and_learns() -> None:
+    space = SearchSpace(expression=["smile", "neutral", "serious"], background=["warm", "grey"])
+    opt = Optimizer(InMemoryStorage(), "thompson")
+    first = opt.ask("c", 0, 6, space)  # no data yet: prior draws, i.e. random faces
+    assert all(space.contains(p.params) for p in first)
+    assert len({p.params for p in first}) == 6
+    # after 3 rounds of data the model's proposals concentrate on smile
+    rng = np.random.default_rng(0)
+    arms = []
+    for props in [first]:
+        for p in props:
+            n = 20_000
+            arms.append(
+                ArmStats(f"v{p.trial_number}", n, rng.binomial(n, _truth(p.params)), p.params)
+            )
+    for rnd in (1, 2, 3):
+        models = segment_models(space, {ALL: arms})
+        props = opt.ask("c", rnd, 6, space, models=models, avoid=[a.params for a in arms[:2]])
+        assert not {p.params for p in props} & {a.params for a in arms[:2]}
+        for p in props:
+            arms.append(
+                ArmStats(
+                    f"v{p.trial_number}", 20_000, rng.binomial(20_000, _truth(p.params)), p.params
+                )
+            )
+    late = [a.params for a in arms[-6:]]
+    assert sum(p.expression == "smile" for p in late) >= 4
+
+
+def test_thompson_sampler_steers_away_from_blocked_faces() -> None:
+    """As TPE does (test above): every 'serious' face is told FAIL; the penalty drawn from
+    Beta(fails, completes) keeps it out of later rounds."""
+    space = SearchSpace()
+    opt = Optimizer(InMemoryStorage(), "thompson")
+    late = []
+    for rnd in range(10):
+        for p in opt.ask("c", rnd, 6, space):
+            blocked = p.params.expression == "serious"
+            opt.tell("c", p.trial_number, None if blocked else 0.02)
+            if rnd >= 5:
+                late.append(blocked)
+    assert float(np.mean(late)) < 0.1
+
+
+def test_ask_targets_segments_by_share_and_is_idempotent() -> None:
+    opt = Optimizer(InMemoryStorage(), "thompson")
+    space = SearchSpace()
+    props = opt.ask("c", 0, 8, space, segments={"young": 0.75, "old": 0.25})
+    assert [p.segment for p in props].count("young") == 6
+    assert [p.segment for p in props].count("old") == 2
+    again = opt.ask("c", 0, 8, space, segments={"young": 0.75, "old": 0.25})
+    assert [(p.trial_number, p.segment) for p in again] == [
+        (p.trial_number, p.segment) for p in props
+    ]
+    # equal shares alternate; the segment is stored with the trial
+    even = opt.ask("c", 1, 4, space, segments={"a": 0.5, "b": 0.5})
+    assert sorted(p.segment for p in even) == ["a", "a", "b", "b"]
+    stored = {
+        t.number: t.user_attrs["segment"] for t in opt.trials("c") if t.user_attrs["round"] == 1
+    }
+    assert stored == {p.trial_number: p.segment for p in even}
+    # without segments (or with one) nothing is targeted
+    assert {p.segment for p in opt.ask("c", 2, 2, space, segments={"all": 1.0})} == {None}
+
+
+def test_a_refresh_is_a_new_trial_with_the_same_face_asked_first() -> None:
+    opt = Optimizer(InMemoryStorage(), "thompson")
+    space = SearchSpace()
+    first = opt.ask("c", 0, 3, space, segments={"a": 0.5, "b": 0.5})
+    worn = first[1]
+    assert opt.enqueue_refresh("c", "c-r0-t1", worn.params, worn.segment)
+    assert not opt.enqueue_refresh("c", "c-r0-t1", worn.params, worn.segment)  # retried
+    nxt = opt.ask("c", 1, 3, space, segments={"a": 0.5, "b": 0.5})
+    assert nxt[0].params == worn.params and nxt[0].trial_number not in {
+        p.trial_number for p in first
+    }
+    assert nxt[0].refresh_of == "c-r0-t1" and nxt[0].segment == worn.segment
+    assert nxt[1].refresh_of is None
+
+
+def test_allocate_with_models_sums_to_each_segments_budget_and_keeps_targets() -> None:
+    space = SearchSpace(expression=["smile", "neutral", "serious"], background=["warm", "grey"])
+    smile = FaceParams(expression="smile", background="warm")
+    serious = FaceParams(expression="serious", background="grey")
+    history = {
+        "young": [
+            ArmStats("a", 30_000, 30_000 * _truth(smile), smile),
+            ArmStats("b", 30_000, 30_000 * _truth(serious), serious),
+        ],
+        "old": [
+            ArmStats("c", 30_000, 30_000 * _truth(serious) * 2.0, serious),
+            ArmStats("d", 30_000, 30_000 * _truth(smile) * 0.6, smile),
+        ],
+    }
+    models = segment_models(space, history)
+    live = {
+        # a and b run for young only, c and d for old only (their targets)
+        "young": [
+            ArmStats("a", 30_000, 30_000 * _truth(smile), smile),
+            ArmStats("b", 30_000, 30_000 * _truth(serious), serious),
+            ArmStats("new", 0, 0, FaceParams(expression="neutral", background="warm")),
+        ],
+        "old": [
+            ArmStats("c", 30_000, 30_000 * _truth(serious) * 2.0, serious),
+            ArmStats("d", 30_000, 30_000 * _truth(smile) * 0.6, smile),
+        ],
+    }
+    alloc = allocate(live, {"young": 0.6, "old": 0.4}, 0.02, 1, 10_001, models)
+    assert sum(alloc["young"].values()) == 6_001 and sum(alloc["old"].values()) == 4_000
+    assert set(alloc["young"]) == {"a", "b", "new"} and set(alloc["old"]) == {"c", "d"}
+    # each segment's winner takes most of its budget; every live arm keeps the 2% floor
+    assert alloc["young"]["a"] > 0.8 * 6_001 and alloc["old"]["c"] > 0.8 * 4_000
+    assert min(min(m.values()) for m in alloc.values()) >= 0.02 * 4_000
+    # the never-shown arm starts from its face's prediction, not from the average
+    assert 0.02 * 6_001 <= alloc["young"]["new"] < alloc["young"]["a"]
+
+
+def test_arms_from_observations_attaches_faces_and_targets() -> None:
+    from datetime import UTC, datetime
+
+    from faceloop.models import KpiGoal, KpiObservation
+
+    def ob(vid: str, rnd: int, seg: str, n: int, c: int) -> KpiObservation:
+        return KpiObservation(
+            campaign_id="c",
+            variant_id=vid,
+            ad_id=f"ad-{vid}",
+            round=rnd,
+            segment=seg,
+            impressions=n,
+            clicks=c,
+            conversions=0,
+            observed_at=datetime.now(UTC),
+        )
+
+    obs = [ob("a", 0, "x", 1000, 30), ob("b", 0, "y", 500, 5), ob("a", 1, "x", 1000, 20)]
+    face = FaceParams(expression="laugh")
+    stats = arms_from_observations(
+        obs, ["a", "b"], ["x", "y"], KpiGoal.ctr, 1, params={"a": face}, targets={"a": "x"}
+    )
+    assert [s.variant_id for s in stats["x"]] == ["a", "b"]
+    assert [s.variant_id for s in stats["y"]] == ["b"]  # a runs in x only
+    assert stats["x"][0].params == face and stats["x"][0].impressions == 2000
+    # the fatigue check reads clicks per window over all segments
+    assert window_clicks(obs, {"a", "b"}) == {
+        "a": {0: (1000, 30), 1: (1000, 20)},
+        "b": {0: (500, 5)},
+    }
+
+
+def test_fatigue_is_a_significant_drop_against_the_first_windows() -> None:
+    # 3% CTR for two windows, then 2.4%: a 20% drop on 10,000 impressions is ~7 sd
+    worn = {0: (10_000, 300), 1: (10_000, 300), 2: (10_000, 240)}
+    assert fatigued(worn)
+    assert not fatigued({0: (10_000, 300), 1: (10_000, 300)})  # needs three windows
+    assert not fatigued({0: (10_000, 300), 1: (10_000, 300), 2: (10_000, 285)})  # 5%: too little
+    # the same 20% drop on 800 impressions per window is not significant (and too few)
+    assert not fatigued({0: (800, 24), 1: (800, 24), 2: (800, 19)})
+    # with 5,000 impressions on each side: z = (0.03 - 0.024) / se ~ 1.87 < 2
+    assert not fatigued({0: (2_500, 75), 1: (2_500, 75), 2: (5_000, 120)})
+
+
+def test_plan_learn_refreshes_a_worn_out_incumbent() -> None:
+    face = FaceParams(expression="smile")
+    arms = [
+        ArmStats("worn", 30_000, 840, face),
+        ArmStats("fresh", 20_000, 500, FaceParams(expression="neutral")),
+        ArmStats("bad", 20_000, 300, FaceParams(expression="serious")),
+    ]
+    models = segment_models(SearchSpace(), {ALL: arms})
+    windows = {"worn": {0: (10_000, 300), 1: (10_000, 300), 2: (10_000, 240)}}
+    plan = plan_learn({ALL: arms}, {ALL: 1.0}, 2, 0, models=models, windows=windows)
+    assert plan.refresh == ["worn"]
+    assert "worn" in plan.retire and "worn" not in plan.keep and "fresh" in plan.keep
+    # without windows (refresh_creatives off) it stays
+    assert "worn" in plan_learn({ALL: arms}, {ALL: 1.0}, 2, 0, models=models).keep
+
+
+def test_choose_memory_forgets_only_when_the_audience_changed() -> None:
+    space = SearchSpace(expression=["smile", "neutral", "serious"], background=["warm", "grey"])
+    rng = np.random.default_rng(0)
+    faces = [
+        FaceParams(expression=e, background=b) for e in space.expression for b in space.background
+    ]
+
+    def campaign(drift_at: int | None) -> tuple[dict[int, list[ArmStats]], int]:
+        # per window, six fresh creatives; from `drift_at` on, smile and serious swap
+        runs: dict[int, list[ArmStats]] = {}
+        for w in range(12):
+            runs[w] = []
+            for i, p in enumerate(faces):
+                q = p
+                if drift_at is not None and w >= drift_at:
+                    swap = {"smile": "serious", "serious": "smile"}
+                    q = p.model_copy(update={"expression": swap.get(p.expression, p.expression)})
+                runs[w].append(ArmStats(f"w{w}-{i}", 20_000, rng.binomial(20_000, _truth(q)), p))
+        return runs, 11
+
+    for drift_at, expected in ((None, None), (8, 4.0)):
+        runs, now = campaign(drift_at)
+
+        def history(
+            memory: float | None, through: int, runs: dict[int, list[ArmStats]] = runs
+        ) -> dict[str, list[ArmStats]]:
+            out = []
+            for w in range(through + 1):
+                weight = 1.0 if memory is None else 0.5 ** ((through - w) / memory)
+                out += [
+                    ArmStats(a.variant_id, a.impressions * weight, a.successes * weight, a.params)
+                    for a in runs[w]
+                ]
+            return {ALL: out}
+
+        launched = {w: {ALL: runs[w]} for w in range(now - 3, now + 1)}
+        assert choose_memory(space, history, launched, now) == expected
+
+
+def test_objective_values_and_a_campaigns_own_objectives() -> None:
+    clicks = {ALL: [ArmStats("a", 10_000, 300), ArmStats("b", 10_000, 200)]}
+    convs = {ALL: [ArmStats("a", 10_000, 20), ArmStats("b", 10_000, 30)]}
+    ctr, cpa = objective_values("a", clicks, convs, ["ctr", "cpa"])
+    assert ctr == pytest.approx(posterior_mean(clicks[ALL])["a"])
+    assert cpa == pytest.approx(1 / posterior_mean(convs[ALL])["a"])
+    assert 400 < cpa < 600  # about 10,000 / 20
+    # the optimizer's default is one KPI, a campaign asks for two: its study has two
+    opt = Optimizer(InMemoryStorage(), "thompson")
+    p = opt.ask("mo", 0, 1, SearchSpace(), objectives=["ctr", "cpa"])[0]
+    assert opt.objectives_of("mo") == ("ctr", "cpa")
+    assert opt.tell("mo", p.trial_number, [ctr, cpa])
+    assert [pt.values for pt in opt.pareto_front("mo")] == [{"ctr": ctr, "cpa": cpa}]
+    with pytest.raises(FaceloopError, match="two or more"):
+        Optimizer(InMemoryStorage(), objectives=("ctr",))
+
+
+def test_trial_value_ignores_segments_the_variant_never_ran_in() -> None:
+    by_seg = {
+        "x": [ArmStats("a", 10_000, 200), ArmStats("b", 10_000, 300)],
+        "y": [ArmStats("a", 0, 0), ArmStats("c", 10_000, 100)],
+    }
+    # a ran only in x, below that segment's pooled rate: told < 1, not y's prior (~1)
+    assert trial_value("a", by_seg) < 0.9
+    assert trial_value("b", by_seg) > 1.1

@@ -46,3 +46,27 @@ def test_bench_optimize_rejects_bad_input_with_exit_2(tmp_path: Path) -> None:
         ["bench", "optimize", "--scenario", scenario, "--rounds", "4", "--ab-test-rounds", "4"],
     )
     assert res.exit_code == 2 and "--ab-test-rounds" in res.output
+
+
+def test_bench_optimize_writes_the_regret_plot(tmp_path: Path) -> None:
+    scenario = str(example_path("scenarios", "segments.yaml"))
+    base = ["bench", "optimize", "--scenario", scenario, "--seeds", "2", "--rounds", "4"]
+    base += ["--impressions", "3000", "--jobs", "1", "--json"]
+    png = tmp_path / "plots" / "regret.png"
+    res = runner.invoke(_app(), [*base, "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the JSON holds the points the plot draws: cumulative regret per round, per strategy
+    curves = {k: v["regret_curve"] for k, v in out["strategies"].items()}
+    assert all(len(c) == 4 for c in curves.values())
+    assert curves["oracle"] == [0.0] * 4
+    assert curves["random"][-1] > 0 and curves["ab_test"][-1] > 0
+    page = tmp_path / "regret.html"
+    res = runner.invoke(_app(), [*base, "--plot", str(page)])
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "<td>faceloop</td>" in text
+    assert not (tmp_path / "regret.png").exists()  # inlined, not left beside the page
+    res = runner.invoke(_app(), [*base, "--plot", str(tmp_path / "regret.svg")])
+    assert res.exit_code == 2 and "--plot" in res.output

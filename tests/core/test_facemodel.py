@@ -1,0 +1,155 @@
+"""The KPI model behind proposals and allocation: posterior of additive effects on the logit
+scale, with numbers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from faceloop.facemodel import FaceModel
+from faceloop.models import AGE_BANDS, FaceParams, SearchSpace
+from faceloop.optimizer import Evidence
+
+SMALL = SearchSpace(
+    expression=["smile", "neutral", "serious"],
+    background=["warm", "white"],
+    skin_tone={"low": 1, "high": 10},  # type: ignore[arg-type]
+)
+TRUE = {"smile": 0.3, "neutral": 0.0, "serious": -0.3, "warm": 0.15, "white": -0.15}
+BASE = math.log(0.02 / 0.98)
+
+
+def rate(p: FaceParams) -> float:
+    x = BASE + TRUE[p.expression] + TRUE[p.background]
+    return 1 / (1 + math.exp(-x))
+
+
+def faces(n: int, seed: int) -> list[FaceParams]:
+    rng = np.random.default_rng(seed)
+    return [
+        FaceParams(
+            expression=SMALL.expression[rng.integers(3)],
+            background=SMALL.background[rng.integers(2)],
+            skin_tone=int(rng.integers(1, 11)),
+        )
+        for _ in range(n)
+    ]
+
+
+def test_the_posterior_recovers_additive_effects_from_many_creatives() -> None:
+    rng = np.random.default_rng(0)
+    evidence = [
+        Evidence(p, 20_000, float(rng.binomial(20_000, rate(p)))) for p in faces(60, seed=1)
+    ]
+    model = FaceModel(SMALL, evidence)
+    eff = model.effects()
+    # differences between values are identified (the intercept absorbs the level)
+    assert eff["expression"]["smile"] - eff["expression"]["serious"] == pytest.approx(0.6, abs=0.12)
+    assert eff["background"]["warm"] - eff["background"]["white"] == pytest.approx(0.3, abs=0.1)
+    # skin tone has no effect in this truth: its posterior stays near 0 for every tone
+    assert max(abs(v) for v in eff["skin_tone"].values()) < 0.08
+    # the mean face is the true best on the fields that matter
+    best = model.best(model.mean)
+    assert (best.expression, best.background) == ("smile", "warm")
+    # a fresh creative of the best face is predicted near its true rate
+    face = FaceParams(expression="smile", background="warm", skin_tone=5)
+    assert model.rate(face) == pytest.approx(rate(face), rel=0.08)
+
+
+def test_a_creative_is_its_faces_prediction_plus_its_own_deviation() -> None:
+    face = FaceParams(expression="smile", background="warm")
+    others = [Evidence(p, 10_000, 10_000 * rate(p)) for p in faces(40, seed=2)]
+    model = FaceModel(SMALL, others, creative_sd=0.1)
+    predicted = model.rate(face)
+    # never shown: exactly the face's prediction
+    (fresh,) = model.arm_means([(face, 0.0, 0.0)])
+    assert fresh == pytest.approx(predicted, rel=1e-9)
+    # shown 50,000 times at 1.5x the prediction: pulled toward its own rate by
+    # k = creative_var / (creative_var + sampling var)
+    n, s = 50_000.0, 50_000 * 1.5 * predicted
+    (own,) = model.arm_means([(face, n, s)])
+    var = 1 / (n * model.pooled * (1 - model.pooled))
+    k = 0.01 / (0.01 + var)
+    y = math.log(((s + 1) / (n + 1 / model.pooled)) / (1 - (s + 1) / (n + 1 / model.pooled)))
+    mu = math.log(predicted / (1 - predicted))
+    assert own == pytest.approx(1 / (1 + math.exp(-(mu + k * (y - mu)))), rel=1e-6)
+    assert predicted < own < 1.5 * predicted and k > 0.8
+    # Thompson draws of a never-shown creative spread by creative_sd around the prediction
+    draws = model.arm_draws([(face, 0.0, 0.0)], np.random.default_rng(0), 20_000)[0]
+    face_sd = math.sqrt(model.features(face) @ model.cov @ model.features(face))
+    assert draws.mean() == pytest.approx(mu, abs=0.01)
+    assert draws.std() == pytest.approx(math.sqrt(face_sd**2 + 0.01), rel=0.03)
+
+
+def test_ordinal_fields_share_evidence_with_their_neighbours() -> None:
+    model = FaceModel(SMALL)
+    o = model.offsets["skin_tone"]
+    cov = model.cov[o : o + 10, o : o + 10]
+    corr = cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov)))
+    # squared-exponential prior, 1.5 tones wide: neighbours 0.80, five apart ~0
+    assert corr[4, 5] == pytest.approx(math.exp(-0.5 / 1.5**2), abs=0.01)
+    assert abs(corr[0, 5]) < 0.01
+    # evidence that tone 5 is good lifts tone 6 more than tone 1
+    rng = np.random.default_rng(3)
+    evidence = []
+    for p in faces(30, seed=4):
+        r = rate(p) * (1.3 if p.skin_tone == 5 else 1.0)
+        evidence.append(Evidence(p, 20_000, float(rng.binomial(20_000, r))))
+    eff = FaceModel(SMALL, evidence).effects()["skin_tone"]
+    assert eff["5"] > eff["6"] > eff["1"]
+    # age bands are ordinal too, by their position on the full scale
+    age = FaceModel(SearchSpace(age_band=["18-24", "25-34", "65+"]))
+    a = age.offsets["age_band"]
+    c = age.cov[a : a + 3, a : a + 3]
+    assert c[0, 1] / c[0, 0] == pytest.approx(math.exp(-0.5 / 1.5**2), abs=0.01)
+    # 18-24 and 65+ sit five bands apart on the full scale, whatever the space lists
+    assert AGE_BANDS.index("65+") - AGE_BANDS.index("18-24") == 5
+    assert c[0, 2] / c[0, 0] == pytest.approx(math.exp(-0.5 * (5 / 1.5) ** 2), rel=0.05)
+
+
+def test_best_avoids_faces_and_penalised_values() -> None:
+    model = FaceModel(SMALL, [Evidence(p, 20_000, 20_000 * rate(p)) for p in faces(40, seed=5)])
+    top = model.best(model.mean)
+    other = model.best(model.mean, avoid={top})
+    assert other != top
+    # the cheapest single change: exactly one field differs
+    assert sum(getattr(top, f) != getattr(other, f) for f in FaceParams.model_fields) == 1
+    # a large penalty on smile (e.g. smiles were blocked) moves the proposal off it
+    assert model.best(model.mean, penalty={("expression", "smile"): 5.0}).expression != "smile"
+
+
+def test_log_likelihood_prefers_the_model_of_the_same_audience() -> None:
+    rng = np.random.default_rng(6)
+    train = [Evidence(p, 20_000, float(rng.binomial(20_000, rate(p)))) for p in faces(40, 7)]
+    model = FaceModel(SMALL, train)
+    same = [Evidence(p, 5_000, float(rng.binomial(5_000, rate(p)))) for p in faces(10, 8)]
+    flipped = [
+        Evidence(
+            p,
+            5_000,
+            float(
+                rng.binomial(
+                    5_000,
+                    rate(
+                        p.model_copy(
+                            update={
+                                "expression": {"smile": "serious", "serious": "smile"}.get(
+                                    p.expression, p.expression
+                                )
+                            }
+                        )
+                    ),
+                )
+            ),
+        )
+        for p in faces(10, 8)
+    ]
+    assert model.log_likelihood(same) > model.log_likelihood(flipped) + 5
+    assert model.log_likelihood([]) == 0.0
+
+
+def test_bad_priors_are_refused() -> None:
+    with pytest.raises(ValueError, match="effect_sd"):
+        FaceModel(SMALL, effect_sd=0)
