@@ -594,12 +594,15 @@ def allocate(
     """Impressions per segment and arm for the next window: each segment's budget (its
     share, exactly) goes to that segment's arms by Thompson sampling on that segment's
     posterior (its KPI model in `models`), so each segment converges on its own best face.
-    A campaign without segments passes {ALL: arms} and {ALL: 1.0}. A segment without arms
-    gets nothing (its budget is not moved to another segment: targeting is the brief's)."""
+    A campaign without segments passes {ALL: arms} and {ALL: 1.0}. A segment left without
+    arms of its own (its targeted faces were blocked, say) is shown every live arm, on their
+    pooled counts: the brief bought that segment's impressions, and an empty segment would
+    leave them unspent."""
     budgets = split_impressions(segment_shares, impressions)
+    pooled = pooled_arms(arms_by_segment)
     out: dict[str, dict[str, int]] = {}
     for segment, budget in budgets.items():
-        arms = arms_by_segment.get(segment, [])
+        arms = arms_by_segment.get(segment) or pooled
         model = (models or {}).get(segment)
         shares = thompson_allocation(arms, floor, stable_seed(seed, segment), model=model)
         out[segment] = split_impressions(shares, budget)
