@@ -118,7 +118,7 @@ class _TotalsOnly(AdConnector):
         return None
 
     async def deploy(self, spec: AdSpec) -> AdDeployment:
-        raise NotImplementedError
+        raise AssertionError("this test sends allocations only; nothing deploys")
 
     async def set_allocation(
         self, campaign_id: str, window: int, impressions: dict[str, int]
@@ -129,7 +129,7 @@ class _TotalsOnly(AdConnector):
         return []
 
     async def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
-        raise NotImplementedError
+        raise AssertionError("this test sends allocations only; nothing is paused")
 
     async def list_ads(self, campaign_id: str) -> list[AdDeployment]:
         return []
