@@ -64,8 +64,8 @@ def distributions(space: SearchSpace) -> dict[str, BaseDistribution]:
 
 class ThompsonSampler(optuna.samplers.BaseSampler):
     """Thompson sampling over the whole face space: each trial is the best face under one
-    posterior draw of the campaign's KPI model (`FaceModel`, fitted on every observation so
-    far, for the trial's target segment).
+    tempered posterior draw (`facemodel.PROPOSAL_SCALE`) of the campaign's KPI model
+    (`FaceModel`, fitted on every observation so far, for the trial's target segment).
 
     Without a model (no data yet) the draw comes from the prior, i.e. a random face. Faces
     that were blocked or failed (trials told FAIL or PRUNED, in `finished`) are avoided:

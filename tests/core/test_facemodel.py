@@ -153,3 +153,30 @@ def test_log_likelihood_prefers_the_model_of_the_same_audience() -> None:
 def test_bad_priors_are_refused() -> None:
     with pytest.raises(ValueError, match="effect_sd"):
         FaceModel(SMALL, effect_sd=0)
+
+
+def test_tempered_proposals_stay_nearer_the_best_face_and_are_random_without_data() -> None:
+    rng = np.random.default_rng(3)
+    # little data: smile is ahead, but the posterior is still wide
+    evidence = [Evidence(p, 1_500, float(rng.binomial(1_500, rate(p)))) for p in faces(12, seed=4)]
+    model = FaceModel(SMALL, evidence)
+    best = model.best(model.mean)
+
+    def share_best(scale: float) -> float:
+        draws = np.random.default_rng(5)
+        picks = [model.propose(draws, scale=scale) for _ in range(400)]
+        return sum(p.expression == best.expression for p in picks) / len(picks)
+
+    plain, tempered = share_best(1.0), share_best(0.5)
+    assert share_best(0.0) == 1.0  # no spread: always the posterior mean's best face
+    assert tempered > plain + 0.05, (plain, tempered)
+    assert plain > 1 / 3 + 0.05  # plain Thompson still leans toward the leader
+
+    # without data the prior mean is flat: scaling a draw does not change its argmax, so a
+    # first round is random faces whatever the scale
+    prior = FaceModel(SMALL)
+    picks = [prior.propose(np.random.default_rng(i)) for i in range(600)]
+    counts = [sum(p.expression == e for p in picks) for e in SMALL.expression]
+    assert all(150 <= c <= 250 for c in counts), counts
+    with pytest.raises(ValueError, match="scale"):
+        prior.propose(np.random.default_rng(0), scale=-1.0)
