@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from faceloop.errors import FaceloopError
+from faceloop.errors import FaceloopError, InputError
 from faceloop.models import CampaignState
 from faceloop.settings import Settings, get_settings
 
@@ -127,11 +127,29 @@ def demo(
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
-    if rounds is not None:
-        config.rounds = rounds
-    if variants is not None:
-        config.variants_per_round = variants
+    try:
+        config = _with_overrides(config, rounds=rounds, variants_per_round=variants)
+    except FaceloopError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
     _run(_demo(settings, b, config, out, console, review_sla, pb))
+
+
+def _with_overrides(config: CampaignConfig, **overrides: int | None) -> CampaignConfig:
+    """The brief's campaign settings with the options given on the command line, validated
+    together (e.g. --variants must leave room beside the brief's incumbents)."""
+    from pydantic import ValidationError
+
+    from faceloop.models import CampaignConfig
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return CampaignConfig.model_validate({**config.model_dump(), **given})
+    except ValidationError as exc:
+        flags = ", ".join(f"--{k.split('_')[0]} {v}" for k, v in given.items())
+        raise InputError.from_validation(
+            f"the brief's campaign settings with {flags}", exc
+        ) from None
 
 
 async def _demo(

@@ -360,7 +360,11 @@ class CampaignConfig(Model):
     @model_validator(mode="after")
     def _incumbents_fit(self) -> CampaignConfig:
         if self.incumbents >= self.variants_per_round:
-            raise ValueError("incumbents must be fewer than variants_per_round")
+            raise ValueError(
+                f"incumbents ({self.incumbents}) must be fewer than variants_per_round "
+                f"({self.variants_per_round}): each round needs a place for a new proposal; "
+                "lower incumbents or raise variants_per_round"
+            )
         if len(self.objectives) == 1 or len(set(self.objectives)) != len(self.objectives):
             raise ValueError(
                 "objectives: name two or more different ones (ctr, conversions, cpa), or none"

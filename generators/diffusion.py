@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from faceloop.agents.planner.deterministic import NEGATIVE_PROMPT, describe
 from faceloop.errors import GenerationError
 from faceloop.models import FaceParams
 
@@ -30,68 +31,13 @@ MODEL_ENV = "FACELOOP_DIFFUSERS_MODEL"
 STEPS_ENV = "FACELOOP_DIFFUSERS_STEPS"
 _INSTALL_HINT = "pip install 'diffusers>=0.30' 'transformers>=4.44' 'peft>=0.12' accelerate"
 
-_EXPRESSION = {
-    "neutral": "neutral expression",
-    "smile": "gentle smile",
-    "laugh": "laughing, open smile",
-    "serious": "serious expression",
-    "surprised": "surprised expression, raised eyebrows",
-}
-_LIGHTING = {
-    "soft": "soft diffused light",
-    "studio": "studio lighting",
-    "natural": "natural daylight",
-    "golden_hour": "golden hour sunlight",
-    "dramatic": "dramatic low-key lighting",
-}
-_BACKGROUND = {
-    "white": "plain white background",
-    "grey": "plain grey backdrop",
-    "blue": "plain blue backdrop",
-    "warm": "warm beige backdrop",
-    "green": "plain green backdrop",
-    "outdoor": "outdoors, blurred foliage background",
-    "office": "modern office background, bokeh",
-}
-_FRAMING = {
-    "close_up": "close-up portrait",
-    "head_shoulders": "head and shoulders portrait",
-    "half_body": "half-body portrait",
-}
-_STYLE = {
-    "photo": "professional photograph, 85mm, sharp focus",
-    "editorial": "editorial magazine photograph, muted colours",
-    "illustration": "digital illustration, flat colours, clean lines",
-}
-_MONK_WORDS = {
-    1: "very fair", 2: "fair", 3: "light", 4: "light medium", 5: "medium",
-    6: "medium tan", 7: "tan", 8: "brown", 9: "dark brown", 10: "deep dark",
-}  # fmt: skip
-_GENDER = {"feminine": "woman", "masculine": "man", "androgynous": "androgynous person"}
-DEFAULT_NEGATIVE = (
-    "deformed, distorted face, extra fingers, blurry, low quality, watermark, text, logo, cartoon"
-)
-
 
 def face_prompt(params: FaceParams) -> tuple[str, str]:
-    """FaceParams -> (prompt, negative prompt) that names every parameter in plain words."""
-    age = params.age_band.replace("+", " or older").replace("-", " to ")
-    prompt = ", ".join(
-        [
-            f"{_FRAMING[params.framing]} of a {age} year old {_GENDER[params.gender_presentation]}",
-            f"{_MONK_WORDS[params.skin_tone]} skin tone (Monk {params.skin_tone})",
-            _EXPRESSION[params.expression],
-            _LIGHTING[params.lighting],
-            _BACKGROUND[params.background],
-            _STYLE[params.style],
-        ]
-    )
-    negative = DEFAULT_NEGATIVE
-    if params.style != "illustration":
-        negative += ", illustration, painting"
-    else:
-        negative = negative.replace(", cartoon", "") + ", photograph"
-    return prompt, negative
+    """FaceParams -> (prompt, negative prompt) for a request that carries no plan (e.g.
+    `faceloop generate`): the deterministic planner's parameter phrases and negative prompt,
+    so a face is described the same way with or without a brief, within SDXL's 77 CLIP
+    tokens (tests/agents/test_prompt_tokens.py)."""
+    return describe(params), NEGATIVE_PROMPT
 
 
 def request_prompt(req: GenerationRequest) -> tuple[str, str]:

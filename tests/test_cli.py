@@ -45,6 +45,17 @@ def test_submit_rejects_a_bad_brief_with_paths_before_touching_a_server(tmp_path
     assert not (tmp_path / "home").exists()
 
 
+def test_demo_options_are_validated_with_the_brief_before_anything_starts(tmp_path: Path) -> None:
+    # the example brief keeps 2 incumbents: 2 variants a round would leave no new proposal
+    result = runner.invoke(app, ["demo", "--variants", "2", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+    assert "--variants 2" in result.output and "incumbents (2)" in result.output
+    assert "raise variants_per_round" in result.output and "nothing was started" in result.output
+    result = runner.invoke(app, ["demo", "--rounds", "0"])
+    assert result.exit_code == 2 and "rounds" in result.output
+    assert not (tmp_path / "home").exists() and not (tmp_path / "out").exists()
+
+
 def test_submit_without_a_server_says_how_to_start_one() -> None:
     example = Path(__file__).resolve().parents[1] / "examples" / "brief.yaml"
     result = runner.invoke(app, ["submit", str(example)])

@@ -83,7 +83,7 @@ _STYLE = {
     "editorial": "editorial fashion photo",
     "illustration": "flat digital illustration",
 }
-_NEGATIVE = (
+NEGATIVE_PROMPT = (
     "text, watermark, logo, extra fingers, deformed face, asymmetric eyes, blurry, "
     "lowres, jpeg artifacts, nudity, cleavage, minor, child, celebrity, famous person"
 )
@@ -173,7 +173,7 @@ def brief_context(brief: Brief) -> str:
 def prompt_for(brief: Brief, p: FaceParams) -> tuple[str, str]:
     """(prompt, negative prompt): every face parameter, then the brief's context."""
     context = brief_context(brief)
-    return ", ".join(x for x in (describe(p), context) if x), _NEGATIVE
+    return ", ".join(x for x in (describe(p), context) if x), NEGATIVE_PROMPT
 
 
 def plan(brief: Brief, proposals: list[tuple[str, FaceParams]]) -> PromptPlan:
@@ -206,7 +206,7 @@ _TABLES: dict[str, dict[Any, str]] = {
     "style": _STYLE,
 }
 # the safety terms every negative prompt carries, whoever wrote the rest of it
-SAFETY_NEGATIVES: tuple[str, ...] = tuple(t.strip() for t in _NEGATIVE.split(","))
+SAFETY_NEGATIVES: tuple[str, ...] = tuple(t.strip() for t in NEGATIVE_PROMPT.split(","))
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:

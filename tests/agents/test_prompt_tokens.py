@@ -140,11 +140,11 @@ def test_token_bound_is_never_below_the_real_count() -> None:
 
 @pytest.mark.parametrize("brief", all_briefs(), ids=lambda b: b.product[:24])
 def test_every_prompt_fits_in_77_tokens_with_every_parameter_inside(brief: Brief) -> None:
-    negative = ids(det._NEGATIVE)
+    negative = ids(det.NEGATIVE_PROMPT)
     assert len(negative) + 2 <= det.CLIP_TOKENS
     for p in value_grid():
         prompt, neg = det.prompt_for(brief, p)
-        assert neg == det._NEGATIVE
+        assert neg == det.NEGATIVE_PROMPT
         tokens = ids(prompt)
         assert len(tokens) + 2 <= det.CLIP_TOKENS, (len(tokens), prompt)
         # the parameters come first: the prompt starts with exactly their tokens ...

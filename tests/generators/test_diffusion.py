@@ -15,6 +15,7 @@ from generator_contract import GeneratorContract, request
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")
 
+from faceloop.agents.planner.deterministic import expression_problems
 from faceloop.errors import GenerationError
 from faceloop.generators.base import Generator
 from faceloop.generators.diffusion import DiffusersGenerator, face_prompt
@@ -71,9 +72,12 @@ def test_batched_generation_keeps_one_seed_per_variant(sdxl: DiffusersGenerator)
 
 
 def test_face_params_become_the_prompt() -> None:
-    prompt, negative = face_prompt(FaceParams(expression="laugh", skin_tone=9, background="office"))
-    assert "laughing" in prompt and "Monk 9" in prompt and "office" in prompt
-    assert "deformed" in negative
+    p = FaceParams(expression="laugh", skin_tone=9, background="office")
+    prompt, negative = face_prompt(p)
+    # the planner's phrases: every parameter expressed, the same words with or without a brief
+    assert expression_problems(prompt, p) == []
+    assert "dark brown skin" in prompt and "office" in prompt and "Monk" not in prompt
+    assert "deformed face" in negative and "minor" in negative
 
 
 def test_the_plans_prompt_wins_and_changes_pixels(sd15: DiffusersGenerator) -> None:
