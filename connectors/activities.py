@@ -169,7 +169,17 @@ class ConnectorActivities:
                     clicks=i.clicks - (p.clicks if p else 0),
                     conversions=i.conversions - (p.conversions if p else 0),
                     observed_at=ts,
+                    negative_feedback=_window_count(
+                        i.negative_feedback, p.negative_feedback if p else 0
+                    ),
+                    complaints=_window_count(i.complaints, p.complaints if p else 0),
                 )
             )
         await asyncio.to_thread(self.catalog.record_observations, obs)
         return ObserveOutput(observations=obs)
+
+
+def _window_count(now: int | None, before: int | None) -> int | None:
+    """A window's count from two cumulative readings; None when the platform does not
+    report the signal."""
+    return None if now is None else now - (before or 0)

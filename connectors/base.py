@@ -63,6 +63,15 @@ class AdInsight(Model):
     impressions: int = Field(ge=0)
     clicks: int = Field(ge=0)
     conversions: int = Field(ge=0)
+    # Signals a playbook's rollback criteria read (complaint_rate, negative_feedback_rate);
+    # None where the platform does not report them, so a criterion on them cannot fire
+    # rather than firing on a made-up zero.
+    negative_feedback: int | None = Field(
+        default=None, ge=0, description="hides / 'not interested'; None: not reported"
+    )
+    complaints: int | None = Field(
+        default=None, ge=0, description="user reports of the ad; None: not reported"
+    )
 
 
 class AdConnector(ABC):

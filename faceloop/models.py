@@ -306,6 +306,9 @@ class KpiObservation(Model):
     clicks: int = Field(ge=0)
     conversions: int = Field(ge=0)
     observed_at: datetime
+    # None: the platform does not report the signal (rollback criteria on it cannot fire)
+    negative_feedback: int | None = Field(default=None, ge=0, description="hides in the window")
+    complaints: int | None = Field(default=None, ge=0, description="reports in the window")
 
 
 Stage = Literal[

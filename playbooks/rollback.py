@@ -1,10 +1,11 @@
 """Rollback: which live ads a playbook's criteria pause, given what each ad delivered.
 
-Input is one aggregate per ad (RollbackKpis), built from KpiObservation rows. Platforms
-report impressions, clicks and conversions today (the sandbox and every connector); the
-counts behind complaint_rate, negative_feedback_rate and safety_flag are optional fields,
-None until a connector reports them, and a criterion over a signal nobody reported does
-not fire (`faceloop playbook check` warns about such criteria).
+Input is one aggregate per ad (RollbackKpis), built from KpiObservation rows. Every
+platform reports impressions, clicks and conversions; hides (negative_feedback) and
+complaints are optional, None where a platform does not report them (the sandbox reports
+them when its scenario has a `feedback` section), and a criterion over a signal nobody
+reported does not fire. No connector reports safety flags yet (`faceloop playbook check`
+warns about criteria on them).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ from faceloop.playbooks.schema import RollbackCriterion, RollbackMetric
 
 __all__ = ["REPORTED_METRICS", "RollbackHit", "RollbackKpis", "rollback_hits"]
 
-# What the sandbox platform (and the AdInsight model every connector returns) reports today.
-REPORTED_METRICS: frozenset[str] = frozenset({"ctr", "cvr"})
+# What the AdInsight model connectors return can carry (hides and complaints where the
+# platform reports them).
+REPORTED_METRICS: frozenset[str] = frozenset(
+    {"ctr", "cvr", "complaint_rate", "negative_feedback_rate"}
+)
 # The count each unreported metric needs from a connector.
 MISSING_SIGNALS: dict[str, str] = {
-    "complaint_rate": "complaints (user reports of an ad, per ad)",
-    "negative_feedback_rate": "negative_feedback (hides / 'not interested', per ad)",
     "safety_flag": "safety_flags (platform policy flags or post-deployment safety re-checks)",
 }
 
@@ -57,11 +59,15 @@ class RollbackKpis(Model):
                     impressions=r.impressions,
                     clicks=r.clicks,
                     conversions=r.conversions,
+                    negative_feedback=r.negative_feedback,
+                    complaints=r.complaints,
                 )
             else:
                 agg.impressions += r.impressions
                 agg.clicks += r.clicks
                 agg.conversions += r.conversions
+                agg.negative_feedback = _add(agg.negative_feedback, r.negative_feedback)
+                agg.complaints = _add(agg.complaints, r.complaints)
         return list(out.values())
 
     def value(self, metric: RollbackMetric) -> float | None:
@@ -131,3 +137,10 @@ def rollback_hits(
                 )
             )
     return hits
+
+
+def _add(a: int | None, b: int | None) -> int | None:
+    """Sum of two counts where None means "not reported": reported by either counts."""
+    if a is None and b is None:
+        return None
+    return (a or 0) + (b or 0)

@@ -28,6 +28,7 @@ from pydantic import Field, model_validator
 from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec
 from faceloop.connectors.sandbox_platform.scenario import (
     Scenario,
+    feedback_rates,
     load_scenario,
     seed_words,
     true_rates,
@@ -146,6 +147,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     segment TEXT NOT NULL,
     impressions INTEGER NOT NULL,
     clicks INTEGER NOT NULL,
+    hides INTEGER NOT NULL DEFAULT 0,
+    reports INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (campaign_id, win, ad_id, segment)
 );
 CREATE TABLE IF NOT EXISTS conversions (
@@ -240,6 +243,14 @@ class _Store:
                     "use a new state file"
                 ],
             )
+        # state files from before hides and reports were delivered: the columns are added
+        # in place (earlier windows count 0, as a scenario without feedback delivers)
+        have = {r["name"] for r in cur.execute("PRAGMA table_info(deliveries)")}
+        for column in ("hides", "reports"):
+            if column not in have:
+                cur.execute(
+                    f"ALTER TABLE deliveries ADD COLUMN {column} INTEGER NOT NULL DEFAULT 0"
+                )
 
     # ------------------------------------------------------------------ campaigns
 
@@ -583,14 +594,28 @@ class _Store:
                 if by_segment is not None and total > 0
                 else _split(total, shares)
             )
+            # hides and reports draw from a stream of their own, so a scenario with a
+            # feedback section delivers the same clicks and conversions as one without
+            fb_rates = feedback_rates(sc, params)
+            fb_rng = np.random.default_rng(
+                np.random.SeedSequence(
+                    seed_words(sc.seed, "feedback", campaign_id, window, a["ad_id"])
+                )
+            )
             for seg, n in zip(segments, parts, strict=True):
                 ctr, cvr = true_rates(sc, params, seg.name, mid, window, asset_id=a["asset_id"])
                 clicks = int(rng.binomial(n, ctr))
                 conversions = int(rng.binomial(clicks, cvr))
+                hides, reports = (
+                    (int(fb_rng.binomial(n, fb_rates[0])), int(fb_rng.binomial(n, fb_rates[1])))
+                    if fb_rates is not None
+                    else (0, 0)
+                )
                 cur.execute(
-                    "INSERT INTO deliveries (campaign_id, win, ad_id, segment, impressions, clicks)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    (campaign_id, window, a["ad_id"], seg.name, n, clicks),
+                    "INSERT INTO deliveries "
+                    "(campaign_id, win, ad_id, segment, impressions, clicks, hides, reports)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (campaign_id, window, a["ad_id"], seg.name, n, clicks, hides, reports),
                 )
                 if conversions == 0:
                     continue
@@ -609,6 +634,7 @@ class _Store:
     def _cumulative(self, cur: sqlite3.Cursor, camp: sqlite3.Row, window: int) -> list[AdInsight]:
         campaign_id = camp["campaign_id"]
         order = {s.name: i for i, s in enumerate(self._segments(camp))}
+        reported = self.scenario.feedback is not None
         conv = {
             (r["ad_id"], r["segment"]): int(r["n"])
             for r in cur.execute(
@@ -619,7 +645,8 @@ class _Store:
         }
         rows = cur.execute(
             "SELECT d.ad_id, ads.asset_id, d.segment, SUM(d.impressions) AS impressions, "
-            "SUM(d.clicks) AS clicks FROM deliveries d JOIN ads ON ads.ad_id = d.ad_id "
+            "SUM(d.clicks) AS clicks, SUM(d.hides) AS hides, SUM(d.reports) AS reports "
+            "FROM deliveries d JOIN ads ON ads.ad_id = d.ad_id "
             "WHERE d.campaign_id = ? AND d.win <= ? GROUP BY d.ad_id, d.segment",
             (campaign_id, window),
         ).fetchall()
@@ -631,6 +658,8 @@ class _Store:
                 impressions=int(r["impressions"]),
                 clicks=int(r["clicks"]),
                 conversions=conv.get((r["ad_id"], r["segment"]), 0),
+                negative_feedback=int(r["hides"]) if reported else None,
+                complaints=int(r["reports"]) if reported else None,
             )
             for r in rows
         ]

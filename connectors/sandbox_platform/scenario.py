@@ -154,6 +154,22 @@ class Fatigue(Model):
     floor: float = Field(default=0.5, ge=0, le=1, description="share of CTR that never fades")
 
 
+class Feedback(Model):
+    """Negative signals the audience sends about an ad, per impression: hides ("not
+    interested", "hide ad") and reports (complaints). Without this section the platform
+    reports neither, like a platform that does not expose them."""
+
+    hide_rate: float = Field(gt=0, lt=1, description="hides per impression at the baseline face")
+    report_rate: float = Field(
+        gt=0, lt=1, description="reports (complaints) per impression at the baseline face"
+    )
+    effects: ParamEffects = Field(
+        default_factory=ParamEffects,
+        description="logit shifts of both rates by face parameter (e.g. dramatic light hidden "
+        "more often)",
+    )
+
+
 class Drift(Model):
     from_window: int = Field(ge=0)
     segment: str | None = Field(
@@ -176,6 +192,9 @@ class Scenario(Model):
     conversion_delay: ConversionDelay = Field(default_factory=ConversionDelay)
     fatigue: Fatigue = Field(default_factory=Fatigue)
     drift: list[Drift] = Field(default_factory=list, max_length=100)
+    feedback: Feedback | None = Field(
+        default=None, description="hides and reports per ad; unset: not reported"
+    )
 
     @field_validator("segments")
     @classmethod
@@ -324,6 +343,16 @@ def true_rates(
     return ctr, _sigmoid(cvr_logit)
 
 
+def feedback_rates(scenario: Scenario, params: FaceParams) -> tuple[float, float] | None:
+    """The true (hide rate, report rate) per impression of a face; None when the scenario
+    has no feedback section (the platform reports none)."""
+    fb = scenario.feedback
+    if fb is None:
+        return None
+    shift = fb.effects.logit(params)
+    return _sigmoid(_logit(fb.hide_rate) + shift), _sigmoid(_logit(fb.report_rate) + shift)
+
+
 # --------------------------------------------------------------------------- optimum (for bench)
 
 Kpi = Literal["ctr", "conversions"]
@@ -437,6 +466,7 @@ __all__ = [
     "Drift",
     "Effects",
     "Fatigue",
+    "Feedback",
     "Noise",
     "ParamEffects",
     "Scenario",
@@ -445,6 +475,7 @@ __all__ = [
     "ad_offsets",
     "best_params",
     "fatigue_factor",
+    "feedback_rates",
     "load_scenario",
     "seed_words",
     "true_rates",

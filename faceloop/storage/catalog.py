@@ -276,6 +276,9 @@ kpi_observations = Table(
     Column("conversions", BigInteger, nullable=False),
     Column("observed_at", UtcDateTime, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    # NULL: not reported by the platform (not zero)
+    Column("negative_feedback", BigInteger, nullable=True),
+    Column("complaints", BigInteger, nullable=True),
 )
 
 audit_log = Table(
@@ -544,6 +547,11 @@ class Catalog:
             if "erased_at" not in {c["name"] for c in inspect(conn).get_columns("variants")}:
                 kind = "TIMESTAMP WITH TIME ZONE" if self.dialect == "postgresql" else "DATETIME"
                 conn.execute(text(f"ALTER TABLE variants ADD COLUMN erased_at {kind}"))
+            # catalogs created before platforms reported hides and complaints
+            have = {c["name"] for c in inspect(conn).get_columns("kpi_observations")}
+            for column in ("negative_feedback", "complaints"):
+                if column not in have:
+                    conn.execute(text(f"ALTER TABLE kpi_observations ADD COLUMN {column} BIGINT"))
             conn.execute(
                 self._insert(audit_head)
                 .values(id=1, seq=0, hash=GENESIS_HASH)
@@ -844,6 +852,8 @@ class Catalog:
                 "conversions": o.conversions,
                 "observed_at": o.observed_at,
                 "recorded_at": now,
+                "negative_feedback": o.negative_feedback,
+                "complaints": o.complaints,
             }
             for o in by_key.values()
         ]
@@ -875,6 +885,8 @@ class Catalog:
                 clicks=r["clicks"],
                 conversions=r["conversions"],
                 observed_at=r["observed_at"],
+                negative_feedback=r["negative_feedback"],
+                complaints=r["complaints"],
             )
             for r in rows
         ]
@@ -892,6 +904,8 @@ class Catalog:
             "clicks": pl.Int64,
             "conversions": pl.Int64,
             "observed_at": pl.Datetime("us", "UTC"),
+            "negative_feedback": pl.Int64,
+            "complaints": pl.Int64,
         }
         return pl.DataFrame([o.model_dump() for o in obs], schema=schema, orient="row")
 

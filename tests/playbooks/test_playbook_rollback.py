@@ -50,6 +50,32 @@ def test_aggregates_sum_segments_and_rounds_per_ad() -> None:
     assert v1.value("complaint_rate") is None and v1.value("safety_flag") is None
 
 
+def test_hides_and_complaints_add_up_over_windows_where_reported() -> None:
+    t = datetime(2026, 11, 26, tzinfo=UTC)
+
+    def row(rnd: int, hides: int | None, complaints: int | None) -> KpiObservation:
+        return KpiObservation(
+            campaign_id="c",
+            variant_id="v1",
+            ad_id="ad-1",
+            round=rnd,
+            impressions=1000,
+            clicks=10,
+            conversions=1,
+            observed_at=t,
+            negative_feedback=hides,
+            complaints=complaints,
+        )
+
+    # window 0 from before the platform reported them, windows 1 and 2 with counts
+    (agg,) = RollbackKpis.from_observations([row(0, None, None), row(1, 4, 1), row(2, 8, 2)])
+    assert (agg.negative_feedback, agg.complaints) == (12, 3)
+    assert agg.value("negative_feedback_rate") == pytest.approx(12 / 3000)
+    assert agg.value("complaint_rate") == pytest.approx(3 / 3000)
+    (none,) = RollbackKpis.from_observations([row(0, None, None), row(1, None, None)])
+    assert none.value("negative_feedback_rate") is None
+
+
 def test_lt_gt_thresholds_and_min_impressions() -> None:
     pb = criteria(
         {"id": "low-ctr", "metric": "ctr", "op": "lt", "threshold": 0.01, "min_impressions": 1000},

@@ -283,6 +283,42 @@ def test_re_recorded_observations_do_not_double_count(catalog: Catalog) -> None:
     assert totals.rows() == [("v1", 0, 1100), ("v1", 1, 50), ("v2", 1, 80)]
 
 
+def test_hides_and_complaints_keep_not_reported_apart_from_zero(catalog: Catalog) -> None:
+    reported = obs(1, 0, "all", 1000, 20).model_copy(
+        update={"negative_feedback": 7, "complaints": 0}
+    )
+    unreported = obs(2, 0, "all", 1000, 20)  # a platform without these signals
+    catalog.record_observations([reported, unreported])
+    got = {o.variant_id: o for o in catalog.observations(CAMPAIGN)}
+    assert (got["v1"].negative_feedback, got["v1"].complaints) == (7, 0)
+    assert (got["v2"].negative_feedback, got["v2"].complaints) == (None, None)
+    frame = catalog.observations_frame(CAMPAIGN).sort("variant_id")
+    assert frame["negative_feedback"].to_list() == [7, None]
+    # a re-read of the window replaces the counts too
+    catalog.record_observations([reported.model_copy(update={"negative_feedback": 9})])
+    assert catalog.observations(CAMPAIGN)[0].negative_feedback == 9
+
+
+def test_a_catalog_from_before_hides_and_complaints_is_upgraded(tmp_path: Path) -> None:
+    import sqlite3
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    with Catalog(url) as catalog:
+        catalog.record_observations([obs(1, 0, "all", 500, 5)])
+    con = sqlite3.connect(tmp_path / "old.db")
+    con.execute("ALTER TABLE kpi_observations DROP COLUMN negative_feedback")
+    con.execute("ALTER TABLE kpi_observations DROP COLUMN complaints")
+    con.commit()
+    con.close()
+    with Catalog(url) as catalog:
+        old = catalog.observations(CAMPAIGN)
+        assert old == [obs(1, 0, "all", 500, 5)]  # earlier rows: not reported
+        catalog.record_observations(
+            [obs(1, 1, "all", 500, 5).model_copy(update={"negative_feedback": 3, "complaints": 1})]
+        )
+        assert catalog.observations(CAMPAIGN)[1].complaints == 1
+
+
 def test_duplicates_within_one_batch_keep_the_last(catalog: Catalog) -> None:
     catalog.record_observations([obs(1, 0, "all", 10, 1), obs(1, 0, "all", 20, 2)])
     assert [o.impressions for o in catalog.observations(CAMPAIGN)] == [20]

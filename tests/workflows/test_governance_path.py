@@ -18,8 +18,9 @@ from typer.testing import CliRunner, Result
 
 from faceloop.briefs import load_brief_and_config
 from faceloop.cli import app
+from faceloop.connectors.base import AdDeployment
 from faceloop.guardrails.base import GuardContext, Guardrail
-from faceloop.models import CampaignConfig, CheckResult, Decision, Verdict
+from faceloop.models import CampaignConfig, CampaignState, CheckResult, Decision, Verdict
 from faceloop.optimizer import Optimizer
 from faceloop.playbooks.schema import Escalation, Playbook, RollbackCriterion, load_playbook
 from faceloop.service import submit
@@ -239,10 +240,31 @@ async def test_reviewers_work_from_the_cli(
     assert f"audit entry seq {vote['seq']}: content does not match its hash" in tampered.stderr
 
 
+async def run_unguarded(
+    temporal_env: WorkflowEnvironment, settings: Settings, playbook: Playbook, rounds: int
+) -> tuple[CampaignState, dict[str, AdDeployment]]:
+    """The example brief, 2 variants a round, no guardrails (every face ships), under
+    `playbook`; the final state and the campaign's ads at the sandbox."""
+    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
+    config = CampaignConfig(
+        rounds=rounds, variants_per_round=2, incumbents=1, kpi_window_seconds=0.5
+    )
+    res = Resources.open(settings)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(temporal_env.client, res, guardrails=lambda pb: []):
+                await stack.enter_async_context(w)
+            handle = await submit(temporal_env.client, settings, brief, config, playbook)
+            state = await asyncio.wait_for(handle.result(), timeout=180)
+        ads = {a.ad_id: a for a in await res.connector("sandbox").list_ads(state.campaign_id)}
+    finally:
+        await res.aclose()
+    return state, ads
+
+
 async def test_a_rollback_criterion_pauses_live_ads_within_the_window(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
-    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     playbook: Playbook = load_playbook().model_copy(deep=True)
     # a criterion every ad meets after its first window: CTR under 90 %
     playbook.rollback = [
@@ -255,17 +277,7 @@ async def test_a_rollback_criterion_pauses_live_ads_within_the_window(
             notify_role="brand-safety",
         )
     ]
-    config = CampaignConfig(rounds=2, variants_per_round=2, incumbents=1, kpi_window_seconds=0.5)
-    res = Resources.open(settings)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for w in build_workers(temporal_env.client, res, guardrails=lambda pb: []):
-                await stack.enter_async_context(w)
-            handle = await submit(temporal_env.client, settings, brief, config, playbook)
-            state = await asyncio.wait_for(handle.result(), timeout=180)
-        ads = {a.ad_id: a for a in await res.connector("sandbox").list_ads(state.campaign_id)}
-    finally:
-        await res.aclose()
+    state, ads = await run_unguarded(temporal_env, settings, playbook, rounds=2)
     # both rounds' ads were paused in the window that showed them, none carried over
     assert len(state.rollbacks) == 4
     assert {r.round for r in state.rollbacks} == {0, 1}
@@ -283,3 +295,41 @@ async def test_a_rollback_criterion_pauses_live_ads_within_the_window(
     assert all(e.payload["signals"][0]["metric"] == "ctr" for e in rolled)
     paused = [e for e in entries if e.kind == "ad.paused"]
     assert {e.actor for e in paused} == {"playbook:default"}
+
+
+async def test_a_rollback_on_hides_pauses_ads_and_raises_it_to_compliance(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    """The sandbox reports hides per ad (smooth.yaml's feedback: 0.2% of impressions and
+    up); a criterion at 0.05% fires on every ad after its first window."""
+    playbook: Playbook = load_playbook().model_copy(deep=True)
+    playbook.rollback = [
+        RollbackCriterion(
+            id="hidden",
+            metric="negative_feedback_rate",
+            op="gt",
+            threshold=0.0005,
+            min_impressions=1000,
+            notify_role="compliance",
+        )
+    ]
+    state, ads = await run_unguarded(temporal_env, settings, playbook, rounds=1)
+    assert len(state.rollbacks) == 2 and state.live == []
+    assert all(r.criteria == ["hidden"] and r.notify_role == "compliance" for r in state.rollbacks)
+    assert all(
+        "negative_feedback_rate" in r.reason and "> 0.0005" in r.reason for r in state.rollbacks
+    )
+    assert len(ads) == 2 and all(a.status == "paused" for a in ads.values())
+    with Catalog(settings.resolved_database_url) as catalog:
+        observed = catalog.observations(state.campaign_id)
+        entries = catalog.audit_entries(state.campaign_id)
+    # the window's hides were recorded with the clicks, and they are what fired
+    assert observed and all(o.negative_feedback is not None for o in observed)
+    rolled = [e for e in entries if e.kind == "rollback.paused"]
+    assert len(rolled) == 2
+    for e in rolled:
+        (signal,) = e.payload["signals"]
+        hides = sum(o.negative_feedback or 0 for o in observed if o.variant_id == e.subject)
+        shown = sum(o.impressions for o in observed if o.variant_id == e.subject)
+        assert signal["metric"] == "negative_feedback_rate"
+        assert signal["value"] == pytest.approx(hides / shown) and signal["value"] > 0.0005
