@@ -8,8 +8,9 @@ screen   the prompt filter over every brief field; a match ends the plan blocked
 extract  audience, markets, tone and constraints (LLM, else deterministic).
 write    one prompt and negative prompt per FaceParams (LLM, else deterministic). An LLM
          prompt must contain every parameter's phrase from the deterministic tables and no
-         other value's, pass the prompt filter and stay one plain line; otherwise it is
-         retried, then replaced by the deterministic prompt and the fallback recorded.
+         other value's, pass the prompt filter, stay one plain line and fit SDXL's 77 CLIP
+         tokens with every parameter phrase inside (the negative prompt too); otherwise it
+         is retried, then replaced by the deterministic prompt and the fallback recorded.
 disclose the disclosure text each market requires (a table, never a model).
 check    the prompt filter and the parameter check once more over every final prompt.
 
@@ -29,6 +30,7 @@ from pydantic import Field
 from faceloop.agents.llm import ChatModel, LLMOutputError, Message, structured
 from faceloop.agents.models import BriefFacts, PlanFallback, PlanResult
 from faceloop.agents.planner import deterministic as det
+from faceloop.agents.planner import tokens
 from faceloop.guardrails.prompt_filter import FilterHit, PromptFilter
 from faceloop.models import Brief, FaceParams, Model, VariantPrompt, Verdict
 
@@ -86,7 +88,9 @@ _WRITE_SYSTEM = (
     "You write one text-to-image prompt for an advertising portrait of a fictional, "
     "AI-generated adult. " + _DATA_RULE + " Reply with one JSON object: "
     '{"prompt": str, "negative_prompt": str}. The prompt is one line of comma-separated '
-    f"phrases, at most {MAX_PROMPT_CHARS} characters, that contains each of these required "
+    f"phrases, at most {MAX_PROMPT_CHARS} characters and at most 60 words (the image model "
+    "reads only the first 75 tokens), the required phrases first, that contains each of "
+    "these required "
     "phrases exactly as written, and no other age, expression, gender, skin tone, lighting, "
     "background, framing or style:\n"
 )
@@ -272,10 +276,14 @@ class Planner:
             f"prompt breaks rule {h.rule} ({h.matched!r})"
             for h in self.filter.check_prompt(prompt).hits
         ]
+        # SDXL drops what lies past 75 CLIP tokens, parameter phrases included
+        problems += tokens.prompt_token_problems(prompt, params)
         negative = draft.negative_prompt.casefold()
         for field, phrase in det.required_phrases(params).items():
             if phrase.casefold() in negative:
                 problems.append(f"negative prompt negates the required {field}")
+        # counted as write() will use it: the safety terms appended can push it past 75
+        problems += tokens.negative_token_problems(det.complete_negative(draft.negative_prompt))
         return problems
 
     def disclose(self, state: PlannerState) -> PlannerState:

@@ -1,8 +1,9 @@
 """Deterministic prompts fit SDXL's CLIP text encoders: 77 tokens, every parameter inside.
 
-Counted with instant-clip-tokenizer (dev extra): OpenAI's CLIP BPE tokenizer with its
-vocabulary compiled in, the tokenizer SDXL's two text encoders use. A prompt past 77 tokens
-is cut by the pipeline, so a parameter phrase past token 75 would never reach the image.
+Counted with instant-clip-tokenizer (a dependency: the planner counts LLM drafts with it):
+OpenAI's CLIP BPE tokenizer with its vocabulary compiled in, the tokenizer SDXL's two text
+encoders use. A prompt past 77 tokens is cut by the pipeline, so a parameter phrase past
+token 75 would never reach the image.
 """
 
 from __future__ import annotations
