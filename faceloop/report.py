@@ -188,6 +188,22 @@ def build_report(
             catalog.observations(campaign_id), campaign.brief.kpi_goal, out_dir
         ),
         "pareto": pareto_section(optimizer, campaign_id, campaign.config, out_dir),
+        # live ads a playbook rollback criterion paused: what fired, on what numbers, who
+        # was told (from the audit log, so the report shows what the chain proves)
+        "rollbacks": [
+            {
+                "round": e.payload.get("round"),
+                "variant_id": e.subject,
+                "ad_id": e.payload.get("ad_id", ""),
+                "criteria": e.payload.get("criteria", []),
+                "reason": e.payload.get("reason", ""),
+                "notify_role": e.payload.get("notify_role", ""),
+                "by": e.actor,
+                "at": e.ts.isoformat(timespec="seconds"),
+            }
+            for e in entries
+            if e.kind == "rollback.paused"
+        ],
     }
     json_path = out_dir / "report.json"
     json_path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -758,6 +774,26 @@ over the whole campaign and that of the variant it went to. Total after
 other trial beats on every objective.</p></div>
 {% else %}
 <div class="card">{{ d.pareto.note }}</div>
+{% endif %}
+
+<h2>Rollbacks</h2>
+{% if d.rollbacks %}
+<div class="card">
+<table>
+  <thead><tr><th>Round</th><th>Variant</th><th>Criteria</th><th>Why</th><th>Told</th>
+    <th>By</th></tr></thead>
+  <tbody>
+{% for r in d.rollbacks %}
+    <tr><td class="n">{{ r.round }}</td><td class="mono">{{ r.variant_id }}</td>
+      <td>{{ r.criteria | join(", ") }}</td><td>{{ r.reason }}</td>
+      <td>{{ r.notify_role }}</td><td class="mono">{{ r.by }}</td></tr>
+{% endfor %}
+  </tbody>
+</table>
+<p class="reason">Each ad was paused in the window whose delivery crossed the playbook's
+criterion; the audit entries <code>rollback.paused</code> hold the numbers.</p></div>
+{% else %}
+<div class="card">No rollback criterion of the playbook fired on a live ad.</div>
 {% endif %}
 
 {% if d.analysis %}

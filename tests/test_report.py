@@ -211,6 +211,7 @@ def test_report_json_has_rounds_kpis_and_the_winner(
         "clicks": 64,
         "conversions": 9,
     }
+    assert data["rollbacks"] == []
 
 
 def test_report_html_shows_images_and_escapes_the_brief(
@@ -241,6 +242,8 @@ def test_report_html_shows_images_and_escapes_the_brief(
         assert f'<span class="chip">{market}</span>' in html
     assert catalog.audit_entries(CID)[0].hash[:12] in html
     assert "maria@example.com" in html
+    # nothing was rolled back: the section says so rather than vanishing
+    assert "No rollback criterion of the playbook fired" in html
 
 
 def test_missing_image_and_empty_kpis_still_give_a_report(tmp_path: Path) -> None:

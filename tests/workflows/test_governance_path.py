@@ -23,7 +23,7 @@ from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.models import CampaignConfig, CampaignState, CheckResult, Decision, Verdict
 from faceloop.optimizer import Optimizer
 from faceloop.playbooks.schema import Escalation, Playbook, RollbackCriterion, load_playbook
-from faceloop.service import submit
+from faceloop.service import submit, write_report
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignWorkflow, ReviewInput
@@ -298,7 +298,7 @@ async def test_a_rollback_criterion_pauses_live_ads_within_the_window(
 
 
 async def test_a_rollback_on_hides_pauses_ads_and_raises_it_to_compliance(
-    temporal_env: WorkflowEnvironment, settings: Settings
+    temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
 ) -> None:
     """The sandbox reports hides per ad (smooth.yaml's feedback: 0.2% of impressions and
     up); a criterion at 0.05% fires on every ad after its first window."""
@@ -333,3 +333,10 @@ async def test_a_rollback_on_hides_pauses_ads_and_raises_it_to_compliance(
         shown = sum(o.impressions for o in observed if o.variant_id == e.subject)
         assert signal["metric"] == "negative_feedback_rate"
         assert signal["value"] == pytest.approx(hides / shown) and signal["value"] > 0.0005
+    # the campaign report shows the compliance reviewer what fired, why, and who was told
+    json_path, html_path = write_report(settings, state.campaign_id, tmp_path / "report")
+    shown = json.loads(json_path.read_text())["rollbacks"]
+    assert sorted(r["variant_id"] for r in shown) == sorted(e.subject for e in rolled)
+    assert all(r["criteria"] == ["hidden"] and r["notify_role"] == "compliance" for r in shown)
+    html = html_path.read_text()
+    assert "<h2>Rollbacks</h2>" in html and "negative_feedback_rate" in html
