@@ -54,11 +54,11 @@ def build_planner(
 def _audit_once(
     catalog: Catalog, campaign_id: str, kind: str, subject: str, payload: dict[str, object]
 ) -> None:
-    # a retried activity must not write the same entry twice
-    for e in catalog.audit_entries(campaign_id):
-        if e.kind == kind and e.subject == subject:
-            return
-    catalog.audit(campaign_id, kind, subject, "agent:planner", payload)
+    # one entry per (campaign, kind, subject), whoever calls: a retried activity, or a
+    # caller outside an activity (tests, `faceloop plan`), where the catalog has no
+    # activity execution to key on; the key makes the append a lookup, not a scan
+    key = f"planner:{campaign_id}:{kind}:{subject}"
+    catalog.audit(campaign_id, kind, subject, "agent:planner", payload, key=key)
 
 
 class PlannerActivities:
