@@ -5,14 +5,18 @@ silently drops the rest, so a parameter phrase past token 75 never reaches the i
 deterministic prompts are bounded without a vocabulary (`deterministic.token_bound`); an
 LLM draft can say anything, so it is counted exactly with OpenAI's CLIP BPE, which
 instant-clip-tokenizer ships with its vocabulary compiled in (numpy only, no torch).
+
+Where that package has no wheel (CPython 3.13+, Linux on ARM) it is not installed, and the
+count is `deterministic.token_bound`, an upper bound: no over-long draft gets through, but
+many fitting ones are refused too (each refusal is a recorded fallback to the
+deterministic prompt). `EXACT` says which count is in use; the problems name it.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
 from typing import Any
-
-import instant_clip_tokenizer
 
 from faceloop.agents.planner import deterministic as det
 from faceloop.models import FaceParams
@@ -26,17 +30,28 @@ __all__ = [
 
 # what the encoders read of a prompt once the start and end tokens are in
 CONTENT_TOKENS = det.CLIP_TOKENS - 2
+# whether counts are exact (the CLIP tokenizer is installed) or an upper bound
+EXACT = importlib.util.find_spec("instant_clip_tokenizer") is not None
 
 
 @functools.cache
 def _tokenizer() -> Any:
     # built on first use (about 30 ms) so importing the planner costs nothing extra
+    import instant_clip_tokenizer
+
     return instant_clip_tokenizer.Tokenizer()
 
 
 def clip_token_count(text: str) -> int:
-    """CLIP tokens of `text`, without the start and end tokens (case and spacing ignored)."""
+    """CLIP tokens of `text`, without the start and end tokens (case and spacing ignored);
+    an upper bound of it where the tokenizer is not installed (`EXACT` False)."""
+    if not EXACT:
+        return det.token_bound(text)
     return len(_tokenizer().encode(text))
+
+
+def _counted() -> str:
+    return "" if EXACT else " (upper bound: instant-clip-tokenizer is not installed)"
 
 
 def prompt_token_problems(prompt: str, params: FaceParams) -> list[str]:
@@ -49,7 +64,7 @@ def prompt_token_problems(prompt: str, params: FaceParams) -> list[str]:
     total = clip_token_count(prompt)
     if total > CONTENT_TOKENS:
         problems.append(
-            f"prompt is {total} CLIP tokens; SDXL reads {CONTENT_TOKENS} "
+            f"prompt is {total} CLIP tokens{_counted()}; SDXL reads {CONTENT_TOKENS} "
             f"({det.CLIP_TOKENS} with start and end): shorten it, parameter phrases first"
         )
     for field, phrase in det.required_phrases(params).items():
@@ -62,7 +77,8 @@ def prompt_token_problems(prompt: str, params: FaceParams) -> list[str]:
         end = clip_token_count(prompt[: match.end()])
         if end > CONTENT_TOKENS:
             problems.append(
-                f"{field} phrase {phrase!r} ends at token {end}, past SDXL's {CONTENT_TOKENS}"
+                f"{field} phrase {phrase!r} ends at token {end}{_counted()}, past SDXL's "
+                f"{CONTENT_TOKENS}"
             )
     return problems
 
@@ -74,7 +90,7 @@ def negative_token_problems(negative: str) -> list[str]:
         return []
     safety = clip_token_count(", ".join(det.SAFETY_NEGATIVES))
     return [
-        f"negative prompt is {total} CLIP tokens with the safety terms appended; SDXL reads "
-        f"{CONTENT_TOKENS} ({det.CLIP_TOKENS} with start and end) and the safety terms take "
-        f"{safety}: shorten it"
+        f"negative prompt is {total} CLIP tokens{_counted()} with the safety terms appended; "
+        f"SDXL reads {CONTENT_TOKENS} ({det.CLIP_TOKENS} with start and end) and the safety "
+        f"terms take {safety}: shorten it"
     ]

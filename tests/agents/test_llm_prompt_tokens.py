@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import instant_clip_tokenizer
+import pytest
 from agent_fakes import FakeChatModel, as_json
 
 from faceloop.agents.llm import Message
@@ -189,3 +190,22 @@ def test_a_long_llm_negative_prompt_is_a_problem() -> None:
     assert any(
         x.startswith("negative prompt is") for x in Planner().draft_problems(draft, FaceParams())
     )
+
+
+def test_without_the_tokenizer_the_count_is_an_upper_bound_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # where instant-clip-tokenizer has no wheel it is not installed: counts fall back to
+    # deterministic.token_bound, which never undercounts, and the problems name the bound
+    monkeypatch.setattr(tokens, "EXACT", False)
+    prompt = det.prompt_for(BRIEF, P)[0]
+    assert tokens.clip_token_count(prompt) == det.token_bound(prompt)
+    assert tokens.clip_token_count(prompt) >= len(ids(prompt))
+    short = ", ".join(det.required_phrases(P).values())
+    problems = tokens.prompt_token_problems(short + ", " + "x" * 80, P)
+    assert problems and all("upper bound" in p for p in problems)
+    # an over-long draft is still refused and recorded, never let through
+    result = Planner(FakeChatModel(FACTS, long_prompt), max_attempts=1).plan(BRIEF, [("v1", P)])
+    (v,) = result.variants
+    assert v.written_by == "deterministic"
+    assert "upper bound" in result.fallbacks[0].reason
