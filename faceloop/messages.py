@@ -238,11 +238,31 @@ class ScheduledRoundInput(Model):
     cpu_task_queue: str = "faceloop-cpu"
 
 
+class RecheckInput(Model):
+    campaign_id: str
+    round: int
+    playbook: Playbook
+    live: list[Variant] = Field(description="the ads that ran this window (signed assets)")
+    persona: Persona | None = None
+
+
+class RecheckOutput(Model):
+    flags: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="live variant id -> why a check blocks its creative now (empty: passes)",
+    )
+
+
 class RollbackInput(Model):
     campaign_id: str
     round: int
     playbook: Playbook
     live: list[Variant] = Field(description="the ads that ran this window")
+    safety_flags: dict[str, int] | None = Field(
+        default=None,
+        description="blocking findings per live variant from the post-deployment re-check; "
+        "None: no re-check ran (histories from before it existed)",
+    )
 
 
 class RollbackOutput(Model):

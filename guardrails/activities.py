@@ -1,7 +1,10 @@
 """Guardrail activities; they run on the CPU task queue.
 
 `guard` judges a batch (per-image checks + the batch bias audit); `sign` watermarks and
-C2PA-signs approved variants, writing new assets. A file that is not a decodable image is
+C2PA-signs approved variants, writing new assets; `recheck` runs the safety and identity
+checks again over live creatives after each KPI window (a real person enrolled since an ad
+shipped, a stricter threshold in the playbook), and what blocks now becomes a safety flag
+for the playbook's rollback criteria. A file that is not a decodable image is
 a business rejection (non-retryable ApplicationError), never a worker crash.
 """
 
@@ -24,13 +27,25 @@ from faceloop.guardrails.imageio import BadImageError, decode_image
 from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
-from faceloop.messages import GuardInput, GuardOutput, VariantsPayload
-from faceloop.models import Asset, Variant
+from faceloop.messages import (
+    GuardInput,
+    GuardOutput,
+    RecheckInput,
+    RecheckOutput,
+    VariantsPayload,
+)
+from faceloop.models import Asset, Persona, Variant, Verdict
+from faceloop.playbooks.schema import Playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 
 Progress = Callable[[int, int], None]
+
+# What can turn against a creative after it shipped: a real person enrolled in the identity
+# gallery since (a lookalike now), a safety model or threshold changed. Quality, bias and
+# the provenance checks judged the image as generated and do not change.
+RECHECKS = frozenset({"safety", "identity"})
 
 
 class GuardrailActivities:
@@ -78,20 +93,21 @@ class GuardrailActivities:
         except BadImageError as exc:
             raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from None
 
+    def _item(self, v: Variant, playbook: Playbook, persona: Persona | None) -> Item:
+        data, rgb = self._load(v)
+        assert v.asset is not None
+        ctx = GuardContext(
+            asset_id=v.asset.asset_id,
+            params=v.params,
+            min_resolution=playbook.quality.min_resolution,
+            persona_id=getattr(persona, "persona_id", None),
+        )
+        return Item(rgb=rgb, ctx=ctx, data=data, media_type=v.asset.media_type)
+
     def _guard(self, inp: GuardInput, progress: Progress) -> GuardOutput:
         guards = self.guardrails(inp.playbook)
         persona = getattr(inp, "persona", None)
-        items = []
-        for v in inp.variants:
-            data, rgb = self._load(v)
-            assert v.asset is not None
-            ctx = GuardContext(
-                asset_id=v.asset.asset_id,
-                params=v.params,
-                min_resolution=inp.playbook.quality.min_resolution,
-                persona_id=getattr(persona, "persona_id", None),
-            )
-            items.append(Item(rgb=rgb, ctx=ctx, data=data, media_type=v.asset.media_type))
+        items = [self._item(v, inp.playbook, persona) for v in inp.variants]
         try:
             reports = run_chain(guards, items, progress)
         except BadImageError as exc:
@@ -117,6 +133,41 @@ class GuardrailActivities:
                 },
             )
         return GuardOutput(reports=reports)
+
+    @activity.defn
+    async def recheck(self, inp: RecheckInput) -> RecheckOutput:
+        return await asyncio.to_thread(self._recheck, inp, self._progress())
+
+    def _recheck(self, inp: RecheckInput, progress: Progress) -> RecheckOutput:
+        guards = [g for g in self.guardrails(inp.playbook) if g.name in RECHECKS]
+        live = [v for v in inp.live if v.asset is not None]
+        if not guards or not live:
+            return RecheckOutput(flags={v.variant_id: [] for v in live})
+        items = [self._item(v, inp.playbook, inp.persona) for v in live]
+        try:
+            reports = run_chain(guards, items, progress)
+        except BadImageError as exc:
+            raise ApplicationError(str(exc), type="BadImage", non_retryable=True) from None
+        flags: dict[str, list[str]] = {}
+        for v, report in zip(live, reports, strict=True):
+            flags[v.variant_id] = [
+                f"{c.name}: {c.evidence.get('reason') or 'blocked'}"
+                for c in report.checks
+                if c.verdict is Verdict.block
+            ]
+        # one entry per round: what was checked, and what blocks now
+        self.catalog.audit(
+            inp.campaign_id,
+            "guard.recheck",
+            f"{inp.campaign_id}-r{inp.round}",
+            "guardrails",
+            {
+                "checks": sorted(g.name for g in guards),
+                "checked": [v.variant_id for v in live],
+                "flagged": {vid: why for vid, why in flags.items() if why},
+            },
+        )
+        return RecheckOutput(flags=flags)
 
     def _sign(self, inp: VariantsPayload, progress: Progress) -> VariantsPayload:
         if self._signer is None:

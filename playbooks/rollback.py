@@ -4,8 +4,9 @@ Input is one aggregate per ad (RollbackKpis), built from KpiObservation rows. Ev
 platform reports impressions, clicks and conversions; hides (negative_feedback) and
 complaints are optional, None where a platform does not report them (the sandbox reports
 them when its scenario has a `feedback` section), and a criterion over a signal nobody
-reported does not fire. No connector reports safety flags yet (`faceloop playbook check`
-warns about criteria on them).
+reported does not fire. Safety flags come from faceloop itself: after each KPI window the
+campaign re-checks its live creatives (safety and identity, `GuardrailActivities.recheck`)
+when a criterion reads `safety_flag`, and a check that blocks a creative now is a flag.
 """
 
 from __future__ import annotations
@@ -22,12 +23,11 @@ __all__ = ["REPORTED_METRICS", "RollbackHit", "RollbackKpis", "rollback_hits"]
 # What the AdInsight model connectors return can carry (hides and complaints where the
 # platform reports them).
 REPORTED_METRICS: frozenset[str] = frozenset(
-    {"ctr", "cvr", "complaint_rate", "negative_feedback_rate"}
+    {"ctr", "cvr", "complaint_rate", "negative_feedback_rate", "safety_flag"}
 )
-# The count each unreported metric needs from a connector.
-MISSING_SIGNALS: dict[str, str] = {
-    "safety_flag": "safety_flags (platform policy flags or post-deployment safety re-checks)",
-}
+# The count each unreported metric would need from a connector (none at present; the
+# check in `faceloop playbook check` stays for metrics added before their source).
+MISSING_SIGNALS: dict[str, str] = {}
 
 
 class RollbackKpis(Model):

@@ -273,7 +273,14 @@ class CampaignActivities:
             return RollbackOutput(paused=[])
         live = {v.variant_id: v for v in inp.live}
         rows = [o for o in self.catalog.observations(inp.campaign_id) if o.variant_id in live]
-        hits = inp.playbook.rollback_hits(RollbackKpis.from_observations(rows))
+        kpis = RollbackKpis.from_observations(rows)
+        if inp.safety_flags is not None:
+            # the re-check ran over every live ad: an ad it did not flag has 0, not "unknown"
+            kpis = [
+                k.model_copy(update={"safety_flags": inp.safety_flags.get(k.variant_id, 0)})
+                for k in kpis
+            ]
+        hits = inp.playbook.rollback_hits(kpis)
         by_variant: dict[str, list[RollbackHit]] = {}
         for hit in hits:
             by_variant.setdefault(hit.variant_id, []).append(hit)

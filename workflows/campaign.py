@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PendingEscalation,
         PlanInput,
         ProposeInput,
+        RecheckInput,
         RetireInput,
         ReviewInput,
         ReviewRecord,
@@ -298,11 +299,36 @@ class CampaignWorkflow:
                 )
             )
 
+        # post-deployment re-check: the live creatives go through the safety and identity
+        # checks again (a real person enrolled since they shipped is a lookalike now); what
+        # blocks now is a safety flag for the playbook's `safety_flag` criteria. Patched, so
+        # campaigns that started before it existed replay unchanged.
+        safety_flags: dict[str, int] | None = None
+        wants_recheck = any(c.metric == "safety_flag" for c in playbook.rollback)
+        if wants_recheck and live and workflow.patched("recheck-live-creatives"):
+            rechecked = await workflow.execute_activity_method(
+                GuardrailActivities.recheck,
+                RecheckInput(
+                    campaign_id=cid, round=rnd, playbook=playbook, live=live, persona=brief.persona
+                ),
+                task_queue=inp.cpu_task_queue,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RETRY,
+            )
+            safety_flags = {vid: len(why) for vid, why in rechecked.flags.items()}
+
         # rollback: a playbook criterion that fires on what an ad delivered pauses it now,
         # within the window that showed it, and the role it names is told (audit log, state)
         rolled = await workflow.execute_activity_method(
             CampaignActivities.check_rollback,
-            RollbackInput(campaign_id=cid, round=rnd, playbook=playbook, live=live),
+            RollbackInput(
+                campaign_id=cid,
+                round=rnd,
+                playbook=playbook,
+                live=live,
+                safety_flags=safety_flags,
+            ),
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,
         )

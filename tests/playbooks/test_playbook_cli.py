@@ -86,13 +86,25 @@ def test_check_a_valid_shipped_playbook_summarises_it() -> None:
     assert "playbooks/eu.yaml is valid: playbook 'eu' v1, 7 rule(s), 4 rollback criteria" in out
     assert "approvers: up to 2 (four eyes: four-eyes-persona, four-eyes-spend" in out
     assert "escalation: compliance (24h, 1 approver) -> legal (48h, 1 approver) -> block" in out
-    # a criterion over a signal no connector reports yet (safety flags) is warned about,
-    # not refused; complaints and hides are reported where the platform has them
-    assert out.count("which no connector reports yet") == 1 and "safety_flag needs" in out
+    # every rollback signal has a source now (platform counts, faceloop's re-check)
+    assert "which no connector reports yet" not in out
     data = json.loads(runner.invoke(app, ["playbook", "check", "eu", "--json"]).stdout)
     assert data["valid"] is True and data["summary"]["max_approvers"] == 2
     assert "DE" in data["summary"]["markets"] and len(data["summary"]["markets"]) == 25
-    assert [w["path"] for w in data["warnings"]] == ["rollback.3.metric"]
+    assert data["warnings"] == []
+
+
+def test_a_criterion_on_a_signal_without_a_source_is_warned_about(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the check stays for signals added to the schema before any connector reports them
+    monkeypatch.setattr(
+        "faceloop.playbooks.check.MISSING_SIGNALS", {"complaint_rate": "complaints per ad"}
+    )
+    data = json.loads(runner.invoke(app, ["playbook", "check", "eu", "--json"]).stdout)
+    assert data["valid"] is True
+    assert [w["path"] for w in data["warnings"]] == ["rollback.1.metric"]
+    assert "complaints per ad, which no connector reports yet" in data["warnings"][0]["message"]
 
 
 def test_check_warns_about_rules_that_cannot_bind(tmp_path: Path) -> None:
