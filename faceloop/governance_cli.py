@@ -8,12 +8,12 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from faceloop.cliutil import console, err, fail
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision
 from faceloop.settings import get_settings
@@ -21,8 +21,6 @@ from faceloop.settings import get_settings
 if TYPE_CHECKING:
     from faceloop.messages import PendingEscalation
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 audit_app = typer.Typer(
     help="The hash-chained audit log: verify it, export it for a WORM store.",
@@ -51,38 +49,21 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(audit_app, name="audit")
 
 
-def _fail(exc: BaseException, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code)
-
-
-async def _client() -> Any:
-    from faceloop.workflows.worker import connect
-
-    settings = get_settings()
-    try:
-        return await connect(settings)
-    except RuntimeError as exc:
-        raise FaceloopError(
-            f"cannot reach Temporal ({exc}); start the stack with `faceloop up` and set "
-            "FACELOOP_TEMPORAL_ADDRESS to the address it prints"
-        ) from exc
-
-
 def escalations(
     campaign: Annotated[str | None, typer.Option(help="only this campaign")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List escalated variants waiting for a reviewer: role, approvals, deadline, expiry."""
     from faceloop.reviews import list_escalations
+    from faceloop.service import reachable_client
 
     async def main() -> list[PendingEscalation]:
-        return await list_escalations(await _client(), campaign)
+        return await list_escalations(await reachable_client(get_settings()), campaign)
 
     try:
         waiting = asyncio.run(main())
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps([p.model_dump(mode="json") for p in waiting], indent=2))
         return
@@ -118,9 +99,10 @@ def _duration(seconds: float) -> str:
 def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
     from faceloop.messages import ReviewInput
     from faceloop.reviews import ReviewRefused, cast_review
+    from faceloop.service import reachable_client
 
     if not reason.strip():
-        raise _fail(FaceloopError("--reason is required: say why, it goes into the audit log"))
+        raise fail(FaceloopError("--reason is required: say why, it goes into the audit log"))
     vote = ReviewInput(
         campaign_id="",  # filled in from the campaign that waits for this variant
         variant_id=variant,
@@ -131,14 +113,14 @@ def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: st
     )
 
     async def main() -> str:
-        return await cast_review(await _client(), vote)
+        return await cast_review(await reachable_client(get_settings()), vote)
 
     try:
         said = asyncio.run(main())
     except ReviewRefused as exc:
-        raise _fail(exc, 1) from exc
+        raise fail(exc, 1) from exc
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     console.print(said)
 
 
@@ -186,7 +168,7 @@ def audit_verify(
                 problems = catalog.verify_audit()
                 entries = catalog.audit_entries()
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         count = len(entries)
         last = (entries[-1].seq, entries[-1].hash) if entries else (0, "")
         where = "catalog"
@@ -222,7 +204,7 @@ def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
-        raise _fail(FaceloopError(f"cannot read {path}: {exc.strerror}")) from exc
+        raise fail(FaceloopError(f"cannot read {path}: {exc.strerror}")) from exc
     links: list[ChainLink] = []
     for n, line in enumerate(lines, 1):
         if not line.strip():
@@ -230,7 +212,7 @@ def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
         try:
             links.append(ChainLink.from_entry(AuditEntry.model_validate_json(line)))
         except ValueError as exc:
-            raise _fail(
+            raise fail(
                 FaceloopError(f"{path}:{n}: not an audit entry written by `faceloop audit export`")
             ) from exc
     check = verify_chain(links, start_seq=links[0].seq if links else 1)
@@ -257,7 +239,7 @@ def audit_export(
         with Catalog(settings.resolved_database_url) as catalog:
             entries = [e for e in catalog.audit_entries() if e.seq >= from_seq]
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     text = "".join(e.model_dump_json() + "\n" for e in entries)
     if out is None:
         sys.stdout.write(text)

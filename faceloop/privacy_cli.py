@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from faceloop.cliutil import console, fail
 from faceloop.errors import FaceloopError
 
 if TYPE_CHECKING:
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from faceloop.settings import Settings
     from faceloop.storage.catalog import Catalog
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 consent_app = typer.Typer(
     help="The consent registry (GDPR Art. 9, KUG): a persona is usable only with a valid record.",
@@ -45,17 +43,11 @@ TicketOpt = Annotated[
     typer.Option(help="id of the data-subject request (e.g. DSR-2031-17); an id, not prose"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-CONNECT_TIMEOUT_S = 5.0
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(consent_app, name="consent")
     app.command("erase")(erase)
-
-
-def _fail(exc: BaseException, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code)
 
 
 def _user() -> str:
@@ -107,7 +99,7 @@ def consent_add(
         with _catalog() as catalog:
             kept = catalog.record_consent(record, by or _user())
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(_consent_json(kept), indent=2))
         return
@@ -127,7 +119,7 @@ def consent_list(
         with _catalog() as catalog:
             records = catalog.consents(persona)
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps([_consent_json(c) | {"state": _state(c)} for c in records], indent=2))
         return
@@ -166,7 +158,7 @@ def consent_check(
         with _catalog() as catalog:
             status = catalog.consent_status(persona, wanted, scope=scope)
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(status.model_dump(mode="json"), indent=2))
     else:
@@ -193,6 +185,7 @@ def consent_revoke(
     """Revoke a consent: the persona's campaigns stop at their next consent check, and,
     unless --no-erase or another live consent remains, the persona's erasure starts."""
     from faceloop.erasure import ErasureInput
+    from faceloop.service import reachable_client
     from faceloop.settings import get_settings
 
     settings = get_settings()
@@ -205,7 +198,7 @@ def consent_revoke(
                 if c.revoked_at is None and c.erased_at is None
             ]
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     out: dict[str, Any] = {"revoked": _consent_json(revoked), "erasure": None}
     lines = [f"consent {consent_id} of persona {revoked.persona_id!r} revoked"]
     report: ErasureReport | None = None
@@ -224,7 +217,7 @@ def consent_revoke(
 
         async def start() -> tuple[str, bool, ErasureReport | None] | FaceloopError:
             try:
-                client = await _reachable(settings)
+                client = await reachable_client(settings)
             except FaceloopError as exc:
                 return exc  # revoked all the same; say so below
             return await _erase(client, settings, inp, wait)
@@ -232,7 +225,7 @@ def consent_revoke(
         try:
             started = asyncio.run(start())
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         if isinstance(started, FaceloopError):
             lines.append(
                 f"[yellow]erasure NOT started[/yellow]: {started}. Once the stack runs, start "
@@ -279,10 +272,11 @@ def erase(
     from pydantic import ValidationError
 
     from faceloop.erasure import ErasureInput
+    from faceloop.service import reachable_client
     from faceloop.settings import get_settings
 
     if (asset is None) == (persona is None):
-        raise _fail(FaceloopError("give exactly one of --asset ID or --persona ID"))
+        raise fail(FaceloopError("give exactly one of --asset ID or --persona ID"))
     try:
         inp = ErasureInput(
             kind="asset" if asset else "persona",
@@ -291,16 +285,16 @@ def erase(
             ticket=ticket,
         )
     except ValidationError as exc:
-        raise _fail(FaceloopError(exc.errors()[0]["msg"].removeprefix("Value error, "))) from exc
+        raise fail(FaceloopError(exc.errors()[0]["msg"].removeprefix("Value error, "))) from exc
     settings = get_settings()
 
     async def main() -> tuple[str, bool, ErasureReport | None]:
-        return await _erase(await _reachable(settings), settings, inp, wait)
+        return await _erase(await reachable_client(settings), settings, inp, wait)
 
     try:
         wid, attached, report = asyncio.run(main())
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     if report is None:
         msg = f"erasure {'already running as' if attached else 'started as'} workflow {wid}"
         if as_json:
@@ -314,19 +308,6 @@ def erase(
         _print_report(report)
     if report.incomplete:
         raise typer.Exit(1)
-
-
-async def _reachable(settings: Settings) -> Client:
-    from faceloop.workflows.worker import connect
-
-    target = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
-    try:
-        return await asyncio.wait_for(connect(settings), CONNECT_TIMEOUT_S)
-    except (RuntimeError, OSError, TimeoutError) as exc:
-        raise FaceloopError(
-            f"no Temporal server reachable at {target} ({type(exc).__name__}); start the stack "
-            "with `faceloop up` and set FACELOOP_TEMPORAL_ADDRESS to the address it prints"
-        ) from exc
 
 
 async def _erase(

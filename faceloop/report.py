@@ -126,7 +126,8 @@ def build_report(
     variants = catalog.variants(campaign_id)
     by_id = {v.variant_id: v for v in variants}
     per_round: dict[tuple[str, int], _Kpi] = {}
-    for o in catalog.observations(campaign_id):
+    observations = catalog.observations(campaign_id)
+    for o in observations:
         per_round.setdefault((o.variant_id, o.round), _Kpi()).add(
             o.impressions, o.clicks, o.conversions
         )
@@ -184,9 +185,7 @@ def build_report(
         "audit_problems": audit_problems,
         "missing_images": missing_images,
         # estimated regret (a live campaign has no truth) and the Pareto front
-        "regret": regret_section(
-            catalog.observations(campaign_id), campaign.brief.kpi_goal, out_dir
-        ),
+        "regret": regret_section(observations, campaign.brief.kpi_goal, out_dir),
         "pareto": pareto_section(optimizer, campaign_id, campaign.config, out_dir),
         # live ads a playbook rollback criterion paused: what fired, on what numbers, who
         # was told (from the audit log, so the report shows what the chain proves)

@@ -20,6 +20,24 @@ from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignInput, CampaignWorkflow
 
+# a client command waits this long for a Temporal server before saying how to start one
+CONNECT_TIMEOUT_S = 5.0
+
+
+async def reachable_client(settings: Settings) -> Client:
+    """A Temporal client for a CLI command, or a FaceloopError that names the address and
+    says how to start a server."""
+    from faceloop.workflows.worker import connect
+
+    target = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    try:
+        return await asyncio.wait_for(connect(settings), CONNECT_TIMEOUT_S)
+    except (RuntimeError, OSError, TimeoutError) as exc:
+        raise FaceloopError(
+            f"no Temporal server reachable at {target} ({type(exc).__name__}); start the stack "
+            "with `faceloop up` and set FACELOOP_TEMPORAL_ADDRESS to the address it prints"
+        ) from exc
+
 
 def new_campaign_id(brief: Brief) -> str:
     slug = (

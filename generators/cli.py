@@ -11,18 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
+from faceloop.cliutil import console, fail
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import FaceParams
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
 
 
 def parse_params(text: str) -> FaceParams:
@@ -79,7 +71,7 @@ def generate_cmd(
         images = gen.generate(reqs)
         seconds = time.perf_counter() - t0
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     out.mkdir(parents=True, exist_ok=True)
     files = []
     for req, img in zip(reqs, images, strict=True):
@@ -159,7 +151,7 @@ def persona_train_cmd(
             AssetStore(settings.resolved_asset_root), result, SubjectKeyStore(catalog)
         )
     except FaceloopError as exc:
-        raise _fail(exc) from exc
+        raise fail(exc) from exc
     finally:
         if catalog is not None:
             catalog.close()
@@ -231,7 +223,7 @@ def bench_generate_cmd(
     try:
         size_list = [int(s) for s in sizes.split(",") if s.strip()]
     except ValueError as exc:
-        raise _fail(InputError("--sizes", [f"{sizes!r}: expected integers like 256,512"])) from exc
+        raise fail(InputError("--sizes", [f"{sizes!r}: expected integers like 256,512"])) from exc
     results: list[dict[str, Any]] = []
     versions = {}
     for name in [b.strip() for b in backends.split(",") if b.strip()]:
@@ -240,7 +232,7 @@ def bench_generate_cmd(
             try:
                 out = pool.submit(bench_backend, name, size_list, n).result()
             except FaceloopError as exc:
-                raise _fail(exc) from exc
+                raise fail(exc) from exc
         versions[name] = out["model_version"]
         results += out["rows"]
     report = {

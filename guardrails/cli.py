@@ -11,20 +11,12 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
-from rich.console import Console
 
+from faceloop.cliutil import console, err, fail
 from faceloop.errors import FaceloopError
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 identity_app = typer.Typer(help="The lookalike gallery: real people who must never be reproduced.")
 keys_app = typer.Typer(help="C2PA signing keys.")
-
-
-def _fail(exc: Exception) -> typer.Exit:
-    err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(2)
 
 
 def _media_type(path: Path) -> str:
@@ -112,7 +104,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         try:
             rows, bad = check_files(images, playbook)
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         if as_json:
             typer.echo(json.dumps(rows, indent=2, default=str))
         else:
@@ -138,7 +130,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         try:
             result = verify_file(file)
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         if as_json:
             typer.echo(json.dumps(result, indent=2, default=str))
             return
@@ -185,7 +177,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
             embeddings = [embed_photo(read_image(p), str(p)) for p in photos]
             n = gallery.enroll(name, embeddings, "persona" if persona else "real")
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         finally:
             if catalog is not None:
                 catalog.close()
@@ -211,7 +203,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
         try:
             paths = init_keys(gs.keys_dir, force=force)
         except FaceloopError as exc:
-            raise _fail(exc) from exc
+            raise fail(exc) from exc
         console.print(f"CA (trust anchor): {paths.ca}\nsigning chain:     {paths.chain}")
         console.print(f"signing key:       {paths.key} (mode 600)")
 

@@ -50,24 +50,22 @@ class RollbackKpis(Model):
         out: dict[tuple[str, str, str], RollbackKpis] = {}
         for r in rows:
             key = (r.campaign_id, r.variant_id, r.ad_id)
-            agg = out.get(key)
-            if agg is None:
-                out[key] = cls(
+            agg = out.setdefault(
+                key,
+                cls(
                     campaign_id=r.campaign_id,
                     variant_id=r.variant_id,
                     ad_id=r.ad_id,
-                    impressions=r.impressions,
-                    clicks=r.clicks,
-                    conversions=r.conversions,
-                    negative_feedback=r.negative_feedback,
-                    complaints=r.complaints,
-                )
-            else:
-                agg.impressions += r.impressions
-                agg.clicks += r.clicks
-                agg.conversions += r.conversions
-                agg.negative_feedback = _add(agg.negative_feedback, r.negative_feedback)
-                agg.complaints = _add(agg.complaints, r.complaints)
+                    impressions=0,
+                    clicks=0,
+                    conversions=0,
+                ),
+            )
+            agg.impressions += r.impressions
+            agg.clicks += r.clicks
+            agg.conversions += r.conversions
+            agg.negative_feedback = _add(agg.negative_feedback, r.negative_feedback)
+            agg.complaints = _add(agg.complaints, r.complaints)
         return list(out.values())
 
     def value(self, metric: RollbackMetric) -> float | None:

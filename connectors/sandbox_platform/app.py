@@ -377,6 +377,20 @@ class _Store:
             ).fetchall()
         return [self._deployment(r) for r in rows]
 
+    @staticmethod
+    def _ad(cur: sqlite3.Cursor, campaign_id: str, ad_id: str) -> sqlite3.Row:
+        """The ad's row, or 404 naming where the campaign's ads are listed."""
+        row: sqlite3.Row | None = cur.execute(
+            "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
+        ).fetchone()
+        if row is None:
+            raise HTTPException(
+                404,
+                f"ad {ad_id!r} not found in campaign {campaign_id!r}; "
+                f"GET /campaigns/{campaign_id}/ads lists its ads",
+            )
+        return row
+
     def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
         with self.tx() as cur:
             self._campaign(cur, campaign_id)
@@ -385,15 +399,7 @@ class _Store:
                 "WHERE campaign_id = ? AND ad_id = ? AND status = 'active'",
                 (campaign_id, ad_id),
             )
-            row = cur.execute(
-                "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
-            ).fetchone()
-        if row is None:
-            raise HTTPException(
-                404,
-                f"ad {ad_id!r} not found in campaign {campaign_id!r}; "
-                f"GET /campaigns/{campaign_id}/ads lists its ads",
-            )
+            row = self._ad(cur, campaign_id, ad_id)
         return self._deployment(row)
 
     def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
@@ -413,15 +419,7 @@ class _Store:
                     f"DELETE FROM {table} WHERE campaign_id = ? AND ad_id = ? AND win > ?",
                     (campaign_id, ad_id, int(camp["delivered_through"])),
                 )
-            row = cur.execute(
-                "SELECT * FROM ads WHERE campaign_id = ? AND ad_id = ?", (campaign_id, ad_id)
-            ).fetchone()
-        if row is None:
-            raise HTTPException(
-                404,
-                f"ad {ad_id!r} not found in campaign {campaign_id!r}; "
-                f"GET /campaigns/{campaign_id}/ads lists its ads",
-            )
+            row = self._ad(cur, campaign_id, ad_id)
         if self.on_disk:
             with self.lock:
                 # old page images in the WAL still hold the creative: fold them into the
