@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from temporalio import activity
 
-from faceloop.connectors.base import AdConnector, AdSpec
+from faceloop.connectors.base import AdConnector, AdSpec, per_variant
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
 from faceloop.models import KpiObservation, Variant
 from faceloop.optimizer import (
@@ -17,7 +17,6 @@ from faceloop.optimizer import (
     segment_shares,
     stable_seed,
 )
-from faceloop.optimizer import per_variant as sum_segments
 from faceloop.storage.catalog import Catalog
 
 
@@ -83,7 +82,7 @@ class ConnectorActivities:
         }
         # {segment: {ad: n}}: a platform without per-segment delivery gets each ad's total
         await conn.set_segment_allocation(inp.campaign_id, inp.round, by_ad)
-        per_variant = sum_segments(by_segment)
+        totals = per_variant(by_segment)
         await asyncio.to_thread(
             self.catalog.audit,
             inp.campaign_id,
@@ -91,12 +90,12 @@ class ConnectorActivities:
             f"round-{inp.round}",
             "optimizer",
             {
-                "impressions": per_variant,
+                "impressions": totals,
                 "by_segment": by_segment,
                 "segment_targeting": conn.segment_targeting,
             },
         )
-        return DeployOutput(live=live, allocation=per_variant)
+        return DeployOutput(live=live, allocation=totals)
 
     def _allocate(self, inp: DeployInput, live: list[Variant]) -> dict[str, dict[str, int]]:
         shares = segment_shares(inp.brief)

@@ -74,6 +74,16 @@ class AdInsight(Model):
     )
 
 
+def per_variant(allocation: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
+    """Total impressions per ad (or variant) over all segments of a {segment: {id: n}}
+    allocation (for platforms that take one number per ad)."""
+    total: dict[str, int] = {}
+    for by_id in allocation.values():
+        for key, n in by_id.items():
+            total[key] = total.get(key, 0) + n
+    return total
+
+
 class AdConnector(ABC):
     """Base of every ad-platform connector (sandbox, Meta, Google Ads, TikTok, plugins).
 
@@ -114,11 +124,7 @@ class AdConnector(ABC):
         Not abstract: a platform without per-segment delivery (`segment_targeting` False)
         gets each ad's total through set_allocation and splits it by its own rules, so
         the campaign's per-segment decision becomes a per-ad budget there."""
-        totals: dict[str, int] = {}
-        for by_ad in impressions.values():
-            for ad_id, n in by_ad.items():
-                totals[ad_id] = totals.get(ad_id, 0) + n
-        await self.set_allocation(campaign_id, window, totals)
+        await self.set_allocation(campaign_id, window, per_variant(impressions))
 
     @abstractmethod
     async def insights(self, campaign_id: str, window: int) -> list[AdInsight]:

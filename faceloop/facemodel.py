@@ -112,7 +112,6 @@ class FaceModel:
         self.n_features = n + 1  # + intercept, last
         self.creative_var = creative_sd**2
         data = [e for e in evidence if e.impressions > 0]
-        self.n_evidence = len(data)
         total_n = sum(e.impressions for e in data)
         total_s = sum(e.successes for e in data)
         # the campaign's pooled rate: centre of the intercept's prior and the rate at which
@@ -291,14 +290,6 @@ class FaceModel:
         }
 
 
-def fit_models(
-    space: SearchSpace,
-    evidence_by_segment: Mapping[str, Iterable[Evidence]],
-) -> dict[str, FaceModel]:
-    """One model per segment: each segment learns its own best face."""
-    return {s: FaceModel(space, ev) for s, ev in evidence_by_segment.items()}
-
-
 assert set(CATEGORICAL_FIELDS) | {"skin_tone"} == set(FIELDS)
 
-__all__ = ["CREATIVE_SD", "EFFECT_SD", "PROPOSAL_SCALE", "Evidence", "FaceModel", "fit_models"]
+__all__ = ["CREATIVE_SD", "EFFECT_SD", "PROPOSAL_SCALE", "Evidence", "FaceModel"]

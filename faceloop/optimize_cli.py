@@ -7,6 +7,7 @@ import base64
 import html
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -146,10 +147,10 @@ def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
     per_round = [float(cfg["impressions_per_round"])] * int(cfg["rounds"])
     if path.suffix.lower() == ".png":
         return regret_plot(curves, per_round, path, title=title, estimated=False)
-    png = path.with_suffix(".png")
-    regret_plot(curves, per_round, png, title=title, estimated=False)
-    data = base64.b64encode(png.read_bytes()).decode()
-    png.unlink()
+    # drawn in a scratch folder: a .png of the same name next to the page is not touched
+    with tempfile.TemporaryDirectory() as tmp:
+        png = regret_plot(curves, per_round, Path(tmp) / "regret.png", title=title, estimated=False)
+        data = base64.b64encode(png.read_bytes()).decode()
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td><td>{s['clicks_mean']:.0f}</td>"
         f"<td>{s['clicks_ci95'][0]:.0f}-{s['clicks_ci95'][1]:.0f}</td>"

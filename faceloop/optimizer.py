@@ -247,7 +247,6 @@ class Optimizer:
         self._studies: dict[str, optuna.Study] = {}
         self._storage: optuna.storages.BaseStorage
         if isinstance(storage_url, str):
-            self.storage_url = storage_url
             # get_storage wraps the RDB storage in Optuna's cache of finished trials; built
             # once here (not per create_study) so the cache lives as long as the optimizer:
             # without it every ask and tell re-reads every trial from the database.
@@ -257,12 +256,7 @@ class Optimizer:
         else:
             # another Optuna storage, e.g. InMemoryStorage for the benchmark: the same study
             # API and the same decisions, without a database round trip per call
-            self.storage_url = type(storage_url).__name__
             self._storage = storage_url
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.objectives) > 1
 
     def objectives_of(self, campaign_id: str) -> tuple[str, ...]:
         """The objective names the campaign's study was created with (empty: the KPI)."""
@@ -607,15 +601,6 @@ def allocate(
         shares = thompson_allocation(arms, floor, stable_seed(seed, segment), model=model)
         out[segment] = split_impressions(shares, budget)
     return out
-
-
-def per_variant(allocation: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
-    """Total impressions per arm over all segments (for platforms that take one number)."""
-    total: dict[str, int] = {}
-    for by_arm in allocation.values():
-        for vid, n in by_arm.items():
-            total[vid] = total.get(vid, 0) + n
-    return total
 
 
 def pooled_arms(arms_by_segment: Mapping[str, Sequence[ArmStats]]) -> list[ArmStats]:

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
+from faceloop.cliutil import console, err
 from faceloop.playbooks.check import check_playbook
 from faceloop.playbooks.schema import Playbook, shipped_playbooks
 
@@ -18,8 +18,6 @@ playbook_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 def schema_json() -> str:

@@ -18,13 +18,8 @@ from pydantic import Field
 from faceloop.models import KpiObservation, Model
 from faceloop.playbooks.schema import RollbackCriterion, RollbackMetric
 
-__all__ = ["REPORTED_METRICS", "RollbackHit", "RollbackKpis", "rollback_hits"]
+__all__ = ["RollbackHit", "RollbackKpis", "rollback_hits"]
 
-# What the AdInsight model connectors return can carry (hides and complaints where the
-# platform reports them).
-REPORTED_METRICS: frozenset[str] = frozenset(
-    {"ctr", "cvr", "complaint_rate", "negative_feedback_rate", "safety_flag"}
-)
 # The count each unreported metric would need from a connector (none at present; the
 # check in `faceloop playbook check` stays for metrics added before their source).
 MISSING_SIGNALS: dict[str, str] = {}

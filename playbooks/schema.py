@@ -705,15 +705,17 @@ def read_playbook_source(source: Path | str | None) -> tuple[Any, str]:
     if path.is_file():
         return read_document(path), str(path)
     text = str(source)
-    shipped = shipped_playbooks()
-    if text in shipped:
-        res = resources.files("faceloop.playbooks").joinpath(text + SHIPPED_SUFFIX)
+    res = resources.files("faceloop.playbooks").joinpath(text + SHIPPED_SUFFIX)
+    if not path.suffix and len(path.parts) == 1 and res.is_file():
         return yaml.safe_load(res.read_text(encoding="utf-8")), f"playbooks/{text}{SHIPPED_SUFFIX}"
     if path.suffix or len(path.parts) > 1:
         raise InputError(text, ["file not found: check the path"])
     raise InputError(
         text,
-        [f"not a file and not a shipped playbook; shipped: {', '.join(shipped)} (or give a path)"],
+        [
+            f"not a file and not a shipped playbook; shipped: "
+            f"{', '.join(shipped_playbooks())} (or give a path)"
+        ],
     )
 
 

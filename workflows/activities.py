@@ -370,7 +370,7 @@ class CampaignActivities:
         if inp.paused:
             plan = _without(plan, set(inp.paused))
         # a worn-out creative is retired and a fresh image of its face runs next round
-        refreshed = [v for v in plan.refresh if v not in set(inp.paused or [])]
+        refreshed = plan.refresh
         for vid in refreshed:
             self.optimizer.enqueue_refresh(inp.campaign_id, vid, faces[vid], targets[vid])
         by_id = {v.variant_id: v for v in inp.live}
@@ -431,6 +431,7 @@ def _without(plan: LearnPlan, paused: set[str]) -> LearnPlan:
         keep=[i for i in plan.keep if i not in paused],
         retire=[i for i in plan.retire if i not in paused],
         stopped=[i for i in plan.stopped if i not in paused],
+        refresh=[i for i in plan.refresh if i not in paused],
         winner=winner,
         winners={seg: v for seg, v in plan.winners.items() if v not in paused},
     )

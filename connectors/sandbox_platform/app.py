@@ -25,7 +25,7 @@ from fastapi import FastAPI, HTTPException, Response
 from fastapi import Path as PathParam
 from pydantic import Field, model_validator
 
-from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec
+from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec, per_variant
 from faceloop.connectors.sandbox_platform.scenario import (
     Scenario,
     feedback_rates,
@@ -439,11 +439,7 @@ class _Store:
         """Replace the window's allocation: per ad (split over segments by share at
         delivery) or, with `segments`, per segment and ad (delivered exactly)."""
         if segments is not None:
-            totals: dict[str, int] = {}
-            for by_ad in segments.values():
-                for ad, n in by_ad.items():
-                    totals[ad] = totals.get(ad, 0) + n
-            impressions = totals
+            impressions = per_variant(segments)
         assert impressions is not None
         with self.tx() as cur:
             camp = self._campaign(cur, campaign_id)

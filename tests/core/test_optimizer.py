@@ -86,6 +86,7 @@ def test_stable_seed_is_stable() -> None:
 
 # --------------------------------------------------------------------------- issue 6 pieces
 
+from faceloop.connectors.base import per_variant  # noqa: E402
 from faceloop.errors import FaceloopError  # noqa: E402
 from faceloop.optimizer import (  # noqa: E402
     ALL,
@@ -93,7 +94,6 @@ from faceloop.optimizer import (  # noqa: E402
     delay_cdf,
     delayed_exposure,
     p_best,
-    per_variant,
     plan_learn,
     posterior_params,
     trial_value,
