@@ -120,17 +120,21 @@ class SimArm:
     conversions: dict[str, dict[int, int]] = field(default_factory=dict)  # by report window
 
     def stats(self, segment: str, cfg: BenchConfig, now: int) -> ArmStats:
-        by_window = self.impressions.get(segment, {})
+        """Its counts in `segment` as known at the end of window `now`: later windows are
+        left out, as the workflow's catalog reads (`round_models`) leave them out, so a
+        model fitted "through window w" never sees what happened after w."""
+        by_window = {w: n for w, n in self.impressions.get(segment, {}).items() if w <= now}
         if cfg.goal == KpiGoal.ctr:
             exposure: dict[int, float] = {w: float(n) for w, n in by_window.items()}
-            succ = self.clicks.get(segment, {})
+            got = self.clicks.get(segment, {})
         else:
             # conversions: count the impressions whose conversions could be reported by now
             exposure = {
                 w: delayed_exposure({w: n}, now, cfg.assumed_delay_windows)
                 for w, n in by_window.items()
             }
-            succ = self.conversions.get(segment, {})
+            got = self.conversions.get(segment, {})
+        succ = {w: n for w, n in got.items() if w <= now}
         return windowed_stats(self.variant_id, exposure, succ, now, cfg.memory_windows, self.params)
 
     def first_window(self, segment: str, cfg: BenchConfig) -> ArmStats:

@@ -166,3 +166,16 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
     )
     assert out["lift_vs_ab"] > 0.1
     assert s["faceloop"]["oracle_fraction"] > 0.85
+
+
+def test_an_arms_counts_through_a_window_leave_out_later_windows() -> None:
+    # a model fitted "through window w" (the memory choice scores launches of w + 1 with it)
+    # must not see what happened after w, as the workflow's catalog reads do not
+    arm = SimArm("v", FaceParams(), "a")
+    arm.impressions = {"all": {0: 1000, 1: 1000, 2: 1000}}
+    arm.clicks = {"all": {0: 10, 1: 20, 2: 90}}
+    cfg = BenchConfig()
+    through_1 = arm.stats("all", cfg, 1)
+    assert (through_1.impressions, through_1.successes) == (2000, 30)
+    everything = arm.stats("all", cfg, 2)
+    assert (everything.impressions, everything.successes) == (3000, 120)
