@@ -146,8 +146,16 @@ def build_report(
                 catalog.record_export(out_dir / rel, "thumbnail", campaign_id, v.asset.asset_id)
 
     rounds = _rounds(variants, by_id, per_round, images)
-    winner = _winner(variants, per_round, deployed)
     entries = catalog.audit_entries(campaign_id)
+    recorded = next(
+        (
+            str(e.payload["winner"])
+            for e in reversed(entries)
+            if e.kind.startswith("campaign.") and e.payload.get("winner")
+        ),
+        None,
+    )
+    winner = _winner(variants, per_round, deployed, recorded)
     audit_problems = catalog.verify_audit()
     plot = _plot(rounds, out_dir / PLOT_NAME)
 
@@ -267,12 +275,19 @@ def _rounds(
 
 
 def _winner(
-    variants: list[Variant], per_round: dict[tuple[str, int], _Kpi], deployed: set[str]
+    variants: list[Variant],
+    per_round: dict[tuple[str, int], _Kpi],
+    deployed: set[str],
+    recorded: str | None = None,
 ) -> dict[str, Any] | None:
+    """The campaign's own winner (`recorded`: what its KPI model chose, from the
+    campaign.done entry) when it is a deployed variant with impressions, so the report and
+    `faceloop demo`/`status` name the same one; otherwise, e.g. for a campaign still
+    running, the deployed variant with the highest posterior mean CTR."""
     totals: dict[str, _Kpi] = {}
     for (vid, _), kpi in per_round.items():
         totals.setdefault(vid, _Kpi()).add(kpi.impressions, kpi.clicks, kpi.conversions)
-    best: tuple[float, int, int] | None = None
+    best: tuple[float, float, int, int] | None = None
     winner: dict[str, Any] | None = None
     for order, v in enumerate(variants):
         total = totals.get(v.variant_id)
@@ -280,7 +295,7 @@ def _winner(
             continue
         mean = posterior_mean_ctr(total.clicks, total.impressions)
         # ties: more evidence wins, then the earlier variant, so the winner is stable
-        rank = (mean, total.impressions, -order)
+        rank = (float(v.variant_id == recorded), mean, total.impressions, -order)
         if best is None or rank > best:
             best = rank
             winner = {
@@ -875,8 +890,9 @@ criterion; the audit entries <code>rollback.paused</code> hold the numbers.</p><
 </table>
 </div>
 <p class="reason">CTR = clicks / impressions; CVR = conversions / clicks. The winner is the
-deployed variant with the highest posterior mean CTR, Beta(1 + clicks, 1 + impressions − clicks),
-over all rounds.</p>
+one the campaign chose when it finished (the best posterior mean of its face-parameter KPI
+model, docs/optimization.md); for a campaign without one, the deployed variant with the
+highest posterior mean CTR, Beta(1 + clicks, 1 + impressions − clicks), over all rounds.</p>
 
 <h2>Brief</h2>
 <div class="card brief-grid">

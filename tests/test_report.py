@@ -298,3 +298,19 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
             build_report(catalog, store, "nope", tmp_path / "out")
         with pytest.raises(FaceloopError, match="not face parameters"):
             build_report(catalog, store, "nope", tmp_path / "out", prompt_only=frozenset({"hat"}))
+
+
+def test_the_campaigns_own_winner_is_the_reports_winner(
+    campaign: tuple[Catalog, AssetStore, dict[str, str]], tmp_path: Path
+) -> None:
+    # the campaign's KPI model chose b (what `faceloop demo` prints); the report names b too,
+    # not e, which the report's own Beta ranking would pick
+    catalog, store, assets = campaign
+    catalog.audit(CID, "campaign.done", CID, "workflow", {"reason": "", "winner": "b"}, ts=T0)
+    json_path, html_path = build_report(catalog, store, CID, tmp_path / "out")
+    winner = json.loads(json_path.read_text())["winner"]
+    assert winner["variant_id"] == "b" and winner["asset_id"] == assets["b"]
+    # a recorded winner that never shipped does not override the ranking
+    catalog.audit(CID, "campaign.done", CID, "workflow", {"reason": "", "winner": "d"}, ts=T0)
+    json_path, _ = build_report(catalog, store, CID, tmp_path / "out2")
+    assert json.loads(json_path.read_text())["winner"]["variant_id"] == "e"
