@@ -307,7 +307,7 @@ def test_the_campaigns_own_winner_is_the_reports_winner(
     # not e, which the report's own Beta ranking would pick
     catalog, store, assets = campaign
     catalog.audit(CID, "campaign.done", CID, "workflow", {"reason": "", "winner": "b"}, ts=T0)
-    json_path, html_path = build_report(catalog, store, CID, tmp_path / "out")
+    json_path, _ = build_report(catalog, store, CID, tmp_path / "out")
     winner = json.loads(json_path.read_text())["winner"]
     assert winner["variant_id"] == "b" and winner["asset_id"] == assets["b"]
     # a recorded winner that never shipped does not override the ranking
