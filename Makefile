@@ -63,7 +63,7 @@ lint: $(STAMP)
 	# mypy must see the installed layout (agents/ is faceloop.agents ...): a symlink tree
 	rm -rf build/typecheck && mkdir -p build/typecheck/faceloop
 	for f in faceloop/*; do ln -s "$$PWD/$$f" build/typecheck/faceloop/; done
-	for d in agents workflows generators guardrails connectors playbooks examples; do \
+	for d in agents generators guardrails playbooks connectors optimization workflows examples; do \
 	  ln -s "$$PWD/$$d" build/typecheck/faceloop/$$d; done
 	cd build/typecheck && ../../$(BIN)/mypy --config-file ../../pyproject.toml -p faceloop
 

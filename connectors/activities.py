@@ -10,7 +10,7 @@ from temporalio import activity
 from faceloop.connectors.base import AdConnector, AdSpec, per_variant
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
 from faceloop.models import KpiObservation, Variant
-from faceloop.optimizer import (
+from faceloop.optimization.optimizer import (
     allocate,
     arms_from_observations,
     campaign_models,
@@ -73,7 +73,7 @@ class ConnectorActivities:
                     )
             live.append(v)
         # per-segment Thompson sampling on each segment's KPI model and the observations so
-        # far (the bench runs the same: faceloop.simulate)
+        # far (the bench runs the same: faceloop.optimization.simulate)
         by_segment = await asyncio.to_thread(self._allocate, inp, live)
         ad_of = {v.variant_id: v.ad_id for v in live if v.ad_id}
         by_ad = {

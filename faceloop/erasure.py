@@ -13,17 +13,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
 from faceloop.models import Model
-
-if TYPE_CHECKING:
-    from temporalio.client import Client, WorkflowHandle
-
-    from faceloop.settings import Settings
-    from faceloop.workflows.erasure import ErasureWorkflow
 
 __all__ = [
     "AdRef",
@@ -36,7 +30,6 @@ __all__ = [
     "StepResult",
     "StoreReport",
     "erasure_workflow_id",
-    "start_erasure",
 ]
 
 ErasureKind = Literal["asset", "persona"]
@@ -154,34 +147,3 @@ class ErasureReport(Model):
 
 def erasure_workflow_id(kind: ErasureKind, target: str) -> str:
     return f"erase-{kind}-{target}"
-
-
-async def start_erasure(
-    client: Client, settings: Settings, inp: ErasureInput
-) -> tuple[WorkflowHandle[ErasureWorkflow, ErasureReport], bool]:
-    """Start the erasure, or attach to the one running for the same subject.
-
-    Returns the handle and whether it attached to a running erasure. A finished erasure
-    of the same subject does not block a new run (it finds nothing left and says so).
-    """
-    from temporalio.client import WorkflowExecutionStatus
-    from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
-    from temporalio.service import RPCError
-
-    from faceloop.workflows.erasure import ErasureWorkflow
-
-    wid = erasure_workflow_id(inp.kind, inp.target)
-    try:
-        desc = await client.get_workflow_handle(wid).describe()
-        running = desc.status == WorkflowExecutionStatus.RUNNING
-    except RPCError:
-        running = False  # never started
-    handle = await client.start_workflow(
-        ErasureWorkflow.run,
-        inp,
-        id=wid,
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-    )
-    return handle, running

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from faceloop.cliutil import console, fail
+from faceloop.cli.console import console, fail
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import FaceParams
 

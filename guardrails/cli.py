@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from faceloop.cliutil import console, err, fail
+from faceloop.cli.console import console, err, fail
 from faceloop.errors import FaceloopError
 
 identity_app = typer.Typer(help="The lookalike gallery: real people who must never be reproduced.")

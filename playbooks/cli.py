@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from faceloop.cliutil import console, err
+from faceloop.cli.console import console, err
 from faceloop.playbooks.check import check_playbook
 from faceloop.playbooks.schema import Playbook, shipped_playbooks
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from faceloop.stack import free_port
+from faceloop.workflows.stack import free_port
 
 pytestmark = pytest.mark.slow
 

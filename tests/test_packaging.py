@@ -22,7 +22,9 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
     (wheel,) = tmp_path.glob("faceloop-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in [
-        "faceloop/cli.py",
+        "faceloop/cli/main.py",
+        "faceloop/optimization/simulate.py",
+        "faceloop/report/build.py",
         "faceloop/agents/planner/deterministic.py",
         "faceloop/agents/planner/graph.py",
         "faceloop/agents/analyst/summary.py",

@@ -17,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.agents.activities import AnalystActivities, PlannerActivities
     from faceloop.agents.models import AnalyzeInput
     from faceloop.connectors.activities import ConnectorActivities
-    from faceloop.consent import ConsentActivities, ConsentCheckInput
+    from faceloop.consent import ConsentCheckInput
     from faceloop.generators.activities import GeneratorActivities
     from faceloop.guardrails.activities import GuardrailActivities
     from faceloop.messages import (
@@ -42,7 +42,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from faceloop.models import CampaignState, Decision, RoundSummary, Stage, Variant
     from faceloop.playbooks.schema import Escalation, Playbook
-    from faceloop.workflows.activities import CampaignActivities
+    from faceloop.workflows.campaign_activities import CampaignActivities
+    from faceloop.workflows.consent_activities import ConsentActivities
     from faceloop.workflows.review import ReviewBoard
 
 # Retries: transient failures (a worker crash, a 5xx from the platform) retry with backoff;

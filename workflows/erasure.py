@@ -24,7 +24,7 @@ with workflow.unsafe.imports_passed_through():
         ErasureReport,
         StoreReport,
     )
-    from faceloop.storage.erasure_activities import ErasureActivities
+    from faceloop.workflows.erasure_activities import ErasureActivities
 
 # An erasure must finish: transient failures (a platform outage, a busy database, a dead
 # worker) retry with backoff for about ten minutes; a step still failing then fails the

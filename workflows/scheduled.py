@@ -17,8 +17,8 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from faceloop.messages import ScheduledRoundInput
     from faceloop.models import CampaignState
-    from faceloop.workflows.activities import CampaignActivities
     from faceloop.workflows.campaign import CampaignWorkflow
+    from faceloop.workflows.campaign_activities import CampaignActivities
 
 
 @workflow.defn

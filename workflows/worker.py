@@ -10,38 +10,30 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from faceloop.agents.activities import PlannerActivities
 from faceloop.connectors.activities import ConnectorActivities
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.registry import get_connector
-from faceloop.consent import ConsentActivities
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
-from faceloop.optimizer import Optimizer
+from faceloop.optimization.optimizer import Optimizer
 from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
-from faceloop.storage.erasure_activities import ErasureActivities
 from faceloop.storage.keys import SubjectKeyStore
-from faceloop.workflows.activities import CampaignActivities
 from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.campaign_activities import CampaignActivities
+from faceloop.workflows.consent_activities import ConsentActivities
 from faceloop.workflows.erasure import ErasureWorkflow
+from faceloop.workflows.erasure_activities import ErasureActivities
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 
 Queue = Literal["main", "gpu", "cpu"]
 ALL_QUEUES: tuple[Queue, ...] = ("main", "gpu", "cpu")
-
-
-async def connect(settings: Settings, address: str | None = None) -> Client:
-    target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
-    return await Client.connect(
-        target, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
-    )
 
 
 def optuna_url(settings: Settings) -> str:

@@ -31,7 +31,7 @@ from faceloop.cli import app
 from faceloop.examples import example_path
 from faceloop.guardrails.prompt_filter import PromptFilter
 from faceloop.models import FaceParams, Verdict
-from faceloop.stack import free_port
+from faceloop.workflows.stack import free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.llm]
 

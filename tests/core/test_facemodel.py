@@ -8,9 +8,9 @@ import math
 import numpy as np
 import pytest
 
-from faceloop.facemodel import FaceModel
 from faceloop.models import AGE_BANDS, FaceParams, SearchSpace
-from faceloop.optimizer import Evidence
+from faceloop.optimization.facemodel import FaceModel
+from faceloop.optimization.optimizer import Evidence
 
 SMALL = SearchSpace(
     expression=["smile", "neutral", "serious"],

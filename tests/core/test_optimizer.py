@@ -7,7 +7,7 @@ import pytest
 from optuna.trial import TrialState
 
 from faceloop.models import FaceParams, SearchSpace
-from faceloop.optimizer import (
+from faceloop.optimization.optimizer import (
     ArmStats,
     Optimizer,
     posterior_mean,
@@ -88,7 +88,7 @@ def test_stable_seed_is_stable() -> None:
 
 from faceloop.connectors.base import per_variant  # noqa: E402
 from faceloop.errors import FaceloopError  # noqa: E402
-from faceloop.optimizer import (  # noqa: E402
+from faceloop.optimization.optimizer import (  # noqa: E402
     ALL,
     allocate,
     delay_cdf,
@@ -311,7 +311,7 @@ def test_arms_from_observations_weights_windows_and_segments() -> None:
     from datetime import UTC, datetime
 
     from faceloop.models import KpiGoal, KpiObservation
-    from faceloop.optimizer import arms_from_observations
+    from faceloop.optimization.optimizer import arms_from_observations
 
     def ob(vid: str, rnd: int, seg: str, n: int, c: int, k: int) -> KpiObservation:
         return KpiObservation(
@@ -349,7 +349,7 @@ def test_arms_from_observations_weights_windows_and_segments() -> None:
 
 from optuna.storages import InMemoryStorage  # noqa: E402
 
-from faceloop.optimizer import (  # noqa: E402
+from faceloop.optimization.optimizer import (  # noqa: E402
     arms_from_observations,
     choose_memory,
     fatigued,
@@ -612,7 +612,7 @@ def test_trial_value_ignores_segments_the_variant_never_ran_in() -> None:
 
 
 def test_a_segment_without_its_own_arms_still_spends_its_budget() -> None:
-    from faceloop.optimizer import ArmStats, allocate
+    from faceloop.optimization.optimizer import ArmStats, allocate
 
     arms = {"young": [ArmStats("a", 1000.0, 30.0, None), ArmStats("b", 1000.0, 10.0, None)]}
     out = allocate(arms, {"young": 0.6, "old": 0.4}, 0.05, seed=1, impressions=10_000)

@@ -7,7 +7,7 @@ import typer
 from typer.testing import CliRunner
 
 from faceloop.examples import example_path
-from faceloop.optimize_cli import register
+from faceloop.optimization.cli import register
 
 runner = CliRunner()
 

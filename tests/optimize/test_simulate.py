@@ -9,8 +9,8 @@ from optuna.trial import TrialState
 from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_rates
 from faceloop.examples import example_path
 from faceloop.models import CampaignConfig, FaceParams
-from faceloop.optimizer import Optimizer
-from faceloop.simulate import (
+from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.simulate import (
     Audience,
     BenchConfig,
     SimArm,

@@ -169,8 +169,8 @@ def _no_server(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         raise AssertionError("an invalid playbook must not start a stack")
 
     monkeypatch.setenv("FACELOOP_TEMPORAL_ADDRESS", "127.0.0.1:1")
-    monkeypatch.setattr("faceloop.workflows.worker.connect", connect)
-    monkeypatch.setattr("faceloop.stack.embedded_stack", embedded_stack)
+    monkeypatch.setattr("faceloop.workflows.client.connect", connect)
+    monkeypatch.setattr("faceloop.workflows.stack.embedded_stack", embedded_stack)
     return calls
 
 
@@ -219,7 +219,7 @@ class RecordingClient:
 async def test_service_submit_validates_an_edited_playbook_before_the_client(
     tmp_path: Path,
 ) -> None:
-    from faceloop.service import submit
+    from faceloop.workflows.client import submit
 
     brief, config = load_brief_and_config(BRIEF)
     settings = Settings(home=tmp_path / "home")

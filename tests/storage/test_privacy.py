@@ -12,7 +12,6 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from faceloop.consent import (
-    ConsentActivities,
     ConsentCheckInput,
     ConsentRecord,
     ConsentState,
@@ -31,6 +30,7 @@ from faceloop.models import (
 )
 from faceloop.storage.catalog import Catalog
 from faceloop.storage.keys import MAGIC, SubjectKeyStore
+from faceloop.workflows.consent_activities import ConsentActivities
 
 TODAY = dt.date(2031, 6, 1)
 NOW = dt.datetime(2031, 6, 1, 12, tzinfo=dt.UTC)

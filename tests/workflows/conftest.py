@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from faceloop.examples import example_path
 from faceloop.settings import Settings
-from faceloop.stack import free_port, port_open, temporal_binary
+from faceloop.workflows.stack import free_port, port_open, temporal_binary
 
 
 @pytest_asyncio.fixture(scope="session")

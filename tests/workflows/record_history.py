@@ -16,9 +16,9 @@ from pathlib import Path
 from faceloop.briefs import load_brief_and_config
 from faceloop.models import CampaignConfig
 from faceloop.playbooks.schema import load_playbook
-from faceloop.service import submit
 from faceloop.settings import Settings
-from faceloop.stack import embedded_stack
+from faceloop.workflows.client import submit
+from faceloop.workflows.stack import embedded_stack
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,12 +20,12 @@ from temporalio.worker import Replayer
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.sandbox import SandboxConnector
 from faceloop.models import CampaignConfig, CampaignState, Decision
-from faceloop.optimizer import Optimizer
-from faceloop.service import query_status, submit, write_report
+from faceloop.optimization.optimizer import Optimizer
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.client import query_status, submit, write_report
 from faceloop.workflows.worker import Resources, build_workers, optuna_url
 
 ROOT = Path(__file__).resolve().parents[2]

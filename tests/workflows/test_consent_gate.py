@@ -25,12 +25,12 @@ from faceloop.models import (
     Variant,
     Verdict,
 )
-from faceloop.optimizer import Optimizer
+from faceloop.optimization.optimizer import Optimizer
 from faceloop.playbooks.schema import load_playbook
-from faceloop.service import submit
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
-from faceloop.workflows.activities import CampaignActivities
+from faceloop.workflows.campaign_activities import CampaignActivities
+from faceloop.workflows.client import submit
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]

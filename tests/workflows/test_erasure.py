@@ -37,7 +37,7 @@ from faceloop.cli import app
 from faceloop.connectors.base import AdSpec
 from faceloop.connectors.sandbox import SandboxConnector
 from faceloop.consent import ConsentRecord, ConsentState
-from faceloop.erasure import ErasureInput, ErasureReport, start_erasure
+from faceloop.erasure import ErasureInput, ErasureReport
 from faceloop.errors import FaceloopError, SubjectErasedError
 from faceloop.generators.persona import ADAPTER_FILE, TrainResult, open_adapter, store_adapter
 from faceloop.guardrails.identity import Gallery, new_identity_key
@@ -58,9 +58,10 @@ from faceloop.report import build_report
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
-from faceloop.storage.erasure_activities import ErasureActivities
 from faceloop.storage.keys import SubjectKeyStore
+from faceloop.workflows.client import start_erasure
 from faceloop.workflows.erasure import ErasureWorkflow
+from faceloop.workflows.erasure_activities import ErasureActivities
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,12 +21,12 @@ from faceloop.cli import app
 from faceloop.connectors.base import AdDeployment
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.models import CampaignConfig, CampaignState, CheckResult, Decision, Verdict
-from faceloop.optimizer import Optimizer
+from faceloop.optimization.optimizer import Optimizer
 from faceloop.playbooks.schema import Escalation, Playbook, RollbackCriterion, load_playbook
-from faceloop.service import submit, write_report
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignWorkflow, ReviewInput
+from faceloop.workflows.client import submit, write_report
 from faceloop.workflows.worker import Resources, build_workers, optuna_url
 
 ROOT = Path(__file__).resolve().parents[2]

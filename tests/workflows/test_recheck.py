@@ -18,10 +18,10 @@ from faceloop.guardrails.imageio import decode_image
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.models import CampaignConfig, Decision
 from faceloop.playbooks.schema import load_playbook
-from faceloop.service import query_status, submit
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+from faceloop.workflows.client import query_status, submit
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from faceloop import schedules
 from faceloop.briefs import load_brief_and_config
 from faceloop.errors import InputError
 from faceloop.models import CampaignConfig
-from faceloop.service import submit
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
+from faceloop.workflows import client as schedules
+from faceloop.workflows.client import submit
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ async def test_schedule_fires_rounds_on_time_and_not_when_paused(
             ]
 
             every = timedelta(seconds=4)
-            await schedules.create_or_update(client, settings, cid, every)
+            await schedules.create_or_update_schedule(client, settings, cid, every)
             row = None
             for _ in range(600):  # up to 60 s for two scheduled rounds
                 row = catalog.get_campaign(cid)
@@ -73,7 +73,7 @@ async def test_schedule_fires_rounds_on_time_and_not_when_paused(
             # SKIP drops a firing while a round is still running)
             assert gaps and all(g >= 4 - 0.01 and abs(g / 4 - round(g / 4)) < 0.05 for g in gaps)
 
-            await schedules.set_paused(client, cid, True, "test pause")
+            await schedules.set_schedule_paused(client, cid, True, "test pause")
             for _ in range(300):  # let a round that had already started finish
                 if not (await sched.describe()).info.running_actions:
                     break
@@ -88,7 +88,7 @@ async def test_schedule_fires_rounds_on_time_and_not_when_paused(
 
             listed = {r.campaign_id: r for r in await schedules.list_schedules(client)}
             assert listed[cid].paused and listed[cid].every == "0:00:04"
-            await schedules.delete(client, cid)
+            await schedules.delete_schedule(client, cid)
 
         # every scheduled round ran the same loop: new variants, one ad per asset
         rounds = {v.round for v in catalog.variants(cid)}

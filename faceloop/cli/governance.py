@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from faceloop.cliutil import console, err, fail
+from faceloop.cli.console import console, err, fail
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision
 from faceloop.settings import get_settings
@@ -54,8 +54,7 @@ def escalations(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """List escalated variants waiting for a reviewer: role, approvals, deadline, expiry."""
-    from faceloop.reviews import list_escalations
-    from faceloop.service import reachable_client
+    from faceloop.workflows.client import list_escalations, reachable_client
 
     async def main() -> list[PendingEscalation]:
         return await list_escalations(await reachable_client(get_settings()), campaign)
@@ -98,8 +97,7 @@ def _duration(seconds: float) -> str:
 
 def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
     from faceloop.messages import ReviewInput
-    from faceloop.reviews import ReviewRefused, cast_review
-    from faceloop.service import reachable_client
+    from faceloop.workflows.client import ReviewRefused, cast_review, reachable_client
 
     if not reason.strip():
         raise fail(FaceloopError("--reason is required: say why, it goes into the audit log"))

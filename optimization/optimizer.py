@@ -3,8 +3,8 @@
 
 The round logic lives here as plain functions over counts (`allocate`, `plan_learn`,
 `trial_value`) so that the campaign workflow and the benchmark simulation
-(`faceloop.simulate`) run the same code. The KPI model behind proposals and allocation is
-`faceloop.facemodel.FaceModel`.
+(`faceloop.optimization.simulate`) run the same code. The KPI model behind proposals and allocation is
+`faceloop.optimization.facemodel.FaceModel`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from faceloop.errors import FaceloopError
-from faceloop.facemodel import Evidence, FaceModel
 from faceloop.models import (
     CATEGORICAL_FIELDS,
     Brief,
@@ -33,6 +32,7 @@ from faceloop.models import (
     SearchSpace,
     Variant,
 )
+from faceloop.optimization.facemodel import Evidence, FaceModel
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 log = logging.getLogger(__name__)
@@ -796,7 +796,7 @@ def round_models(
     """The campaign's memory and KPI model per segment after window `now`, from the observe
     step's rows of every variant in `params` (live or retired). The workflow's propose,
     deploy and learn activities call this; the benchmark computes the same from its
-    simulated platform (`faceloop.simulate`)."""
+    simulated platform (`faceloop.optimization.simulate`)."""
     vids = list(params)
 
     def history(memory: float | None, through: int) -> Mapping[str, Sequence[ArmStats]]:

@@ -26,8 +26,8 @@ from PIL import Image
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, FaceParams, Variant
-from faceloop.optimizer import Optimizer
-from faceloop.report_optimization import pareto_section, regret_section
+from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.report import pareto_section, regret_section
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, Catalog
 

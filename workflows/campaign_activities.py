@@ -26,7 +26,7 @@ from faceloop.messages import (
     VariantsPayload,
 )
 from faceloop.models import Decision, KpiGoal, RollbackRecord, Variant
-from faceloop.optimizer import (
+from faceloop.optimization.optimizer import (
     ArmStats,
     LearnPlan,
     Optimizer,
@@ -138,7 +138,7 @@ class CampaignActivities:
 
     def _propose(self, inp: ProposeInput) -> VariantsPayload:
         # Thompson proposals from each segment's KPI model, fitted on everything observed
-        # (the benchmark runs the same: faceloop.simulate)
+        # (the benchmark runs the same: faceloop.optimization.simulate)
         every = self.catalog.variants(inp.campaign_id)
         _, models = campaign_models(
             self.catalog.observations(inp.campaign_id), every, inp.brief, inp.round - 1
@@ -323,7 +323,7 @@ class CampaignActivities:
 
     def _learn(self, inp: LearnInput) -> LearnOutput:
         # the same keep/retire/stop/refresh rule the optimisation bench runs
-        # (faceloop.optimizer, faceloop.simulate)
+        # (faceloop.optimization.optimizer, faceloop.optimization.simulate)
         shares = segment_shares(inp.brief)
         observations = self.catalog.observations(inp.campaign_id)
         memory, models = campaign_models(

@@ -162,8 +162,8 @@ async def _demo(
     playbook: Playbook | None = None,
 ) -> CampaignState:
     from faceloop.playbooks.schema import load_playbook
-    from faceloop.service import follow, submit, write_report
-    from faceloop.stack import embedded_stack
+    from faceloop.workflows.client import follow, submit, write_report
+    from faceloop.workflows.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
 
     con.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
@@ -226,7 +226,7 @@ def _parse_queues(text: str) -> list[Queue]:
 
 
 async def _up(settings: Settings, queues: list[Queue]) -> None:
-    from faceloop.stack import embedded_stack
+    from faceloop.workflows.stack import embedded_stack
 
     async with embedded_stack(settings) as (stack, client):
         console.print(
@@ -266,7 +266,7 @@ def worker(
     qs = _parse_queues(queues)
 
     async def main() -> None:
-        from faceloop.workflows.worker import connect
+        from faceloop.workflows.client import connect
 
         client = await connect(settings)
         console.print(f"worker on {settings.temporal_address}, queues {qs}")
@@ -304,9 +304,8 @@ def submit(
     _require_server(settings)
 
     async def main() -> None:
-        from faceloop.service import follow
-        from faceloop.service import submit as do_submit
-        from faceloop.workflows.worker import connect
+        from faceloop.workflows.client import connect, follow
+        from faceloop.workflows.client import submit as do_submit
 
         client = await connect(settings)
         handle = await do_submit(client, settings, b, config, pb)
@@ -370,7 +369,7 @@ def report(
     out: Annotated[Path, typer.Option(help="output folder")] = Path("faceloop-out"),
 ) -> None:
     """Write report.html and report.json for a campaign from the catalog."""
-    from faceloop.service import write_report
+    from faceloop.workflows.client import write_report
 
     settings = get_settings()
     try:
@@ -398,7 +397,7 @@ def schedule(
     `--delete` act on it; `faceloop schedules` lists them. Each firing runs one round (propose,
     generate, guard, decide, deploy, observe, learn) on the campaign's live incumbents.
     """
-    from faceloop import schedules
+    from faceloop.workflows import client as schedules
 
     chosen = [
         flag
@@ -417,18 +416,18 @@ def schedule(
     _require_server(settings)
 
     async def main() -> None:
-        from faceloop.workflows.worker import connect
+        from faceloop.workflows.client import connect
 
         client = await connect(settings)
         if every:
             interval = schedules.parse_every(every)
-            sid = await schedules.create_or_update(client, settings, campaign, interval)
+            sid = await schedules.create_or_update_schedule(client, settings, campaign, interval)
             console.print(f"schedule [bold]{sid}[/bold]: a round every {interval}")
         elif pause or resume:
-            await schedules.set_paused(client, campaign, pause, note or "via faceloop cli")
+            await schedules.set_schedule_paused(client, campaign, pause, note or "via faceloop cli")
             console.print(f"schedule for {campaign} {'paused' if pause else 'resumed'}")
         else:
-            await schedules.delete(client, campaign)
+            await schedules.delete_schedule(client, campaign)
             console.print(f"schedule for {campaign} deleted")
 
     _run(main())
@@ -441,13 +440,13 @@ def list_schedules(
     """List the optimisation schedules on the running server."""
     import dataclasses
 
-    from faceloop import schedules
+    from faceloop.workflows import client as schedules
 
     settings = get_settings()
     _require_server(settings)
 
     async def main() -> list[schedules.ScheduleRow]:
-        from faceloop.workflows.worker import connect
+        from faceloop.workflows.client import connect
 
         return await schedules.list_schedules(await connect(settings))
 
@@ -518,10 +517,10 @@ def _register_subcommands() -> None:
         "faceloop.generators.cli",
         "faceloop.guardrails.cli",
         "faceloop.agents.cli",
-        "faceloop.optimize_cli",
-        "faceloop.governance_cli",
+        "faceloop.optimization.cli",
+        "faceloop.cli.governance",
         "faceloop.playbooks.cli",
-        "faceloop.privacy_cli",
+        "faceloop.cli.privacy",
     ):
         importlib.import_module(module).register(app, bench_app)
 

@@ -17,8 +17,8 @@ from typing import Any
 from optuna.trial import TrialState
 
 from faceloop.models import CampaignConfig, KpiGoal, KpiObservation
-from faceloop.optimizer import Optimizer, arms_from_observations, posterior_mean
-from faceloop.plots import pareto_plot, regret_plot
+from faceloop.optimization.optimizer import Optimizer, arms_from_observations, posterior_mean
+from faceloop.optimization.plots import pareto_plot, regret_plot
 
 REGRET_PLOT = "regret.png"
 PARETO_PLOT = "pareto.png"

@@ -194,7 +194,7 @@ class EmbeddedStack:
 async def embedded_stack(
     settings: Settings, *, fresh_ports: bool = False
 ) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
-    from faceloop.workflows.worker import connect
+    from faceloop.workflows.client import connect
 
     stack = EmbeddedStack(settings, fresh_ports=fresh_ports)
     # SIGTERM (a supervisor, `kill`) takes the same path as Ctrl-C under asyncio.run: the

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from faceloop.cliutil import console, fail
+from faceloop.cli.console import console, fail
 from faceloop.errors import FaceloopError
 
 if TYPE_CHECKING:
@@ -185,8 +185,8 @@ def consent_revoke(
     """Revoke a consent: the persona's campaigns stop at their next consent check, and,
     unless --no-erase or another live consent remains, the persona's erasure starts."""
     from faceloop.erasure import ErasureInput
-    from faceloop.service import reachable_client
     from faceloop.settings import get_settings
+    from faceloop.workflows.client import reachable_client
 
     settings = get_settings()
     try:
@@ -272,8 +272,8 @@ def erase(
     from pydantic import ValidationError
 
     from faceloop.erasure import ErasureInput
-    from faceloop.service import reachable_client
     from faceloop.settings import get_settings
+    from faceloop.workflows.client import reachable_client
 
     if (asset is None) == (persona is None):
         raise fail(FaceloopError("give exactly one of --asset ID or --persona ID"))
@@ -315,7 +315,7 @@ async def _erase(
 ) -> tuple[str, bool, ErasureReport | None]:
     from temporalio.client import WorkflowFailureError
 
-    from faceloop.erasure import start_erasure
+    from faceloop.workflows.client import start_erasure
 
     handle, attached = await start_erasure(client, settings, inp)
     if not wait:

@@ -2,7 +2,7 @@
 
 Each round runs what the campaign workflow runs (propose -> allocate -> deliver one KPI
 window -> learn), with the same `Optimizer` (an Optuna study in SQLite RDB storage) and the
-same `allocate` / `plan_learn` / `trial_value` functions from `faceloop.optimizer`. What is
+same `allocate` / `plan_learn` / `trial_value` functions from `faceloop.optimization.optimizer`. What is
 left out: images, guardrails and Temporal. The audience is the sandbox's (a simulated one,
 named a fake in docs/sandbox.md): rates come from
 `faceloop.connectors.sandbox_platform.scenario.true_rates` (segments, drift, fatigue, per-ad
@@ -37,9 +37,9 @@ from faceloop.connectors.sandbox_platform.scenario import (
     seed_words,
     true_rates,
 )
-from faceloop.facemodel import FaceModel
 from faceloop.models import CampaignConfig, FaceParams, KpiGoal, SearchSpace
-from faceloop.optimizer import (
+from faceloop.optimization.facemodel import FaceModel
+from faceloop.optimization.optimizer import (
     ALL,
     MEMORY_LOOKBACK,
     ArmStats,

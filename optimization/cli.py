@@ -79,8 +79,8 @@ def bench_optimize(
     """
     from faceloop.connectors.sandbox_platform.scenario import load_scenario
     from faceloop.models import CampaignConfig
-    from faceloop.optimizer import SAMPLERS
-    from faceloop.simulate import BenchConfig, bench
+    from faceloop.optimization.optimizer import SAMPLERS
+    from faceloop.optimization.simulate import BenchConfig, bench
 
     if sampler not in SAMPLERS:
         err.print(
@@ -139,7 +139,7 @@ def bench_optimize(
 def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
     """The bench's regret curves (true regret: the sandbox knows the best face) as a PNG,
     or as an HTML page with the PNG inline and the strategies' table."""
-    from faceloop.plots import regret_plot
+    from faceloop.optimization.plots import regret_plot
 
     cfg = out["config"]
     curves = {name: s["regret_curve"] for name, s in out["strategies"].items() if name != "oracle"}

@@ -1,0 +1,3 @@
+from faceloop.cli.main import app
+
+app()
