@@ -11,6 +11,7 @@ import io
 import os
 from pathlib import Path
 from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import numpy as np
 from PIL import Image
@@ -50,10 +51,20 @@ class AssetStore:
         return self.put_bytes(buf.getvalue(), ".png")
 
     def path_of(self, uri: str) -> Path:
+        """The file behind a `file://` URI of this store, refused unless it lies inside the
+        store once `..` and symlinks are resolved (a URI comes from payloads and the catalog,
+        so it is input, not trusted)."""
         parsed = urlparse(uri)
-        if parsed.scheme != "file":
-            raise FaceloopError(f"asset URI {uri!r}: only file:// URIs are supported by this store")
-        path = Path(parsed.path)
+        if parsed.scheme != "file" or parsed.netloc not in ("", "localhost"):
+            raise FaceloopError(
+                f"asset URI {uri!r}: only local file:// URIs are supported by this store"
+            )
+        # percent-decoded: a store under a folder with spaces or non-ASCII letters has its
+        # path quoted in the URI (Path.as_uri)
+        raw = Path(url2pathname(parsed.path))
+        if not raw.is_absolute():
+            raise FaceloopError(f"asset URI {uri!r} has no absolute path")
+        path = raw.resolve()
         if not path.is_relative_to(self.root):
             raise FaceloopError(f"asset URI {uri!r} lies outside the asset store {self.root}")
         return path
