@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from faceloop.briefs import parse_json
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import Brief, FaceParams
 
@@ -42,10 +43,7 @@ def parse_params_list(text: str, brief: Brief | None = None) -> list[FaceParams]
                 style=s.style[0],
             )
         ]
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError("--params", [f"not valid JSON: {exc}"]) from exc
+    data = parse_json(text, "--params")
     items = data if isinstance(data, list) else [data]
     if not items:
         raise InputError("--params", ["(root): give at least one FaceParams object"])

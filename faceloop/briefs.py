@@ -15,19 +15,93 @@ from faceloop.models import Brief, CampaignConfig, FaceParams
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_document(path: Path) -> Any:
-    """Parse a YAML or JSON file (by suffix; YAML accepts JSON too)."""
-    if not path.exists():
-        raise InputError(str(path), ["file not found: check the path"])
-    text = path.read_text(encoding="utf-8")
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: PyYAML keeps the last one
+    silently, so `markets: [DE]` ... `markets: [US]` would ship to markets the author never
+    meant (YAML 1.2 says keys are unique)."""
+
+
+def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+        try:
+            first = seen.setdefault(key, key_node.start_mark.line + 1)
+        except TypeError:
+            continue  # an unhashable key: the constructor below reports it
+        if first != key_node.start_mark.line + 1:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {first}); keep one of them",
+                key_node.start_mark,
+            )
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _strict_mapping)
+
+
+def _strict_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}; keep one of them")
+        out[key] = value
+    return out
+
+
+def parse_json(text: str, source: str) -> Any:
+    """JSON with duplicate keys refused (json.loads keeps the last one silently)."""
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        return json.loads(text, object_pairs_hook=_strict_object)
+    except json.JSONDecodeError as exc:
         raise InputError(
-            str(path), [f"not valid {path.suffix.lstrip('.').upper()}: {exc}"]
-        ) from exc
+            source, [f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"]
+        ) from None
+    except ValueError as exc:
+        raise InputError(source, [f"not valid JSON: {exc}"]) from None
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML (a superset of JSON) with duplicate keys refused, one line per problem."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(source, [f"not valid YAML{where}: {problem}"]) from None
+
+
+def read_text_file(path: Path, source: str | None = None) -> str:
+    """A user's file as UTF-8 text, or an InputError that says what is wrong with it
+    (missing, a directory, unreadable, not UTF-8) instead of a traceback."""
+    where = source or str(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(where, ["file not found: check the path"]) from None
+    except IsADirectoryError:
+        raise InputError(where, ["is a directory: give the path of a file"]) from None
+    except OSError as exc:
+        raise InputError(where, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            where, [f"not UTF-8 text (byte {exc.start}): save the file as UTF-8"]
+        ) from None
+
+
+def read_document(path: Path, source: str | None = None) -> Any:
+    """Parse a YAML or JSON file (by suffix; YAML accepts JSON too); duplicate keys, bad
+    encodings and unreadable paths are InputErrors."""
+    where = source or str(path)
+    text = read_text_file(path, where)
+    if path.suffix.lower() == ".json":
+        return parse_json(text, where)
+    return parse_yaml(text, where)
 
 
 def parse_model(model: type[M], data: Any, source: str) -> M:
@@ -72,8 +146,5 @@ def load_brief_and_config(path: Path) -> tuple[Brief, CampaignConfig]:
 
 def parse_face_params(text: str, source: str = "--params") -> FaceParams:
     """FaceParams from a JSON object; missing fields take their defaults."""
-    try:
-        data = json.loads(text) if text.strip() else {}
-    except json.JSONDecodeError as exc:
-        raise InputError(source, [f"not valid JSON: {exc}"]) from exc
+    data = parse_json(text, source) if text.strip() else {}
     return parse_model(FaceParams, data, source)

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
+from faceloop.briefs import read_document
 from faceloop.errors import InputError
 from faceloop.models import Model
 
@@ -93,10 +93,7 @@ def load_consent(
         raise InputError(
             source, ["(file): not found; pass --consent with the subject's consent record"]
         )
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(source, [f"(file): not valid YAML or JSON: {exc}"]) from exc
+    raw = read_document(path, source)
     if not isinstance(raw, dict):
         raise InputError(source, ["(root): expected a mapping of consent fields"])
     evidence = raw.pop("evidence", None)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from faceloop.briefs import parse_json, read_text_file
 from faceloop.cli.console import console, fail
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import FaceParams
@@ -24,13 +25,9 @@ def parse_params(text: str) -> FaceParams:
     if not text.lstrip().startswith("{") and path.suffix == ".json":
         if not path.is_file():
             raise InputError(source, [f"(file): {path} not found"])
-        text, source = path.read_text(), f"--params file {path}"
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(
-            source, [f'(json): {exc.msg} at char {exc.pos}; e.g. \'{{"lighting": "dramatic"}}\'']
-        ) from exc
+        source = f"--params file {path}"
+        text = read_text_file(path, source)
+    raw = parse_json(text, source)
     if not isinstance(raw, dict):
         raise InputError(source, ["(root): expected a JSON object of FaceParams fields"])
     try:

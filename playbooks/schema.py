@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from faceloop.briefs import read_document
+from faceloop.briefs import parse_yaml, read_document
 from faceloop.errors import InputError
 from faceloop.models import (
     CATEGORICAL_FIELDS,
@@ -697,8 +697,6 @@ def read_playbook_source(source: Path | str | None) -> tuple[Any, str]:
     An existing file wins over a shipped name, so `./eu` would be read as a file. None is the
     shipped default.
     """
-    import yaml
-
     if source is None:
         source = "default"
     path = Path(source)
@@ -707,7 +705,8 @@ def read_playbook_source(source: Path | str | None) -> tuple[Any, str]:
     text = str(source)
     res = resources.files("faceloop.playbooks").joinpath(text + SHIPPED_SUFFIX)
     if not path.suffix and len(path.parts) == 1 and res.is_file():
-        return yaml.safe_load(res.read_text(encoding="utf-8")), f"playbooks/{text}{SHIPPED_SUFFIX}"
+        name = f"playbooks/{text}{SHIPPED_SUFFIX}"
+        return parse_yaml(res.read_text(encoding="utf-8"), name), name
     if path.suffix or len(path.parts) > 1:
         raise InputError(text, ["file not found: check the path"])
     raise InputError(

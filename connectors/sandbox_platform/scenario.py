@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-import yaml
 from pydantic import Discriminator, Field, Tag, ValidationError, field_validator, model_validator
 
+from faceloop.briefs import read_document
 from faceloop.errors import InputError
 from faceloop.models import (
     AGE_BANDS,
@@ -228,23 +228,7 @@ class Scenario(Model):
 def load_scenario(path: str | Path) -> Scenario:
     """Read and validate a scenario YAML file; InputError names the file and field paths."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(
-            source, ["file not found; pass the path of a scenario YAML (see examples/scenarios/)"]
-        ) from None
-    except OSError as err:
-        raise InputError(source, [f"cannot read the file: {err.strerror or err}"]) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        where = ""
-        mark = getattr(err, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(err, "problem", None) or str(err)
-        raise InputError(source, [f"not valid YAML{where}: {problem}"]) from None
+    data = read_document(Path(path), source)
     if not isinstance(data, dict):
         raise InputError(
             source, [f"(root): must be a mapping of scenario fields, got {type(data).__name__}"]

@@ -43,7 +43,7 @@ def test_generate_writes_n_images_with_defaults_for_missing_fields(tmp_path: Pat
     [
         ('{"lighting": "neon"}', "lighting: Input should be"),
         ('{"hair": "red"}', "hair: Extra inputs are not permitted"),
-        ("{lighting", "(json)"),
+        ("{lighting", "not valid JSON at line 1"),
         ("[1]", "expected a JSON object"),
     ],
 )
