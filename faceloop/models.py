@@ -18,6 +18,35 @@ from pydantic import (
     model_validator,
 )
 
+# C0 and C1 control characters, DEL, and NUL among them: none has a place in a brief, and
+# NUL truncates strings in C libraries and PostgreSQL refuses it in text columns. Tab and
+# newline are kept where a field may hold more than one line.
+_CONTROL = {c for c in range(0x20) if chr(c) not in "\t\n\r"} | {0x7F, *range(0x80, 0xA0)}
+_CONTROL_ONE_LINE = _CONTROL | {ord("\n"), ord("\r")}
+
+
+def _no_control(text: str, banned: set[int]) -> str:
+    bad = next((i for i, ch in enumerate(text) if ord(ch) in banned), None)
+    if bad is not None:
+        raise ValueError(
+            f"control character U+{ord(text[bad]):04X} at position {bad}: remove it "
+            "(only tab and line breaks are allowed in free text)"
+        )
+    return text
+
+
+def _text(text: str) -> str:
+    return _no_control(text, _CONTROL)
+
+
+def _line(text: str) -> str:
+    return _no_control(text, _CONTROL_ONE_LINE)
+
+
+# user-written text: multi-line free text, and one-line names and ids
+Text = Annotated[str, AfterValidator(_text)]
+Line = Annotated[str, AfterValidator(_line)]
+
 
 class Model(BaseModel):
     """Base for all faceloop models: unknown fields are errors, not silently dropped."""
@@ -149,13 +178,13 @@ class Channel(StrEnum):
 
 class AudienceSegment(Model):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_\-]+$")
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
     share: float = Field(default=1.0, gt=0, le=1, description="share of the impression budget")
 
 
 class Persona(Model):
-    persona_id: str = Field(min_length=1, max_length=128)
-    consent_ref: str = Field(
+    persona_id: Line = Field(min_length=1, max_length=128)
+    consent_ref: Line = Field(
         min_length=1, max_length=256, description="id of the signed consent record for this person"
     )
 
@@ -175,20 +204,25 @@ MarketCode = Annotated[str, AfterValidator(_iso_market)]
 class Brief(Model):
     """What a marketer submits. Text fields are data for the planner, never instructions."""
 
-    product: str = Field(min_length=1, max_length=200)
-    message: str = Field(min_length=1, max_length=1000)
+    product: Line = Field(min_length=1, max_length=200)
+    message: Text = Field(min_length=1, max_length=1000)
     audience: list[AudienceSegment] = Field(min_length=1, max_length=20)
-    markets: list[MarketCode] = Field(min_length=1, description="ISO 3166-1 alpha-2 country codes")
+    markets: list[MarketCode] = Field(
+        min_length=1, max_length=250, description="ISO 3166-1 alpha-2 country codes"
+    )
     channels: list[Channel] = Field(default_factory=lambda: [Channel.sandbox], min_length=1)
-    tone: str = Field(default="friendly", max_length=200)
+    tone: Text = Field(default="friendly", max_length=200)
     budget_impressions: int = Field(
         gt=0, le=1_000_000_000, description="total impressions over the whole campaign"
     )
     kpi_goal: KpiGoal = KpiGoal.ctr
-    constraints: list[str] = Field(default_factory=list, max_length=50)
+    # each item is bounded too, so a brief stays far below Temporal's 2 MB payload warning
+    constraints: list[Annotated[str, Field(max_length=500), AfterValidator(_text)]] = Field(
+        default_factory=list, max_length=50
+    )
     persona: Persona | None = None
     search_space: SearchSpace = Field(default_factory=SearchSpace)
-    submitted_by: str = Field(default="marketer", min_length=1, max_length=128)
+    submitted_by: Line = Field(default="marketer", min_length=1, max_length=128)
 
     @model_validator(mode="after")
     def _segment_shares(self) -> Brief:

@@ -3,12 +3,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from faceloop.briefs import load_brief_and_config, parse_face_params
 from faceloop.errors import InputError
-from faceloop.models import FaceParams, SearchSpace
+from faceloop.models import Brief, FaceParams, SearchSpace
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+BASE = {
+    "product": "Lumen",
+    "message": "Sun care",
+    "audience": [{"name": "all"}],
+    "markets": ["DE"],
+    "budget_impressions": 1000,
+}
 
 
 @pytest.mark.parametrize("name", ["brief.yaml", "brief_fintech.json", "brief_fitness.yaml"])
@@ -100,3 +108,48 @@ def test_search_space_contains() -> None:
     assert space.contains(FaceParams(expression="smile", skin_tone=4))
     assert not space.contains(FaceParams(expression="serious", skin_tone=4))
     assert not space.contains(FaceParams(expression="smile", skin_tone=9))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("product", "Lumen\x00 SPF", "product"),
+        ("message", "Hi \x1b[31mred", "message"),
+        ("tone", "warm\x7f", "tone"),
+        ("submitted_by", "maria\nschmidt", "submitted_by"),
+        ("constraints", ["fine", "bad\x85"], "constraints.1"),
+    ],
+)
+def test_control_characters_are_refused_at_the_field(field: str, value: object, named: str) -> None:
+    data = {**BASE, field: value}
+    with pytest.raises(ValidationError) as err:
+        Brief.model_validate(data)
+    assert named in {".".join(map(str, e["loc"])) for e in err.value.errors()}
+    assert "control character" in str(err.value)
+
+
+def test_free_text_keeps_tabs_and_line_breaks() -> None:
+    brief = Brief.model_validate({**BASE, "message": "line one\nline two\tend"})
+    assert brief.message == "line one\nline two\tend"
+
+
+def test_a_brief_at_every_limit_stays_far_below_temporals_payload_warning() -> None:
+    from temporalio.contrib.pydantic import pydantic_data_converter
+
+    big = {
+        **BASE,
+        "product": "p" * 200,
+        "message": "m" * 1000,
+        "tone": "t" * 200,
+        "audience": [{"name": f"s{i}", "description": "d" * 500, "share": 0.05} for i in range(20)],
+        "markets": ["DE"] * 250,
+        "constraints": ["c" * 500] * 50,
+        "submitted_by": "u" * 128,
+    }
+    brief = Brief.model_validate(big)
+    payloads = pydantic_data_converter.payload_converter.to_payloads([brief])
+    assert sum(len(p.data) for p in payloads) < 200_000  # Temporal warns at 2 MB
+    with pytest.raises(ValidationError, match=r"constraints\.0"):
+        Brief.model_validate({**big, "constraints": ["c" * 501]})
+    with pytest.raises(ValidationError, match="markets"):
+        Brief.model_validate({**big, "markets": ["DE"] * 251})
