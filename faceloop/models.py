@@ -25,22 +25,21 @@ _CONTROL = {c for c in range(0x20) if chr(c) not in "\t\n\r"} | {0x7F, *range(0x
 _CONTROL_ONE_LINE = _CONTROL | {ord("\n"), ord("\r")}
 
 
-def _no_control(text: str, banned: set[int]) -> str:
+def _no_control(text: str, banned: set[int], allowed: str) -> str:
     bad = next((i for i, ch in enumerate(text) if ord(ch) in banned), None)
     if bad is not None:
         raise ValueError(
-            f"control character U+{ord(text[bad]):04X} at position {bad}: remove it "
-            "(only tab and line breaks are allowed in free text)"
+            f"control character U+{ord(text[bad]):04X} at position {bad}: remove it ({allowed})"
         )
     return text
 
 
 def _text(text: str) -> str:
-    return _no_control(text, _CONTROL)
+    return _no_control(text, _CONTROL, "only tab and line breaks are allowed in free text")
 
 
 def _line(text: str) -> str:
-    return _no_control(text, _CONTROL_ONE_LINE)
+    return _no_control(text, _CONTROL_ONE_LINE, "a name or id is one line without controls")
 
 
 # user-written text: multi-line free text, and one-line names and ids
@@ -204,7 +203,7 @@ MarketCode = Annotated[str, AfterValidator(_iso_market)]
 class Brief(Model):
     """What a marketer submits. Text fields are data for the planner, never instructions."""
 
-    product: Line = Field(min_length=1, max_length=200)
+    product: Text = Field(min_length=1, max_length=200)
     message: Text = Field(min_length=1, max_length=1000)
     audience: list[AudienceSegment] = Field(min_length=1, max_length=20)
     markets: list[MarketCode] = Field(
