@@ -36,6 +36,7 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
+from faceloop.connectors.channels import check_channels
 from faceloop.erasure import ErasureInput, ErasureReport, erasure_workflow_id
 from faceloop.errors import FaceloopError, InputError
 from faceloop.messages import PendingEscalation, ReviewInput, ScheduledRoundInput
@@ -93,6 +94,8 @@ async def submit(
     # validated again here, before anything reaches Temporal, so no campaign starts on an
     # invalid one.
     playbook = revalidated(playbook) if playbook else load_playbook(settings.playbook)
+    # a channel the deployment cannot serve stops the campaign here, before it starts
+    await check_channels(brief, config, settings)
     cid = campaign_id or new_campaign_id(brief)
     inp = CampaignInput(
         campaign_id=cid,
