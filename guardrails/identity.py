@@ -30,6 +30,7 @@ import numpy as np
 
 from faceloop.errors import FaceloopError, InputError, SubjectErasedError
 from faceloop.models import CheckResult, Verdict
+from faceloop.storage.files import private_dir
 
 from .base import GuardContext, Guardrail, require_rgb
 from .vision import Face, FaceDetector, default_detector
@@ -241,7 +242,7 @@ class Gallery:
     def _save(self) -> None:
         data = {"version": 2, "people": [vars(p) for p in self._people.values()]}
         token = self._fernet().encrypt(json.dumps(data).encode())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         tmp = self.path.with_suffix(self.path.suffix + f".tmp{os.getpid()}")
         tmp.write_bytes(token)
         os.chmod(tmp, 0o600)

@@ -23,6 +23,7 @@ import numpy as np
 
 from faceloop.errors import FaceloopError
 from faceloop.models import CheckResult, Verdict
+from faceloop.storage.files import private_dir
 
 from .base import GuardContext, Guardrail
 
@@ -54,7 +55,7 @@ def init_keys(folder: Path, force: bool = False, days: int = 825) -> KeyPaths:
             f"signing keys already exist in {folder}; pass --force to replace them (assets "
             "signed with the old keys then verify only with the old ca.pem as a trust anchor)"
         )
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
 
     def name(cn: str) -> x509.Name:
         return x509.Name(

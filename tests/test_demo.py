@@ -45,7 +45,8 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 def test_demo_writes_the_report_and_stops_everything(tmp_path: Path) -> None:
-    home, out = tmp_path / "home", tmp_path / "out"
+    # a data dir with a space and non-ASCII letters: asset URIs quote them
+    home, out = tmp_path / "data dir Grüße", tmp_path / "out"
     proc = subprocess.run(
         [
             sys.executable,
@@ -102,4 +103,55 @@ def test_interrupt_stops_the_stack(tmp_path: Path, sig: signal.Signals) -> None:
     rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, "".join(lines) + rest
     assert "interrupted" in rest
+    assert _processes_mentioning(str(home)) == []
+
+
+def _start_demo(home: Path, out: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faceloop.cli", "demo", "--out", str(out)],
+        env=_env(home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines = []
+    deadline = time.monotonic() + 120
+    for line in proc.stdout:
+        lines.append(line)
+        if "submitted" in line or time.monotonic() > deadline:
+            break
+    assert any("submitted" in line for line in lines), "".join(lines)
+    return proc, lines
+
+
+def test_sigkill_of_the_demo_leaves_nothing_running(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, _ = _start_demo(home, tmp_path / "out")
+    assert len(_processes_mentioning(str(home))) >= 2
+    proc.kill()  # no handler runs: the children must die with their parent
+    proc.wait(30)
+    deadline = time.monotonic() + 15
+    while _processes_mentioning(str(home)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(str(home)) == []
+
+
+def test_a_second_stack_on_the_same_data_dir_refuses(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    proc, _ = _start_demo(home, tmp_path / "out")
+    try:
+        second = subprocess.run(
+            [sys.executable, "-m", "faceloop.cli", "up"],
+            env=_env(home),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert f"the data dir {home} is in use by pid {proc.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
     assert _processes_mentioning(str(home)) == []

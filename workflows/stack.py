@@ -15,11 +15,13 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import IO
 
 from temporalio.client import Client
 
 from faceloop.errors import StackError
 from faceloop.settings import Settings
+from faceloop.storage.files import private_dir, private_file
 
 
 def free_port() -> int:
@@ -58,15 +60,30 @@ def default_scenario(settings: Settings) -> Path:
     return path
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGKILL when the parent dies, so a
+    SIGKILL of `faceloop up` or `demo` (which no handler sees) leaves no server behind."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
 class Child:
-    """A child process in its own process group, so stopping it stops everything it spawned."""
+    """A child process in its own process group, so stopping it stops everything it spawned.
+    On Linux it is also killed by the kernel when its parent dies, however that happens."""
 
     def __init__(self, name: str, argv: list[str], log: Path) -> None:
         self.name = name
         self.log_path = log
         self._log = log.open("ab")
         self.proc = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
     def alive(self) -> bool:
@@ -102,6 +119,32 @@ async def wait_for_port(child: Child, port: int, timeout: float) -> None:
     raise StackError(f"{child.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+LOCK_FILE = "stack.lock"
+
+
+def lock_home(home: Path) -> IO[bytes]:
+    """Hold the data dir's lock for as long as the returned file is open, or refuse: two
+    embedded stacks on one data dir would run two Temporal servers on one SQLite file.
+    The kernel drops the lock when the holder dies, so a crashed `up` never leaves it stale."""
+    import fcntl
+
+    f = (home / LOCK_FILE).open("a+b")
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        holder = f.read().decode(errors="replace").strip() or "another process"
+        f.close()
+        raise StackError(
+            f"the data dir {home} is in use by {holder}: stop that `faceloop up`/`demo`, "
+            "use another FACELOOP_HOME, or join its server with FACELOOP_TEMPORAL_ADDRESS"
+        ) from None
+    f.truncate(0)
+    f.write(f"pid {os.getpid()}".encode())
+    f.flush()
+    return f
+
+
 class EmbeddedStack:
     """Start what is not configured elsewhere; the caller gets a connected client."""
 
@@ -111,15 +154,17 @@ class EmbeddedStack:
         self.children: list[Child] = []
         self.temporal_address = settings.temporal_address or ""
         self.sandbox_url = settings.sandbox_url or ""
+        self._lock: IO[bytes] | None = None
 
     @property
     def logs(self) -> Path:
         return self.settings.resolved_home / "logs"
 
     async def start(self) -> None:
-        home = self.settings.resolved_home
-        home.mkdir(parents=True, exist_ok=True)
+        home = private_dir(self.settings.resolved_home)
         self.logs.mkdir(exist_ok=True)
+        if not (self.temporal_address and self.sandbox_url):
+            self._lock = lock_home(home)
         try:
             if not self.temporal_address:
                 await self._start_temporal(home)
@@ -153,6 +198,10 @@ class EmbeddedStack:
         )
         self.children.append(child)
         await wait_for_port(child, port, timeout=60)
+        # it holds every workflow payload (briefs among them); the server refuses a
+        # pre-created empty file, so it is tightened once the server made it
+        for db in home.glob("temporal.db*"):
+            private_file(db)
         self.temporal_address = f"127.0.0.1:{port}"
 
     async def _start_sandbox(self, home: Path) -> None:
@@ -188,6 +237,9 @@ class EmbeddedStack:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        if self._lock is not None:
+            self._lock.close()  # closing the descriptor releases the lock
+            self._lock = None
 
 
 @contextlib.asynccontextmanager

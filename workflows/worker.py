@@ -24,6 +24,7 @@ from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+from faceloop.storage.files import private_dir
 from faceloop.storage.keys import SubjectKeyStore
 from faceloop.workflows.campaign import CampaignWorkflow
 from faceloop.workflows.campaign_activities import CampaignActivities
@@ -55,7 +56,7 @@ class Resources:
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
-        settings.resolved_home.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.resolved_home)
         return cls(
             settings=settings,
             catalog=Catalog(settings.resolved_database_url),
