@@ -120,6 +120,8 @@ async def wait_for_port(child: Child, port: int, timeout: float) -> None:
 
 
 LOCK_FILE = "stack.lock"
+# a Host header no client can send: the dev server's HTTP API refuses every request
+HTTP_API_OFF_HOST = "http-api-off.invalid"
 
 
 def lock_home(home: Path) -> IO[bytes]:
@@ -155,6 +157,7 @@ class EmbeddedStack:
         self.temporal_address = settings.temporal_address or ""
         self.sandbox_url = settings.sandbox_url or ""
         self._lock: IO[bytes] | None = None
+        self.temporal_http_port: int | None = None
 
     @property
     def logs(self) -> Path:
@@ -178,6 +181,7 @@ class EmbeddedStack:
         port = self.settings.temporal_port
         if self.fresh_ports or port_open(port):
             port = free_port()
+        http_port = free_port()
         child = Child(
             "temporal dev server",
             [
@@ -190,6 +194,16 @@ class EmbeddedStack:
                 "127.0.0.1",
                 "--port",
                 str(port),
+                "--http-port",
+                str(http_port),
+                # Temporal's HTTP API serves any page open in a browser on this machine (a
+                # cross-origin text/plain POST starts workflows and sends updates, e.g. a
+                # review vote). faceloop talks gRPC only, so the API answers every request
+                # 403 "Host not allowed": no browser can send this Host header.
+                "--dynamic-config-value",
+                f'frontend.httpAllowedHosts=["{HTTP_API_OFF_HOST}"]',
+                "--metrics-port",
+                str(free_port()),
                 "--headless",
                 "--log-level",
                 "warn",
@@ -203,6 +217,7 @@ class EmbeddedStack:
         for db in home.glob("temporal.db*"):
             private_file(db)
         self.temporal_address = f"127.0.0.1:{port}"
+        self.temporal_http_port = http_port
 
     async def _start_sandbox(self, home: Path) -> None:
         port = self.settings.sandbox_port
