@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from faceloop.cli.console import console, fail, run, silent
@@ -22,6 +21,7 @@ from faceloop.models import CampaignState
 from faceloop.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from temporalio.client import Client
 
     from faceloop.models import Brief, CampaignConfig
