@@ -9,17 +9,19 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
 from faceloop.briefs import parse_json
+from faceloop.cli.console import console, fail
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import Brief, FaceParams
 
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
-
 # the corpus lives with the tests; an installed wheel has none, so --corpus names one
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "tests" / "agents" / "injection_corpus.yaml"
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("plan")(plan)
+    bench_app.command("agents")(bench_agents_cmd)
 
 
 def parse_params_list(text: str, brief: Brief | None = None) -> list[FaceParams]:
@@ -133,69 +135,66 @@ def bench_agents(corpus: Path) -> dict[str, Any]:
     }
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    @app.command()
-    def plan(
-        brief: Annotated[Path, typer.Argument(help="brief YAML/JSON")],
-        params: Annotated[
-            str,
-            typer.Option(
-                help="FaceParams as a JSON object or list of objects; "
-                "default: one variant from the brief's search space"
-            ),
-        ] = "",
-        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    ) -> None:
-        """Print the prompt plan for a brief without generating anything.
+def plan(
+    brief: Annotated[Path, typer.Argument(help="brief YAML/JSON")],
+    params: Annotated[
+        str,
+        typer.Option(
+            help="FaceParams as a JSON object or list of objects; "
+            "default: one variant from the brief's search space"
+        ),
+    ] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the prompt plan for a brief without generating anything.
 
-        Uses the LLM at FACELOOP_LLM_BASE_URL when FACELOOP_LLM_MODEL is set, else the
-        deterministic planner. Status is planned, blocked or escalated (with the reason).
-        """
-        from faceloop.briefs import load_brief
+    Uses the LLM at FACELOOP_LLM_BASE_URL when FACELOOP_LLM_MODEL is set, else the
+    deterministic planner. Status is planned, blocked or escalated (with the reason).
+    """
+    from faceloop.briefs import load_brief
 
-        try:
-            b = load_brief(brief)
-            ps = parse_params_list(params, b)
-            out = plan_json(b, ps)
-        except FaceloopError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        if as_json:
-            typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
-            return
-        colour = {"planned": "green", "blocked": "red", "escalated": "yellow"}[out["status"]]
-        console.print(f"[{colour}]{out['status']}[/{colour}] {out['reason']}")
-        for i, v in enumerate(out["variants"], 1):
-            console.print(f"[bold]v{i}[/bold] ({v['written_by']}) {v['prompt']}")
-            console.print(f"   [dim]negative:[/dim] {v['negative_prompt']}")
-            console.print(f"   [dim]disclosure:[/dim] {v['disclosure']}")
-        for f in out["fallbacks"]:
-            console.print(f"[yellow]fallback[/yellow] {f['node']} {f['variant_id']}: {f['reason']}")
+    try:
+        b = load_brief(brief)
+        ps = parse_params_list(params, b)
+        out = plan_json(b, ps)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    colour = {"planned": "green", "blocked": "red", "escalated": "yellow"}[out["status"]]
+    console.print(f"[{colour}]{out['status']}[/{colour}] {out['reason']}")
+    for i, v in enumerate(out["variants"], 1):
+        console.print(f"[bold]v{i}[/bold] ({v['written_by']}) {v['prompt']}")
+        console.print(f"   [dim]negative:[/dim] {v['negative_prompt']}")
+        console.print(f"   [dim]disclosure:[/dim] {v['disclosure']}")
+    for f in out["fallbacks"]:
+        console.print(f"[yellow]fallback[/yellow] {f['node']} {f['variant_id']}: {f['reason']}")
 
-    @bench_app.command("agents")
-    def bench(
-        corpus: Annotated[
-            Path, typer.Option(help="injection corpus YAML (tests/agents/injection_corpus.yaml)")
-        ] = DEFAULT_CORPUS,
-        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    ) -> None:
-        """Run the planner over the injection and abuse corpus: share stopped, time per plan."""
-        if not corpus.exists():
-            err.print(
-                f"[red]error:[/red] --corpus {corpus} does not exist; pass the path of "
+
+def bench_agents_cmd(
+    corpus: Annotated[
+        Path, typer.Option(help="injection corpus YAML (tests/agents/injection_corpus.yaml)")
+    ] = DEFAULT_CORPUS,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Run the planner over the injection and abuse corpus: share stopped, time per plan."""
+    if not corpus.exists():
+        raise fail(
+            FaceloopError(
+                f"--corpus {corpus} does not exist; pass the path of "
                 "tests/agents/injection_corpus.yaml from a faceloop checkout"
             )
-            raise typer.Exit(2)
-        try:
-            out = bench_agents(corpus)
-        except FaceloopError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(2) from exc
-        if as_json:
-            typer.echo(json.dumps(out, indent=2))
-            return
-        console.print(
-            f"{out['blocked_or_escalated']}/{out['cases']} attack briefs stopped "
-            f"({out['rate']:.0%}), {out['benign_planned']}/{out['benign_cases']} benign briefs "
-            f"planned, median {out['planner_ms']:.2f} ms per plan"
         )
+    try:
+        out = bench_agents(corpus)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(out, indent=2))
+        return
+    console.print(
+        f"{out['blocked_or_escalated']}/{out['cases']} attack briefs stopped "
+        f"({out['rate']:.0%}), {out['benign_planned']}/{out['benign_cases']} benign briefs "
+        f"planned, median {out['planner_ms']:.2f} ms per plan"
+    )

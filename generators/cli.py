@@ -13,9 +13,17 @@ import typer
 from pydantic import ValidationError
 
 from faceloop.briefs import parse_json, read_text_file
-from faceloop.cli.console import console, fail
+from faceloop.cli.console import console, fail, group
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import FaceParams
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("generate")(generate_cmd)
+    persona = group("Consented personas: train and store LoRA adapters.")
+    persona.command("train")(persona_train_cmd)
+    app.add_typer(persona, name="persona")
+    bench_app.command("generate")(bench_generate_cmd)
 
 
 def parse_params(text: str) -> FaceParams:
@@ -245,13 +253,3 @@ def bench_generate_cmd(
             f"{r['backend']:>10} {r['size']:>5}px  {r['images_per_s']:>7.2f} img/s  "
             f"peak RSS {r['peak_rss_mib']} MiB"
         )
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    app.command("generate")(generate_cmd)
-    persona_app = typer.Typer(
-        help="Consented personas: train and store LoRA adapters.", no_args_is_help=True
-    )
-    persona_app.command("train")(persona_train_cmd)
-    app.add_typer(persona_app, name="persona")
-    bench_app.command("generate")(bench_generate_cmd)

@@ -12,11 +12,22 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from faceloop.cli.console import console, err, fail
+from faceloop.cli.console import console, fail, group, print_error
 from faceloop.errors import FaceloopError
 
-identity_app = typer.Typer(help="The lookalike gallery: real people who must never be reproduced.")
-keys_app = typer.Typer(help="C2PA signing keys.")
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("check")(check)
+    app.command("verify")(verify)
+    identity = group("The lookalike gallery: real people who must never be reproduced.")
+    identity.command("enroll")(identity_enroll)
+    identity.command("key")(identity_key)
+    app.add_typer(identity, name="identity")
+    keys = group("C2PA signing keys.")
+    keys.command("init")(keys_init)
+    app.add_typer(keys, name="keys")
+    bench_app.command("guardrails")(bench_guardrails)
+    bench_app.command("watermark")(bench_watermark)
 
 
 def _media_type(path: Path) -> str:
@@ -61,7 +72,7 @@ def check_files(paths: list[Path], playbook_path: Path | None) -> tuple[list[dic
             rgb = read_image(p)
         except BadImageError as exc:
             bad = True
-            err.print(f"[red]error:[/red] {exc}")
+            print_error(exc)  # the other files are still checked
             rows.append({"image": str(p), "verdict": "block", "error": exc.problem, "checks": {}})
             continue
         data = p.read_bytes()
@@ -84,149 +95,144 @@ def check_files(paths: list[Path], playbook_path: Path | None) -> tuple[list[dic
     return rows, bad
 
 
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    app.add_typer(identity_app, name="identity")
-    app.add_typer(keys_app, name="keys")
+def check(
+    images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, WebP)")],
+    playbook: Annotated[
+        Path | None, typer.Option(help="governance playbook YAML; default: the shipped one")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Run the whole guardrail chain on image files, also creatives made elsewhere.
 
-    @app.command()
-    def check(
-        images: Annotated[list[Path], typer.Argument(help="image files (PNG, JPEG, WebP)")],
-        playbook: Annotated[
-            Path | None, typer.Option(help="governance playbook YAML; default: the shipped one")
-        ] = None,
-        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    ) -> None:
-        """Run the whole guardrail chain on image files, also creatives made elsewhere.
+    Exit code 0 even when an image is blocked (the verdict is the answer); 2 when a file
+    is not a readable image (it is listed with its error).
+    """
+    try:
+        rows, bad = check_files(images, playbook)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+    else:
+        for r in rows:
+            colour = {"pass": "green", "block": "red"}.get(r["verdict"], "yellow")
+            console.print(f"[{colour}]{r['verdict']:>8}[/{colour}]  {r['image']}")
+            if "error" in r:
+                console.print(f"          {r['error']}")
+            for name, c in r["checks"].items():
+                why = c["evidence"].get("reason", "")
+                if c["verdict"] != "pass":
+                    console.print(f"          {name}: {c['verdict']} {why}")
+    if bad:
+        raise typer.Exit(2)
 
-        Exit code 0 even when an image is blocked (the verdict is the answer); 2 when a file
-        is not a readable image (it is listed with its error).
-        """
-        try:
-            rows, bad = check_files(images, playbook)
-        except FaceloopError as exc:
-            raise fail(exc) from exc
-        if as_json:
-            typer.echo(json.dumps(rows, indent=2, default=str))
-        else:
-            for r in rows:
-                colour = {"pass": "green", "block": "red"}.get(r["verdict"], "yellow")
-                console.print(f"[{colour}]{r['verdict']:>8}[/{colour}]  {r['image']}")
-                if "error" in r:
-                    console.print(f"          {r['error']}")
-                for name, c in r["checks"].items():
-                    why = c["evidence"].get("reason", "")
-                    if c["verdict"] != "pass":
-                        console.print(f"          {name}: {c['verdict']} {why}")
-        if bad:
-            raise typer.Exit(2)
 
-    @app.command()
-    def verify(
-        file: Annotated[Path, typer.Argument(help="a signed image file")],
-        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-    ) -> None:
-        """C2PA validation (trusted with the configured anchors), the decoded watermark and
-        the catalog record it points to; a tampered file is reported as such."""
-        try:
-            result = verify_file(file)
-        except FaceloopError as exc:
-            raise fail(exc) from exc
-        if as_json:
-            typer.echo(json.dumps(result, indent=2, default=str))
-            return
-        console.print(f"C2PA: [bold]{result['c2pa']['state']}[/bold]")
-        for f in result["c2pa"]["failures"]:
-            console.print(f"  {f}")
-        wm = result["watermark"]
-        console.print(f"watermark: {wm['decoded']} ({len(wm['matches'])} match(es))")
-        rec = result["catalog"]
-        console.print(f"catalog: {rec['asset_id'] if rec else 'no record'}")
-        if result["tampered"]:
-            console.print("[red]tampered: the file does not match its signed manifest[/red]")
+def verify(
+    file: Annotated[Path, typer.Argument(help="a signed image file")],
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """C2PA validation (trusted with the configured anchors), the decoded watermark and
+    the catalog record it points to; a tampered file is reported as such."""
+    try:
+        result = verify_file(file)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if as_json:
+        typer.echo(json.dumps(result, indent=2, default=str))
+        return
+    console.print(f"C2PA: [bold]{result['c2pa']['state']}[/bold]")
+    for f in result["c2pa"]["failures"]:
+        console.print(f"  {f}")
+    wm = result["watermark"]
+    console.print(f"watermark: {wm['decoded']} ({len(wm['matches'])} match(es))")
+    rec = result["catalog"]
+    console.print(f"catalog: {rec['asset_id'] if rec else 'no record'}")
+    if result["tampered"]:
+        console.print("[red]tampered: the file does not match its signed manifest[/red]")
 
-    @identity_app.command("enroll")
-    def enroll(
-        photos: Annotated[list[Path], typer.Argument(help="photos of the person, one face each")],
-        name: Annotated[str, typer.Option(help="the person's name or id")],
-        persona: Annotated[
-            bool, typer.Option(help="enrol a consented persona (reference), not a real person")
-        ] = False,
-    ) -> None:
-        """Add a real person to the lookalike gallery (encrypted with FACELOOP_IDENTITY_KEY).
 
-        A persona (`--persona`, the name is its persona id) needs a valid consent record in
-        the registry (`faceloop consent add`); its embeddings are sealed under its own key.
-        """
-        from faceloop.guardrails.identity import Gallery, embed_photo
-        from faceloop.guardrails.imageio import read_image
-        from faceloop.guardrails.settings import GuardrailSettings
-        from faceloop.settings import get_settings
-        from faceloop.storage.catalog import Catalog
-        from faceloop.storage.keys import SubjectKeyStore
+def identity_enroll(
+    photos: Annotated[list[Path], typer.Argument(help="photos of the person, one face each")],
+    name: Annotated[str, typer.Option(help="the person's name or id")],
+    persona: Annotated[
+        bool, typer.Option(help="enrol a consented persona (reference), not a real person")
+    ] = False,
+) -> None:
+    """Add a real person to the lookalike gallery (encrypted with FACELOOP_IDENTITY_KEY).
 
-        gs = GuardrailSettings()
-        catalog = Catalog(get_settings().resolved_database_url) if persona else None
-        try:
-            keys = None
-            if catalog is not None:
-                consent = catalog.consent_status(name, scope="ads")
-                if not consent.ok:
-                    raise FaceloopError(f"persona {name!r} cannot be enrolled: {consent.reason}")
-                keys = SubjectKeyStore(catalog)
-            gallery = Gallery(gs.gallery_path, gs.identity_key_value(), subject_keys=keys)
-            embeddings = [embed_photo(read_image(p), str(p)) for p in photos]
-            n = gallery.enroll(name, embeddings, "persona" if persona else "real")
-        except FaceloopError as exc:
-            raise fail(exc) from exc
-        finally:
-            if catalog is not None:
-                catalog.close()
-        kind = "persona" if persona else "real person"
-        console.print(f"enrolled {kind} [bold]{name}[/bold]: {n} embedding(s) in {gs.gallery_path}")
+    A persona (`--persona`, the name is its persona id) needs a valid consent record in
+    the registry (`faceloop consent add`); its embeddings are sealed under its own key.
+    """
+    from faceloop.guardrails.identity import Gallery, embed_photo
+    from faceloop.guardrails.imageio import read_image
+    from faceloop.guardrails.settings import GuardrailSettings
+    from faceloop.settings import get_settings
+    from faceloop.storage.catalog import Catalog
+    from faceloop.storage.keys import SubjectKeyStore
 
-    @identity_app.command("key")
-    def key() -> None:
-        """Print a new gallery key; store it as FACELOOP_IDENTITY_KEY in your secret store."""
-        from faceloop.guardrails.identity import new_identity_key
+    gs = GuardrailSettings()
+    catalog = Catalog(get_settings().resolved_database_url) if persona else None
+    try:
+        keys = None
+        if catalog is not None:
+            consent = catalog.consent_status(name, scope="ads")
+            if not consent.ok:
+                raise FaceloopError(f"persona {name!r} cannot be enrolled: {consent.reason}")
+            keys = SubjectKeyStore(catalog)
+        gallery = Gallery(gs.gallery_path, gs.identity_key_value(), subject_keys=keys)
+        embeddings = [embed_photo(read_image(p), str(p)) for p in photos]
+        n = gallery.enroll(name, embeddings, "persona" if persona else "real")
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    finally:
+        if catalog is not None:
+            catalog.close()
+    kind = "persona" if persona else "real person"
+    console.print(f"enrolled {kind} [bold]{name}[/bold]: {n} embedding(s) in {gs.gallery_path}")
 
-        typer.echo(new_identity_key())
 
-    @keys_app.command("init")
-    def keys_init(
-        force: Annotated[bool, typer.Option(help="replace existing keys")] = False,
-    ) -> None:
-        """Make a local ES256 CA and C2PA signing certificate in <home>/keys."""
-        from faceloop.guardrails.provenance import init_keys
-        from faceloop.guardrails.settings import GuardrailSettings
+def identity_key() -> None:
+    """Print a new gallery key; store it as FACELOOP_IDENTITY_KEY in your secret store."""
+    from faceloop.guardrails.identity import new_identity_key
 
-        gs = GuardrailSettings()
-        try:
-            paths = init_keys(gs.keys_dir, force=force)
-        except FaceloopError as exc:
-            raise fail(exc) from exc
-        console.print(f"CA (trust anchor): {paths.ca}\nsigning chain:     {paths.chain}")
-        console.print(f"signing key:       {paths.key} (mode 600)")
+    typer.echo(new_identity_key())
 
-    @bench_app.command("guardrails")
-    def bench_guardrails(
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
-        repeats: Annotated[int, typer.Option(min=1, help="timed runs per check")] = 10,
-    ) -> None:
-        """ms per 512x512 image for each check and the whole chain (detect, identity, NSFW,
-        quality, bias, watermark embed, C2PA sign)."""
-        result = bench_chain(repeats)
-        typer.echo(json.dumps(result, indent=None if as_json else 2))
 
-    @bench_app.command("watermark")
-    def bench_watermark(
-        as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
-        methods: Annotated[
-            str, typer.Option(help="comma-separated methods")
-        ] = "dwtDct,dwtDctSvd,rivaGan",
-    ) -> None:
-        """Bit accuracy after JPEG 90/75/50, 0.5x resize, 90% crop, +20% brightness, and ms."""
-        result = bench_marks([m.strip() for m in methods.split(",") if m.strip()])
-        typer.echo(json.dumps(result, indent=None if as_json else 2))
+def keys_init(
+    force: Annotated[bool, typer.Option(help="replace existing keys")] = False,
+) -> None:
+    """Make a local ES256 CA and C2PA signing certificate in `FACELOOP_HOME/keys`."""
+    from faceloop.guardrails.provenance import init_keys
+    from faceloop.guardrails.settings import GuardrailSettings
+
+    gs = GuardrailSettings()
+    try:
+        paths = init_keys(gs.keys_dir, force=force)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    console.print(f"CA (trust anchor): {paths.ca}\nsigning chain:     {paths.chain}")
+    console.print(f"signing key:       {paths.key} (mode 600)")
+
+
+def bench_guardrails(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    repeats: Annotated[int, typer.Option(min=1, help="timed runs per check")] = 10,
+) -> None:
+    """ms per 512x512 image for each check and the whole chain (detect, identity, NSFW,
+    quality, bias, watermark embed, C2PA sign)."""
+    result = bench_chain(repeats)
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+def bench_watermark(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    methods: Annotated[
+        str, typer.Option(help="comma-separated methods")
+    ] = "dwtDct,dwtDctSvd,rivaGan",
+) -> None:
+    """Bit accuracy after JPEG 90/75/50, 0.5x resize, 90% crop, +20% brightness, and ms."""
+    result = bench_marks([m.strip() for m in methods.split(",") if m.strip()])
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 
 def verify_file(path: Path) -> dict[str, Any]:

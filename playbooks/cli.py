@@ -9,15 +9,19 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from faceloop.cli.console import console, err
+from faceloop.cli.console import console, err, group
 from faceloop.playbooks.check import check_playbook
 from faceloop.playbooks.schema import Playbook, shipped_playbooks
 
-playbook_app = typer.Typer(
-    help="Governance playbooks: check one, list the shipped ones, export the JSON Schema.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-)
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    playbook = group(
+        "Governance playbooks: check one, list the shipped ones, export the JSON Schema."
+    )
+    playbook.command("check")(check)
+    playbook.command("list")(list_playbooks)
+    playbook.command("schema")(schema)
+    app.add_typer(playbook, name="playbook")
 
 
 def schema_json() -> str:
@@ -31,7 +35,6 @@ def schema_json() -> str:
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
 
 
-@playbook_app.command("check")
 def check(
     playbook: Annotated[str, typer.Argument(help="playbook file (YAML/JSON) or shipped name")],
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
@@ -64,7 +67,6 @@ def check(
     raise typer.Exit(0 if result.valid else 1)
 
 
-@playbook_app.command("list")
 def list_playbooks(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
@@ -77,7 +79,6 @@ def list_playbooks(
         console.print(f"[bold]{name}[/bold]  {escape(about)}")
 
 
-@playbook_app.command("schema")
 def schema(
     out: Annotated[
         Path | None,
@@ -92,7 +93,3 @@ def schema(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     console.print(f"wrote {out}")
-
-
-def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    app.add_typer(playbook_app, name="playbook")

@@ -6,12 +6,27 @@ import json
 from pathlib import Path
 
 import pytest
+import typer
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from faceloop.cli import app
 
 runner = CliRunner()
-COMMANDS = ["demo", "up", "worker", "submit", "status", "report", "config"]
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command of `faceloop`, subcommands of groups included; () is `faceloop`."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(cmd: typer.core.TyperCommand | TyperGroup, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        if isinstance(cmd, TyperGroup):
+            for name, sub in cmd.commands.items():
+                walk(sub, (*path, name))  # type: ignore[arg-type]
+
+    walk(typer.main.get_command(app), ())  # type: ignore[arg-type]
+    return paths
 
 
 @pytest.fixture(autouse=True)
@@ -21,10 +36,25 @@ def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACELOOP_HOME", str(tmp_path / "home"))
 
 
-@pytest.mark.parametrize("command", COMMANDS)
-def test_every_command_has_help(command: str) -> None:
-    result = runner.invoke(app, [command, "--help"])
-    assert result.exit_code == 0 and "Usage" in result.output
+def test_the_walk_reaches_subcommands() -> None:
+    paths = command_paths()
+    assert {("demo",), ("bench", "optimize"), ("playbook", "check"), ("consent", "add")} <= set(
+        paths
+    )
+
+
+@pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(("faceloop", *p)))
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output
+    cmd = typer.main.get_command(app)
+    for name in path:
+        cmd = cmd.commands[name]  # type: ignore[attr-defined]
+    assert (cmd.help or "").strip(), f"`faceloop {' '.join(path)}` has no help text"
+    # the help text is what the person sees, not only what the code declares
+    first_words = " ".join(cmd.help.split()[:3]).replace("`", "")  # type: ignore[union-attr]
+    assert first_words in " ".join(result.output.split()), result.output
 
 
 def test_config_shows_effective_values_and_sources(monkeypatch: pytest.MonkeyPatch) -> None:

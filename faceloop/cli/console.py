@@ -1,16 +1,50 @@
-"""What every CLI module shares: the output consoles and the one way a command fails."""
+"""What every CLI module shares: the output consoles, the one way a command fails, how a
+command runs a coroutine, and how a command group is made."""
 
 from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
+from faceloop.errors import FaceloopError
+
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
+# for a command that runs another one only to measure it (`faceloop bench demo`)
+silent = Console(quiet=True)
+
+T = TypeVar("T")
+
+
+def print_error(exc: BaseException) -> None:
+    """The one way an error reaches the person: `error: <what, where, the fix>` on stderr."""
+    err.print(f"[red]error:[/red] {exc}")
 
 
 def fail(exc: BaseException, code: int = 2) -> typer.Exit:
     """Print `exc` as the command's error and return the Exit to raise (2: bad input or an
     unreachable service; callers pass 1 for a refusal such as a rejected vote)."""
-    err.print(f"[red]error:[/red] {exc}")
+    print_error(exc)
     return typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine: a FaceloopError fails the command, Ctrl-C exits 130."""
+    try:
+        return asyncio.run(coro)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        # Ctrl-C, or SIGTERM (which the embedded stack turns into a cancellation)
+        err.print("[yellow]interrupted: everything this command started was stopped[/yellow]")
+        raise typer.Exit(130) from None
+
+
+def group(help: str) -> typer.Typer:
+    """A command group (`faceloop audit`, `faceloop bench` ...): without a subcommand it
+    prints its help."""
+    return typer.Typer(help=help, no_args_is_help=True, rich_markup_mode="markdown")

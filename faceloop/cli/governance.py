@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from faceloop.cli.console import console, err, fail
+from faceloop.cli.console import console, err, fail, group, run
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision
 from faceloop.settings import get_settings
@@ -21,12 +21,6 @@ from faceloop.settings import get_settings
 if TYPE_CHECKING:
     from faceloop.messages import PendingEscalation
 
-
-audit_app = typer.Typer(
-    help="The hash-chained audit log: verify it, export it for a WORM store.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-)
 
 ReviewerOpt = Annotated[
     str,
@@ -46,7 +40,10 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("escalations")(escalations)
     app.command("approve")(approve)
     app.command("reject")(reject)
-    app.add_typer(audit_app, name="audit")
+    audit = group("The hash-chained audit log: verify it, export it for a WORM store.")
+    audit.command("verify")(audit_verify)
+    audit.command("export")(audit_export)
+    app.add_typer(audit, name="audit")
 
 
 def escalations(
@@ -59,10 +56,7 @@ def escalations(
     async def main() -> list[PendingEscalation]:
         return await list_escalations(await reachable_client(get_settings()), campaign)
 
-    try:
-        waiting = asyncio.run(main())
-    except FaceloopError as exc:
-        raise fail(exc) from exc
+    waiting = run(main())
     if as_json:
         typer.echo(json.dumps([p.model_dump(mode="json") for p in waiting], indent=2))
         return
@@ -145,7 +139,6 @@ def reject(
 # --------------------------------------------------------------------------- audit
 
 
-@audit_app.command("verify")
 def audit_verify(
     file: Annotated[
         Path | None,
@@ -217,7 +210,6 @@ def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
     return check.lines, check.count, check.last
 
 
-@audit_app.command("export")
 def audit_export(
     out: Annotated[
         Path | None, typer.Option(help="JSON Lines file to write (default: standard output)")

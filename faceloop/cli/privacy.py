@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from faceloop.cli.console import console, fail
+from faceloop.cli.console import console, fail, group, run
 from faceloop.errors import FaceloopError
 
 if TYPE_CHECKING:
@@ -22,12 +21,6 @@ if TYPE_CHECKING:
     from faceloop.settings import Settings
     from faceloop.storage.catalog import Catalog
 
-
-consent_app = typer.Typer(
-    help="The consent registry (GDPR Art. 9, KUG): a persona is usable only with a valid record.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-)
 
 ByOpt = Annotated[
     str,
@@ -46,8 +39,15 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
-    app.add_typer(consent_app, name="consent")
     app.command("erase")(erase)
+    consent = group(
+        "The consent registry (GDPR Art. 9, KUG): a persona is usable only with a valid record."
+    )
+    consent.command("add")(consent_add)
+    consent.command("list")(consent_list)
+    consent.command("check")(consent_check)
+    consent.command("revoke")(consent_revoke)
+    app.add_typer(consent, name="consent")
 
 
 def _user() -> str:
@@ -81,7 +81,6 @@ def _state(c: RegisteredConsent) -> str:
 # --------------------------------------------------------------------------- consent
 
 
-@consent_app.command("add")
 def consent_add(
     file: Annotated[Path, typer.Argument(help="consent record (YAML or JSON)")],
     by: ByOpt = "",
@@ -109,7 +108,6 @@ def consent_add(
     )
 
 
-@consent_app.command("list")
 def consent_list(
     persona: Annotated[str | None, typer.Option(help="only this persona's records")] = None,
     as_json: JsonOpt = False,
@@ -143,7 +141,6 @@ def consent_list(
     console.print(table)
 
 
-@consent_app.command("check")
 def consent_check(
     persona: Annotated[str, typer.Argument(help="persona id")],
     markets: Annotated[
@@ -168,7 +165,6 @@ def consent_check(
         raise typer.Exit(1)
 
 
-@consent_app.command("revoke")
 def consent_revoke(
     consent_id: Annotated[str, typer.Argument(help="the consent to revoke")],
     reason: Annotated[
@@ -222,10 +218,7 @@ def consent_revoke(
                 return exc  # revoked all the same; say so below
             return await _erase(client, settings, inp, wait)
 
-        try:
-            started = asyncio.run(start())
-        except FaceloopError as exc:
-            raise fail(exc) from exc
+        started = run(start())
         if isinstance(started, FaceloopError):
             lines.append(
                 f"[yellow]erasure NOT started[/yellow]: {started}. Once the stack runs, start "
@@ -291,10 +284,7 @@ def erase(
     async def main() -> tuple[str, bool, ErasureReport | None]:
         return await _erase(await reachable_client(settings), settings, inp, wait)
 
-    try:
-        wid, attached, report = asyncio.run(main())
-    except FaceloopError as exc:
-        raise fail(exc) from exc
+    wid, attached, report = run(main())
     if report is None:
         msg = f"erasure {'already running as' if attached else 'started as'} workflow {wid}"
         if as_json:

@@ -1,0 +1,480 @@
+"""The campaign commands: `faceloop demo`, `up`, `worker`, `submit`, `status`, `report`,
+`schedule`, `schedules`, `config` and `bench demo`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from faceloop.cli.console import console, fail, run, silent
+from faceloop.errors import FaceloopError, InputError
+from faceloop.models import CampaignState
+from faceloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from temporalio.client import Client
+
+    from faceloop.models import Brief, CampaignConfig
+    from faceloop.playbooks.schema import Playbook
+    from faceloop.workflows.worker import Queue
+
+
+def register(app: typer.Typer, bench_app: typer.Typer) -> None:
+    app.command("demo")(demo)
+    app.command("up")(up)
+    app.command("worker")(worker)
+    app.command("submit")(submit)
+    app.command("status")(status)
+    app.command("report")(report)
+    app.command("schedule")(schedule)
+    app.command("schedules")(list_schedules)
+    app.command("config")(config)
+    bench_app.command("demo")(bench_demo)
+
+
+PLAYBOOK_HELP = (
+    "governance playbook: a YAML/JSON file or a shipped name (`faceloop playbook list`); "
+    "default: FACELOOP_PLAYBOOK, else the shipped default"
+)
+
+
+def _progress_printer(con: Console) -> Callable[[CampaignState], None]:
+    t0 = time.monotonic()
+
+    def show(state: CampaignState) -> None:
+        last = state.history[-1] if state.history else None
+        counts = ""
+        if last is not None:
+            decided = [v.decision.value for v in last.variants if v.decision]
+            counts = (
+                f" | round {last.round + 1}: {decided.count('deploy')} deployed, "
+                f"{decided.count('block')} blocked, "
+                f"{int(sum(last.allocation.values())):,} impressions"
+            )
+        if state.winner is not None:
+            w = state.winner
+            if state.brief.kpi_goal == "conversions":
+                rate = 1000 * w.conversions / max(w.impressions, 1)
+                counts += f" | best so far {rate:.2f} conversions per 1k impressions"
+            else:
+                counts += f" | best so far {w.clicks / max(w.impressions, 1):.2%} CTR"
+        con.print(
+            f"[dim]{time.monotonic() - t0:6.1f}s[/dim] "
+            f"round {state.round + 1}/{state.config.rounds} [bold]{state.stage}[/bold]{counts}"
+        )
+
+    return show
+
+
+def demo(
+    brief: Annotated[
+        Path | None, typer.Option(help="brief YAML/JSON; default: the shipped examples/brief.yaml")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="where report.html and report.json go")] = Path(
+        "faceloop-out"
+    ),
+    rounds: Annotated[int | None, typer.Option(help="override the brief's rounds")] = None,
+    variants: Annotated[int | None, typer.Option(help="override variants per round")] = None,
+    review_sla: Annotated[
+        float,
+        typer.Option(
+            help="seconds a flagged variant waits for a reviewer before the playbook's "
+            "on_expiry applies (the demo has no reviewer; the playbook's SLA is a day)"
+        ),
+    ] = 10.0,
+    playbook: Annotated[str | None, typer.Option(help=PLAYBOOK_HELP)] = None,
+) -> None:
+    """Run a whole campaign on an embedded stack started for it, then write the report.
+
+    Starts the Temporal dev server, the sandbox ad platform and a worker on 127.0.0.1, runs
+    the brief, writes report.html and report.json, and stops everything it started (also on
+    Ctrl-C).
+    """
+    from faceloop.briefs import load_brief_and_config
+    from faceloop.examples import example_path
+    from faceloop.playbooks.schema import load_playbook
+
+    settings = get_settings()
+    try:
+        b, config = load_brief_and_config(brief or example_path("brief.yaml"))
+        # validated before the stack starts: a campaign never starts on an invalid playbook
+        pb = load_playbook(playbook or settings.playbook)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    try:
+        config = _with_overrides(config, rounds=rounds, variants_per_round=variants)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    run(_demo(settings, b, config, out, console, review_sla, pb))
+
+
+def _with_overrides(config: CampaignConfig, **overrides: int | None) -> CampaignConfig:
+    """The brief's campaign settings with the options given on the command line, validated
+    together (e.g. --variants must leave room beside the brief's incumbents)."""
+    from pydantic import ValidationError
+
+    from faceloop.models import CampaignConfig
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return CampaignConfig.model_validate({**config.model_dump(), **given})
+    except ValidationError as exc:
+        flags = ", ".join(f"--{k.split('_')[0]} {v}" for k, v in given.items())
+        raise InputError.from_validation(
+            f"the brief's campaign settings with {flags}", exc
+        ) from None
+
+
+async def _demo(
+    settings: Settings,
+    brief: Brief,
+    config: CampaignConfig,
+    out: Path,
+    con: Console,
+    review_sla: float = 10.0,
+    playbook: Playbook | None = None,
+) -> CampaignState:
+    from faceloop.playbooks.schema import load_playbook
+    from faceloop.workflows.client import follow, submit, write_report
+    from faceloop.workflows.stack import embedded_stack
+    from faceloop.workflows.worker import Resources, build_workers
+
+    con.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
+    async with embedded_stack(settings) as (stack, client):
+        con.print(
+            f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | worker in-process"
+        )
+        res = Resources.open(stack.effective_settings())
+        workers = build_workers(client, res)
+        try:
+            async with contextlib.AsyncExitStack() as es:
+                for worker in workers:
+                    await es.enter_async_context(worker)
+                playbook = (playbook or load_playbook(settings.playbook)).model_copy(deep=True)
+                if review_sla < playbook.escalation.sla_seconds:
+                    # every level of every chain, or an EU chain would wait days for legal
+                    chains = [playbook.escalation, *(r.then.escalate for r in playbook.rules)]
+                    for level in (lv for c in chains if c for lv in c.levels()):
+                        level.sla_seconds = min(level.sla_seconds, review_sla)
+                    con.print(
+                        f"flagged variants wait {review_sla:.0f}s for a reviewer, then "
+                        f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
+                    )
+                handle = await submit(client, res.settings, brief, config, playbook)
+                con.print(f"campaign [bold]{handle.id}[/bold] submitted")
+                state = await follow(handle, _progress_printer(con))
+        finally:
+            await res.aclose()
+    json_path, html_path = write_report(settings, state.campaign_id, out)
+    if state.winner is not None:
+        w = state.winner
+        con.print(
+            f"[green]winner[/green] {w.variant_id}: "
+            f"{w.clicks}/{w.impressions} clicks, params {w.params.model_dump()}"
+        )
+    con.print(f"report: {html_path}\n        {json_path}")
+    return state
+
+
+def up(
+    queues: Annotated[str, typer.Option(help="worker queues: main,gpu,cpu")] = "main,gpu,cpu",
+) -> None:
+    """Start the embedded stack and a worker in the foreground until Ctrl-C."""
+    settings = get_settings()
+    run(_up(settings, _parse_queues(queues)))
+
+
+def _parse_queues(text: str) -> list[Queue]:
+    from faceloop.workflows.worker import ALL_QUEUES
+
+    names = [q.strip() for q in text.split(",") if q.strip()]
+    qs = [q for q in ALL_QUEUES if q in names]
+    bad = [q for q in names if q not in ALL_QUEUES]
+    if bad or not qs:
+        raise typer.BadParameter(
+            f"unknown queue(s) {bad}; choose from {', '.join(ALL_QUEUES)}", param_hint="--queues"
+        )
+    return qs
+
+
+async def _up(settings: Settings, queues: list[Queue]) -> None:
+    from faceloop.workflows.stack import embedded_stack
+
+    async with embedded_stack(settings) as (stack, client):
+        console.print(
+            f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | "
+            f"data {settings.resolved_home}\n"
+            f"submit from another shell with:\n"
+            f"  FACELOOP_HOME={settings.resolved_home} "
+            f"FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} faceloop submit BRIEF --wait\n"
+            "Ctrl-C stops everything."
+        )
+        await _serve_workers(stack.effective_settings(), client, queues)
+
+
+async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:
+    from faceloop.workflows.worker import Resources, build_workers
+
+    res = Resources.open(settings)
+    try:
+        workers = build_workers(client, res, queues)
+        await asyncio.gather(*(w.run() for w in workers))
+    finally:
+        await res.aclose()
+
+
+def worker(
+    queues: Annotated[str, typer.Option(help="queues to serve: main,gpu,cpu")] = "main,gpu,cpu",
+) -> None:
+    """Run a worker against FACELOOP_TEMPORAL_ADDRESS (GPU machines: --queues gpu)."""
+    settings = get_settings()
+    if not settings.temporal_address:
+        raise fail(
+            FaceloopError(
+                "FACELOOP_TEMPORAL_ADDRESS is not set: a worker joins a running server (start "
+                "one with `faceloop up`)"
+            )
+        )
+    qs = _parse_queues(queues)
+
+    async def main() -> None:
+        from faceloop.workflows.client import connect
+
+        client = await connect(settings)
+        console.print(f"worker on {settings.temporal_address}, queues {qs}")
+        await _serve_workers(settings, client, qs)
+
+    run(main())
+
+
+def _require_server(settings: Settings) -> None:
+    if not settings.temporal_address:
+        raise fail(
+            FaceloopError(
+                "FACELOOP_TEMPORAL_ADDRESS is not set: start the stack with `faceloop up` (it "
+                "prints the address) or use `faceloop demo`"
+            )
+        )
+
+
+def submit(
+    brief: Annotated[Path, typer.Argument(help="brief YAML/JSON")],
+    wait: Annotated[bool, typer.Option(help="follow progress until the campaign ends")] = False,
+    playbook: Annotated[str | None, typer.Option(help=PLAYBOOK_HELP)] = None,
+) -> None:
+    """Validate a brief and start its campaign on the running stack."""
+    from faceloop.briefs import load_brief_and_config
+    from faceloop.playbooks.schema import load_playbook
+
+    settings = get_settings()
+    try:
+        b, config = load_brief_and_config(brief)
+        pb = load_playbook(playbook or settings.playbook)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    _require_server(settings)
+
+    async def main() -> None:
+        from faceloop.workflows.client import connect, follow
+        from faceloop.workflows.client import submit as do_submit
+
+        client = await connect(settings)
+        handle = await do_submit(client, settings, b, config, pb)
+        console.print(f"campaign [bold]{handle.id}[/bold] submitted")
+        if wait:
+            await follow(handle, _progress_printer(console))
+
+    run(main())
+
+
+def status(
+    campaign: Annotated[str | None, typer.Argument(help="campaign id; omit to list all")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Show campaigns from the catalog: status, round and variant count."""
+    from faceloop.storage.catalog import Catalog
+
+    settings = get_settings()
+    catalog = Catalog(settings.resolved_database_url)
+    try:
+        rows = catalog.list_campaigns() if campaign is None else [catalog.get_campaign(campaign)]
+        if campaign is not None and rows[0] is None:
+            raise fail(FaceloopError(f"no campaign {campaign!r} in the catalog"))
+        data: list[dict[str, Any]] = [
+            {
+                "campaign_id": r.campaign_id,
+                "product": r.brief.product,
+                "status": r.status,
+                "round": r.round,
+                "rounds": r.config.rounds,
+                "variants": len(catalog.variants(r.campaign_id)),
+                "updated_at": r.updated_at.isoformat(),
+            }
+            for r in rows
+            if r is not None
+        ]
+    finally:
+        catalog.close()
+    if as_json:
+        typer.echo(json.dumps(data, indent=2))
+        return
+    table = Table("product", "status", "round", "variants", "updated")
+    table.add_column("campaign", no_wrap=True)
+    for d in data:
+        table.add_row(
+            str(d["product"]),
+            str(d["status"]),
+            f"{int(d['round']) + 1}/{d['rounds']}",
+            str(d["variants"]),
+            str(d["updated_at"])[:16].replace("T", " "),
+            str(d["campaign_id"]),
+        )
+    console.print(table)
+
+
+def report(
+    campaign: Annotated[str, typer.Argument(help="campaign id")],
+    out: Annotated[Path, typer.Option(help="output folder")] = Path("faceloop-out"),
+) -> None:
+    """Write report.html and report.json for a campaign from the catalog."""
+    from faceloop.workflows.client import write_report
+
+    settings = get_settings()
+    try:
+        json_path, html_path = write_report(settings, campaign, out)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    console.print(f"report: {html_path}\n        {json_path}")
+
+
+def schedule(
+    campaign: Annotated[str, typer.Argument(help="campaign id (see `faceloop status`)")],
+    every: Annotated[
+        str | None, typer.Option(help="run an optimisation round this often: 6h, 30m, 1d")
+    ] = None,
+    pause: Annotated[bool, typer.Option("--pause", help="stop firing until resumed")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="fire again")] = False,
+    delete: Annotated[bool, typer.Option("--delete", help="remove the schedule")] = False,
+    note: Annotated[str, typer.Option(help="why (kept on the schedule)")] = "",
+) -> None:
+    """Run optimisation rounds on a live campaign on a Temporal Schedule.
+
+    `--every 6h` creates the schedule (or changes its interval); `--pause`, `--resume` and
+    `--delete` act on it; `faceloop schedules` lists them. Each firing runs one round (propose,
+    generate, guard, decide, deploy, observe, learn) on the campaign's live incumbents.
+    """
+    from faceloop.workflows import client as schedules
+
+    chosen = [
+        flag
+        for flag, on in (
+            ("--every", every),
+            ("--pause", pause),
+            ("--resume", resume),
+            ("--delete", delete),
+        )
+        if on
+    ]
+    if len(chosen) != 1:
+        raise fail(FaceloopError("give exactly one of --every, --pause, --resume, --delete"))
+    settings = get_settings()
+    _require_server(settings)
+
+    async def main() -> None:
+        from faceloop.workflows.client import connect
+
+        client = await connect(settings)
+        if every:
+            interval = schedules.parse_every(every)
+            sid = await schedules.create_or_update_schedule(client, settings, campaign, interval)
+            console.print(f"schedule [bold]{sid}[/bold]: a round every {interval}")
+        elif pause or resume:
+            await schedules.set_schedule_paused(client, campaign, pause, note or "via faceloop cli")
+            console.print(f"schedule for {campaign} {'paused' if pause else 'resumed'}")
+        else:
+            await schedules.delete_schedule(client, campaign)
+            console.print(f"schedule for {campaign} deleted")
+
+    run(main())
+
+
+def list_schedules(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """List the optimisation schedules on the running server."""
+    import dataclasses
+
+    from faceloop.workflows import client as schedules
+
+    settings = get_settings()
+    _require_server(settings)
+
+    async def main() -> list[schedules.ScheduleRow]:
+        from faceloop.workflows.client import connect
+
+        return await schedules.list_schedules(await connect(settings))
+
+    rows = run(main())
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    table = Table("campaign", "every", "paused", "rounds fired", "next run")
+    for r in rows:
+        table.add_row(r.campaign_id, r.every, str(r.paused), str(r.actions), r.next_run[:19])
+    console.print(table)
+
+
+def config(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Print the effective settings, where each came from, and what it does."""
+    rows = get_settings().effective()
+    if as_json:
+        typer.echo(json.dumps({r[0]: {"value": r[1], "source": r[2]} for r in rows}, indent=2))
+        return
+    for name, value, source, help_text in rows:
+        shown = "(unset)" if value == "None" else value
+        console.print(f"[bold]{name}[/bold]={shown}  [dim]({source}) {help_text}[/dim]")
+
+
+def bench_demo(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+) -> None:
+    """Time `faceloop demo` end to end (3 rounds of 6 variants) in a fresh data dir.
+
+    Reports wall seconds from stack start to report written, the campaign's own seconds,
+    and peak resident memory of this process (the worker runs in-process).
+    """
+    import resource
+    import tempfile
+
+    from faceloop.briefs import load_brief_and_config
+    from faceloop.examples import example_path
+
+    brief, config = load_brief_and_config(example_path("brief.yaml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(home=Path(tmp) / "home")
+        t0 = time.perf_counter()
+        state = run(_demo(settings, brief, config, Path(tmp) / "out", silent))
+        wall = time.perf_counter() - t0
+    rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result = {
+        "rounds": config.rounds,
+        "variants_per_round": config.variants_per_round,
+        "kpi_window_seconds": config.kpi_window_seconds,
+        "wall_seconds": round(wall, 2),
+        "peak_rss_mib": round(rss_mib, 1),
+        "status": state.stage,
+        "cpu_count": os.cpu_count(),
+    }
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
