@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from faceloop.briefs import parse_json
 from faceloop.cli.console import console, fail
@@ -163,13 +164,19 @@ def plan(
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     colour = {"planned": "green", "blocked": "red", "escalated": "yellow"}[out["status"]]
-    console.print(f"[{colour}]{out['status']}[/{colour}] {out['reason']}")
+    console.print(f"[{colour}]{escape(str(out['status']))}[/{colour}] {escape(str(out['reason']))}")
     for i, v in enumerate(out["variants"], 1):
-        console.print(f"[bold]v{i}[/bold] ({v['written_by']}) {v['prompt']}")
-        console.print(f"   [dim]negative:[/dim] {v['negative_prompt']}")
-        console.print(f"   [dim]disclosure:[/dim] {v['disclosure']}")
+        console.print(
+            f"[bold]v{escape(str(i))}[/bold] "
+            f"({escape(str(v['written_by']))}) {escape(str(v['prompt']))}"
+        )
+        console.print(f"   [dim]negative:[/dim] {escape(str(v['negative_prompt']))}")
+        console.print(f"   [dim]disclosure:[/dim] {escape(str(v['disclosure']))}")
     for f in out["fallbacks"]:
-        console.print(f"[yellow]fallback[/yellow] {f['node']} {f['variant_id']}: {f['reason']}")
+        console.print(
+            f"[yellow]fallback[/yellow] {escape(str(f['node']))} "
+            f"{escape(str(f['variant_id']))}: {escape(str(f['reason']))}"
+        )
 
 
 def bench_agents_cmd(

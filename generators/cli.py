@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 
 from faceloop.briefs import parse_json, read_text_file
 from faceloop.cli.console import console, fail, group
@@ -95,7 +96,10 @@ def generate_cmd(
     if as_json:
         console.print_json(json.dumps(result))
         return
-    console.print(f"wrote {len(files)} image(s) to {out} with {name} in {seconds:.2f}s")
+    console.print(
+        f"wrote {escape(str(len(files)))} image(s) to "
+        f"{escape(str(out))} with {escape(str(name))} in {seconds:.2f}s"
+    )
     if gen.PROMPT_ONLY:
         console.print(
             f"[dim]not shown by {name} (prompt-only): {', '.join(sorted(gen.PROMPT_ONLY))}"

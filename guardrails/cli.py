@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 
 from faceloop.cli.console import console, fail, group, print_error
 from faceloop.errors import FaceloopError
@@ -116,13 +117,16 @@ def check(
     else:
         for r in rows:
             colour = {"pass": "green", "block": "red"}.get(r["verdict"], "yellow")
-            console.print(f"[{colour}]{r['verdict']:>8}[/{colour}]  {r['image']}")
+            console.print(f"[{colour}]{r['verdict']:>8}[/{colour}]  {escape(str(r['image']))}")
             if "error" in r:
-                console.print(f"          {r['error']}")
+                console.print(f"          {escape(str(r['error']))}")
             for name, c in r["checks"].items():
                 why = c["evidence"].get("reason", "")
                 if c["verdict"] != "pass":
-                    console.print(f"          {name}: {c['verdict']} {why}")
+                    console.print(
+                        f"          {escape(str(name))}: "
+                        f"{escape(str(c['verdict']))} {escape(str(why))}"
+                    )
     if bad:
         raise typer.Exit(2)
 
@@ -140,13 +144,15 @@ def verify(
     if as_json:
         typer.echo(json.dumps(result, indent=2, default=str))
         return
-    console.print(f"C2PA: [bold]{result['c2pa']['state']}[/bold]")
+    console.print(f"C2PA: [bold]{escape(str(result['c2pa']['state']))}[/bold]")
     for f in result["c2pa"]["failures"]:
-        console.print(f"  {f}")
+        console.print(f"  {escape(str(f))}")
     wm = result["watermark"]
-    console.print(f"watermark: {wm['decoded']} ({len(wm['matches'])} match(es))")
+    console.print(
+        f"watermark: {escape(str(wm['decoded']))} ({escape(str(len(wm['matches'])))} match(es))"
+    )
     rec = result["catalog"]
-    console.print(f"catalog: {rec['asset_id'] if rec else 'no record'}")
+    console.print(f"catalog: {escape(str(rec['asset_id'] if rec else 'no record'))}")
     if result["tampered"]:
         console.print("[red]tampered: the file does not match its signed manifest[/red]")
 
@@ -188,7 +194,10 @@ def identity_enroll(
         if catalog is not None:
             catalog.close()
     kind = "persona" if persona else "real person"
-    console.print(f"enrolled {kind} [bold]{name}[/bold]: {n} embedding(s) in {gs.gallery_path}")
+    console.print(
+        f"enrolled {escape(str(kind))} [bold]{escape(str(name))}[/bold]: "
+        f"{escape(str(n))} embedding(s) in {escape(str(gs.gallery_path))}"
+    )
 
 
 def identity_key() -> None:
@@ -210,8 +219,10 @@ def keys_init(
         paths = init_keys(gs.keys_dir, force=force)
     except FaceloopError as exc:
         raise fail(exc) from exc
-    console.print(f"CA (trust anchor): {paths.ca}\nsigning chain:     {paths.chain}")
-    console.print(f"signing key:       {paths.key} (mode 600)")
+    console.print(
+        f"CA (trust anchor): {escape(str(paths.ca))}\nsigning chain:     {escape(str(paths.chain))}"
+    )
+    console.print(f"signing key:       {escape(str(paths.key))} (mode 600)")
 
 
 def bench_guardrails(

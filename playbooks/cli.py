@@ -47,7 +47,10 @@ def check(
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
     elif not result.valid:
-        err.print(f"[red]{escape(result.source)} is invalid[/red] ({len(result.errors)} error(s)):")
+        err.print(
+            f"[red]{escape(result.source)} is invalid[/red] "
+            f"({escape(str(len(result.errors)))} error(s)):"
+        )
         for p in result.errors:
             err.print(f"  {escape(p.path)}: {escape(p.message)}")
     else:
@@ -56,7 +59,10 @@ def check(
             f"[green]{escape(result.source)} is valid[/green]: playbook {s['name']!r} "
             f"v{s['version']}, {s['rules']} rule(s), {len(s['rollback'])} rollback criteria"
         )
-        console.print(f"  markets named: {', '.join(s['markets']) or '(none: rules apply to all)'}")
+        console.print(
+            "  markets named: "
+            f"{escape(str(', '.join(s['markets']) or '(none: rules apply to all)'))}"
+        )
         console.print(
             f"  approvers: up to {s['max_approvers']}"
             + (f" (four eyes: {', '.join(s['four_eyes_rules'])})" if s["four_eyes_rules"] else "")
@@ -76,7 +82,7 @@ def list_playbooks(
         typer.echo(json.dumps(shipped, indent=2, ensure_ascii=False))
         return
     for name, about in shipped.items():
-        console.print(f"[bold]{name}[/bold]  {escape(about)}")
+        console.print(f"[bold]{escape(str(name))}[/bold]  {escape(about)}")
 
 
 def schema(
@@ -92,4 +98,4 @@ def schema(
         return
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out}")
+    console.print(f"wrote {escape(str(out))}")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceloop.cli.console import console, fail, run, silent
@@ -149,7 +150,7 @@ async def _demo(
     from faceloop.workflows.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
 
-    con.print(f"[bold]faceloop demo[/bold]: data dir {settings.resolved_home}")
+    con.print(f"[bold]faceloop demo[/bold]: data dir {escape(str(settings.resolved_home))}")
     async with embedded_stack(settings) as (stack, client):
         con.print(
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | worker in-process"
@@ -171,7 +172,7 @@ async def _demo(
                         f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
                     )
                 handle = await submit(client, res.settings, brief, config, playbook)
-                con.print(f"campaign [bold]{handle.id}[/bold] submitted")
+                con.print(f"campaign [bold]{escape(str(handle.id))}[/bold] submitted")
                 state = await follow(handle, _progress_printer(con))
         finally:
             await res.aclose()
@@ -182,7 +183,7 @@ async def _demo(
             f"[green]winner[/green] {w.variant_id}: "
             f"{w.clicks}/{w.impressions} clicks, params {w.params.model_dump()}"
         )
-    con.print(f"report: {html_path}\n        {json_path}")
+    con.print(f"report: {escape(str(html_path))}\n        {escape(str(json_path))}")
     return state
 
 
@@ -251,7 +252,9 @@ def worker(
         from faceloop.workflows.client import connect
 
         client = await connect(settings)
-        console.print(f"worker on {settings.temporal_address}, queues {qs}")
+        console.print(
+            f"worker on {escape(str(settings.temporal_address))}, queues {escape(str(qs))}"
+        )
         await _serve_workers(settings, client, qs)
 
     run(main())
@@ -290,7 +293,7 @@ def submit(
 
         client = await connect(settings)
         handle = await do_submit(client, settings, b, config, pb)
-        console.print(f"campaign [bold]{handle.id}[/bold] submitted")
+        console.print(f"campaign [bold]{escape(str(handle.id))}[/bold] submitted")
         if wait:
             await follow(handle, _progress_printer(console))
 
@@ -354,7 +357,7 @@ def report(
         json_path, html_path = write_report(settings, campaign, out)
     except FaceloopError as exc:
         raise fail(exc) from exc
-    console.print(f"report: {html_path}\n        {json_path}")
+    console.print(f"report: {escape(str(html_path))}\n        {escape(str(json_path))}")
 
 
 def schedule(
@@ -397,13 +400,18 @@ def schedule(
         if every:
             interval = schedules.parse_every(every)
             sid = await schedules.create_or_update_schedule(client, settings, campaign, interval)
-            console.print(f"schedule [bold]{sid}[/bold]: a round every {interval}")
+            console.print(
+                f"schedule [bold]{escape(str(sid))}[/bold]: a round every {escape(str(interval))}"
+            )
         elif pause or resume:
             await schedules.set_schedule_paused(client, campaign, pause, note or "via faceloop cli")
-            console.print(f"schedule for {campaign} {'paused' if pause else 'resumed'}")
+            console.print(
+                f"schedule for {escape(str(campaign))} "
+                f"{escape(str('paused' if pause else 'resumed'))}"
+            )
         else:
             await schedules.delete_schedule(client, campaign)
-            console.print(f"schedule for {campaign} deleted")
+            console.print(f"schedule for {escape(str(campaign))} deleted")
 
     run(main())
 
@@ -444,7 +452,10 @@ def config(
         return
     for name, value, source, help_text in rows:
         shown = "(unset)" if value == "None" else value
-        console.print(f"[bold]{name}[/bold]={shown}  [dim]({source}) {help_text}[/dim]")
+        console.print(
+            f"[bold]{escape(str(name))}[/bold]={escape(str(shown))}  "
+            f"[dim]({escape(str(source))}) {escape(str(help_text))}[/dim]"
+        )
 
 
 def bench_demo(

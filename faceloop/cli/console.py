@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from faceloop.errors import FaceloopError
 
@@ -22,7 +23,7 @@ T = TypeVar("T")
 
 def print_error(exc: BaseException) -> None:
     """The one way an error reaches the person: `error: <what, where, the fix>` on stderr."""
-    err.print(f"[red]error:[/red] {exc}")
+    err.print(f"[red]error:[/red] {escape(str(exc))}")
 
 
 def fail(exc: BaseException, code: int = 2) -> typer.Exit:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceloop.cli.console import console, err, fail, group, run
@@ -179,8 +180,11 @@ def audit_verify(
         )
     elif problems:
         for line in problems:
-            err.print(f"[red]tampered:[/red] {line}")
-        err.print(f"{len(problems)} problem(s) in {count} entries ({where})")
+            err.print(f"[red]tampered:[/red] {escape(str(line))}")
+        err.print(
+            f"{escape(str(len(problems)))} problem(s) in "
+            f"{escape(str(count))} entries ({escape(str(where))})"
+        )
     else:
         console.print(
             f"audit log intact: {count} entries ({where}), last seq {last[0]} hash {last[1][:16]}"
@@ -237,4 +241,6 @@ def audit_export(
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")
     last = f", seq {entries[0].seq}..{entries[-1].seq}" if entries else ""
-    err.print(f"wrote {len(entries)} audit entries to {out}{last}")
+    err.print(
+        f"wrote {escape(str(len(entries)))} audit entries to {escape(str(out))}{escape(str(last))}"
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from faceloop.cli.console import console, fail, group, run
@@ -160,7 +161,9 @@ def consent_check(
         typer.echo(json.dumps(status.model_dump(mode="json"), indent=2))
     else:
         colour = "green" if status.ok else "red"
-        console.print(f"[{colour}]{status.state.value}[/{colour}]: {status.reason}")
+        console.print(
+            f"[{colour}]{escape(str(status.state.value))}[/{colour}]: {escape(str(status.reason))}"
+        )
     if not status.ok:
         raise typer.Exit(1)
 
@@ -290,7 +293,7 @@ def erase(
         if as_json:
             typer.echo(json.dumps({"workflow_id": wid, "attached": attached}))
         else:
-            console.print(f"{msg}; add --wait to follow it to its report")
+            console.print(f"{escape(str(msg))}; add --wait to follow it to its report")
         return
     if as_json:
         typer.echo(json.dumps(report.model_dump(mode="json"), indent=2))
