@@ -105,8 +105,8 @@ def _parse(path: Path) -> ast.Module:
 def _bound_names(tree: ast.Module) -> set[str]:
     """Names a module binds when it runs (a name outside them goes to its __getattr__)."""
     names: set[str] = set()
-    for node in module_level_imports(tree.body):
-        names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    for imp in module_level_imports(tree.body):
+        names.update((a.asname or a.name).split(".")[0] for a in imp.names)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
@@ -196,7 +196,7 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[frozenset[str]]:
             elif w in on_stack:
                 low[v] = min(low[v], index[w])
         if low[v] == index[v]:
-            component = set()
+            component: set[str] = set()
             while True:
                 w = stack.pop()
                 on_stack.discard(w)
