@@ -11,7 +11,8 @@ a.b's __init__ first, except those of the importing module's own packages, which
 already being imported; `from a.b import c` also imports a.b.c when c is a submodule, and
 depends on a.b itself only when c is a name defined there; when a.b hands out c lazily
 through a module `__getattr__` (PEP 562), it depends on every module that `__getattr__` may
-import.
+import. A function of the module that its top level calls (faceloop.cli.main registers the
+domain CLIs that way) counts with its imports and the module names it spells out.
 """
 
 from __future__ import annotations
@@ -69,27 +70,61 @@ def _is_type_checking(test: ast.expr) -> bool:
     )
 
 
-def module_level_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
-    """The import statements that run when the module is imported: not those in function
-    bodies, nor under `if TYPE_CHECKING:` (its else branch does run)."""
+def module_level_statements(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The statements that run when the module is imported: not those in function bodies,
+    nor under `if TYPE_CHECKING:` (its else branch does run)."""
     for node in body:
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            yield node
-        elif isinstance(node, ast.If):
+        yield node
+        if isinstance(node, ast.If):
             if not _is_type_checking(node.test):
-                yield from module_level_imports(node.body)
-            yield from module_level_imports(node.orelse)
+                yield from module_level_statements(node.body)
+            yield from module_level_statements(node.orelse)
         elif isinstance(node, ast.Try | ast.TryStar):
             for block in (node.body, node.orelse, node.finalbody):
-                yield from module_level_imports(block)
+                yield from module_level_statements(block)
             for handler in node.handlers:
-                yield from module_level_imports(handler.body)
+                yield from module_level_statements(handler.body)
         elif isinstance(node, ast.With | ast.AsyncWith | ast.ClassDef):
             # `with workflow.unsafe.imports_passed_through():` and class bodies run on import
-            yield from module_level_imports(node.body)
+            yield from module_level_statements(node.body)
         elif isinstance(node, ast.For | ast.AsyncFor | ast.While):
-            yield from module_level_imports(node.body)
-            yield from module_level_imports(node.orelse)
+            yield from module_level_statements(node.body)
+            yield from module_level_statements(node.orelse)
+
+
+def module_level_imports(body: list[ast.stmt]) -> Iterator[ast.Import | ast.ImportFrom]:
+    for node in module_level_statements(body):
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node
+
+
+def _functions_called_on_import(tree: ast.Module) -> list[ast.FunctionDef]:
+    """The module's own functions that its top level calls (`_register_subcommands()`),
+    and those they call in turn: their imports run on import too."""
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+
+    def calls(nodes: Iterator[ast.AST]) -> set[str]:
+        return {
+            n.func.id
+            for node in nodes
+            for n in ast.walk(node)
+            if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in defs
+        }
+
+    top = (
+        n
+        for n in module_level_statements(tree.body)
+        if not isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+        and not isinstance(n, ast.If | ast.Try | ast.TryStar | ast.With | ast.AsyncWith)
+        and not isinstance(n, ast.For | ast.AsyncFor | ast.While)
+    )
+    todo = calls(top)
+    done: set[str] = set()
+    while todo:
+        name = todo.pop()
+        done.add(name)
+        todo |= calls(iter([defs[name]])) - done
+    return [defs[name] for name in sorted(done)]
 
 
 def _prefixes(name: str) -> list[str]:
@@ -144,8 +179,19 @@ def imported_by(module: Module, modules: dict[str, Module]) -> set[str]:
     tree = _parse(module.path)
     own_packages = set(_prefixes(module.name)[:-1])
     package = module.name if module.is_package else module.name.rpartition(".")[0]
+    statements: list[ast.Import | ast.ImportFrom] = list(module_level_imports(tree.body))
     targets: set[str] = set()
-    for node in module_level_imports(tree.body):
+    for fn in _functions_called_on_import(tree):
+        statements += [n for n in ast.walk(fn) if isinstance(n, ast.Import | ast.ImportFrom)]
+        # importlib.import_module("faceloop...") with the name spelt out
+        targets |= {
+            p
+            for n in ast.walk(fn)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in modules
+            for p in _prefixes(n.value)
+            if p not in own_packages
+        }
+    for node in statements:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 targets.update(p for p in _prefixes(alias.name) if p not in own_packages)
@@ -281,7 +327,8 @@ def test_no_import_cycles(graph: dict[str, set[str]]) -> None:
 def test_the_rules_catch_what_they_describe(tmp_path: Path) -> None:
     # the reading of imports on a tiny tree: TYPE_CHECKING and function bodies do not count,
     # `from pkg import name` depends on pkg's __init__, `from pkg import sub` on pkg.sub only,
-    # a name pkg hands out through __getattr__ on what __getattr__ imports
+    # a name pkg hands out through __getattr__ on what __getattr__ imports, a function the
+    # module calls while it loads with what that function imports
     src = {
         "faceloop.x": (
             "from faceloop.x.a import A\n"
@@ -300,6 +347,12 @@ def test_the_rules_catch_what_they_describe(tmp_path: Path) -> None:
         "faceloop.x.lazy": "L = 1\n",
         "faceloop.y": "from faceloop.x import A\n",
         "faceloop.z": "from faceloop.x import L\n",
+        "faceloop.v": (
+            "import importlib\n"
+            "def _load():\n    return importlib.import_module('faceloop.x.lazy')\n"
+            "def _later():\n    import faceloop.workflows.w\n"
+            "_load()\n"
+        ),
         "faceloop.workflows": "",
         "faceloop.workflows.w": "",
     }
@@ -320,6 +373,7 @@ def test_the_rules_catch_what_they_describe(tmp_path: Path) -> None:
         "faceloop.x.lazy": set(),
         "faceloop.y": {"faceloop.x"},
         "faceloop.z": {"faceloop.x", "faceloop.x.lazy"},
+        "faceloop.v": {"faceloop.x", "faceloop.x.lazy"},
         "faceloop.workflows": set(),
         "faceloop.workflows.w": set(),
     }
