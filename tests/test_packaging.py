@@ -25,6 +25,8 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         "faceloop/cli/main.py",
         "faceloop/optimization/simulate.py",
         "faceloop/report/build.py",
+        # the report page is a Jinja2 file loaded as package data, not a string in the code
+        "faceloop/report/templates/report.html.j2",
         "faceloop/agents/planner/deterministic.py",
         "faceloop/agents/planner/graph.py",
         "faceloop/agents/analyst/summary.py",
@@ -49,7 +51,10 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         "print(p.load_playbook().name);"
         # the agents' subpackages: the planner graph and the analyst
         "import faceloop.agents.planner.graph as g, faceloop.agents.analyst as a;"
-        "print(g.__file__); print(a.__file__)"
+        "print(g.__file__); print(a.__file__);"
+        # the report's template loads from the installed package
+        "import faceloop.report.html as h;"
+        "print(h._environment().get_template(h.TEMPLATE).filename)"
     )
     out = subprocess.run(
         [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
@@ -63,4 +68,5 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
     assert [Path(f).relative_to(site).as_posix() for f in out[3:]] == [
         "faceloop/agents/planner/graph.py",
         "faceloop/agents/analyst/__init__.py",
+        "faceloop/report/templates/report.html.j2",
     ]
