@@ -77,7 +77,7 @@ class GeneratorContract:
         self, generator: Generator, fields: dict[str, object], named: str, fix: str
     ) -> None:
         # model_construct skips validation, as a hand-built or mutated request would.
-        values: dict[str, object] = {"params": FaceParams(), "seed": 1, "size": 256} | fields
+        values: dict[str, Any] = {"params": FaceParams(), "seed": 1, "size": 256} | fields
         bad = GenerationRequest.model_construct(**values)
         with pytest.raises(GenerationError) as err:
             generator.validate([request(seed=0), bad])

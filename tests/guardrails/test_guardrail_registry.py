@@ -36,7 +36,7 @@ def test_builtin_names_are_the_checks_names(monkeypatch: pytest.MonkeyPatch) -> 
     # the name a playbook rule uses is the CheckResult.name the check reports
     _plugins(monkeypatch)
     for name in registry.BUILTINS:
-        assert registry.GUARDRAILS.load(name).name == name  # type: ignore[attr-defined]
+        assert registry.GUARDRAILS.load(name).name == name
 
 
 def test_naming_the_checks_imports_none_of_them() -> None:
