@@ -1,107 +1,70 @@
 """Names -> guardrails. Built-ins and plugins from the `faceloop.guardrails` entry point
-group are equals: a plugin package declares, in its pyproject.toml,
+group are equals (faceloop.plugins; docs/plugins.md): a plugin package declares, in its
+pyproject.toml,
 
     [project.entry-points."faceloop.guardrails"]
     logo = "acme_guards:LogoGuardrail"
 
 where the target is a Guardrail subclass (or any callable returning a Guardrail) that takes
-no arguments.
+no arguments. Every installed plugin runs in the guard stage: installing one is the opt-in,
+and one that fails to load stops the stage rather than let unchecked images through.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
-from importlib.metadata import EntryPoint, entry_points
 from typing import TYPE_CHECKING
 
-from faceloop.errors import FaceloopError, InputError
+from faceloop.plugins import Registry
 
 from .base import Guardrail
-from .bias import BiasGuardrail
-from .identity import IdentityGuardrail
-from .quality import FaceQualityGuardrail
-from .safety import SafetyGuardrail
 
 if TYPE_CHECKING:
     from faceloop.playbooks.schema import Playbook
     from faceloop.settings import Settings
     from faceloop.storage.keys import SubjectKeyStore
 
-ENTRY_POINT_GROUP = "faceloop.guardrails"
-
-log = logging.getLogger(__name__)
-
-BUILTINS: dict[str, Callable[[], Guardrail]] = {
-    FaceQualityGuardrail.name: FaceQualityGuardrail,
-    SafetyGuardrail.name: SafetyGuardrail,
-    IdentityGuardrail.name: IdentityGuardrail,
-    BiasGuardrail.name: BiasGuardrail,
+# "module:attribute" like an entry point: naming the checks (a playbook's validation does)
+# does not import their models.
+BUILTINS: dict[str, str] = {
+    "quality": "faceloop.guardrails.quality:FaceQualityGuardrail",
+    "safety": "faceloop.guardrails.safety:SafetyGuardrail",
+    "identity": "faceloop.guardrails.identity:IdentityGuardrail",
+    "bias": "faceloop.guardrails.bias:BiasGuardrail",
 }
+
+GUARDRAILS: Registry[Guardrail] = Registry(
+    kind="guardrail",
+    base=Guardrail,
+    group="faceloop.guardrails",
+    builtins=BUILTINS,
+    hint="Use one of these names",
+)
+ENTRY_POINT_GROUP = GUARDRAILS.group
 
 # Built-ins run by default; installed plugins run too, since installing one is the opt-in.
 DEFAULT_BUILTINS: tuple[str, ...] = ("quality",)
 
 
-def _plugins() -> dict[str, EntryPoint]:
-    found: dict[str, EntryPoint] = {}
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in BUILTINS:
-            log.warning(
-                "guardrail plugin %s (%s) ignored: the name is taken by a built-in",
-                ep.name,
-                ep.value,
-            )
-            continue
-        found[ep.name] = ep
-    return found
-
-
 def guardrail_names() -> list[str]:
     """Every guardrail that can be named: built-ins first, then installed plugins."""
-    return [*BUILTINS, *sorted(_plugins())]
-
-
-def _build(name: str, factory: Callable[[], object], origin: str) -> Guardrail:
-    guard = factory()
-    if not isinstance(guard, Guardrail):
-        raise FaceloopError(
-            f"guardrail {name!r} ({origin}) built a {type(guard).__name__}, not a Guardrail; "
-            "the entry point must name a Guardrail subclass or a factory returning one"
-        )
-    return guard
-
-
-def _load_plugin(ep: EntryPoint) -> Guardrail:
-    try:
-        factory = ep.load()
-    except Exception as exc:
-        # A guardrail that silently drops out would let unchecked images through.
-        raise FaceloopError(
-            f"guardrail plugin {ep.name!r} ({ep.value}) failed to load: {exc}; "
-            "fix or uninstall the package that provides it"
-        ) from exc
-    return _build(ep.name, factory, ep.value)
+    return GUARDRAILS.names()
 
 
 def get_guardrail(name: str) -> Guardrail:
     """A new instance of the named guardrail."""
-    if name in BUILTINS:
-        return _build(name, BUILTINS[name], "built-in")
-    plugins = _plugins()
-    if name in plugins:
-        return _load_plugin(plugins[name])
-    raise InputError(
-        "guardrail name",
-        [f"{name!r} is not a known guardrail; known: {', '.join(guardrail_names())}"],
-    )
+    return GUARDRAILS.build(name)
+
+
+def plugin_guardrails() -> list[Guardrail]:
+    """One instance of every installed plugin, by name. A plugin that fails to load or
+    clashes with another name raises: a check that silently dropped out would let
+    unchecked images through."""
+    return [get_guardrail(name) for name in GUARDRAILS.plugin_names()]
 
 
 def default_guardrails() -> list[Guardrail]:
     """The checks every creative goes through: the default built-ins and all plugins."""
-    guards = [get_guardrail(n) for n in DEFAULT_BUILTINS]
-    guards += [_load_plugin(ep) for _, ep in sorted(_plugins().items())]
-    return guards
+    return [get_guardrail(n) for n in DEFAULT_BUILTINS] + plugin_guardrails()
 
 
 def guardrails_for(
@@ -118,8 +81,10 @@ def guardrails_for(
     Persona embeddings open with `keys` (the worker passes its catalog's key store); when
     none is given and the gallery holds personas, one is opened on the settings' catalog.
     """
-    from .identity import Gallery
-    from .safety import default_nudenet
+    from .bias import BiasGuardrail
+    from .identity import Gallery, IdentityGuardrail
+    from .quality import FaceQualityGuardrail
+    from .safety import SafetyGuardrail, default_nudenet
     from .settings import GuardrailSettings
     from .vision import MemoDetector
 
@@ -156,5 +121,17 @@ def guardrails_for(
         ),
         BiasGuardrail(targets=playbook.bias, detector=detector, nudenet=default_nudenet()),
     ]
-    guards += [_load_plugin(ep) for _, ep in sorted(_plugins().items())]
-    return guards
+    return guards + plugin_guardrails()
+
+
+__all__ = [
+    "BUILTINS",
+    "DEFAULT_BUILTINS",
+    "ENTRY_POINT_GROUP",
+    "GUARDRAILS",
+    "default_guardrails",
+    "get_guardrail",
+    "guardrail_names",
+    "guardrails_for",
+    "plugin_guardrails",
+]

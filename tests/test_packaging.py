@@ -35,6 +35,8 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         "faceloop/generators/dcgan.py",
         "faceloop/guardrails/quality.py",
         "faceloop/connectors/sandbox_platform/app.py",
+        "faceloop/plugins.py",
+        "faceloop/testing/connectors.py",
         "faceloop/playbooks/default.yaml",
         "faceloop/examples/brief.yaml",
         "faceloop/examples/scenarios/smooth.yaml",
@@ -70,3 +72,17 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         "faceloop/agents/analyst/__init__.py",
         "faceloop/report/templates/report.html.j2",
     ]
+
+
+def test_faceloop_and_its_cli_leave_the_test_contracts_alone() -> None:
+    # faceloop.testing imports pytest, a test dependency: a production install has none
+    code = (
+        "import sys, faceloop, faceloop.cli, faceloop.workflows.worker;"
+        "from typer.testing import CliRunner; from faceloop.cli import app;"
+        "result = CliRunner().invoke(app, ['--help']); assert result.exit_code == 0, result.output;"
+        "from faceloop.generators.registry import generator_names; generator_names();"
+        "prefixes = ('faceloop.testing', 'pytest', '_pytest');"
+        "print(sorted(m for m in sys.modules if m.startswith(prefixes)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -1,4 +1,5 @@
-"""Connector registry: built-ins and entry-point plugins."""
+"""Connector registry: built-ins and entry-point plugins.
+(faceloop.plugins itself, with a real installed plugin: tests/core/test_plugin_registry.py.)"""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from faceloop import plugins
 from faceloop.connectors import registry
 from faceloop.connectors.base import AdConnector, AdDeployment, AdInsight, AdSpec
 from faceloop.connectors.sandbox import SandboxConnector
@@ -57,9 +59,7 @@ def not_a_connector(settings: Settings) -> object:
 
 
 def _plugins(monkeypatch: pytest.MonkeyPatch, *eps: EntryPoint) -> None:
-    monkeypatch.setattr(
-        registry, "entry_points", lambda group: [e for e in eps if e.group == group]
-    )
+    monkeypatch.setattr(plugins, "entry_points", lambda group: [e for e in eps if e.group == group])
 
 
 def _ep(name: str, value: str) -> EntryPoint:
@@ -80,8 +80,7 @@ def test_unknown_connector_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch)
     _plugins(monkeypatch, _ep("null", f"{__name__}:NullConnector"))
     with pytest.raises(
         ConnectorError,
-        match=r"unknown connector 'meta'; known connectors: null, "
-        r"sandbox",
+        match=r"unknown connector 'meta'; known: sandbox, null\. Set the campaign's connector",
     ):
         registry.get_connector("meta", Settings())
 
@@ -96,14 +95,25 @@ def test_plugins_load_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings()
     conn = registry.get_connector("null", settings)
     assert isinstance(conn, NullConnector) and conn.settings is settings
-    assert registry.connector_names() == ["broken", "liar", "null", "sandbox"]
-    with pytest.raises(ConnectorError, match=r"plugin 'broken' .* failed to load: ModuleNotFound"):
+    assert registry.connector_names() == ["sandbox", "broken", "liar", "null"]
+    with pytest.raises(ConnectorError, match=r"plugin 'broken' failed to load: .* ModuleNotFound"):
         registry.get_connector("broken", settings)
-    with pytest.raises(ConnectorError, match="built a object, not an AdConnector"):
+    with pytest.raises(ConnectorError, match="built an object, not an AdConnector"):
         registry.get_connector("liar", settings)
 
 
 def test_a_plugin_cannot_silently_take_a_builtin_name(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch, _ep("sandbox", f"{__name__}:NullConnector"))
-    with pytest.raises(ConnectorError, match="claimed both by faceloop and by the plugin"):
+    with pytest.raises(ConnectorError, match="'sandbox' is registered more than once") as err:
         registry.get_connector("sandbox", Settings())
+    assert "faceloop.connectors.registry:sandbox_from_settings" in str(err.value)
+    assert f"sandbox = {__name__}:NullConnector" in str(err.value)
+
+
+async def test_a_plugin_naming_the_builtin_itself_is_no_clash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _plugins(monkeypatch, _ep("sandbox", registry.BUILTINS["sandbox"]))
+    conn = registry.get_connector("sandbox", Settings())
+    assert isinstance(conn, SandboxConnector)
+    await conn.aclose()

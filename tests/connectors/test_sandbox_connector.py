@@ -1,5 +1,6 @@
-"""SandboxConnector against a real sandbox server: uvicorn on a free 127.0.0.1 port, and the
-`python -m faceloop.connectors.sandbox_platform` entry point as a subprocess."""
+"""SandboxConnector: the connector contract on an in-process sandbox, then against a real
+sandbox server (uvicorn on a free 127.0.0.1 port, and the
+`python -m faceloop.connectors.sandbox_platform` entry point as a subprocess)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
-from sandbox_helpers import SCENARIOS, spec
+from sandbox_helpers import SCENARIOS, ConnectorFactory, spec
 
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.sandbox import SandboxConnector
@@ -22,6 +23,13 @@ from faceloop.connectors.sandbox_platform.app import create_app
 from faceloop.connectors.sandbox_platform.scenario import Scenario
 from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
+from faceloop.testing import ConnectorContract
+
+
+class TestSandboxContract(ConnectorContract):
+    @pytest.fixture
+    def connector(self, connect: ConnectorFactory, smooth: Scenario) -> SandboxConnector:
+        return connect(smooth)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from generator_contract import GeneratorContract, request
 
 from faceloop.errors import GenerationError
 from faceloop.generators import dcgan as dcgan_module
@@ -15,6 +14,8 @@ from faceloop.generators.base import Generator
 from faceloop.generators.dcgan import DcganGenerator
 from faceloop.guardrails.vision import detect_faces
 from faceloop.models import CATEGORICAL_FIELDS, FaceParams
+from faceloop.testing import GeneratorContract
+from faceloop.testing.generators import request
 
 SEEDS = range(20, 28)  # 8 faces for the statistics below
 

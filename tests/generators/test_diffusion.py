@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from generator_contract import GeneratorContract, request
+
+from faceloop.testing import GeneratorContract
+from faceloop.testing.generators import request
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")

@@ -1,4 +1,5 @@
-"""Generator names -> instances: built-ins, entry point plugins, helpful errors."""
+"""Generator names -> instances: built-ins, entry point plugins, helpful errors.
+(faceloop.plugins itself, with a real installed plugin: tests/core/test_plugin_registry.py.)"""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from importlib.metadata import EntryPoint
 
 import pytest
 
+from faceloop import plugins
 from faceloop.errors import GenerationError
 from faceloop.generators import registry
 from faceloop.generators.dcgan import DcganGenerator
@@ -17,8 +19,12 @@ def _plugins(monkeypatch: pytest.MonkeyPatch, *eps: EntryPoint) -> None:
     def entry_points(group: str) -> list[EntryPoint]:
         return [e for e in eps if e.group == group]
 
-    monkeypatch.setattr(registry, "entry_points", entry_points)
+    monkeypatch.setattr(plugins, "entry_points", entry_points)
     monkeypatch.setattr(registry, "_cache", {})
+
+
+def not_a_generator() -> object:
+    return object()
 
 
 def test_dcgan_is_built_once() -> None:
@@ -27,10 +33,14 @@ def test_dcgan_is_built_once() -> None:
     assert registry.get_generator("dcgan") is gen
 
 
-def test_unknown_name_lists_the_known_ones() -> None:
-    with pytest.raises(GenerationError, match=r"unknown generator 'sdxl'; known: dcgan") as err:
+def test_unknown_name_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch)
+    with pytest.raises(
+        GenerationError, match=r"unknown generator 'sdxl'; known: dcgan, onnx, diffusers\."
+    ) as err:
         registry.get_generator("sdxl")
     assert "FACELOOP_GENERATOR" in str(err.value)
+    assert "entry point group 'faceloop.generators'" in str(err.value)
 
 
 def test_entry_point_plugins_are_equals(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,6 +55,18 @@ def test_entry_point_plugins_are_equals(monkeypatch: pytest.MonkeyPatch) -> None
 def test_a_plugin_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch, EntryPoint("dcgan", "builtins:dict", GROUP))
     assert registry.generator_names() == list(registry.BUILTINS)
+    with pytest.raises(GenerationError, match="'dcgan' is registered more than once") as err:
+        registry.get_generator("dcgan")
+    assert "the built-in faceloop.generators.dcgan:DcganGenerator" in str(err.value)
+    assert "dcgan = builtins:dict" in str(err.value)
+    assert registry._cache == {}
+    # the other names keep working
+    assert registry.prompt_only_params("onnx") == {"age_band", "gender_presentation"}
+
+
+def test_a_plugin_naming_the_builtin_itself_is_no_clash(monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugins(monkeypatch, EntryPoint("dcgan", registry.BUILTINS["dcgan"], GROUP))
+    assert registry.generator_names() == list(registry.BUILTINS)
     assert isinstance(registry.get_generator("dcgan"), DcganGenerator)
 
 
@@ -53,11 +75,22 @@ def test_broken_plugins_fail_loudly_and_by_name(monkeypatch: pytest.MonkeyPatch)
         monkeypatch,
         EntryPoint("missing", "no_such_module_faceloop:Gen", GROUP),
         EntryPoint("wrong", "builtins:dict", GROUP),
+        EntryPoint("liar", f"{__name__}:not_a_generator", GROUP),
     )
-    with pytest.raises(GenerationError, match=r"plugin 'missing' .* failed to load"):
+    with pytest.raises(
+        GenerationError,
+        match=r"plugin 'missing' failed to load: .* missing = no_such_module_faceloop:Gen .* "
+        r"raised ModuleNotFoundError",
+    ):
         registry.get_generator("missing")
-    with pytest.raises(GenerationError, match=r"'wrong' built a dict, not a Generator"):
+    with pytest.raises(
+        GenerationError,
+        match=r"'wrong' .* names the class builtins.dict, which does not subclass "
+        r"faceloop.generators.base.Generator",
+    ):
         registry.get_generator("wrong")
+    with pytest.raises(GenerationError, match=r"'liar' .* built an object, not a Generator"):
+        registry.get_generator("liar")
 
 
 def test_prompt_only_params_without_loading_weights(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,11 +12,11 @@ from functools import cache
 
 import numpy as np
 import pytest
-from generator_contract import request
 
 from faceloop.generators.base import Generator
 from faceloop.generators.measure import FaceMeasurement, mann_whitney_greater, measure
 from faceloop.generators.registry import get_generator
+from faceloop.testing.generators import request
 
 SEEDS = range(1000, 1032)  # 32 faces per setting, none used to fit the directions
 ALPHA = 0.01

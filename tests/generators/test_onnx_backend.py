@@ -6,10 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from generator_contract import GeneratorContract, request
 
 from faceloop.generators.base import Generator
 from faceloop.generators.onnx_backend import TOLERANCE, OnnxDcganGenerator
+from faceloop.testing import GeneratorContract
+from faceloop.testing.generators import request
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from generator_contract import request
+
+from faceloop.testing.generators import request
 
 pytest.importorskip("diffusers")
 pytest.importorskip("peft")

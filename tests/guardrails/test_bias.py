@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guardrail_contract import GuardrailContract
 
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.guardrails.bias import BiasGuardrail, audit_batch, ita_group
 from faceloop.models import FaceParams, Verdict
 from faceloop.playbooks.schema import BiasTargets
+from faceloop.testing import GuardrailContract
 
 
 class TestBiasContract(GuardrailContract):

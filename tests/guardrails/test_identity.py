@@ -7,7 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from guardrail_contract import CTX, GuardrailContract
 
 from faceloop.errors import FaceloopError
 from faceloop.guardrails.base import GuardContext, Guardrail
@@ -20,6 +19,8 @@ from faceloop.guardrails.identity import (
 from faceloop.models import Verdict
 from faceloop.storage.catalog import Catalog
 from faceloop.storage.keys import SubjectKeyStore
+from faceloop.testing import GuardrailContract
+from faceloop.testing.guardrails import CTX
 
 
 def copies(rgb: np.ndarray) -> dict[str, np.ndarray]:

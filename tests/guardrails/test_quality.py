@@ -7,13 +7,14 @@ from typing import Any, cast
 import cv2
 import numpy as np
 import pytest
-from guardrail_contract import CTX, GuardrailContract
 
 from faceloop.generators.base import GenerationRequest
 from faceloop.generators.registry import get_generator
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.guardrails.quality import FaceQualityGuardrail
 from faceloop.models import FaceParams, Verdict
+from faceloop.testing import GuardrailContract
+from faceloop.testing.guardrails import CTX
 
 
 class TestQualityContract(GuardrailContract):

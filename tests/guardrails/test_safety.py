@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from guardrail_contract import CTX, GuardrailContract
 
 from faceloop.guardrails.base import Guardrail
 from faceloop.guardrails.safety import Detection, SafetyGuardrail
 from faceloop.models import Verdict
+from faceloop.testing import GuardrailContract
+from faceloop.testing.guardrails import CTX
 
 
 class TestSafetyContract(GuardrailContract):

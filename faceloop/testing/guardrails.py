@@ -1,7 +1,6 @@
 """What every Guardrail must do. A check's tests subclass GuardrailContract and provide
-`guardrail` and `passing_image` fixtures.
-
-(Meant to ship in the package, e.g. faceloop.guardrails.testing, so plugins can run it.)
+`guardrail` and `passing_image` fixtures. `CTX` is the GuardContext the contract checks
+with, for a check's own tests.
 """
 
 from __future__ import annotations
@@ -19,6 +18,8 @@ CTX = GuardContext(asset_id="sha256-test")
 
 
 class GuardrailContract:
+    """A well-formed, deterministic verdict, and an InputError for what is not an image."""
+
     @pytest.fixture
     def guardrail(self) -> Guardrail:
         raise NotImplementedError("subclasses provide the guardrail under test")

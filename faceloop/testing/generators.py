@@ -1,7 +1,6 @@
 """What every Generator must do. A backend's tests subclass GeneratorContract and provide a
-`generator` fixture; backend-specific tests live beside them.
-
-(Meant to ship in the package, e.g. faceloop.generators.testing, so plugins can run it.)
+`generator` fixture; backend-specific tests live beside them. `request` builds a valid
+GenerationRequest for a backend's own tests.
 """
 
 from __future__ import annotations
@@ -21,6 +20,8 @@ def request(seed: int, size: int = 256, **params: Any) -> GenerationRequest:
 
 
 class GeneratorContract:
+    """Shape, determinism, progress and up-front validation, for any Generator."""
+
     @pytest.fixture
     def generator(self) -> Generator:
         raise NotImplementedError("subclasses provide the generator under test")
@@ -76,7 +77,7 @@ class GeneratorContract:
         self, generator: Generator, fields: dict[str, object], named: str, fix: str
     ) -> None:
         # model_construct skips validation, as a hand-built or mutated request would.
-        values: dict[str, object] = {"params": FaceParams(), "seed": 1, "size": 256} | fields
+        values: dict[str, Any] = {"params": FaceParams(), "seed": 1, "size": 256} | fields
         bad = GenerationRequest.model_construct(**values)
         with pytest.raises(GenerationError) as err:
             generator.validate([request(seed=0), bad])
