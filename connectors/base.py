@@ -160,7 +160,8 @@ class AdConnector(ABC):
 
     @abstractmethod
     async def aclose(self) -> None:
-        """Release connections. The connector is unusable afterwards."""
+        """Release connections. The connector is unusable afterwards; a second call is a
+        no-op (the worker and the contract suite may both close it)."""
 
     async def __aenter__(self) -> AdConnector:
         return self
