@@ -22,6 +22,8 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("verify")(verify)
     identity = group("The lookalike gallery: real people who must never be reproduced.")
     identity.command("enroll")(identity_enroll)
+    identity.command("list")(identity_list)
+    identity.command("remove")(identity_remove)
     identity.command("key")(identity_key)
     app.add_typer(identity, name="identity")
     keys = group("C2PA signing keys.")
@@ -197,6 +199,62 @@ def identity_enroll(
     console.print(
         f"enrolled {escape(str(kind))} [bold]{escape(str(name))}[/bold]: "
         f"{escape(str(n))} embedding(s) in {escape(str(gs.gallery_path))}"
+    )
+
+
+def _gallery() -> Any:
+    from faceloop.guardrails.identity import Gallery
+    from faceloop.guardrails.settings import GuardrailSettings
+
+    gs = GuardrailSettings()
+    if not gs.gallery_path.exists():
+        return None
+    return Gallery(gs.gallery_path, gs.identity_key_value())
+
+
+def identity_list(
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Who is enrolled: reference, name, kind and how many embeddings (no embeddings shown).
+
+    Verdicts, the catalog and the audit log name a real person by the reference only."""
+    try:
+        gallery = _gallery()
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    rows = [vars(e) for e in gallery.entries()] if gallery is not None else []
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        console.print("nobody is enrolled")
+        return
+    for r in rows:
+        console.print(
+            f"{escape(r['ref'])}  {escape(r['kind']):<8} [bold]{escape(r['name'])}[/bold]  "
+            f"{r['embeddings']} embedding(s)"
+        )
+
+
+def identity_remove(
+    who: Annotated[str, typer.Argument(help="the name or reference (person-...) to remove")],
+) -> None:
+    """Remove a person and their embeddings from the gallery (their reference stays in old
+    verdicts and audit entries, which never held their name)."""
+    try:
+        gallery = _gallery()
+        removed = gallery.remove(who) if gallery is not None else None
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if removed is None:
+        raise fail(
+            FaceloopError(
+                f"nobody named or referenced {who!r} is enrolled; see `faceloop identity list`"
+            )
+        )
+    console.print(
+        f"removed {escape(removed.kind)} [bold]{escape(removed.name)}[/bold] "
+        f"({escape(removed.ref)}, {removed.embeddings} embedding(s))"
     )
 
 

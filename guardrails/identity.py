@@ -184,6 +184,13 @@ def identity_key(explicit: str | None = None) -> bytes:
     return key.encode()
 
 
+def new_ref() -> str:
+    """A random gallery reference for a real person: what verdicts, the catalog and the
+    audit log name instead of the person, so removing them from the gallery leaves nothing
+    in the append-only log that says who they were."""
+    return "person-" + os.urandom(6).hex()
+
+
 @dataclass
 class _Person:
     name: str
@@ -193,6 +200,17 @@ class _Person:
     embeddings: list[list[float]] = field(default_factory=list)
     # personas: float32 embeddings sealed under the persona's subject key, base64
     sealed: list[str] = field(default_factory=list)
+    ref: str = field(default_factory=new_ref)
+
+
+@dataclass(frozen=True)
+class Enrolled:
+    """One gallery entry as `faceloop identity list` shows it (no embeddings)."""
+
+    ref: str
+    name: str
+    kind: Kind
+    embeddings: int
 
 
 class Gallery:
@@ -235,12 +253,19 @@ class Gallery:
             ) from None
         data = json.loads(clear)
         self._people = {
-            p["name"]: _Person(p["name"], p["kind"], p["embeddings"], p.get("sealed", []))
+            # galleries written before references existed get one now (saved at the next write)
+            p["name"]: _Person(
+                p["name"],
+                p["kind"],
+                p["embeddings"],
+                p.get("sealed", []),
+                p.get("ref") or new_ref(),
+            )
             for p in data["people"]
         }
 
     def _save(self) -> None:
-        data = {"version": 2, "people": [vars(p) for p in self._people.values()]}
+        data = {"version": 3, "people": [vars(p) for p in self._people.values()]}
         token = self._fernet().encrypt(json.dumps(data).encode())
         private_dir(self.path.parent)
         tmp = self.path.with_suffix(self.path.suffix + f".tmp{os.getpid()}")
@@ -278,13 +303,30 @@ class Gallery:
             self._save()
             return len(person.embeddings) + len(person.sealed)
 
-    def remove(self, name: str) -> bool:
-        """Drop a person and everything enrolled for them; False if not enrolled."""
+    def remove(self, name_or_ref: str) -> Enrolled | None:
+        """Drop a person (by name or gallery reference) and everything enrolled for them;
+        None if nobody matches."""
         with self._lock:
-            if self._people.pop(name, None) is None:
-                return False
+            person = self._people.get(name_or_ref) or next(
+                (p for p in self._people.values() if p.ref == name_or_ref), None
+            )
+            if person is None:
+                return None
+            del self._people[person.name]
             self._save()
-            return True
+            return Enrolled(
+                person.ref, person.name, person.kind, len(person.embeddings) + len(person.sealed)
+            )
+
+    def entries(self) -> list[Enrolled]:
+        """Everyone enrolled, by kind then name (names and counts only)."""
+        return [
+            Enrolled(p.ref, p.name, p.kind, len(p.embeddings) + len(p.sealed))
+            for p in sorted(self._people.values(), key=lambda p: (p.kind, p.name))
+        ]
+
+    def ref_of(self, name: str) -> str:
+        return self._people[name].ref
 
     def _keys(self, name: str) -> SubjectKeyStore:
         if self.subject_keys is None:
@@ -380,7 +422,7 @@ class IdentityGuardrail(Guardrail):
         )
         embedder = (self._embedder or default_embedder()) if need_embeddings else None
         rows: list[dict[str, object]] = []
-        worst_name, worst = "", 0.0
+        worst_ref, worst = "", 0.0
         persona_best: float | None = None
         persona_erased = ""
         for face in faces if embedder else []:
@@ -388,11 +430,14 @@ class IdentityGuardrail(Guardrail):
             sims = gallery.similarities(emb, "real") if gallery is not None else {}
             row: dict[str, object] = {
                 "box": [round(v, 1) for v in face.box],
-                "nearest_real": max(sims, key=sims.__getitem__) if sims else None,
+                # the gallery reference, never the name: evidence is kept in the catalog
+                "nearest_real": gallery.ref_of(max(sims, key=sims.__getitem__))
+                if gallery is not None and sims
+                else None,
                 "similarity": round(max(sims.values()), 4) if sims else None,
             }
             if sims and max(sims.values()) > worst:
-                worst_name, worst = max(sims, key=sims.__getitem__), max(sims.values())
+                worst_ref, worst = str(row["nearest_real"]), max(sims.values())
             if ctx.persona_id is not None and gallery is not None and not persona_erased:
                 try:
                     s = gallery.similarity_to(emb, ctx.persona_id)
@@ -407,7 +452,7 @@ class IdentityGuardrail(Guardrail):
         if worst >= self.lookalike_threshold:
             verdict = Verdict.block
             reason = (
-                f"face resembles enrolled real person {worst_name!r} "
+                f"face resembles enrolled real person {worst_ref} "
                 f"(similarity {worst:.2f} >= {self.lookalike_threshold})"
             )
         elif ctx.persona_id is not None:

@@ -75,7 +75,9 @@ def test_enrolled_real_people_and_their_copies_are_blocked(
         r = guard.check(img, CTX)
         assert r.verdict is Verdict.block, (name, r.evidence)
         assert r.score >= 0.85, (name, r.score)
-        assert person.replace("_", "-") in str(r.evidence["reason"])
+        # named by its gallery reference, never by name (the reason is kept in the catalog)
+        assert gallery.ref_of(person.replace("_", "-")) in str(r.evidence["reason"])
+        assert person.replace("_", "-") not in str(r.evidence)
 
 
 def test_generated_faces_pass(gallery: Gallery, generated_faces: list[np.ndarray]) -> None:
@@ -159,3 +161,39 @@ def test_false_block_rate_on_500_generated_faces(gallery: Gallery) -> None:
             blocked += r.verdict is Verdict.block
     assert judged == 500
     assert blocked / judged <= 0.01, f"{blocked}/{judged} generated faces blocked"
+
+
+def test_a_lookalike_is_named_by_its_reference_and_can_be_listed_and_removed(
+    tmp_path: Path, astronaut: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from faceloop.cli import app
+
+    key = new_identity_key()
+    path = tmp_path / "g.enc"
+    monkeypatch.setenv("FACELOOP_IDENTITY_KEY", key)
+    monkeypatch.setenv("FACELOOP_IDENTITY_GALLERY", str(path))
+    Gallery(path, key).enroll("Jane Example", [embed_photo(astronaut, "a")])
+    r = IdentityGuardrail(Gallery(path, key)).check(astronaut, CTX)
+    assert r.verdict is Verdict.block
+    (entry,) = Gallery(path, key).entries()
+    reason = str(r.evidence["reason"])
+    assert entry.ref.startswith("person-") and entry.ref in reason
+    # neither the verdict nor its evidence (both kept in the catalog) names the person
+    assert "Jane" not in json.dumps(r.evidence)
+
+    runner = CliRunner()
+    listed = runner.invoke(app, ["identity", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(listed.output) == [
+        {"ref": entry.ref, "name": "Jane Example", "kind": "real", "embeddings": 1}
+    ]
+    gone = runner.invoke(app, ["identity", "remove", entry.ref])
+    assert gone.exit_code == 0 and "Jane Example" in gone.output, gone.output
+    assert Gallery(path, key).entries() == []
+    again = runner.invoke(app, ["identity", "remove", "Jane Example"])
+    assert again.exit_code == 2 and "nobody named" in again.output
+    assert IdentityGuardrail(Gallery(path, key)).check(astronaut, CTX).verdict is Verdict.passed
