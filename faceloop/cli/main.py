@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from faceloop.cli.db import upgrade_catalog
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import CampaignState
 from faceloop.settings import Settings, get_settings
@@ -132,6 +133,7 @@ def demo(
     except FaceloopError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from exc
+    upgrade_catalog(settings)
     _run(_demo(settings, b, config, out, console, review_sla, pb))
 
 
@@ -209,7 +211,9 @@ def up(
 ) -> None:
     """Start the embedded stack and a worker in the foreground until Ctrl-C."""
     settings = get_settings()
-    _run(_up(settings, _parse_queues(queues)))
+    qs = _parse_queues(queues)
+    upgrade_catalog(settings)
+    _run(_up(settings, qs))
 
 
 def _parse_queues(text: str) -> list[Queue]:
@@ -264,6 +268,7 @@ def worker(
         )
         raise typer.Exit(2)
     qs = _parse_queues(queues)
+    upgrade_catalog(settings)
 
     async def main() -> None:
         from faceloop.workflows.client import connect
@@ -521,6 +526,7 @@ def _register_subcommands() -> None:
         "faceloop.cli.governance",
         "faceloop.playbooks.cli",
         "faceloop.cli.privacy",
+        "faceloop.cli.db",
     ):
         importlib.import_module(module).register(app, bench_app)
 
