@@ -24,7 +24,6 @@ import polars as pl
 from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
-from sqlalchemy.exc import OperationalError
 
 from faceloop.errors import FaceloopError
 from faceloop.models import (
@@ -110,15 +109,7 @@ class Catalog(SubjectRecords):
         super().__init__(url)
         try:
             migrations.prepare(self._engine, url)
-        except OperationalError as err:
-            self._engine.dispose()
-            reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
-            raise FaceloopError(
-                f"cannot open the catalog at {self._safe_url()}: {reason}. Check that the "
-                "database server runs and FACELOOP_DATABASE_URL points at it (unset: a SQLite "
-                "file in the data dir)"
-            ) from err
-        except FaceloopError:
+        except BaseException:
             self._engine.dispose()
             raise
 

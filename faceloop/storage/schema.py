@@ -45,7 +45,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from faceloop.errors import FaceloopError
@@ -57,6 +57,7 @@ __all__ = [
     "audit_head",
     "audit_log",
     "campaigns",
+    "connect",
     "consents",
     "deployments",
     "exports",
@@ -302,6 +303,20 @@ def open_engine(url: str) -> Engine:
         f"catalog URL {parsed.render_as_string(hide_password=True)!r} names backend "
         f"{backend!r}; the catalog supports sqlite and postgresql"
     )
+
+
+def connect(engine: Engine, url: str) -> Connection:
+    """A connection, or a FaceloopError that says where the catalog could not be opened and
+    what to check."""
+    try:
+        return engine.connect()
+    except OperationalError as err:
+        reason = str(err.orig).strip().splitlines()[0] if err.orig else str(err)
+        raise FaceloopError(
+            f"cannot open the catalog at {safe_url(url)}: {reason}. Check that the database "
+            "server runs and FACELOOP_DATABASE_URL points at it (unset: a SQLite file in the "
+            "data dir)"
+        ) from err
 
 
 def safe_url(url: str) -> str:

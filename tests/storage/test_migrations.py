@@ -12,8 +12,9 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -324,3 +325,42 @@ def test_faceloop_db_current_and_upgrade_on_the_release_catalog(
     assert json.loads(now.output)["state"] == "head"
     verified = runner.invoke(app, ["audit", "verify"])
     assert verified.exit_code == 0 and "audit log intact: 7 entries" in verified.output
+
+
+def test_db_upgrade_on_an_unreachable_database_says_what_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FACELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACELOOP_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:1/test")
+    result = runner.invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 2
+    assert "cannot open the catalog at postgresql+psycopg://postgres@127.0.0.1:1/test" in (
+        result.output
+    )
+
+
+@pytest.mark.parametrize("command", ["up", "demo", "worker"])
+def test_the_stack_commands_upgrade_the_catalog_before_they_start(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import faceloop.cli.main as main
+
+    db = tmp_path / "release.db"
+    shutil.copyfile(RELEASE_SQLITE, db)
+    url = f"sqlite:///{db}"
+    monkeypatch.setenv("FACELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACELOOP_DATABASE_URL", url)
+    monkeypatch.setenv("FACELOOP_TEMPORAL_ADDRESS", "127.0.0.1:1")  # `worker` needs one
+    started: list[object] = []
+
+    def run_nothing(coro: Coroutine[Any, Any, object]) -> None:
+        # the stack itself is not started here: tests/test_demo.py runs it
+        started.append(coro)
+        coro.close()
+
+    monkeypatch.setattr(main, "_run", run_nothing)
+    result = runner.invoke(app, [command])
+    assert result.exit_code == 0, result.output
+    assert "upgraded: 0001 (made by the first release, no version stamp)" in result.output
+    assert len(started) == 1
+    assert migrations.current(url).kind == "head"

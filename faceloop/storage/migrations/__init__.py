@@ -34,9 +34,18 @@ from sqlalchemy import MetaData, inspect, text
 from sqlalchemy.engine import Connection, Engine
 
 from faceloop.errors import FaceloopError
-from faceloop.storage.schema import metadata, open_engine, safe_url
+from faceloop.storage.schema import connect, metadata, open_engine, safe_url
 
-__all__ = ["BASELINE", "VERSION_TABLE", "SchemaState", "current", "prepare", "upgrade"]
+__all__ = [
+    "BASELINE",
+    "VERSION_TABLE",
+    "SchemaState",
+    "current",
+    "head",
+    "prepare",
+    "state",
+    "upgrade",
+]
 
 VERSION_TABLE = "catalog_alembic_version"
 # the release schema: what a catalog without a version was made with
@@ -98,13 +107,7 @@ def _migrate(conn: Connection, to: str, *, stamp: bool = False) -> None:
         return script._stamp_revs(to, rev) if stamp else script._upgrade_revs(to, rev)
 
     with EnvironmentContext(_config(), script, fn=steps, destination_rev=to) as env:
-        env.configure(
-            connection=conn,
-            target_metadata=metadata,
-            version_table=VERSION_TABLE,
-            # SQLite alters most columns only by copying the table; batch mode writes that
-            render_as_batch=True,
-        )
+        env.configure(connection=conn, version_table=VERSION_TABLE)
         env.run_migrations()
 
 
@@ -133,12 +136,12 @@ def state(conn: Connection) -> SchemaState:
 def prepare(engine: Engine, url: str) -> None:
     """Make the catalog usable by this code: create the schema on an empty database;
     refuse, saying what to run, a catalog at any other revision than head."""
-    with engine.connect() as conn:
+    with connect(engine, url) as conn:
         found = state(conn)
     if found.kind == "head":
         return
     if found.kind == "empty":
-        with _locked(engine) as conn:
+        with _locked(engine, url) as conn:
             # another process may have created it while this one waited for the lock
             found = state(conn)
             if found.kind == "empty":
@@ -153,7 +156,7 @@ def upgrade(url: str) -> tuple[SchemaState, SchemaState]:
     and after. A catalog made by a newer faceloop is refused."""
     engine = open_engine(url)
     try:
-        with _locked(engine) as conn:
+        with _locked(engine, url) as conn:
             before = state(conn)
             if before.kind == "newer":
                 raise _outdated(before, url)
@@ -172,21 +175,23 @@ def current(url: str) -> SchemaState:
     """Where the catalog at `url` stands, without changing it."""
     engine = open_engine(url)
     try:
-        with engine.connect() as conn:
+        with connect(engine, url) as conn:
             return state(conn)
     finally:
         engine.dispose()
 
 
 @contextmanager
-def _locked(engine: Engine) -> Iterator[Connection]:
-    # faceloop_write: on SQLite the transaction takes the write lock at BEGIN (schema.py)
-    with engine.execution_options(faceloop_write=True).begin() as conn:
-        if conn.dialect.name == "postgresql":
-            # concurrent CREATE TABLE of the same name fails in PostgreSQL; the worker and
-            # the CLI may both start on an empty database
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
-        yield conn
+def _locked(engine: Engine, url: str) -> Iterator[Connection]:
+    with connect(engine, url) as conn:
+        # on SQLite this option makes the transaction take the write lock at BEGIN (schema.py)
+        conn.execution_options(faceloop_write=True)
+        with conn.begin():
+            if conn.dialect.name == "postgresql":
+                # concurrent CREATE TABLE of the same name fails in PostgreSQL; the worker and
+                # the CLI may both start on an empty database
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_SCHEMA_LOCK_KEY})
+            yield conn
 
 
 def _check_release_tables(conn: Connection, url: str) -> None:
