@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from faceloop.cli.console import console, fail, run, silent
+from faceloop.cli.db import upgrade_catalog
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import CampaignState
 from faceloop.settings import Settings, get_settings
@@ -116,6 +117,7 @@ def demo(
         config = _with_overrides(config, rounds=rounds, variants_per_round=variants)
     except FaceloopError as exc:
         raise fail(exc) from exc
+    upgrade_catalog(settings)
     run(_demo(settings, b, config, out, console, review_sla, pb))
 
 
@@ -192,7 +194,9 @@ def up(
 ) -> None:
     """Start the embedded stack and a worker in the foreground until Ctrl-C."""
     settings = get_settings()
-    run(_up(settings, _parse_queues(queues)))
+    qs = _parse_queues(queues)
+    upgrade_catalog(settings)
+    run(_up(settings, qs))
 
 
 def _parse_queues(text: str) -> list[Queue]:
@@ -247,6 +251,7 @@ def worker(
             )
         )
     qs = _parse_queues(queues)
+    upgrade_catalog(settings)
 
     async def main() -> None:
         from faceloop.workflows.client import connect

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from faceloop.agents import cli as agents_cli
-from faceloop.cli import campaigns, governance, privacy
+from faceloop.cli import campaigns, db, governance, privacy
 from faceloop.cli.console import group
 from faceloop.generators import cli as generators_cli
 from faceloop.guardrails import cli as guardrails_cli
@@ -37,6 +37,7 @@ for register in (
     governance.register,
     playbooks_cli.register,
     privacy.register,
+    db.register,
 ):
     register(app, bench_app)
 

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from faceloop.errors import FaceloopError, SubjectErasedError
-from faceloop.storage.catalog import Catalog
+from faceloop.storage.subjects import SubjectRecords
 
 __all__ = ["MAGIC", "SubjectErasedError", "SubjectKeyStore", "is_sealed"]
 
@@ -45,7 +45,7 @@ class SubjectKeyStore:
     the erasure workflow stops every worker from opening the subject's data at once.
     """
 
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: SubjectRecords) -> None:
         self.catalog = catalog
 
     def _key(self, subject_id: str, *, create: bool) -> bytes:

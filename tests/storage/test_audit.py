@@ -6,7 +6,6 @@ import dataclasses
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 
@@ -127,6 +126,22 @@ def test_deleted_last_entries_are_found(catalog: Catalog, execute_sql: Callable[
     assert problems[0].startswith("audit entries seq 4..5 missing at the end")
 
 
+def test_a_deleted_head_row_stays_missing_and_stops_appends(
+    catalog_url: str, execute_sql: Callable[..., None]
+) -> None:
+    with Catalog(catalog_url) as catalog:
+        fill(catalog, 2)
+    execute_sql("DELETE FROM audit_head")
+    # opening the catalog again must not write a fresh head (seq 0) over the evidence
+    with Catalog(catalog_url) as catalog:
+        assert catalog.verify_audit() == [
+            "audit head row is missing (deleted); the chain end cannot be checked"
+        ]
+        with pytest.raises(FaceloopError, match=r"has no head row .* nothing is appended"):
+            catalog.audit("cmp-1", "late", "v3", "ops", {})
+        assert len(catalog.audit_entries()) == 2
+
+
 def test_swapped_pair_is_found(catalog: Catalog, execute_sql: Callable[..., None]) -> None:
     fill(catalog)
     execute_sql(
@@ -206,29 +221,6 @@ def test_explicit_keys_make_appends_idempotent(catalog: Catalog) -> None:
     a = catalog.audit(None, "erase", "persona-1", "ops", {"files": 3}, key="erase-persona-1")
     b = catalog.audit(None, "erase", "persona-1", "ops", {"files": 0}, key="erase-persona-1")
     assert a == b and len(catalog.audit_entries()) == 1
-
-
-def test_a_catalog_from_before_idempotency_keys_is_upgraded(tmp_path: Path) -> None:
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    with Catalog(url) as catalog:
-        fill(catalog, 2)
-    con = sqlite3.connect(tmp_path / "old.db")
-    # the table as earlier versions created it: no idem_key column
-    con.execute(
-        "CREATE TABLE audit_old AS SELECT seq, campaign_id, kind, subject, actor, ts, payload, "
-        "prev_hash, hash FROM audit_log"
-    )
-    con.execute("DROP TABLE audit_log")
-    con.execute("ALTER TABLE audit_old RENAME TO audit_log")
-    con.commit()
-    con.close()
-    with Catalog(url) as catalog:
-        catalog.audit("cmp-1", "late", "v3", "ops", {}, key="k")
-        catalog.audit("cmp-1", "late", "v3", "ops", {}, key="k")
-        assert [e.seq for e in catalog.audit_entries()] == [1, 2, 3]
-        assert catalog.verify_audit() == []
 
 
 def test_exported_entries_verify_on_their_own(catalog: Catalog) -> None:

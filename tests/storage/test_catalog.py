@@ -299,26 +299,6 @@ def test_hides_and_complaints_keep_not_reported_apart_from_zero(catalog: Catalog
     assert catalog.observations(CAMPAIGN)[0].negative_feedback == 9
 
 
-def test_a_catalog_from_before_hides_and_complaints_is_upgraded(tmp_path: Path) -> None:
-    import sqlite3
-
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    with Catalog(url) as catalog:
-        catalog.record_observations([obs(1, 0, "all", 500, 5)])
-    con = sqlite3.connect(tmp_path / "old.db")
-    con.execute("ALTER TABLE kpi_observations DROP COLUMN negative_feedback")
-    con.execute("ALTER TABLE kpi_observations DROP COLUMN complaints")
-    con.commit()
-    con.close()
-    with Catalog(url) as catalog:
-        old = catalog.observations(CAMPAIGN)
-        assert old == [obs(1, 0, "all", 500, 5)]  # earlier rows: not reported
-        catalog.record_observations(
-            [obs(1, 1, "all", 500, 5).model_copy(update={"negative_feedback": 3, "complaints": 1})]
-        )
-        assert catalog.observations(CAMPAIGN)[1].complaints == 1
-
-
 def test_duplicates_within_one_batch_keep_the_last(catalog: Catalog) -> None:
     catalog.record_observations([obs(1, 0, "all", 10, 1), obs(1, 0, "all", 20, 2)])
     assert [o.impressions for o in catalog.observations(CAMPAIGN)] == [20]

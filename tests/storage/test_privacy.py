@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -377,16 +376,3 @@ def test_sqlite_connections_delete_securely(tmp_path: Path) -> None:
         catalog.compact_after_erasure()
         assert key not in on_disk()
         assert db.with_name(db.name + "-wal").stat().st_size == 0
-
-
-def test_an_older_catalog_gains_the_tombstone_column(tmp_path: Path) -> None:
-    db = tmp_path / "old.db"
-    with Catalog(f"sqlite:///{db}") as catalog:
-        catalog.upsert_variant(_variant("v1", "a" * 64, "p"))
-    con = sqlite3.connect(db)
-    con.execute("ALTER TABLE variants DROP COLUMN erased_at")
-    con.commit()
-    con.close()
-    with Catalog(f"sqlite:///{db}") as catalog:
-        assert catalog.tombstone_variants(["v1"]) == ["v1"]
-        assert catalog.get_variant("v1").erased_at is not None  # type: ignore[union-attr]
