@@ -343,7 +343,7 @@ def test_db_upgrade_on_an_unreachable_database_says_what_to_check(
 def test_the_stack_commands_upgrade_the_catalog_before_they_start(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import faceloop.cli.main as main
+    import faceloop.cli.campaigns as campaigns
 
     db = tmp_path / "release.db"
     shutil.copyfile(RELEASE_SQLITE, db)
@@ -358,7 +358,7 @@ def test_the_stack_commands_upgrade_the_catalog_before_they_start(
         started.append(coro)
         coro.close()
 
-    monkeypatch.setattr(main, "_run", run_nothing)
+    monkeypatch.setattr(campaigns, "run", run_nothing)
     result = runner.invoke(app, [command])
     assert result.exit_code == 0, result.output
     assert "upgraded: 0001 (made by the first release, no version stamp)" in result.output
