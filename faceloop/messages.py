@@ -118,8 +118,10 @@ class ReviewDecision(Model):
 class ReviewInput(ReviewDecision):
     """A compliance reviewer's vote on an escalated variant (the `review` update)."""
 
+    # optional only so votes recorded before roles were required still decode and replay
     role: str | None = Field(
-        default=None, description="the reviewer's role; when given it must be the one waited for"
+        default=None,
+        description="the role the reviewer votes as: the one the level waits for (required)",
     )
 
 

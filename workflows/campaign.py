@@ -112,7 +112,9 @@ class CampaignWorkflow:
                 f"variant {vote.variant_id} is not waiting for a review: nothing in this "
                 "campaign waits now"
             )
-        self._board.validate(vote)
+        # the deadline is checked here too, not only by the timer: a vote that arrives after
+        # it (say, the worker was down when it fell) is refused before the timer's expiry runs
+        self._board.validate(vote, workflow.now())
 
     def _stage(self, stage: Stage) -> None:
         assert self._state is not None
@@ -420,13 +422,13 @@ class CampaignWorkflow:
         """Escalated variants wait for reviewers (update `review`) under the playbook's SLAs:
         a durable timer per level, so a restart neither resets nor skips a deadline."""
         assert self._state is not None
-        board = ReviewBoard(self._state.brief.submitted_by)
-        now = workflow.now()
-        for v in variants:
-            if v.decision == Decision.escalate:
-                board.open(v, chains.get(v.variant_id, playbook.escalation), now)
-        if not board.items:
+        escalated = [v for v in variants if v.decision == Decision.escalate]
+        if not escalated:
             return variants
+        board = self._new_board()
+        now = workflow.now()
+        for v in escalated:
+            board.open(v, chains.get(v.variant_id, playbook.escalation), now)
         self._board = board
         while True:
             await self._flush_reviews()
@@ -441,6 +443,13 @@ class CampaignWorkflow:
             self._records.extend(board.expire(workflow.now()))
         self._board = None
         return [board.resolved(v) for v in variants]
+
+    def _new_board(self) -> ReviewBoard:
+        assert self._state is not None
+        # canonical names, required roles and the deadline checked on each vote: patched, so
+        # votes recorded under the earlier rules replay as they were accepted then
+        legacy = not workflow.patched("review-canonical-names-roles-deadline")
+        return ReviewBoard(self._state.brief.submitted_by, legacy_rules=legacy)
 
     async def _flush_reviews(self) -> None:
         while self._records:

@@ -9,7 +9,14 @@ Rules a compliance team expects:
 - a rejection by any eligible reviewer blocks at once; approval needs `approvers` distinct
   reviewers at the current level (four eyes: 2);
 - the brief's submitter never votes on their own campaign, nobody votes twice on the same
-  variant, and nobody votes on a variant that is already decided;
+  variant, and nobody votes on a variant that is already decided; names are compared in
+  their canonical form (`canonical`: Unicode NFKC, case-folded, whitespace trimmed), so
+  ` Maria.Schmidt` is the submitter `maria.schmidt` and `rita` + `Rita` is one reviewer;
+  names are stored and shown as typed;
+- a vote says which role it is cast as, and it must be the role the current level names;
+- a vote that arrives after the current level's deadline does not count, even when the
+  worker was down at the deadline: the deadline is state here, checked against the time the
+  workflow reads when the vote arrives, not only a timer that may not have fired yet;
 - at the deadline the level's `on_expiry` applies: block, deploy, or escalate to the next
   level (`then`), whose own role, approvers and SLA start from that moment. Approvals from an
   earlier level do not count at the next: a different role decides there.
@@ -17,6 +24,7 @@ Rules a compliance team expects:
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -24,7 +32,14 @@ from faceloop.messages import PendingEscalation, ReviewInput, ReviewRecord, Vote
 from faceloop.models import Decision, Variant
 from faceloop.playbooks.schema import Escalation
 
-__all__ = ["ReviewBoard", "Waiting"]
+__all__ = ["ReviewBoard", "Waiting", "canonical"]
+
+
+def canonical(name: str) -> str:
+    """The form two names are compared in: compatibility forms folded (fullwidth letters,
+    ligatures), case folded, runs of whitespace one space, no whitespace at the ends."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
+    return " ".join(folded.split())
 
 
 def _expiry(level: Escalation) -> str:
@@ -51,9 +66,17 @@ class Waiting:
 
 
 class ReviewBoard:
-    def __init__(self, submitted_by: str) -> None:
+    """`legacy_rules` is how boards checked votes before names were canonical, roles
+    required and deadlines checked on each vote: campaigns recorded under those rules replay
+    with them (CampaignWorkflow sets it from a `workflow.patched` marker)."""
+
+    def __init__(self, submitted_by: str, legacy_rules: bool = False) -> None:
         self.submitted_by = submitted_by
+        self.legacy_rules = legacy_rules
         self.items: dict[str, Waiting] = {}
+
+    def _same(self, a: str, b: str) -> bool:
+        return a == b if self.legacy_rules else canonical(a) == canonical(b)
 
     # ------------------------------------------------------------------ opening
 
@@ -67,8 +90,8 @@ class ReviewBoard:
 
     # ------------------------------------------------------------------ votes
 
-    def validate(self, vote: ReviewInput) -> None:
-        """Refuse a vote that must not count; the message is what the reviewer reads."""
+    def validate(self, vote: ReviewInput, now: datetime) -> None:
+        """Refuse a vote that must not count at `now`; the message is what the reviewer reads."""
         item = self.items.get(vote.variant_id)
         if item is None:
             raise ValueError(
@@ -82,16 +105,30 @@ class ReviewBoard:
             )
         if vote.decision not in (Decision.deploy, Decision.block):
             raise ValueError("a review approves (deploy) or rejects (block)")
-        if vote.reviewer == self.submitted_by:
+        if not self.legacy_rules and now >= item.deadline:
             raise ValueError(
-                f"{vote.reviewer} submitted this campaign's brief and cannot review it"
+                f"the review deadline for variant {vote.variant_id} passed at "
+                f"{item.deadline:%Y-%m-%d %H:%M:%S %Z} (role {item.level.role!r}, level "
+                f"{item.level_no}); a late vote does not count: on_expiry "
+                f"({_expiry(item.level)}) applies"
             )
-        if any(v.reviewer == vote.reviewer for v in item.votes):
+        if self._same(vote.reviewer, self.submitted_by):
             raise ValueError(
-                f"{vote.reviewer} has already voted on variant {vote.variant_id}; "
-                "four-eyes rules need a different reviewer"
+                f"{vote.reviewer} submitted this campaign's brief (as {self.submitted_by}) "
+                "and cannot review it"
             )
-        if vote.role is not None and vote.role != item.level.role:
+        earlier = [v.reviewer for v in item.votes if self._same(v.reviewer, vote.reviewer)]
+        if earlier:
+            raise ValueError(
+                f"{vote.reviewer} has already voted on variant {vote.variant_id} (as "
+                f"{earlier[0]}); four-eyes rules need a different reviewer"
+            )
+        if vote.role is None and not self.legacy_rules:
+            raise ValueError(
+                f"variant {vote.variant_id} waits for role {item.level.role!r}: say which role "
+                f"you vote as (--role {item.level.role})"
+            )
+        if vote.role is not None and not self._same(vote.role, item.level.role):
             raise ValueError(
                 f"variant {vote.variant_id} waits for role {item.level.role!r}, not {vote.role!r}"
             )
@@ -100,7 +137,7 @@ class ReviewBoard:
 
     def cast(self, vote: ReviewInput, now: datetime) -> list[ReviewRecord]:
         """Apply a validated vote; returns the events to record (the vote, maybe the outcome)."""
-        self.validate(vote)
+        self.validate(vote, now)
         item = self.items[vote.variant_id]
         item.votes.append(
             Vote(
