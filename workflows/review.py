@@ -1,5 +1,9 @@
 """The review board: escalated variants waiting for people, as a deterministic state machine.
 
+What waits is an escalated variant (its image made and checked) or a round's prompt plan
+that the planner's prompt filter escalated (no image yet: a person decides whether the brief
+may be planned at all). Both are voted on by id through the same `review` update.
+
 CampaignWorkflow holds one board per round. The workflow feeds it votes (from the `review`
 update) and the time (workflow.now()); the board says what is still open, when the next
 deadline falls, and which events to record. Nothing here does I/O or reads the clock, so it
@@ -19,7 +23,8 @@ Rules a compliance team expects:
   workflow reads when the vote arrives, not only a timer that may not have fired yet;
 - at the deadline the level's `on_expiry` applies: block, deploy, or escalate to the next
   level (`then`), whose own role, approvers and SLA start from that moment. Approvals from an
-  earlier level do not count at the next: a different role decides there.
+  earlier level do not count at the next: a different role decides there. A plan nobody
+  approved never goes ahead: for a plan, an expiry that would deploy blocks.
 """
 
 from __future__ import annotations
@@ -32,7 +37,19 @@ from faceloop.messages import PendingEscalation, ReviewInput, ReviewRecord, Vote
 from faceloop.models import Decision, Variant
 from faceloop.playbooks.schema import Escalation
 
-__all__ = ["ReviewBoard", "Waiting", "canonical"]
+__all__ = ["ReviewBoard", "Waiting", "canonical", "plan_subject"]
+
+
+def plan_subject(campaign_id: str, round_: int) -> str:
+    """The id reviewers vote on for a round's escalated prompt plan."""
+    return f"{campaign_id}-r{round_}-plan"
+
+
+def _never_deploy_on_expiry(chain: Escalation) -> Escalation:
+    # nothing was generated or checked yet: silence must not let the plan through
+    then = _never_deploy_on_expiry(chain.then) if chain.then is not None else None
+    expiry = Decision.block if chain.on_expiry == Decision.deploy else chain.on_expiry
+    return chain.model_copy(update={"on_expiry": expiry, "then": then})
 
 
 def canonical(name: str) -> str:
@@ -48,7 +65,14 @@ def _expiry(level: Escalation) -> str:
 
 @dataclass
 class Waiting:
-    variant: Variant
+    """One thing waiting for reviewers: a variant, or a round's plan (`variant` None: no
+    image exists yet). `subject_id` is what reviewers vote on; `flagged` says why it waits."""
+
+    subject_id: str
+    campaign_id: str
+    round: int
+    flagged: str
+    variant: Variant | None
     level: Escalation
     level_no: int
     deadline: datetime
@@ -82,11 +106,32 @@ class ReviewBoard:
 
     def open(self, variant: Variant, chain: Escalation, now: datetime) -> None:
         self.items[variant.variant_id] = Waiting(
+            subject_id=variant.variant_id,
+            campaign_id=variant.campaign_id,
+            round=variant.round,
+            flagged=variant.decision_reason or "",
             variant=variant,
             level=chain,
             level_no=0,
             deadline=now + timedelta(seconds=chain.sla_seconds),
         )
+
+    def open_plan(
+        self, campaign_id: str, round_: int, reason: str, chain: Escalation, now: datetime
+    ) -> str:
+        """A round's escalated prompt plan waits under `chain`; returns the id voted on."""
+        subject = plan_subject(campaign_id, round_)
+        self.items[subject] = Waiting(
+            subject_id=subject,
+            campaign_id=campaign_id,
+            round=round_,
+            flagged=reason,
+            variant=None,
+            level=_never_deploy_on_expiry(chain),
+            level_no=0,
+            deadline=now + timedelta(seconds=chain.sla_seconds),
+        )
+        return subject
 
     # ------------------------------------------------------------------ votes
 
@@ -152,7 +197,7 @@ class ReviewBoard:
         records = [
             ReviewRecord(
                 event="vote",
-                campaign_id=item.variant.campaign_id,
+                campaign_id=item.campaign_id,
                 variant_id=vote.variant_id,
                 decision=vote.decision,
                 actor=vote.reviewer,
@@ -194,8 +239,8 @@ class ReviewBoard:
                 records.append(
                     ReviewRecord(
                         event="escalated",
-                        campaign_id=item.variant.campaign_id,
-                        variant_id=item.variant.variant_id,
+                        campaign_id=item.campaign_id,
+                        variant_id=item.subject_id,
                         actor="sla-timer",
                         reason=f"{why}; escalated to {level.then.role}",
                         role=level.then.role,
@@ -216,12 +261,12 @@ class ReviewBoard:
     def pending(self, workflow_id: str = "") -> list[PendingEscalation]:
         return [
             PendingEscalation(
-                campaign_id=i.variant.campaign_id,
+                campaign_id=i.campaign_id,
                 workflow_id=workflow_id,
                 variant_id=vid,
-                round=i.variant.round,
-                asset_id=i.variant.asset.asset_id if i.variant.asset else None,
-                flagged=i.variant.decision_reason or "",
+                round=i.round,
+                asset_id=i.variant.asset.asset_id if i.variant and i.variant.asset else None,
+                flagged=i.flagged,
                 submitted_by=self.submitted_by,
                 role=i.level.role,
                 level=i.level_no,
@@ -249,8 +294,8 @@ class ReviewBoard:
         item.outcome, item.outcome_reason = decision, reason
         return ReviewRecord(
             event="decided",
-            campaign_id=item.variant.campaign_id,
-            variant_id=item.variant.variant_id,
+            campaign_id=item.campaign_id,
+            variant_id=item.subject_id,
             decision=decision,
             actor=actor,
             reason=reason,
