@@ -172,7 +172,7 @@ class CampaignWorkflow:
 
         # plan: one prompt per variant, under the campaign's playbook's prompt filter
         self._stage("plan")
-        approved = list(inp.approved_plan_findings)
+        cleared = list(inp.approved_plan_findings)
 
         async def plan() -> PlanOutput:
             return await workflow.execute_activity_method(
@@ -182,7 +182,7 @@ class CampaignWorkflow:
                     brief=brief,
                     variants=proposed.variants,
                     playbook=playbook,
-                    approved=approved,
+                    approved=cleared,
                 ),
                 start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
@@ -198,13 +198,13 @@ class CampaignWorkflow:
             and workflow.patched("review-escalated-plans")
         ):
             while planned.plan.status == "escalated":
-                unreviewed = [f for f in planned.escalated if f not in approved]
+                unreviewed = [f for f in planned.escalated if f not in cleared]
                 if not unreviewed:
                     break
                 ok, why = await self._review_plan(rnd, planned.plan.reason, playbook)
                 if not ok:
                     return await self._finish(state, "blocked", f"planner: {why}")
-                approved += unreviewed
+                cleared += unreviewed
                 planned = await plan()
         if planned.plan.status != "planned":
             return await self._finish(state, "blocked", f"planner: {planned.plan.reason}")
@@ -445,7 +445,7 @@ class CampaignWorkflow:
             playbook=playbook,
             gpu_task_queue=inp.gpu_task_queue,
             cpu_task_queue=inp.cpu_task_queue,
-            approved_plan_findings=approved,
+            approved_plan_findings=cleared,
         )
         workflow.continue_as_new(next_input)
 
