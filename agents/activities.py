@@ -2,7 +2,8 @@
 
 Both classes hold their clients (chat model, catalog, optimizer). Built with no arguments,
 PlannerActivities reads the LLM settings from the environment and the prompt filter rules
-from the default playbook, so the embedded default needs no setup.
+from the default playbook, so the embedded default needs no setup; a PlanInput that carries
+the campaign's playbook (every one the workflow sends) is planned under that playbook's rules.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING
 from temporalio import activity
 
 from faceloop.agents.models import AnalystSummary, AnalyzeInput, PlanResult
+from faceloop.guardrails.prompt_filter import FilterHit, PromptFilter
 from faceloop.messages import PlanInput, PlanOutput
 
 if TYPE_CHECKING:
@@ -24,7 +26,14 @@ if TYPE_CHECKING:
     from faceloop.playbooks.schema import PromptFilterRules
     from faceloop.storage.catalog import Catalog
 
-__all__ = ["AnalystActivities", "PlannerActivities", "build_planner", "chat_model"]
+__all__ = [
+    "AnalystActivities",
+    "PlannerActivities",
+    "ReviewedFilter",
+    "build_planner",
+    "chat_model",
+    "finding",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +60,29 @@ def build_planner(
     return Planner(chat_model(s), rules, s.llm_max_attempts, s.llm_plan_budget_s)
 
 
+def finding(hit: FilterHit) -> str:
+    """How a filter hit is named when a reviewer approves it: rule and field, not the text
+    matched, so the same brief field found again in a later round is the same finding."""
+    return f"{hit.rule}:{hit.field}"
+
+
+class ReviewedFilter(PromptFilter):
+    """The playbook's prompt filter after a review: the escalate findings a reviewer
+    approved no longer count. A block is never waived, and an escalate finding nobody
+    approved (another rule, another field, a new prompt) still escalates."""
+
+    def __init__(self, rules: PromptFilterRules | None, approved: frozenset[str]) -> None:
+        super().__init__(rules)
+        self.approved = approved
+
+    def check_text(self, text: str, field: str = "text") -> list[FilterHit]:
+        return [
+            h
+            for h in super().check_text(text, field)
+            if h.action != "escalate" or finding(h) not in self.approved
+        ]
+
+
 def _audit_once(
     catalog: Catalog, campaign_id: str, kind: str, subject: str, payload: dict[str, object]
 ) -> None:
@@ -74,18 +106,22 @@ class PlannerActivities:
         return self._planner
 
     def _planner_for(self, inp: PlanInput) -> Planner:
-        # a PlanInput that carries the campaign's playbook gets that playbook's filter rules
-        playbook = getattr(inp, "playbook", None)
-        if playbook is None or playbook.prompt_filter == self.planner.filter.rules:
+        # the campaign's playbook's filter rules; a PlanInput recorded before it carried the
+        # playbook keeps the rules this planner was built with
+        rules = inp.playbook.prompt_filter if inp.playbook is not None else None
+        if (rules is None or rules == self.planner.filter.rules) and not inp.approved:
             return self.planner
         from faceloop.agents.planner.graph import Planner
 
-        key = playbook.prompt_filter.model_dump_json()
+        rules = rules if rules is not None else self.planner.filter.rules
+        approved = frozenset(inp.approved)
+        key = rules.model_dump_json() + "|" + ",".join(sorted(approved))
         if key not in self._by_rules:
             base = self.planner
-            self._by_rules[key] = Planner(
-                base.chat, playbook.prompt_filter, base.max_attempts, base.budget_s
-            )
+            planner = Planner(base.chat, rules, base.max_attempts, base.budget_s)
+            if approved:
+                planner.filter = ReviewedFilter(rules, approved)
+            self._by_rules[key] = planner
         return self._by_rules[key]
 
     def run(self, inp: PlanInput) -> PlanResult:
@@ -132,7 +168,12 @@ class PlannerActivities:
     @activity.defn
     async def plan(self, inp: PlanInput) -> PlanOutput:
         result = await asyncio.to_thread(self.run, inp)
-        return PlanOutput(plan=result.prompt_plan())
+        escalated = (
+            sorted({finding(h) for h in result.hits if h.action == "escalate"})
+            if result.status == "escalated"
+            else []
+        )
+        return PlanOutput(plan=result.prompt_plan(), escalated=escalated)
 
 
 class AnalystActivities:

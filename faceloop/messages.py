@@ -30,6 +30,17 @@ class CampaignInput(CampaignState):
     playbook: Playbook
     gpu_task_queue: str = "faceloop-gpu"
     cpu_task_queue: str = "faceloop-cpu"
+    approved_plan_findings: list[str] = Field(
+        default_factory=list,
+        description="prompt filter findings (rule:field) reviewers approved in earlier rounds: "
+        "a brief approved once is not escalated again every round",
+    )
+
+
+# CampaignInput's own fields: CampaignWorkflow drops them to get the CampaignState
+CAMPAIGN_INPUT_ONLY = frozenset(
+    {"playbook", "gpu_task_queue", "cpu_task_queue", "approved_plan_findings"}
+)
 
 
 class StartCampaignInput(Model):
@@ -58,10 +69,24 @@ class PlanInput(Model):
     campaign_id: str
     brief: Brief
     variants: list[Variant]
+    # None only in histories recorded before the campaign's playbook travelled with the plan
+    playbook: Playbook | None = Field(
+        default=None, description="the campaign's playbook: its prompt filter rules apply"
+    )
+    approved: list[str] = Field(
+        default_factory=list,
+        description="escalate findings (rule:field) a reviewer approved: they no longer stop "
+        "the plan; a block still blocks, and a finding nobody approved still escalates",
+    )
 
 
 class PlanOutput(Model):
     plan: PromptPlan
+    escalated: list[str] = Field(
+        default_factory=list,
+        description="the escalate findings (rule:field) that stopped the plan: what a "
+        "reviewer approves",
+    )
 
 
 class GenerateInput(Model):
@@ -118,8 +143,10 @@ class ReviewDecision(Model):
 class ReviewInput(ReviewDecision):
     """A compliance reviewer's vote on an escalated variant (the `review` update)."""
 
+    # optional only so votes recorded before roles were required still decode and replay
     role: str | None = Field(
-        default=None, description="the reviewer's role; when given it must be the one waited for"
+        default=None,
+        description="the role the reviewer votes as: the one the level waits for (required)",
     )
 
 

@@ -94,9 +94,20 @@ class WatermarkSettings(Model):
     method: Literal["dwtDct", "dwtDctSvd", "rivaGan"] = "dwtDctSvd"
 
 
+# A review deadline is a durable timer and a date reviewers are shown: a month is longer than
+# any compliance SLA we know of, and inf/NaN/1e12 s would never fire (or overflow datetime).
+MAX_SLA_SECONDS = 30 * 86400.0
+
+
 class Escalation(Model):
     role: str = Field(default="compliance", min_length=1)
-    sla_seconds: float = Field(default=86400.0, gt=0)
+    sla_seconds: float = Field(
+        default=86400.0,
+        gt=0,
+        le=MAX_SLA_SECONDS,
+        allow_inf_nan=False,
+        description=f"how long this level has; at most {MAX_SLA_SECONDS:.0f} s (30 days)",
+    )
     approvers: int = Field(
         default=1, ge=1, le=5, description="distinct reviewers who must approve (2: four eyes)"
     )

@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.generators.activities import GeneratorActivities
     from faceloop.guardrails.activities import GuardrailActivities
     from faceloop.messages import (
+        CAMPAIGN_INPUT_ONLY,
         CampaignInput,
         DecideInput,
         DeployInput,
@@ -31,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         ObserveInput,
         PendingEscalation,
         PlanInput,
+        PlanOutput,
         ProposeInput,
         RecheckInput,
         RetireInput,
@@ -80,7 +82,11 @@ class CampaignWorkflow:
     def pending_reviews(self) -> list[Variant]:
         if self._board is None:
             return []
-        return [i.variant for i in self._board.items.values() if i.outcome is None]
+        return [
+            i.variant
+            for i in self._board.items.values()
+            if i.outcome is None and i.variant is not None
+        ]
 
     @workflow.query
     def escalations(self) -> list[PendingEscalation]:
@@ -112,7 +118,9 @@ class CampaignWorkflow:
                 f"variant {vote.variant_id} is not waiting for a review: nothing in this "
                 "campaign waits now"
             )
-        self._board.validate(vote)
+        # the deadline is checked here too, not only by the timer: a vote that arrives after
+        # it (say, the worker was down when it fell) is refused before the timer's expiry runs
+        self._board.validate(vote, workflow.now())
 
     def _stage(self, stage: Stage) -> None:
         assert self._state is not None
@@ -120,9 +128,7 @@ class CampaignWorkflow:
 
     @workflow.run
     async def run(self, inp: CampaignInput) -> CampaignState:
-        state = CampaignState.model_validate(
-            inp.model_dump(exclude={"playbook", "gpu_task_queue", "cpu_task_queue"})
-        )
+        state = CampaignState.model_validate(inp.model_dump(exclude=set(CAMPAIGN_INPUT_ONLY)))
         self._state = state
         cid, brief, config, playbook = state.campaign_id, state.brief, state.config, inp.playbook
         rnd = state.round
@@ -164,14 +170,42 @@ class CampaignWorkflow:
             retry_policy=RETRY,
         )
 
-        # plan: one prompt per variant
+        # plan: one prompt per variant, under the campaign's playbook's prompt filter
         self._stage("plan")
-        planned = await workflow.execute_activity_method(
-            PlannerActivities.plan,
-            PlanInput(campaign_id=cid, brief=brief, variants=proposed.variants),
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
+        cleared = list(inp.approved_plan_findings)
+
+        async def plan() -> PlanOutput:
+            return await workflow.execute_activity_method(
+                PlannerActivities.plan,
+                PlanInput(
+                    campaign_id=cid,
+                    brief=brief,
+                    variants=proposed.variants,
+                    playbook=playbook,
+                    approved=cleared,
+                ),
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
+
+        planned = await plan()
+        # an escalated plan waits for reviewers like an escalated variant; approved, it is
+        # planned again with what they approved waived. Each pass approves at least one new
+        # finding, so this ends. Patched: campaigns recorded before it ended here, blocked.
+        if (
+            planned.plan.status == "escalated"
+            and playbook.on_escalate == Decision.escalate
+            and workflow.patched("review-escalated-plans")
+        ):
+            while planned.plan.status == "escalated":
+                unreviewed = [f for f in planned.escalated if f not in cleared]
+                if not unreviewed:
+                    break
+                ok, why = await self._review_plan(rnd, planned.plan.reason, playbook)
+                if not ok:
+                    return await self._finish(state, "blocked", f"planner: {why}")
+                cleared += unreviewed
+                planned = await plan()
         if planned.plan.status != "planned":
             return await self._finish(state, "blocked", f"planner: {planned.plan.reason}")
         prompts = {p.variant_id: p for p in planned.plan.variants}
@@ -411,22 +445,46 @@ class CampaignWorkflow:
             playbook=playbook,
             gpu_task_queue=inp.gpu_task_queue,
             cpu_task_queue=inp.cpu_task_queue,
+            approved_plan_findings=cleared,
         )
         workflow.continue_as_new(next_input)
 
     async def _escalations(
         self, variants: list[Variant], chains: dict[str, Escalation], playbook: Playbook
     ) -> list[Variant]:
-        """Escalated variants wait for reviewers (update `review`) under the playbook's SLAs:
-        a durable timer per level, so a restart neither resets nor skips a deadline."""
+        """Escalated variants wait for reviewers (update `review`) under the playbook's SLAs."""
         assert self._state is not None
-        board = ReviewBoard(self._state.brief.submitted_by)
-        now = workflow.now()
-        for v in variants:
-            if v.decision == Decision.escalate:
-                board.open(v, chains.get(v.variant_id, playbook.escalation), now)
-        if not board.items:
+        escalated = [v for v in variants if v.decision == Decision.escalate]
+        if not escalated:
             return variants
+        board = self._new_board()
+        now = workflow.now()
+        for v in escalated:
+            board.open(v, chains.get(v.variant_id, playbook.escalation), now)
+        await self._decided(board)
+        return [board.resolved(v) for v in variants]
+
+    async def _review_plan(self, rnd: int, reason: str, playbook: Playbook) -> tuple[bool, str]:
+        """The round's escalated prompt plan waits for reviewers on the playbook's chain:
+        (True, why) once approved; (False, why) rejected or expired."""
+        assert self._state is not None
+        board = self._new_board()
+        subject = board.open_plan(
+            self._state.campaign_id,
+            rnd,
+            f"prompt plan escalated: {reason}",
+            playbook.escalation,
+            workflow.now(),
+        )
+        await self._decided(board)
+        item = board.items[subject]
+        if item.outcome == Decision.deploy:
+            return True, item.outcome_reason
+        return False, f"escalated plan not approved ({item.outcome_reason}); it was: {reason}"
+
+    async def _decided(self, board: ReviewBoard) -> None:
+        """Wait until everything on the board is decided: by votes (update `review`) or by
+        each level's SLA, a durable timer, so a restart neither resets nor skips a deadline."""
         self._board = board
         while True:
             await self._flush_reviews()
@@ -440,7 +498,13 @@ class CampaignWorkflow:
                     await workflow.wait_condition(lambda: bool(self._records), timeout=wait)
             self._records.extend(board.expire(workflow.now()))
         self._board = None
-        return [board.resolved(v) for v in variants]
+
+    def _new_board(self) -> ReviewBoard:
+        assert self._state is not None
+        # canonical names, required roles and the deadline checked on each vote: patched, so
+        # votes recorded under the earlier rules replay as they were accepted then
+        legacy = not workflow.patched("review-canonical-names-roles-deadline")
+        return ReviewBoard(self._state.brief.submitted_by, legacy_rules=legacy)
 
     async def _flush_reviews(self) -> None:
         while self._records:

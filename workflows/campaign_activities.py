@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
+from pydantic import ValidationError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.consent import ADS_SCOPE
-from faceloop.errors import FaceloopError
 from faceloop.messages import (
     CampaignInput,
     DecideInput,
@@ -60,7 +60,8 @@ class CampaignActivities:
     ) -> None:
         self.catalog = catalog
         self.optimizer = optimizer
-        # scheduled rounds run under the worker's configured playbook
+        # scheduled rounds of campaigns recorded before their playbook was kept in full run
+        # under this one, when it has the name and version they were submitted with
         self.playbook = playbook
 
     @activity.defn
@@ -100,15 +101,54 @@ class CampaignActivities:
         config = row.config.model_copy(
             update={"rounds": next_round + 1, "impressions_per_round": per_round}
         )
-        if self.playbook is None:
-            raise FaceloopError("scheduled rounds need the worker's playbook")
+        # the campaign's own playbook, not the worker's: the brief.submitted audit entry keeps
+        # the one it was submitted with (the append-only record of what governs it)
+        submitted = next(
+            (e for e in self.catalog.audit_entries(inp.campaign_id) if e.kind == "brief.submitted"),
+            None,
+        )
+        recorded = submitted.payload.get("playbook") if submitted is not None else None
+        if isinstance(recorded, dict) and "document" in recorded:
+            try:
+                playbook = Playbook.model_validate(recorded["document"])
+            except ValidationError as err:
+                raise ApplicationError(
+                    f"campaign {inp.campaign_id!r} was submitted with playbook "
+                    f"{recorded.get('name')!r}, which no longer validates: {err}. Submit a new "
+                    "campaign under a valid playbook and delete this schedule",
+                    type="CampaignPlaybookInvalid",
+                    non_retryable=True,
+                ) from err
+        elif (
+            isinstance(recorded, dict)
+            and self.playbook is not None
+            and (recorded.get("name"), recorded.get("version"))
+            == (self.playbook.name, self.playbook.version)
+        ):
+            # submitted before the entry held the whole playbook: the worker's is the same
+            # playbook by name and version
+            playbook = self.playbook
+        else:
+            worker = (
+                f"{self.playbook.name!r} version {self.playbook.version}"
+                if self.playbook is not None
+                else "none"
+            )
+            raise ApplicationError(
+                f"campaign {inp.campaign_id!r} was submitted under playbook {recorded!r}, which "
+                f"the catalog does not keep in full, and this worker's playbook is {worker}: "
+                "a scheduled round must not run under other rules. Start the worker with that "
+                "playbook (FACELOOP_PLAYBOOK) or delete this schedule",
+                type="CampaignPlaybookUnknown",
+                non_retryable=True,
+            )
         return CampaignInput(
             campaign_id=inp.campaign_id,
             brief=row.brief,
             config=config,
             round=next_round,
             live=live,
-            playbook=self.playbook,
+            playbook=playbook,
             gpu_task_queue=inp.gpu_task_queue,
             cpu_task_queue=inp.cpu_task_queue,
         )
@@ -128,7 +168,12 @@ class CampaignActivities:
                 {
                     "brief": inp.brief.model_dump(mode="json"),
                     "config": inp.config.model_dump(mode="json"),
-                    "playbook": {"name": inp.playbook.name, "version": inp.playbook.version},
+                    # in full: scheduled rounds run under it (`next_round_input`)
+                    "playbook": {
+                        "name": inp.playbook.name,
+                        "version": inp.playbook.version,
+                        "document": inp.playbook.model_dump(mode="json"),
+                    },
                 },
             )
 

@@ -116,17 +116,14 @@ def test_bench_agents_json(monkeypatch: pytest.MonkeyPatch) -> None:
     assert out["benign_planned"] == out["benign_cases"]
 
 
-def test_campaign_playbook_rules_apply_once_plan_input_carries_them() -> None:
+def test_campaign_playbook_rules_apply_when_plan_input_carries_them() -> None:
     from faceloop.playbooks.schema import Playbook, PromptFilterRules
-
-    class PlanInputWithPlaybook(PlanInput):  # the shape the lead may give PlanInput
-        playbook: Playbook
 
     rules = PromptFilterRules(actions={"sexual_explicit": "escalate"})
     nsfw = BRIEF.model_copy(update={"tone": "nsfw"})
     acts = PlannerActivities(Planner())
-    inp = PlanInputWithPlaybook(**plan_input(nsfw).model_dump(), playbook=Playbook(name="soft"))
+    inp = plan_input(nsfw).model_copy(update={"playbook": Playbook(name="soft")})
     assert acts.run(inp).status == "blocked"
     soft = Playbook(name="soft", prompt_filter=rules)
-    inp = PlanInputWithPlaybook(**plan_input(nsfw).model_dump(), playbook=soft)
+    inp = plan_input(nsfw).model_copy(update={"playbook": soft})
     assert acts.run(inp).status == "escalated"

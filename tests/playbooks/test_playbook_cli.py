@@ -234,3 +234,30 @@ async def test_service_submit_validates_an_edited_playbook_before_the_client(
     ok = await submit(client, settings, brief, config, load_playbook("eu"))  # type: ignore[arg-type]
     assert ok == "handle" and len(client.started) == 1
     assert client.started[0][0][1].playbook == load_playbook("eu")
+
+
+@pytest.mark.parametrize("sla", [".inf", ".nan", "1e12", "1.0e12", "2592001"])
+def test_check_refuses_an_unbounded_review_deadline(tmp_path: Path, sla: str) -> None:
+    f = tmp_path / "slow.yaml"
+    f.write_text(
+        "name: slow\n"
+        "escalation:\n"
+        "  role: compliance\n  on_expiry: escalate\n"
+        f"  then: {{role: legal, sla_seconds: {sla}, on_expiry: block}}\n"
+        "rules:\n"
+        "  - id: r\n    description: a person decides\n"
+        f"    then: {{escalate: {{role: brand, sla_seconds: {sla}}}}}\n"
+    )
+    result = runner.invoke(app, ["playbook", "check", str(f), "--json"])
+    assert result.exit_code == 1
+    errors = {e["path"]: e["message"] for e in json.loads(result.stdout)["errors"]}
+    assert set(errors) == {"escalation.then.sla_seconds", "rules.0.then.escalate.sla_seconds"}
+    assert all(("2592000" in m or "finite" in m) for m in errors.values()), errors
+    with pytest.raises(InputError, match=r"escalation\.then\.sla_seconds"):
+        load_playbook(f)
+
+
+def test_a_thirty_day_review_deadline_is_allowed(tmp_path: Path) -> None:
+    f = tmp_path / "month.yaml"
+    f.write_text("name: month\nescalation: {role: compliance, sla_seconds: 2592000}\n")
+    assert load_playbook(f).escalation.sla_seconds == 2592000

@@ -106,7 +106,11 @@ async def test_escalations_wait_for_four_eyes_and_the_sla_chain(
             first, second, third = (p.variant_id for p in pending)
 
             def vote(
-                vid: str, decision: Decision, reviewer: str, reason: str = "ok"
+                vid: str,
+                decision: Decision,
+                reviewer: str,
+                reason: str = "ok",
+                role: str | None = "compliance",
             ) -> ReviewInput:
                 return ReviewInput(
                     campaign_id=handle.id,
@@ -114,6 +118,7 @@ async def test_escalations_wait_for_four_eyes_and_the_sla_chain(
                     decision=decision,
                     reviewer=reviewer,
                     reason=reason,
+                    role=role,
                 )
 
             async def refused(v: ReviewInput, why: str) -> None:
@@ -122,12 +127,17 @@ async def test_escalations_wait_for_four_eyes_and_the_sla_chain(
                 assert why in str(info.value.cause)
 
             await refused(vote(first, Decision.deploy, brief.submitted_by), "cannot review it")
+            # the submitter under another spelling is still the submitter
+            shouted = f" {brief.submitted_by.upper()} "
+            await refused(vote(first, Decision.deploy, shouted), "cannot review it")
+            await refused(vote(first, Decision.deploy, "rita", role=None), "--role compliance")
+            await refused(vote(first, Decision.deploy, "rita", role="legal"), "not 'legal'")
             await refused(vote(first, Decision.deploy, "rita", reason=" "), "needs a reason")
             said = await handle.execute_update(
                 CampaignWorkflow.review, vote(first, Decision.deploy, "rita")
             )
             assert "approval 1/2" in said
-            await refused(vote(first, Decision.deploy, "rita"), "already voted")
+            await refused(vote(first, Decision.deploy, "Rita"), "already voted")
             said = await handle.execute_update(
                 CampaignWorkflow.review, vote(first, Decision.deploy, "omar")
             )
@@ -201,19 +211,26 @@ async def test_reviewers_work_from_the_cli(
             table = await cli("escalations", "--campaign", handle.id)
             assert first in table.stdout and "0/2" in table.stdout
 
-            ok = await cli("approve", first, "--reviewer", "rita", "--reason", "generic face")
+            role = ("--role", "compliance")
+            no_role = await cli("approve", first, "--reviewer", "rita", "--reason", "fine")
+            assert no_role.exit_code == 1 and "--role compliance" in no_role.stderr
+            ok = await cli(
+                "approve", first, *role, "--reviewer", "rita", "--reason", "generic face"
+            )
             assert ok.exit_code == 0 and "approval 1/2" in ok.stdout
-            again = await cli("approve", first, "--reviewer", "rita", "--reason", "sure")
+            again = await cli("approve", first, *role, "--reviewer", "RITA", "--reason", "sure")
             assert again.exit_code == 1 and "already voted" in again.stderr
-            own = await cli("approve", first, "--reviewer", brief.submitted_by, "--reason", "x")
+            own = await cli(
+                "approve", first, *role, "--reviewer", brief.submitted_by, "--reason", "x"
+            )
             assert own.exit_code == 1 and "cannot review it" in own.stderr
-            no_reason = await cli("reject", second, "--reviewer", "omar")
+            no_reason = await cli("reject", second, *role, "--reviewer", "omar")
             assert no_reason.exit_code == 2 and "--reason is required" in no_reason.stderr
-            ok = await cli("approve", first, "--reviewer", "omar", "--reason", "agreed")
+            ok = await cli("approve", first, *role, "--reviewer", "omar", "--reason", "agreed")
             assert ok.exit_code == 0 and f"{first}: deploy" in ok.stdout
-            ok = await cli("reject", second, "--reviewer", "omar", "--reason", "off-brand")
+            ok = await cli("reject", second, *role, "--reviewer", "omar", "--reason", "off-brand")
             assert ok.exit_code == 0 and f"{second}: block" in ok.stdout
-            gone = await cli("approve", second, "--reviewer", "lena", "--reason", "late")
+            gone = await cli("approve", second, *role, "--reviewer", "lena", "--reason", "late")
             assert gone.exit_code == 1 and "not waiting" in gone.stderr
             await asyncio.wait_for(handle.result(), timeout=120)
     finally:

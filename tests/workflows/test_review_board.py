@@ -27,6 +27,7 @@ def variant(vid: str) -> Variant:
 
 
 def vote(vid: str, who: str, decision: Decision = Decision.deploy, **kw: object) -> ReviewInput:
+    kw.setdefault("role", "compliance")
     return ReviewInput(
         campaign_id="cmp",
         variant_id=vid,
@@ -48,9 +49,11 @@ def test_four_eyes_needs_two_distinct_approvers() -> None:
     assert [r.event for r in first] == ["vote"]
     assert board.pending()[0].approvals == ["rita"] and not board.done
     with pytest.raises(ValueError, match="already voted"):
-        board.validate(vote("v1", "rita"))
+        board.validate(vote("v1", "rita"), T0)
 
-    second = board.cast(vote("v1", "omar", reason="checked the likeness"), T0 + timedelta(2))
+    second = board.cast(
+        vote("v1", "omar", reason="checked the likeness"), T0 + timedelta(minutes=2)
+    )
     assert [r.event for r in second] == ["vote", "decided"]
     assert second[-1].decision == Decision.deploy and second[-1].approvals == ["rita", "omar"]
     assert board.done and board.pending() == []
@@ -73,7 +76,12 @@ def test_one_rejection_blocks_at_once() -> None:
     [
         ("maria", {}, "submitted this campaign"),
         ("rita", {"reason": "  "}, "needs a reason"),
-        ("rita", {"role": "legal"}, "waits for role 'compliance'"),
+        ("rita", {"role": "legal"}, "waits for role 'compliance', not 'legal'"),
+        ("rita", {"role": None}, r"say which role you vote as \(--role compliance\)"),
+        # the submitter under another spelling is still the submitter
+        ("Maria", {}, "submitted this campaign"),
+        (" maria ", {}, "submitted this campaign"),
+        ("\uff4d\uff41\uff52\uff49\uff41", {}, "submitted this campaign"),  # fullwidth
     ],
 )
 def test_refused_votes_change_nothing(who: str, kw: dict[str, object], message: str) -> None:
@@ -88,12 +96,12 @@ def test_votes_on_unknown_or_decided_variants_are_refused() -> None:
     board = ReviewBoard(submitted_by="maria")
     board.open(variant("v1"), Escalation(approvers=1), T0)
     with pytest.raises(ValueError, match="not waiting"):
-        board.validate(vote("v9", "rita"))
+        board.validate(vote("v9", "rita"), T0)
     with pytest.raises(ValueError, match=r"approves \(deploy\) or rejects"):
-        board.validate(vote("v1", "omar", Decision.escalate))
+        board.validate(vote("v1", "omar", Decision.escalate), T0)
     board.cast(vote("v1", "rita"), T0)
     with pytest.raises(ValueError, match="already decided"):
-        board.validate(vote("v1", "omar", Decision.block))
+        board.validate(vote("v1", "omar", Decision.block), T0)
 
 
 def test_expiry_escalates_along_the_chain_then_blocks() -> None:
@@ -137,3 +145,45 @@ def test_expiry_may_deploy_when_the_playbook_says_so() -> None:
 def test_a_chain_that_escalates_needs_a_next_level() -> None:
     with pytest.raises(ValueError, match="needs `then`"):
         Escalation(on_expiry=Decision.escalate)
+
+
+def test_names_compare_canonically_and_show_as_typed() -> None:
+    board = ReviewBoard(submitted_by="maria.schmidt")
+    board.open(variant("v1"), FOUR_EYES, T0)
+    for spelling in ("Maria.Schmidt", " maria.schmidt", "MARIA.SCHMIDT\t"):
+        with pytest.raises(ValueError, match="cannot review it"):
+            board.validate(vote("v1", spelling), T0)
+
+    board.cast(vote("v1", "Rita"), T0)
+    # rita + Rita is one reviewer: four eyes needs a second canonical name
+    for spelling in ("rita", " RITA ", "\uff52\uff49\uff54\uff41"):
+        with pytest.raises(ValueError, match=r"already voted on variant v1 \(as Rita\)"):
+            board.validate(vote("v1", spelling), T0)
+    assert not board.done
+
+    # the role is compared the same way; the name is kept as typed
+    records = board.cast(vote("v1", "Omar ", role="Compliance"), T0)
+    assert records[-1].decision == Decision.deploy
+    assert records[-1].approvals == ["Rita", "Omar "]
+
+
+def test_a_vote_after_the_deadline_is_refused_before_the_timer_ran() -> None:
+    board = ReviewBoard(submitted_by="maria")
+    board.open(variant("v1"), FOUR_EYES, T0)
+    board.cast(vote("v1", "rita"), T0 + timedelta(minutes=59))
+    # the worker was down at the deadline: expire() has not run, the item is still open
+    late = T0 + timedelta(hours=3)
+    with pytest.raises(ValueError, match="deadline for variant v1 passed at 2026-01-05 10:00"):
+        board.cast(vote("v1", "omar"), late)
+    assert len(board.items["v1"].votes) == 1 and not board.done
+    # what the playbook says for an expired SLA applies instead
+    assert board.expire(late)[-1].decision == Decision.block
+
+
+def test_legacy_rules_keep_recorded_votes_valid() -> None:
+    """Boards of campaigns recorded before these rules replay with the old checks."""
+    board = ReviewBoard(submitted_by="maria", legacy_rules=True)
+    board.open(variant("v1"), FOUR_EYES, T0)
+    board.cast(vote("v1", "Maria", role=None), T0 + timedelta(hours=2))
+    board.cast(vote("v1", "maria ", role=None), T0 + timedelta(hours=2))
+    assert board.done
