@@ -79,7 +79,7 @@ _SAFEGUARD = _any(
     r"herkomst\w*",
     r"pochodzeni\w*",
     rf"{_AI}[- ]?{_LABEL_WORD}",
-    rf"{_LABEL_WORD} {_AI}\b",
+    rf"{_LABEL_WORD} (?:(?:de|di|van|z|d') ?)?(?:l'|la )?{_AI}\b",
     rf"{_LABEL_WORD} [\"']? ?{_AI_MADE}",
     rf"{_AI_MADE} ?[\"']?[- ]?{_LABEL_WORD}",
     r"ki-?kennzeichnung\w*",
@@ -970,6 +970,7 @@ FAMOUS_WORKS = (
     rf"\b(?:stell|bild|mach|maak|boots|speel)\w*\b(?: [\w'\"-]+){{0,6}}? {_FAMOUS} {_WORK}\b"
     rf"(?: [\w'\"-]+){{0,6}}? (?:nach|na)\b",
     rf"\b{_MASTERS}(?:'s)? (?:\w+ ){{0,2}}{_WORK}\b(?: [\w'\"-]+){{0,6}}? {_RECREATE}\b",
+    rf"\b{_FAMOUS} {_WORK}\b(?: [\w'\"-]+){{0,6}}? {_RECREATE}\b",
 )
 
 # --------------------------------------------------------------------------- code
