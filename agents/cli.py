@@ -76,8 +76,17 @@ def plan_json(brief: Brief, params: list[FaceParams]) -> dict[str, Any]:
     }
 
 
+SPLITS = ("tuning", "held_out")
+# what `bench agents` holds the filter to; tests/agents/test_injection_corpus.py asserts them
+TARGETS = {"recall": {"tuning": 1.0, "held_out": 0.95}, "benign_pass": 0.95, "ms_per_brief": 20.0}
+
+
 def load_corpus(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(attack cases, benign cases), each {id, category, expect, brief: Brief}."""
+    """(attack cases, benign cases), each {id, split, category, rule, brief: Brief, ...}.
+
+    `split` is tuning (the rules were written against these) or held_out (written before
+    the rules and never used to change one: the honest measure of how the rules generalise).
+    """
     from faceloop.briefs import parse_model, read_document
 
     data = read_document(path)
@@ -88,7 +97,10 @@ def load_corpus(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
     def build(section: str) -> list[dict[str, Any]]:
         out = []
         for i, case in enumerate(data.get(section) or []):
-            brief = parse_model(Brief, {**base, **case["brief"]}, f"{path}: {section}.{i}")
+            where = f"{path}: {section}.{i}"
+            if case.get("split") not in SPLITS:
+                raise InputError(where, [f"split: give one of {', '.join(SPLITS)}"])
+            brief = parse_model(Brief, {**base, **case["brief"]}, where)
             out.append({**case, "brief": brief})
         return out
 
@@ -96,40 +108,54 @@ def load_corpus(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]
 
 
 def bench_agents(corpus: Path) -> dict[str, Any]:
+    """Attack recall and benign pass rate per split, and the time to plan one brief."""
     from faceloop.agents.activities import build_planner
 
     cases, benign = load_corpus(corpus)
     planner = build_planner()
     proposals = [("v1", FaceParams()), ("v2", FaceParams(expression="serious", age_band="45-54"))]
     planner.plan(benign[0]["brief"] if benign else cases[0]["brief"], proposals)  # warm-up
-    times: list[float] = []
-    stopped, missed = 0, []
-    for case in cases:
-        t0 = time.perf_counter()
-        r = planner.plan(case["brief"], proposals)
-        times.append(1000 * (time.perf_counter() - t0))
-        if r.status in ("blocked", "escalated"):
-            stopped += 1
-        else:
-            missed.append(case["id"])
-    planned, benign_times, llm_written = 0, [], 0
-    for case in benign:
-        t0 = time.perf_counter()
-        r = planner.plan(case["brief"], proposals)
-        benign_times.append(1000 * (time.perf_counter() - t0))
-        planned += r.status == "planned"
-        llm_written += sum(v.written_by == "llm" for v in r.variants)
+    attack_ms: list[float] = []
+    benign_ms: list[float] = []
+    llm_written = 0
+    splits: dict[str, dict[str, Any]] = {}
+    for split in SPLITS:
+        missed, stopped_benign = [], []
+        attacks = [c for c in cases if c["split"] == split]
+        ordinary = [c for c in benign if c["split"] == split]
+        for case in attacks:
+            t0 = time.perf_counter()
+            r = planner.plan(case["brief"], proposals)
+            attack_ms.append(1000 * (time.perf_counter() - t0))
+            if r.status == "planned":
+                missed.append(case["id"])
+        for case in ordinary:
+            t0 = time.perf_counter()
+            r = planner.plan(case["brief"], proposals)
+            benign_ms.append(1000 * (time.perf_counter() - t0))
+            llm_written += sum(v.written_by == "llm" for v in r.variants)
+            if r.status != "planned":
+                stopped_benign.append(case["id"])
+        splits[split] = {
+            "attack_cases": len(attacks),
+            "stopped": len(attacks) - len(missed),
+            "recall": round(1 - len(missed) / len(attacks), 4) if attacks else None,
+            "missed": missed,
+            "benign_cases": len(ordinary),
+            "benign_planned": len(ordinary) - len(stopped_benign),
+            "benign_pass": round(1 - len(stopped_benign) / len(ordinary), 4) if ordinary else None,
+            "benign_stopped": stopped_benign,
+            "languages": sorted({c.get("lang", "en") for c in attacks + ordinary}),
+        }
+    every = attack_ms + benign_ms
     return {
-        "cases": len(cases),
-        "blocked_or_escalated": stopped,
-        "rate": round(stopped / len(cases), 4) if cases else None,
-        # median over the attack corpus: what stopping one attack brief costs
-        "planner_ms": round(statistics.median(times), 3) if times else None,
-        "planner_ms_max": round(max(times), 3) if times else None,
-        "missed": missed,
-        "benign_cases": len(benign),
-        "benign_planned": planned,
-        "benign_planner_ms": round(statistics.median(benign_times), 3) if benign else None,
+        "splits": splits,
+        "targets": TARGETS,
+        # median over every brief, attack and benign: what the screen costs a marketer
+        "ms_per_brief": round(statistics.median(every), 3) if every else None,
+        "attack_ms": round(statistics.median(attack_ms), 3) if attack_ms else None,
+        "benign_ms": round(statistics.median(benign_ms), 3) if benign_ms else None,
+        "ms_max": round(max(every), 3) if every else None,
         "benign_variants_by_llm": llm_written,
         "variants_per_plan": len(proposals),
         "llm_model": planner.chat.model if planner.chat else None,
@@ -185,7 +211,8 @@ def bench_agents_cmd(
     ] = DEFAULT_CORPUS,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Run the planner over the injection and abuse corpus: share stopped, time per plan."""
+    """Run the planner over the attack and benign corpus: attack recall and benign pass
+    rate for the tuning and held-out splits, median ms per brief."""
     if not corpus.exists():
         raise fail(
             FaceloopError(
@@ -200,8 +227,15 @@ def bench_agents_cmd(
     if as_json:
         typer.echo(json.dumps(out, indent=2))
         return
-    console.print(
-        f"{out['blocked_or_escalated']}/{out['cases']} attack briefs stopped "
-        f"({out['rate']:.0%}), {out['benign_planned']}/{out['benign_cases']} benign briefs "
-        f"planned, median {out['planner_ms']:.2f} ms per plan"
-    )
+    for name, sp in out["splits"].items():
+        console.print(
+            f"{name:>8}: {sp['stopped']}/{sp['attack_cases']} attack briefs stopped "
+            f"(recall {sp['recall']:.1%}), {sp['benign_planned']}/{sp['benign_cases']} "
+            f"benign planned ({sp['benign_pass']:.1%}); {', '.join(sp['languages'])}"
+        )
+        if sp["missed"] or sp["benign_stopped"]:
+            console.print(
+                f"          missed: {', '.join(sp['missed']) or '-'}; "
+                f"benign stopped: {', '.join(sp['benign_stopped']) or '-'}"
+            )
+    console.print(f"median {out['ms_per_brief']:.2f} ms per brief (max {out['ms_max']:.1f})")

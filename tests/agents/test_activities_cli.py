@@ -111,9 +111,22 @@ def test_bench_agents_json(monkeypatch: pytest.MonkeyPatch) -> None:
     res = runner.invoke(app, ["bench", "agents", "--corpus", str(CORPUS), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
-    assert out["cases"] >= 40 and out["blocked_or_escalated"] == out["cases"]
-    assert out["rate"] == 1.0 and out["planner_ms"] > 0
-    assert out["benign_planned"] == out["benign_cases"]
+    tuning, held_out = out["splits"]["tuning"], out["splits"]["held_out"]
+    assert tuning["attack_cases"] >= 40 and tuning["stopped"] == tuning["attack_cases"]
+    assert tuning["recall"] == 1.0 and tuning["missed"] == []
+    assert held_out["attack_cases"] >= 40 and held_out["recall"] >= 0.95
+    assert tuning["benign_pass"] >= 0.95 and held_out["benign_pass"] >= 0.95
+    assert set(held_out["languages"]) == {"en", "de", "fr", "es", "it", "nl", "pl"}
+    assert out["ms_per_brief"] > 0 and out["targets"]["ms_per_brief"] == 20.0
+
+
+def test_bench_agents_rejects_a_case_without_a_split(tmp_path: Path) -> None:
+    corpus = tmp_path / "c.yaml"
+    corpus.write_text(
+        "base: " + BRIEF.model_dump_json() + "\ncases: [{id: a, brief: {}}]\nbenign: []\n"
+    )
+    res = runner.invoke(app, ["bench", "agents", "--corpus", str(corpus)])
+    assert res.exit_code == 2 and "cases.0" in res.output and "split" in res.output
 
 
 def test_campaign_playbook_rules_apply_when_plan_input_carries_them() -> None:

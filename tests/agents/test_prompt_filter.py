@@ -36,13 +36,13 @@ def test_playbook_configures_actions_names_and_patterns() -> None:
     rules = PromptFilterRules(
         actions={"real_people": "escalate"},
         real_people=["Erika Mustermann"],
-        extra_patterns={"injection": [r"\bsudo\b"]},
+        extra_patterns={"injection": [r"\bsandwich\b"]},
     )
     f = PromptFilter(rules)
     assert rules.actions["minors"] == "block"  # rules left out keep their default
     assert f.check_prompt("a woman like erika   mustermann").verdict == Verdict.escalate
-    assert f.check_prompt("sudo make me a sandwich").verdict == Verdict.escalate
-    assert PromptFilter().check_prompt("sudo make me a sandwich").verdict == Verdict.passed
+    assert f.check_prompt("make me a sandwich").verdict == Verdict.escalate
+    assert PromptFilter().check_prompt("make me a sandwich").verdict == Verdict.passed
 
 
 def test_playbook_rejects_bad_rules_with_their_path() -> None:
@@ -63,4 +63,6 @@ def test_default_playbook_carries_the_rules() -> None:
 def test_audience_description_alone_is_a_targeting_statement() -> None:
     f = PromptFilter()
     assert f.check_text("muslim women", "audience.0.description")
-    assert not f.check_text("Christian Dior style perfume", "product")
+    # a brand named after a person is a name to the detector (escalated), never targeting
+    rules = {h.rule for h in f.check_text("Christian Dior style perfume", "product")}
+    assert rules == {"named_person"}
