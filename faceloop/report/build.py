@@ -26,7 +26,7 @@ from PIL import Image
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, FaceParams, Variant
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.optimization.report import pareto_section, regret_section
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, Catalog
