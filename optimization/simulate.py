@@ -103,7 +103,6 @@ class SimArm:
     asset_id: str
     trial_number: int | None = None
     target: str | None = None  # the one segment it runs in (None: every segment)
-    born: int = 0  # the window it first ran in
     delivered: int = 0  # all impressions so far (fatigue)
 
 
@@ -118,7 +117,7 @@ class Tally:
 
 # when the simulated campaign's first window ends (a KpiObservation carries a time)
 _START = datetime(2026, 1, 1, tzinfo=UTC)
-WINDOW = timedelta(hours=12)
+_WINDOW = timedelta(hours=12)
 
 
 class Audience:
@@ -220,7 +219,7 @@ class Audience:
                 impressions=n,
                 clicks=clicks,
                 conversions=conversions,
-                observed_at=_START + WINDOW * window,
+                observed_at=_START + _WINDOW * window,
             )
             for (vid, segment), (n, clicks, conversions) in counts.items()
         ]
@@ -288,7 +287,6 @@ def run_optuna_loop(
                 f"{cid}-t{p.trial_number}",  # a new trial is a new image: fresh fatigue
                 p.trial_number,
                 p.segment,
-                rnd,
             )
             for p in proposals
         ]
