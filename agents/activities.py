@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from faceloop.agents.llm import ChatModel
     from faceloop.agents.planner.graph import Planner
     from faceloop.agents.settings import AgentSettings
-    from faceloop.optimization.optimizer import Optimizer
+    from faceloop.optimization import Optimizer
     from faceloop.playbooks.schema import PromptFilterRules
     from faceloop.storage.catalog import Catalog
 

@@ -10,10 +10,9 @@ from temporalio import activity
 from faceloop.connectors.base import AdConnector, AdSpec, per_variant
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
 from faceloop.models import KpiObservation, Variant
-from faceloop.optimization.optimizer import (
-    allocate,
-    arms_from_observations,
-    campaign_models,
+from faceloop.optimization import (
+    allocate_window,
+    campaign_evidence,
     segment_shares,
     stable_seed,
 )
@@ -98,28 +97,21 @@ class ConnectorActivities:
         return DeployOutput(live=live, allocation=totals)
 
     def _allocate(self, inp: DeployInput, live: list[Variant]) -> dict[str, dict[str, int]]:
-        shares = segment_shares(inp.brief)
-        observations = self.catalog.observations(inp.campaign_id)
-        memory, models = campaign_models(
-            observations, [*self.catalog.variants(inp.campaign_id), *live], inp.brief, inp.round - 1
-        )
-        stats = arms_from_observations(
-            observations,
-            [v.variant_id for v in live],
-            list(shares),
+        # the evidence after the last observed window: this round has not been observed yet
+        evidence = campaign_evidence(
+            self.catalog.observations(inp.campaign_id),
+            {v.variant_id: v.params for v in [*self.catalog.variants(inp.campaign_id), *live]},
+            {v.variant_id: v.segment for v in live},
+            segment_shares(inp.brief),
             inp.brief.kpi_goal,
+            inp.brief.search_space,
             inp.round - 1,
-            memory_windows=memory,
-            params={v.variant_id: v.params for v in live},
-            targets={v.variant_id: v.segment for v in live},
         )
-        return allocate(
-            stats,
-            shares,
+        return allocate_window(
+            evidence,
             inp.config.exploration_floor,
             stable_seed(inp.campaign_id, inp.round),
             inp.impressions,
-            models,
         )
 
     @activity.defn

@@ -79,7 +79,7 @@ def bench_optimize(
     """
     from faceloop.connectors.sandbox_platform.scenario import load_scenario
     from faceloop.models import CampaignConfig
-    from faceloop.optimization.optimizer import SAMPLERS
+    from faceloop.optimization.samplers import SAMPLERS
     from faceloop.optimization.simulate import BenchConfig, bench
 
     if sampler not in SAMPLERS:

@@ -1,5 +1,12 @@
 """A Bayesian model of how the face parameters move a campaign's KPI, shared by proposals
-(the `thompson` sampler), traffic allocation and the keep/retire rule.
+(the `thompson` sampler), traffic allocation and the keep/retire rule; and
+`campaign_evidence`, which turns what a campaign observed into the models and counts one
+round reads.
+
+In `faceloop.optimization` it sits above `evidence` (the counts it is fitted on) and below
+`allocation`, `samplers`, `study` and `learn`, which all read it. Every step of a round
+(propose, deploy, learn) starts from `campaign_evidence`, in the workflow's activities and
+in the bench alike.
 
 For a creative i with face parameters x_i, shown to one audience segment:
 
@@ -19,6 +26,9 @@ best face under one tempered posterior draw of the effects (Thompson sampling ov
 space with the draw's spread halved, `PROPOSAL_SCALE`; the argmax is taken field by field
 because the effects add up).
 
+How fast old windows fade (the memory) is chosen each round by how well each choice
+foresaw the creatives launched in recent windows (`choose_memory`).
+
 Skin tone (Monk 1-10) and age band are ordinal: their prior correlates neighbouring values
 (a squared-exponential kernel over their position, `ordinal_length` positions wide), so a
 measured tone also says something about the tones next to it.
@@ -27,13 +37,27 @@ measured tone also says something about the tones next to it.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from faceloop.models import AGE_BANDS, CATEGORICAL_FIELDS, FaceParams, SearchSpace
+from faceloop.models import (
+    AGE_BANDS,
+    CATEGORICAL_FIELDS,
+    FaceParams,
+    KpiGoal,
+    KpiObservation,
+    SearchSpace,
+)
+from faceloop.optimization.evidence import (
+    MEAN_DELAY_WINDOWS,
+    ArmStats,
+    Evidence,
+    arms_from_observations,
+    window_clicks,
+)
 
 # Priors: how strongly one attribute value moves the KPI (logit scale: 0.1 is about +-10%),
 # how much two creatives of the same face differ, and how far an ordinal value's effect
@@ -53,15 +77,6 @@ ORDINAL_FIELDS = ("skin_tone", "age_band")
 PROPOSAL_SCALE = 0.5
 # FaceParams field order: the model's features follow it
 FIELDS: tuple[str, ...] = tuple(FaceParams.model_fields)
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """What one creative delivered in one segment (successes: clicks or conversions)."""
-
-    params: FaceParams
-    impressions: float
-    successes: float
 
 
 def _values(space: SearchSpace, field: str) -> list[Any]:
@@ -292,4 +307,262 @@ class FaceModel:
 
 assert set(CATEGORICAL_FIELDS) | {"skin_tone"} == set(FIELDS)
 
-__all__ = ["CREATIVE_SD", "EFFECT_SD", "PROPOSAL_SCALE", "Evidence", "FaceModel"]
+
+# --------------------------------------------------------------------------- the campaign's models
+
+
+def segment_models(
+    space: SearchSpace, history: Mapping[str, Sequence[ArmStats]]
+) -> dict[str, FaceModel]:
+    """The KPI model of each segment, fitted on every creative the campaign has shown there
+    (live and retired: a retired face still says what its attribute values are worth)."""
+    return {
+        segment: FaceModel(
+            space,
+            [
+                Evidence(a.params, a.impressions, a.successes)
+                for a in arms
+                if a.params is not None and a.impressions > 0
+            ],
+        )
+        for segment, arms in history.items()
+    }
+
+
+# How fast old observations fade from the KPI model, chosen per round by how well each
+# choice foresaw the creatives launched in recent windows: None (all count) while the
+# audience stays the same, a half-life of a few windows once it drifts.
+MEMORY_CHOICES: tuple[float | None, ...] = (None, 4.0)
+MEMORY_LOOKBACK = 4
+# forgetting must foresee the launches better by this much (log likelihood; e^2 is a Bayes
+# factor of about 7): a lucky round must not throw away what the campaign knows
+MEMORY_MARGIN = 2.0
+
+
+def choose_memory(
+    space: SearchSpace,
+    history: Callable[[float | None, int], Mapping[str, Sequence[ArmStats]]],
+    launched: Mapping[int, Mapping[str, Sequence[ArmStats]]],
+    now: int,
+    choices: Sequence[float | None] = MEMORY_CHOICES,
+    lookback: int = MEMORY_LOOKBACK,
+    margin: float = MEMORY_MARGIN,
+) -> float | None:
+    """The memory (half-life in windows, None: everything counts) whose KPI models best
+    predicted the creatives launched in the last `lookback` windows up to `now`.
+
+    `history(memory, through)` gives every creative's counts per segment through window
+    `through`, older windows weighed down by `memory`; `launched[w]` the counts in window w
+    of the creatives that ran for the first time in w, per segment. A model fitted before
+    they ran predicts them from their faces alone, so the check reads how well the model
+    knows the audience now, not how one creative wore out. Another choice replaces the
+    first only when it scored `margin` better.
+    """
+    scores = dict.fromkeys(choices, 0.0)
+    for w in range(max(now - lookback + 1, 1), now + 1):
+        fresh = launched.get(w, {})
+        if not any(fresh.values()):
+            continue
+        for memory in choices:
+            models = segment_models(space, history(memory, w - 1))
+            scores[memory] += sum(
+                models[s].log_likelihood(
+                    Evidence(a.params, a.impressions, a.successes)
+                    for a in arms
+                    if a.params is not None
+                )
+                for s, arms in fresh.items()
+                if s in models
+            )
+    best = max(choices, key=lambda m: scores[m])
+    return best if scores[best] - scores[choices[0]] > margin else choices[0]
+
+
+def round_models(
+    observations: Sequence[KpiObservation],
+    params: Mapping[str, FaceParams],
+    segments: Sequence[str],
+    goal: KpiGoal,
+    now: int,
+    space: SearchSpace,
+    mean_delay_windows: float = MEAN_DELAY_WINDOWS,
+) -> tuple[float | None, dict[str, FaceModel]]:
+    """The campaign's memory and KPI model per segment after window `now`, from the observe
+    step's rows of every variant in `params` (live or retired)."""
+    vids = list(params)
+
+    def history(memory: float | None, through: int) -> Mapping[str, Sequence[ArmStats]]:
+        rows = [o for o in observations if o.round <= through]
+        return arms_from_observations(
+            rows, vids, segments, goal, through, mean_delay_windows, memory, params
+        )
+
+    first: dict[str, int] = {}
+    for o in observations:
+        if o.variant_id in params and o.impressions > 0:
+            first[o.variant_id] = min(first.get(o.variant_id, o.round), o.round)
+    launched = {
+        w: arms_from_observations(
+            [o for o in observations if o.round == w],
+            [v for v in vids if first.get(v) == w],
+            segments,
+            goal,
+            w,
+            mean_delay_windows,
+            None,
+            params,
+        )
+        for w in range(max(now - MEMORY_LOOKBACK + 1, 0), now + 1)
+    }
+    memory = choose_memory(space, history, launched, now) if now > 0 else None
+    return memory, segment_models(space, history(memory, now))
+
+
+# --------------------------------------------------------------------------- one round's evidence
+
+
+@dataclass(frozen=True)
+class CampaignEvidence:
+    """What the campaign knows after window `now`, in the form each step of a round reads:
+    the memory and KPI model per segment (proposals, allocation, the learn rule), the live
+    variants' counts per segment for the goal, and their clicks per window (fatigue)."""
+
+    observations: tuple[KpiObservation, ...]
+    faces: Mapping[str, FaceParams]  # every variant the campaign ran (live or retired)
+    live: Mapping[str, str | None]  # live variant -> the one segment it runs in (None: all)
+    shares: Mapping[str, float]  # impression share per segment
+    goal: KpiGoal
+    now: int  # the last observed window (-1: nothing observed yet)
+    mean_delay_windows: float
+    memory: float | None  # half-life of old windows in the models and arms (None: all count)
+    models: dict[str, FaceModel]  # per segment
+    arms: dict[str, list[ArmStats]]  # per segment: the live variants that run in it
+    windows: dict[str, dict[int, tuple[float, float]]]  # live variant -> window -> (n, clicks)
+
+    def arms_for(self, goal: KpiGoal) -> dict[str, list[ArmStats]]:
+        """The live variants' counts per segment for another KPI (a multi-objective
+        campaign reads clicks and conversions both), with the same memory."""
+        return _live_arms(
+            self.observations,
+            self.faces,
+            self.live,
+            self.shares,
+            goal,
+            self.now,
+            self.mean_delay_windows,
+            self.memory,
+        )
+
+    def with_live(
+        self, live: Mapping[str, str | None], faces: Mapping[str, FaceParams]
+    ) -> CampaignEvidence:
+        """The same evidence for another set of live variants (this round's proposals added,
+        retired ones gone). Nothing was observed in between, so the memory and the models
+        stand and only the live counts are read again: what `campaign_evidence` would give
+        for `live` at the same window, without refitting. `faces` is every variant now;
+        the ones it adds must have no observations yet."""
+        added = set(faces) - set(self.faces)
+        seen = sorted({o.variant_id for o in self.observations if o.variant_id in added})
+        if seen:
+            raise ValueError(
+                f"variants {seen} have observations but were not in the evidence's faces: "
+                "compute campaign_evidence again to fit the models on them"
+            )
+        return _evidence(
+            self.observations,
+            faces,
+            live,
+            self.shares,
+            self.goal,
+            self.now,
+            self.mean_delay_windows,
+            self.memory,
+            self.models,
+        )
+
+
+def campaign_evidence(
+    observations: Iterable[KpiObservation],
+    faces: Mapping[str, FaceParams],
+    live: Mapping[str, str | None],
+    shares: Mapping[str, float],
+    goal: KpiGoal,
+    space: SearchSpace,
+    now: int,
+    mean_delay_windows: float = MEAN_DELAY_WINDOWS,
+) -> CampaignEvidence:
+    """What a round needs from the catalog, after window `now`: the memory and KPI model per
+    segment (fitted on every variant in `faces`, live or retired), the `live` variants'
+    counts per segment for the `goal` and their clicks per window.
+
+    `observations` are the observe step's rows (one per variant, segment and window, a
+    window's conversions those reported in it); `faces` every variant the campaign ran,
+    with its parameters; `live` the variants running now, each with the one segment it
+    targets (None: every segment); `shares` the campaign's segments. The workflow's
+    propose, deploy and learn activities call this on what the catalog holds; the bench
+    (`faceloop.optimization.simulate`) on the rows its simulated audience records.
+    """
+    # what was known after window `now`: a later window must not leak into its models
+    rows = tuple(o for o in observations if o.round <= now)
+    memory, models = round_models(rows, faces, list(shares), goal, now, space, mean_delay_windows)
+    return _evidence(rows, faces, live, shares, goal, now, mean_delay_windows, memory, models)
+
+
+def _live_arms(
+    rows: Sequence[KpiObservation],
+    faces: Mapping[str, FaceParams],
+    live: Mapping[str, str | None],
+    shares: Mapping[str, float],
+    goal: KpiGoal,
+    now: int,
+    mean_delay_windows: float,
+    memory: float | None,
+) -> dict[str, list[ArmStats]]:
+    return arms_from_observations(
+        rows, list(live), list(shares), goal, now, mean_delay_windows, memory, faces, live
+    )
+
+
+def _evidence(
+    rows: tuple[KpiObservation, ...],
+    faces: Mapping[str, FaceParams],
+    live: Mapping[str, str | None],
+    shares: Mapping[str, float],
+    goal: KpiGoal,
+    now: int,
+    mean_delay_windows: float,
+    memory: float | None,
+    models: dict[str, FaceModel],
+) -> CampaignEvidence:
+    missing = [v for v in live if v not in faces]
+    if missing:
+        raise ValueError(f"live variants {missing} have no parameters in `faces`")
+    return CampaignEvidence(
+        observations=rows,
+        faces=dict(faces),
+        live=dict(live),
+        shares=dict(shares),
+        goal=goal,
+        now=now,
+        mean_delay_windows=mean_delay_windows,
+        memory=memory,
+        models=models,
+        arms=_live_arms(rows, faces, live, shares, goal, now, mean_delay_windows, memory),
+        windows=window_clicks(rows, set(live)),
+    )
+
+
+__all__ = [
+    "CREATIVE_SD",
+    "EFFECT_SD",
+    "MEMORY_CHOICES",
+    "MEMORY_LOOKBACK",
+    "MEMORY_MARGIN",
+    "PROPOSAL_SCALE",
+    "CampaignEvidence",
+    "FaceModel",
+    "campaign_evidence",
+    "choose_memory",
+    "round_models",
+    "segment_models",
+]

@@ -17,8 +17,10 @@ from typing import Any
 from optuna.trial import TrialState
 
 from faceloop.models import CampaignConfig, KpiGoal, KpiObservation
-from faceloop.optimization.optimizer import Optimizer, arms_from_observations, posterior_mean
+from faceloop.optimization.allocation import posterior_mean
+from faceloop.optimization.evidence import arms_from_observations
 from faceloop.optimization.plots import pareto_plot, regret_plot
+from faceloop.optimization.study import Optimizer
 
 REGRET_PLOT = "regret.png"
 PARETO_PLOT = "pareto.png"

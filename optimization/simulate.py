@@ -1,10 +1,12 @@
-"""Campaign simulation for `faceloop bench optimize`: the real round logic, in-process.
+"""The optimisation bench (`faceloop bench optimize`): simulated campaigns that run the
+workflow's own learn-stage composition, in-process.
 
-Each round runs what the campaign workflow runs (propose -> allocate -> deliver one KPI
-window -> learn), with the same `Optimizer` (an Optuna study in SQLite RDB storage) and the
-same `allocate` / `plan_learn` / `trial_value` functions from `faceloop.optimization.optimizer`. What is
-left out: images, guardrails and Temporal. The audience is the sandbox's (a simulated one,
-named a fake in docs/sandbox.md): rates come from
+The top of `faceloop.optimization`, beside `cli` and `report`: each round of the `faceloop`
+strategy calls what the campaign workflow's activities call: `Optimizer.ask` on the models
+of `campaign_evidence` (propose), `allocate_window` (deploy), the simulated audience records
+the observe step's `KpiObservation` rows, then `campaign_evidence` and `learn_round`
+(learn). What is left out: images, guardrails and Temporal. The audience is the sandbox's (a
+simulated one, named a fake in docs/sandbox.md): rates come from
 `faceloop.connectors.sandbox_platform.scenario.true_rates` (segments, drift, fatigue, per-ad
 noise) and clicks/conversions are Binomial draws, conversions reported after the scenario's
 geometric delay, as the sandbox delivers them.
@@ -22,9 +24,10 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -37,23 +40,13 @@ from faceloop.connectors.sandbox_platform.scenario import (
     seed_words,
     true_rates,
 )
-from faceloop.models import CampaignConfig, FaceParams, KpiGoal, SearchSpace
-from faceloop.optimization.facemodel import FaceModel
-from faceloop.optimization.optimizer import (
-    ALL,
-    MEMORY_LOOKBACK,
-    ArmStats,
-    Optimizer,
-    allocate,
-    choose_memory,
-    delayed_exposure,
-    plan_learn,
-    segment_models,
-    split_impressions,
-    stable_seed,
-    trial_value,
-    windowed_stats,
-)
+from faceloop.models import CampaignConfig, FaceParams, KpiGoal, KpiObservation, SearchSpace
+from faceloop.optimization.allocation import allocate_window, split_impressions
+from faceloop.optimization.evidence import ALL, MEAN_DELAY_WINDOWS, arms_from_observations
+from faceloop.optimization.facemodel import campaign_evidence
+from faceloop.optimization.learn import STOP_BELOW, STOP_MIN_IMPRESSIONS, learn_round
+from faceloop.optimization.seeds import stable_seed
+from faceloop.optimization.study import Optimizer
 
 STRATEGIES = ("faceloop", "ab_test", "random", "oracle")
 NEAR_BEST = 0.95  # best_share counts impressions on variants within 5% of the optimum
@@ -73,13 +66,10 @@ class BenchConfig:
     # split for a quarter of the campaign
     ab_variants: int = 6
     ab_test_rounds: int = 7
-    stop_below: float = 0.02
-    min_impressions: float = 2000.0
+    stop_below: float = STOP_BELOW
+    min_impressions: float = STOP_MIN_IMPRESSIONS
     # what the campaign assumes about conversion delays (a setting, not the scenario's truth)
-    assumed_delay_windows: float = 0.5
-    # weight of a window's counts halves after this many windows (None: all count); the
-    # campaign loop sets it each round (optimizer.choose_memory), as the workflow does
-    memory_windows: float | None = None
+    assumed_delay_windows: float = MEAN_DELAY_WINDOWS
     space: SearchSpace = field(default_factory=SearchSpace)
 
     def to_json(self) -> dict[str, Any]:
@@ -97,7 +87,7 @@ class BenchConfig:
             "stop_below": self.stop_below,
             "refresh": self.campaign.refresh_creatives,
             "min_impressions": self.min_impressions,
-            "memory": "chosen per round from (None, 4) windows (optimizer.choose_memory)",
+            "memory": "chosen per round from (None, 4) windows (facemodel.choose_memory)",
         }
 
 
@@ -106,66 +96,14 @@ class BenchConfig:
 
 @dataclass
 class SimArm:
-    """One live creative (one ad) and everything the platform reported about it."""
+    """One creative (one ad) on the simulated platform."""
 
     variant_id: str
     params: FaceParams
     asset_id: str
     trial_number: int | None = None
     target: str | None = None  # the one segment it runs in (None: every segment)
-    born: int = 0  # the window it first ran in
     delivered: int = 0  # all impressions so far (fatigue)
-    impressions: dict[str, dict[int, int]] = field(default_factory=dict)  # seg -> window -> n
-    clicks: dict[str, dict[int, int]] = field(default_factory=dict)  # seg -> window -> n
-    conversions: dict[str, dict[int, int]] = field(default_factory=dict)  # by report window
-
-    def stats(self, segment: str, cfg: BenchConfig, now: int) -> ArmStats:
-        """Its counts in `segment` as known at the end of window `now`: later windows are
-        left out, as the workflow's catalog reads (`round_models`) leave them out, so a
-        model fitted "through window w" never sees what happened after w."""
-        by_window = {w: n for w, n in self.impressions.get(segment, {}).items() if w <= now}
-        if cfg.goal == KpiGoal.ctr:
-            exposure: dict[int, float] = {w: float(n) for w, n in by_window.items()}
-            got = self.clicks.get(segment, {})
-        else:
-            # conversions: count the impressions whose conversions could be reported by now
-            exposure = {
-                w: delayed_exposure({w: n}, now, cfg.assumed_delay_windows)
-                for w, n in by_window.items()
-            }
-            got = self.conversions.get(segment, {})
-        succ = {w: n for w, n in got.items() if w <= now}
-        return windowed_stats(self.variant_id, exposure, succ, now, cfg.memory_windows, self.params)
-
-    def first_window(self, segment: str, cfg: BenchConfig) -> ArmStats:
-        """Its counts in the window it first ran in (for a conversions goal, those reported
-        by then)."""
-        one = {
-            self.born: self.impressions.get(segment, {}).get(self.born, 0),
-        }
-        got = (self.clicks if cfg.goal == KpiGoal.ctr else self.conversions).get(segment, {})
-        exposure = (
-            {self.born: float(one[self.born])}
-            if cfg.goal == KpiGoal.ctr
-            else {self.born: delayed_exposure(one, self.born, cfg.assumed_delay_windows)}
-        )
-        return windowed_stats(
-            self.variant_id,
-            exposure,
-            {self.born: got.get(self.born, 0)},
-            self.born,
-            None,
-            self.params,
-        )
-
-    def windows(self) -> dict[int, tuple[float, float]]:
-        """Impressions and clicks per window over all segments (the fatigue check)."""
-        out: dict[int, tuple[float, float]] = {}
-        for segment, by_window in self.impressions.items():
-            for w, n in by_window.items():
-                i, c = out.get(w, (0.0, 0.0))
-                out[w] = (i + n, c + self.clicks.get(segment, {}).get(w, 0))
-        return out
 
 
 @dataclass
@@ -177,16 +115,31 @@ class Tally:
     clicks_by_round: list[int] = field(default_factory=list)
 
 
+# when the simulated campaign's first window ends (a KpiObservation carries a time)
+_START = datetime(2026, 1, 1, tzinfo=UTC)
+_WINDOW = timedelta(hours=12)
+
+
 class Audience:
     """The sandbox's delivery model in-process: Binomial clicks and conversions from the
-    scenario's true rates, conversions reported after a geometric delay."""
+    scenario's true rates, conversions reported after a geometric delay. `observe` records
+    what the workflow's observe activity would store: `observations`, one KpiObservation
+    per live ad, segment and window."""
 
-    def __init__(self, scenario: Scenario, run_seed: int, segments: Mapping[str, float]) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        run_seed: int,
+        segments: Mapping[str, float],
+        campaign_id: str = "bench",
+    ) -> None:
         self.scenario = scenario
         self.run_seed = run_seed
         self.segments = dict(segments)
+        self.campaign_id = campaign_id
+        self.observations: list[KpiObservation] = []
+        self._served: dict[tuple[int, str, str], tuple[int, int]] = {}  # -> impressions, clicks
         self._pending: dict[tuple[int, str, str], int] = {}  # (window, variant, seg) -> conv
-        self._arms: dict[str, SimArm] = {}
         self._best: dict[tuple[str, tuple[int, ...]], tuple[FaceParams, float]] = {}
 
     def best(self, segment: str, window: int, kpi: Kpi) -> tuple[FaceParams, float]:
@@ -201,7 +154,6 @@ class Audience:
         self, arm: SimArm, window: int, by_segment: Mapping[str, int], tally: Tally, kpi: Kpi
     ) -> int:
         """Serve one window of impressions; returns the clicks."""
-        self._arms[arm.variant_id] = arm
         total = sum(by_segment.values())
         if total == 0:
             return 0
@@ -227,8 +179,7 @@ class Audience:
             for d, k in zip(*np.unique(delays, return_counts=True), strict=True):
                 key = (window + int(d), arm.variant_id, segment)
                 self._pending[key] = self._pending.get(key, 0) + int(k)
-            arm.impressions.setdefault(segment, {})[window] = n
-            arm.clicks.setdefault(segment, {})[window] = clicks
+            self._served[(window, arm.variant_id, segment)] = (n, clicks)
             clicks_total += clicks
             tally.clicks += clicks
             tally.conversions += conv
@@ -241,12 +192,39 @@ class Audience:
         arm.delivered += total
         return clicks_total
 
-    def report(self, window: int) -> None:
-        """Conversions that arrive in this window are credited to their ad and segment."""
+    def observe(self, window: int, live: Sequence[SimArm]) -> list[KpiObservation]:
+        """The end of `window`, as the observe activity stores it: per live ad and segment
+        the window's impressions and clicks and the conversions reported in it (those of
+        earlier clicks included). An ad no longer live is not read, so conversions that
+        arrive after it was retired are not stored, as in the workflow."""
+        ads = {a.variant_id: a for a in live}
+        counts: dict[tuple[str, str], list[int]] = {}
+        for key in [k for k in self._served if k[0] == window]:
+            _, vid, segment = key
+            n, clicks = self._served.pop(key)
+            if vid in ads:
+                counts[(vid, segment)] = [n, clicks, 0]
         for key in [k for k in self._pending if k[0] == window]:
             _, vid, segment = key
-            arm = self._arms[vid]
-            arm.conversions.setdefault(segment, {})[window] = self._pending.pop(key)
+            conversions = self._pending.pop(key)
+            if vid in ads:
+                counts.setdefault((vid, segment), [0, 0, 0])[2] += conversions
+        rows = [
+            KpiObservation(
+                campaign_id=self.campaign_id,
+                variant_id=vid,
+                ad_id=ads[vid].asset_id,
+                round=window,
+                segment=segment,
+                impressions=n,
+                clicks=clicks,
+                conversions=conversions,
+                observed_at=_START + _WINDOW * window,
+            )
+            for (vid, segment), (n, clicks, conversions) in counts.items()
+        ]
+        self.observations.extend(rows)
+        return rows
 
 
 # --------------------------------------------------------------------------- strategies
@@ -255,31 +233,6 @@ class Audience:
 def campaign_segments(scenario: Scenario) -> dict[str, float]:
     """A brief naming the scenario's segments, with the scenario's shares."""
     return {s.name: s.share for s in scenario.segments} or {ALL: 1.0}
-
-
-def _arms_by_segment(
-    live: list[SimArm], segments: Mapping[str, float], cfg: BenchConfig, now: int
-) -> dict[str, list[ArmStats]]:
-    """Each segment's arms: those that run in it (their target, or every segment)."""
-    return {s: [a.stats(s, cfg, now) for a in live if a.target in (None, s)] for s in segments}
-
-
-def _models(
-    ever: list[SimArm], segments: Mapping[str, float], cfg: BenchConfig, now: int
-) -> tuple[float | None, dict[str, FaceModel]]:
-    """The campaign's memory (chosen by how well it foresaw recent launches) and its KPI
-    model per segment, from every creative shown so far, through window `now`."""
-
-    def history(memory: float | None, through: int) -> dict[str, list[ArmStats]]:
-        c = replace(cfg, memory_windows=memory)
-        return {s: [a.stats(s, c, through) for a in ever if a.born <= through] for s in segments}
-
-    launched = {
-        w: {s: [a.first_window(s, cfg) for a in ever if a.born == w] for s in segments}
-        for w in range(max(now - MEMORY_LOOKBACK + 1, 0), now + 1)
-    }
-    memory = choose_memory(cfg.space, history, launched, now) if now > 0 else None
-    return memory, segment_models(cfg.space, history(memory, now))
 
 
 def _kpi(goal: KpiGoal) -> Kpi:
@@ -294,19 +247,28 @@ def run_optuna_loop(
     storage_url: str | None,
     name: str,
 ) -> Tally:
-    """The campaign loop: what CampaignWorkflow does per round (its propose, deploy and learn
-    activities call the same functions), minus images, guardrails and Temporal."""
+    """The campaign loop, round by round through what the workflow's activities call:
+    propose (`Optimizer.ask` on the evidence's KPI models), deploy (`allocate_window`),
+    observe (the audience records the KpiObservation rows), learn (`campaign_evidence` on
+    those rows, then `learn_round`). Left out: images, guardrails and Temporal.
+
+    The workflow's propose and deploy activities read the evidence after the last window
+    from the catalog again; here the learn step's evidence is kept for them, with the live
+    variants read again (`CampaignEvidence.with_live`): nothing is observed in between, so
+    the numbers are the same and the models are fitted once per round instead of three
+    times."""
     segments = campaign_segments(scenario)
-    audience = Audience(scenario, run_seed, segments)
-    opt = Optimizer(_storage(storage_url), sampler)
     cid = f"{name}-{run_seed}"
+    audience = Audience(scenario, run_seed, segments, cid)
+    opt = Optimizer(_storage(storage_url), sampler)
     tally = Tally()
     live: list[SimArm] = []
-    ever: list[SimArm] = []
+    faces: dict[str, FaceParams] = {}  # every variant the campaign ran, in launch order
     kpi = _kpi(cfg.goal)
-    memory, models = None, segment_models(cfg.space, {s: [] for s in segments})
+    evidence = campaign_evidence(
+        (), faces, {}, segments, cfg.goal, cfg.space, -1, cfg.assumed_delay_windows
+    )
     for rnd in range(cfg.rounds):
-        run = replace(cfg, memory_windows=memory)
         # propose: queued refreshes, then new trials fill the places the incumbents leave
         # free, each for one segment, from that segment's model
         proposals = opt.ask(
@@ -314,7 +276,7 @@ def run_optuna_loop(
             rnd,
             cfg.campaign.variants_per_round - len(live),
             cfg.space,
-            models=models,
+            models=evidence.models,
             segments=segments,
             avoid=[a.params for a in live],
         )
@@ -325,51 +287,54 @@ def run_optuna_loop(
                 f"{cid}-t{p.trial_number}",  # a new trial is a new image: fresh fatigue
                 p.trial_number,
                 p.segment,
-                rnd,
             )
             for p in proposals
         ]
         live = live + new
-        ever = ever + new
+        faces.update((a.variant_id, a.params) for a in new)
         # deploy: Thompson allocation per segment on what was observed before this window
-        alloc = allocate(
-            _arms_by_segment(live, segments, run, rnd - 1),  # data through the last window
-            segments,
+        alloc = allocate_window(
+            evidence.with_live(_targets(live), faces),
             cfg.campaign.exploration_floor,
             stable_seed(cid, rnd),
             cfg.impressions_per_round,
-            models,
         )
         clicks = 0
         for arm in live:
             by_seg = {s: alloc[s].get(arm.variant_id, 0) for s in segments}
             clicks += audience.deliver(arm, rnd, by_seg, tally, kpi)
         tally.clicks_by_round.append(clicks)
-        # observe: conversions that arrive in this window
-        audience.report(rnd)
+        # observe: this window's counts and the conversions that arrive in it
+        audience.observe(rnd, live)
         # learn: tell this round's trials, keep the best, retire the rest, refresh worn-out
-        memory, models = _models(ever, segments, cfg, rnd)
-        run = replace(cfg, memory_windows=memory)
-        stats = _arms_by_segment(live, segments, run, rnd)
-        for arm in new:
-            assert arm.trial_number is not None
-            opt.tell(cid, arm.trial_number, trial_value(arm.variant_id, stats))
-        plan = plan_learn(
-            stats,
+        evidence = campaign_evidence(
+            audience.observations,
+            faces,
+            _targets(live),
             segments,
-            cfg.campaign.incumbents,
-            stable_seed(cid, rnd, "learn"),
-            cfg.stop_below,
-            cfg.min_impressions,
-            models,
-            {a.variant_id: a.windows() for a in live} if cfg.campaign.refresh_creatives else None,
+            cfg.goal,
+            cfg.space,
+            rnd,
+            cfg.assumed_delay_windows,
         )
-        for arm in live:
-            if arm.variant_id in plan.refresh:
-                opt.enqueue_refresh(cid, arm.variant_id, arm.params, arm.target)
+        plan = learn_round(
+            opt,
+            cid,
+            rnd,
+            evidence,
+            {a.trial_number: a.variant_id for a in new if a.trial_number is not None},
+            cfg.campaign.incumbents,
+            refresh=cfg.campaign.refresh_creatives,
+            stop_below=cfg.stop_below,
+            min_impressions=cfg.min_impressions,
+        )
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
     return tally
+
+
+def _targets(live: Sequence[SimArm]) -> dict[str, str | None]:
+    return {a.variant_id: a.target for a in live}
 
 
 def run_ab_test(
@@ -378,8 +343,8 @@ def run_ab_test(
     """Test a fixed set of random variants with an equal split, then roll out the winner
     (per segment: a marketer with the same targeting as faceloop picks each segment's best)."""
     segments = campaign_segments(scenario)
-    audience = Audience(scenario, run_seed, segments)
     cid = f"ab_test-{run_seed}"
+    audience = Audience(scenario, run_seed, segments, cid)
     opt = Optimizer(_storage(storage_url), "random")
     arms = [
         SimArm(f"{cid}-t{p.trial_number}", p.params, f"{cid}-t{p.trial_number}", p.trial_number)
@@ -389,15 +354,22 @@ def run_ab_test(
     tally = Tally()
     kpi = _kpi(cfg.goal)
     winners: dict[str, SimArm] = {}
-    plain = replace(cfg, memory_windows=None)  # the test phase's totals, not discounted
     for rnd in range(cfg.rounds):
         if rnd < cfg.ab_test_rounds:
             equal = {a.variant_id: 1.0 / len(arms) for a in arms}
             alloc = {s: split_impressions(equal, budgets[s]) for s in segments}
         else:
             if not winners:
-                for s in segments:
-                    stats = [a.stats(s, plain, rnd) for a in arms]
+                # the test phase's totals, not discounted
+                by_segment = arms_from_observations(
+                    audience.observations,
+                    [a.variant_id for a in arms],
+                    list(segments),
+                    cfg.goal,
+                    rnd,
+                    cfg.assumed_delay_windows,
+                )
+                for s, stats in by_segment.items():
                     best = max(stats, key=lambda st: st.successes / max(st.impressions, 1.0))
                     winners[s] = next(a for a in arms if a.variant_id == best.variant_id)
             alloc = {s: {winners[s].variant_id: budgets[s]} for s in segments}
@@ -406,7 +378,7 @@ def run_ab_test(
             by_seg = {s: alloc[s].get(arm.variant_id, 0) for s in segments}
             clicks += audience.deliver(arm, rnd, by_seg, tally, kpi)
         tally.clicks_by_round.append(clicks)
-        audience.report(rnd)
+        audience.observe(rnd, arms)
     return tally
 
 

@@ -20,7 +20,7 @@ from faceloop.models import (
     SearchSpace,
     Variant,
 )
-from faceloop.optimization.optimizer import ArmStats, Optimizer, posterior_mean
+from faceloop.optimization import ArmStats, Optimizer, posterior_mean
 from faceloop.report import build_report
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -25,20 +24,15 @@ from faceloop.messages import (
     StartCampaignInput,
     VariantsPayload,
 )
-from faceloop.models import Decision, KpiGoal, RollbackRecord, Variant
-from faceloop.optimization.optimizer import (
-    ArmStats,
-    LearnPlan,
+from faceloop.models import Brief, Decision, KpiGoal, RollbackRecord, Variant
+from faceloop.optimization import (
+    CampaignEvidence,
     Optimizer,
-    arms_from_observations,
-    campaign_models,
-    objective_values,
-    plan_learn,
+    campaign_evidence,
+    learn_round,
     segment_shares,
     stable_seed,
     successes,
-    trial_value,
-    window_clicks,
 )
 from faceloop.playbooks.rollback import RollbackHit, RollbackKpis
 from faceloop.playbooks.rules import RuleContext
@@ -183,19 +177,17 @@ class CampaignActivities:
 
     def _propose(self, inp: ProposeInput) -> VariantsPayload:
         # Thompson proposals from each segment's KPI model, fitted on everything observed
-        # (the benchmark runs the same: faceloop.optimization.simulate)
+        # (the bench runs the same: faceloop.optimization.simulate)
         every = self.catalog.variants(inp.campaign_id)
-        _, models = campaign_models(
-            self.catalog.observations(inp.campaign_id), every, inp.brief, inp.round - 1
-        )
+        evidence = self._evidence(inp.campaign_id, inp.brief, every, [], inp.round - 1)
         row = self.catalog.get_campaign(inp.campaign_id)
         proposals = self.optimizer.ask(
             inp.campaign_id,
             inp.round,
             inp.n,
             inp.brief.search_space,
-            models=models,
-            segments=segment_shares(inp.brief),
+            models=evidence.models,
+            segments=evidence.shares,
             avoid=[v.params for v in every if v.live],
             objectives=row.config.objectives if row is not None else None,
         )
@@ -367,57 +359,33 @@ class CampaignActivities:
         return await asyncio.to_thread(self._learn, inp)
 
     def _learn(self, inp: LearnInput) -> LearnOutput:
-        # the same keep/retire/stop/refresh rule the optimisation bench runs
-        # (faceloop.optimization.optimizer, faceloop.optimization.simulate)
-        shares = segment_shares(inp.brief)
-        observations = self.catalog.observations(inp.campaign_id)
-        memory, models = campaign_models(
-            observations, self.catalog.variants(inp.campaign_id), inp.brief, inp.round
+        # the same learn step the optimisation bench runs each round
+        # (faceloop.optimization.learn, faceloop.optimization.simulate)
+        evidence = self._evidence(
+            inp.campaign_id,
+            inp.brief,
+            self.catalog.variants(inp.campaign_id),
+            inp.live,
+            inp.round,
         )
-        live_ids = [v.variant_id for v in inp.live]
-        faces = {v.variant_id: v.params for v in inp.live}
-        targets = {v.variant_id: v.segment for v in inp.live}
-
-        def stats_for(goal: KpiGoal) -> dict[str, list[ArmStats]]:
-            return arms_from_observations(
-                observations, live_ids, list(shares), goal, inp.round, 0.5, memory, faces, targets
-            )
-
-        stats = stats_for(inp.brief.kpi_goal)
-        objectives = inp.config.objectives
-        ctr_stats, conv_stats = (
-            (stats_for(KpiGoal.ctr), stats_for(KpiGoal.conversions)) if objectives else ({}, {})
-        )
-        # blocked variants are told as failed so the sampler learns the infeasible region;
-        # deployed ones are told their observed KPI (or objectives) once, after their first
-        # window
-        for v in inp.round_variants:
-            if v.trial_number is None or v.round != inp.round:
-                continue
-            value: float | list[float] | None = None
-            if v.decision == Decision.deploy:
-                value = (
-                    objective_values(v.variant_id, ctr_stats, conv_stats, objectives)
-                    if objectives
-                    else trial_value(v.variant_id, stats)
-                )
-            self.optimizer.tell(inp.campaign_id, v.trial_number, value)
-        plan = plan_learn(
-            stats,
-            shares,
+        # blocked variants are told as failed; deployed ones their observed KPI (or
+        # objectives), once, after their first window
+        told = {
+            v.trial_number: v.variant_id if v.decision == Decision.deploy else None
+            for v in inp.round_variants
+            if v.trial_number is not None and v.round == inp.round
+        }
+        plan = learn_round(
+            self.optimizer,
+            inp.campaign_id,
+            inp.round,
+            evidence,
+            told,
             inp.config.incumbents,
-            stable_seed(inp.campaign_id, inp.round, "learn"),
-            models=models,
-            windows=window_clicks(observations, set(live_ids))
-            if inp.config.refresh_creatives
-            else None,
+            objectives=inp.config.objectives,
+            refresh=inp.config.refresh_creatives,
+            paused=inp.paused,
         )
-        if inp.paused:
-            plan = _without(plan, set(inp.paused))
-        # a worn-out creative is retired and a fresh image of its face runs next round
-        refreshed = plan.refresh
-        for vid in refreshed:
-            self.optimizer.enqueue_refresh(inp.campaign_id, vid, faces[vid], targets[vid])
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]
         retire = [by_id[i] for i in plan.retire]
@@ -434,9 +402,9 @@ class CampaignActivities:
                 "incumbents": plan.keep,
                 "retired": plan.retire,
                 "stopped_early": plan.stopped,
-                "refreshed": refreshed,
+                "refreshed": plan.refresh,
                 "winners": plan.winners,
-                "memory_windows": memory,
+                "memory_windows": evidence.memory,
             },
         )
         return LearnOutput(
@@ -444,6 +412,26 @@ class CampaignActivities:
             retire=retire,
             posterior_mean=plan.posterior_mean,
             winner=by_id.get(plan.winner) if plan.winner else None,
+        )
+
+    def _evidence(
+        self,
+        campaign_id: str,
+        brief: Brief,
+        every: list[Variant],
+        live: list[Variant],
+        now: int,
+    ) -> CampaignEvidence:
+        """The campaign's evidence after window `now`, from the catalog's observations of
+        `every` variant it ran; `live` are the ones running now, with their target."""
+        return campaign_evidence(
+            self.catalog.observations(campaign_id),
+            {v.variant_id: v.params for v in [*every, *live]},
+            {v.variant_id: v.segment for v in live},
+            segment_shares(brief),
+            brief.kpi_goal,
+            brief.search_space,
+            now,
         )
 
     @activity.defn
@@ -462,21 +450,3 @@ class CampaignActivities:
                 "winner": inp.winner.variant_id if inp.winner else None,
             },
         )
-
-
-def _without(plan: LearnPlan, paused: set[str]) -> LearnPlan:
-    """The plan with rolled-back ads taken out: a paused ad is neither kept nor the winner
-    (they were paused already, so they are not retired a second time either)."""
-    allowed = {k: m for k, m in plan.posterior_mean.items() if k not in paused}
-    winner = plan.winner if plan.winner not in paused else None
-    if winner is None and allowed:
-        winner = max(allowed, key=lambda k: allowed[k])
-    return dataclasses.replace(
-        plan,
-        keep=[i for i in plan.keep if i not in paused],
-        retire=[i for i in plan.retire if i not in paused],
-        stopped=[i for i in plan.stopped if i not in paused],
-        refresh=[i for i in plan.refresh if i not in paused],
-        winner=winner,
-        winners={seg: v for seg, v in plan.winners.items() if v not in paused},
-    )

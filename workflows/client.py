@@ -158,7 +158,7 @@ def write_report(settings: Settings, campaign_id: str, out_dir: Path) -> tuple[P
                 f"campaign {campaign_id!r} is not in the catalog at "
                 f"{settings.resolved_database_url}: check the id with `faceloop status`"
             )
-        from faceloop.optimization.optimizer import Optimizer
+        from faceloop.optimization import Optimizer
         from faceloop.workflows.worker import optuna_url
 
         return build_report(

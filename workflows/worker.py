@@ -19,7 +19,7 @@ from faceloop.connectors.registry import get_connector
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore

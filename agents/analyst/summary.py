@@ -18,7 +18,7 @@ from faceloop.agents.models import AnalystSummary, AnalyzeInput, VariantKpi
 from faceloop.models import KpiGoal, Model
 
 if TYPE_CHECKING:
-    from faceloop.optimization.optimizer import Optimizer
+    from faceloop.optimization import Optimizer
     from faceloop.storage.catalog import Catalog
 
 __all__ = ["SummaryDraft", "analyze", "rephrase", "summarise"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from faceloop.errors import FaceloopError
 from faceloop.models import FaceParams
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.study import Optimizer
 from faceloop.report.data import build_model
 from faceloop.report.html import render_html
 from faceloop.report.plots import PLOT_NAME, kpi_plot

@@ -18,8 +18,8 @@ from PIL import Image
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, Variant
-from faceloop.optimization.optimizer import Optimizer
 from faceloop.optimization.report import pareto_section, regret_section
+from faceloop.optimization.study import Optimizer
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, CampaignRow, Catalog
 

@@ -13,7 +13,7 @@ from faceloop.agents.activities import AnalystActivities
 from faceloop.agents.analyst import MIN_TRIALS_FOR_IMPORTANCE
 from faceloop.agents.models import AnalyzeInput
 from faceloop.models import AudienceSegment, Brief, CampaignConfig, KpiGoal, KpiObservation, Variant
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.storage.catalog import Catalog
 
 CID = "camp-analyst"

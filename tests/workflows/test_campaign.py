@@ -20,7 +20,7 @@ from temporalio.worker import Replayer
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.sandbox import SandboxConnector
 from faceloop.models import CampaignConfig, CampaignState, Decision
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog

@@ -31,7 +31,7 @@ from faceloop.models import (
     FaceParams,
     Variant,
 )
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.study import Optimizer
 from faceloop.playbooks.schema import Escalation, Playbook, PromptFilterRules, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog

@@ -25,7 +25,7 @@ from faceloop.models import (
     Variant,
     Verdict,
 )
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.playbooks.schema import load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog

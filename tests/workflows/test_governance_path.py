@@ -21,7 +21,7 @@ from faceloop.cli import app
 from faceloop.connectors.base import AdDeployment
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.models import CampaignConfig, CampaignState, CheckResult, Decision, Verdict
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization import Optimizer
 from faceloop.playbooks.schema import Escalation, Playbook, RollbackCriterion, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog

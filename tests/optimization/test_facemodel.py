@@ -1,16 +1,17 @@
-"""The KPI model behind proposals and allocation: posterior of additive effects on the logit
-scale, with numbers."""
+"""The KPI model behind proposals and allocation (posterior of additive effects on the logit
+scale, with numbers), the memory choice, and `campaign_evidence`: what a round reads."""
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from faceloop.models import AGE_BANDS, FaceParams, SearchSpace
-from faceloop.optimization.facemodel import FaceModel
-from faceloop.optimization.optimizer import Evidence
+from faceloop.models import AGE_BANDS, FaceParams, KpiGoal, KpiObservation, SearchSpace
+from faceloop.optimization.evidence import ALL, ArmStats, Evidence
+from faceloop.optimization.facemodel import FaceModel, campaign_evidence, choose_memory
 
 SMALL = SearchSpace(
     expression=["smile", "neutral", "serious"],
@@ -180,3 +181,114 @@ def test_tempered_proposals_stay_nearer_the_best_face_and_are_random_without_dat
     assert all(150 <= c <= 250 for c in counts), counts
     with pytest.raises(ValueError, match="scale"):
         prior.propose(np.random.default_rng(0), scale=-1.0)
+
+
+def _truth(p: FaceParams) -> float:
+    """A small additive truth: smile and warm are best."""
+    x = -3.9 + {"smile": 0.3, "serious": -0.3}.get(p.expression, 0.0)
+    x += {"warm": 0.2, "grey": -0.2}.get(p.background, 0.0)
+    return 1 / (1 + np.exp(-x))
+
+
+def test_choose_memory_forgets_only_when_the_audience_changed() -> None:
+    space = SearchSpace(expression=["smile", "neutral", "serious"], background=["warm", "grey"])
+    rng = np.random.default_rng(0)
+    faces = [
+        FaceParams(expression=e, background=b) for e in space.expression for b in space.background
+    ]
+
+    def campaign(drift_at: int | None) -> tuple[dict[int, list[ArmStats]], int]:
+        # per window, six fresh creatives; from `drift_at` on, smile and serious swap
+        runs: dict[int, list[ArmStats]] = {}
+        for w in range(12):
+            runs[w] = []
+            for i, p in enumerate(faces):
+                q = p
+                if drift_at is not None and w >= drift_at:
+                    swap = {"smile": "serious", "serious": "smile"}
+                    q = p.model_copy(update={"expression": swap.get(p.expression, p.expression)})
+                runs[w].append(ArmStats(f"w{w}-{i}", 20_000, rng.binomial(20_000, _truth(q)), p))
+        return runs, 11
+
+    for drift_at, expected in ((None, None), (8, 4.0)):
+        runs, now = campaign(drift_at)
+
+        def history(
+            memory: float | None, through: int, runs: dict[int, list[ArmStats]] = runs
+        ) -> dict[str, list[ArmStats]]:
+            out = []
+            for w in range(through + 1):
+                weight = 1.0 if memory is None else 0.5 ** ((through - w) / memory)
+                out += [
+                    ArmStats(a.variant_id, a.impressions * weight, a.successes * weight, a.params)
+                    for a in runs[w]
+                ]
+            return {ALL: out}
+
+        launched = {w: {ALL: runs[w]} for w in range(now - 3, now + 1)}
+        assert choose_memory(space, history, launched, now) == expected
+
+
+def _row(vid: str, window: int, segment: str, n: int, clicks: int) -> KpiObservation:
+    return KpiObservation(
+        campaign_id="c",
+        variant_id=vid,
+        ad_id=f"ad-{vid}",
+        round=window,
+        segment=segment,
+        impressions=n,
+        clicks=clicks,
+        conversions=0,
+        observed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+ROWS = [
+    _row("old", 0, "x", 1000, 10),  # retired after window 0
+    _row("a", 0, "x", 1000, 30),
+    _row("a", 1, "x", 1000, 20),
+    _row("b", 1, "y", 2000, 40),
+    _row("a", 2, "x", 1000, 90),  # after the window the evidence is read for
+]
+FACES = {
+    "old": FaceParams(expression="serious"),
+    "a": FaceParams(expression="smile"),
+    "b": FaceParams(expression="neutral"),
+}
+
+
+def test_campaign_evidence_reads_what_was_known_after_its_window() -> None:
+    ev = campaign_evidence(
+        ROWS, FACES, {"a": "x", "b": None}, {"x": 0.5, "y": 0.5}, KpiGoal.ctr, SMALL, 1
+    )
+    assert ev.memory is None  # one window of launches: nothing to forget yet
+    # the live counts through window 1 only; a targets x, b runs everywhere
+    assert [(s.variant_id, s.impressions, s.successes) for s in ev.arms["x"]] == [
+        ("a", 2000, 50),
+        ("b", 0, 0),
+    ]
+    assert [s.variant_id for s in ev.arms["y"]] == ["b"]
+    assert ev.windows == {"a": {0: (1000, 30), 1: (1000, 20)}, "b": {1: (2000, 40)}}
+    # the models are fitted on every variant the campaign ran, the retired one too
+    with_old = FaceModel(SMALL, [Evidence(FACES["old"], 1000, 10), Evidence(FACES["a"], 2000, 50)])
+    assert ev.models["x"].mean == pytest.approx(with_old.mean)
+    assert ev.models["y"].mean == pytest.approx(
+        FaceModel(SMALL, [Evidence(FACES["b"], 2000, 40)]).mean
+    )
+
+
+def test_evidence_with_other_live_variants_is_the_evidence_read_for_them() -> None:
+    shares = {"x": 0.5, "y": 0.5}
+    ev = campaign_evidence(ROWS, FACES, {"a": "x", "b": None}, shares, KpiGoal.ctr, SMALL, 1)
+    faces = {**FACES, "new": FaceParams(expression="laugh")}
+    live = {"a": "x", "new": "y"}  # b retired, a new proposal for y
+    again = ev.with_live(live, faces)
+    fresh = campaign_evidence(ROWS, faces, live, shares, KpiGoal.ctr, SMALL, 1)
+    assert again.arms == fresh.arms and again.windows == fresh.windows
+    assert again.memory == fresh.memory and again.live == live
+    assert all(again.models[s].mean == pytest.approx(fresh.models[s].mean) for s in shares)
+    assert again.arms_for(KpiGoal.conversions) == fresh.arms_for(KpiGoal.conversions)
+    # a variant with observations the models were not fitted on needs a new evidence
+    partial = campaign_evidence(ROWS, {"a": FACES["a"]}, {"a": "x"}, shares, KpiGoal.ctr, SMALL, 1)
+    with pytest.raises(ValueError, match="campaign_evidence"):
+        partial.with_live(live, faces)

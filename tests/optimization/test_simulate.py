@@ -9,7 +9,6 @@ from optuna.trial import TrialState
 from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_rates
 from faceloop.examples import example_path
 from faceloop.models import CampaignConfig, FaceParams
-from faceloop.optimization.optimizer import Optimizer
 from faceloop.optimization.simulate import (
     Audience,
     BenchConfig,
@@ -20,6 +19,7 @@ from faceloop.optimization.simulate import (
     run_optuna_loop,
     run_seed,
 )
+from faceloop.optimization.study import Optimizer
 
 SCENARIOS = example_path("scenarios")  # shipped in the wheel
 SMALL = BenchConfig(rounds=4, impressions_per_round=3_000, ab_test_rounds=1)
@@ -42,16 +42,33 @@ def test_audience_draws_match_the_scenarios_true_rates() -> None:
     audience.deliver(arm, 0, {"all": 200_000}, tally, "ctr")
     # fatigue at the middle of the window, per-ad noise of this asset: as the sandbox
     ctr, cvr = true_rates(sc, params, "all", 100_000, 0, asset_id="asset-v")
-    clicks = arm.clicks["all"][0]
-    assert clicks == tally.clicks
+    # what the observe activity stores: one row per ad, segment and window
+    (row,) = audience.observe(0, [arm])
+    assert (row.variant_id, row.ad_id, row.round, row.segment) == ("v", "asset-v", 0, "all")
+    clicks = row.clicks
+    assert clicks == tally.clicks and row.impressions == 200_000
     assert clicks / 200_000 == pytest.approx(ctr, abs=4 * np.sqrt(ctr / 200_000))
     assert tally.conversions / clicks == pytest.approx(cvr, abs=4 * np.sqrt(cvr / clicks))
-    # conversions are reported over later windows: mean delay 0.5 -> 2/3 in the click window
-    for w in range(30):
-        audience.report(w)
-    reported = arm.conversions["all"]
-    assert sum(reported.values()) == tally.conversions
-    assert reported[0] / tally.conversions == pytest.approx(2 / 3, abs=0.08)
+    # conversions are reported over later windows (rows without impressions): mean delay
+    # 0.5 -> 2/3 in the click window
+    for w in range(1, 30):
+        audience.observe(w, [arm])
+    assert sum(o.conversions for o in audience.observations) == tally.conversions
+    assert row.conversions / tally.conversions == pytest.approx(2 / 3, abs=0.08)
+    assert all(o.impressions == 0 for o in audience.observations[1:])
+
+
+def test_conversions_of_a_retired_ad_are_not_stored() -> None:
+    """As the observe activity reads only the live ads, conversions that arrive after an ad
+    was retired never reach the campaign's evidence."""
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    audience = Audience(sc, 0, {"all": 1.0})
+    arm = SimArm("v", FaceParams(), "asset-v")
+    tally = Tally()
+    audience.deliver(arm, 0, {"all": 200_000}, tally, "ctr")
+    (row,) = audience.observe(0, [arm])
+    assert 0 < row.conversions < tally.conversions
+    assert audience.observe(1, []) == [] and audience.observations == [row]
 
 
 def test_strategies_get_the_same_budget_and_the_oracle_is_always_best() -> None:
@@ -166,16 +183,3 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
     )
     assert out["lift_vs_ab"] > 0.1
     assert s["faceloop"]["oracle_fraction"] > 0.85
-
-
-def test_an_arms_counts_through_a_window_leave_out_later_windows() -> None:
-    # a model fitted "through window w" (the memory choice scores launches of w + 1 with it)
-    # must not see what happened after w, as the workflow's catalog reads do not
-    arm = SimArm("v", FaceParams(), "a")
-    arm.impressions = {"all": {0: 1000, 1: 1000, 2: 1000}}
-    arm.clicks = {"all": {0: 10, 1: 20, 2: 90}}
-    cfg = BenchConfig()
-    through_1 = arm.stats("all", cfg, 1)
-    assert (through_1.impressions, through_1.successes) == (2000, 30)
-    everything = arm.stats("all", cfg, 2)
-    assert (everything.impressions, everything.successes) == (3000, 120)
