@@ -12,13 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from faceloop.cli.console import console, fail
 from faceloop.errors import FaceloopError
-
-console = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -83,20 +80,19 @@ def bench_optimize(
     from faceloop.optimization.simulate import BenchConfig, bench
 
     if sampler not in SAMPLERS:
-        err.print(
-            f"[red]error:[/red] --sampler {sampler!r} is unknown; use one of {', '.join(SAMPLERS)}"
+        raise fail(
+            FaceloopError(f"--sampler {sampler!r} is unknown; use one of {', '.join(SAMPLERS)}")
         )
-        raise typer.Exit(2)
     test_rounds = ab_test_rounds if ab_test_rounds is not None else max(rounds // 4, 1)
     if not 1 <= test_rounds < rounds:
-        err.print(
-            f"[red]error:[/red] --ab-test-rounds must be between 1 and {rounds - 1} (fewer than "
-            f"--rounds), got {test_rounds}"
+        raise fail(
+            FaceloopError(
+                f"--ab-test-rounds must be between 1 and {rounds - 1} (fewer than --rounds), "
+                f"got {test_rounds}"
+            )
         )
-        raise typer.Exit(2)
     if plot is not None and plot.suffix.lower() not in (".png", ".html"):
-        err.print(f"[red]error:[/red] --plot must end in .png or .html, got {plot}")
-        raise typer.Exit(2)
+        raise fail(FaceloopError(f"--plot must end in .png or .html, got {plot}"))
     try:
         sc = load_scenario(scenario)
         campaign = (
@@ -111,8 +107,7 @@ def bench_optimize(
         )
         out = bench(sc, cfg, seeds, jobs or min(2, os.cpu_count() or 1), storage)
     except (FaceloopError, ValueError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        raise fail(exc) from exc
     out["scenario_file"] = str(scenario)
     if plot is not None:
         plot.parent.mkdir(parents=True, exist_ok=True)

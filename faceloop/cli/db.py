@@ -13,6 +13,7 @@ from faceloop.errors import FaceloopError
 if TYPE_CHECKING:
     from faceloop.settings import Settings
 
+
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     db = group("The catalog's database schema: which revision it is at, and upgrading it.")
     db.command("current")(current)
