@@ -75,10 +75,12 @@ class ReviewedFilter(PromptFilter):
         super().__init__(rules)
         self.approved = approved
 
-    def check_text(self, text: str, field: str = "text") -> list[FilterHit]:
+    def check_text(
+        self, text: str, field: str = "text", persona: frozenset[str] = frozenset()
+    ) -> list[FilterHit]:
         return [
             h
-            for h in super().check_text(text, field)
+            for h in super().check_text(text, field, persona)
             if h.action != "escalate" or finding(h) not in self.approved
         ]
 

@@ -44,7 +44,7 @@ from faceloop.workflows.worker import Resources, build_workers
 ROOT = Path(__file__).resolve().parents[2]
 BRIEF = Brief(
     product="Lumen SPF 50",
-    message="Everyday sun protection, as worn by Jane Roe.",
+    message="Everyday sun protection, as worn by Zorbulax.",
     audience=[AudienceSegment(name="all")],
     markets=["NL"],
     budget_impressions=1000,
@@ -52,11 +52,12 @@ BRIEF = Brief(
 
 
 def naming(action: str, name: str = "custom") -> Playbook:
-    """A playbook whose prompt filter knows the real person Jane Roe: `action` on a match."""
+    """A playbook whose prompt filter knows the real person Zorbulax (a one-word stage
+    name, which the default name detector does not catch): `action` on a match."""
     return Playbook(
         name=name,
         prompt_filter=PromptFilterRules(
-            real_people=["Jane Roe"],
+            real_people=["Zorbulax"],
             actions={"real_people": action},  # type: ignore[dict-item]
         ),
     )
@@ -159,10 +160,10 @@ async def run_campaign(
     rounds: int = 1,
     reviewer: str | None = None,
 ) -> tuple[CampaignState, list[PendingEscalation]]:
-    """The example brief naming Jane Roe, under `playbook`, no image guardrails; `reviewer`
+    """The example brief naming Zorbulax, under `playbook`, no image guardrails; `reviewer`
     approves the first escalated plan. The final state and what waited."""
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
-    brief = brief.model_copy(update={"message": "Sun protection, as worn by Jane Roe."})
+    brief = brief.model_copy(update={"message": "Sun protection, as worn by Zorbulax."})
     config = CampaignConfig(
         rounds=rounds, variants_per_round=2, incumbents=1, kpi_window_seconds=0.5
     )
