@@ -33,7 +33,7 @@ ReviewerOpt = Annotated[
 ]
 ReasonOpt = Annotated[str, typer.Option(help="why; recorded in the audit log")]
 RoleOpt = Annotated[
-    str | None, typer.Option(help="your role; refused if the variant waits for another role")
+    str | None, typer.Option(help="the role you vote as; required where the level names a role")
 ]
 
 
