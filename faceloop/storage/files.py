@@ -21,11 +21,15 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def private_file(path: Path) -> Path:
+def private_file(path: Path, *, private_parent: bool = True) -> Path:
     """Create `path` empty with owner-only permissions if it does not exist yet, so a
-    program that opens it later (SQLite, the Temporal server) never creates it readable by
-    others; an existing file of ours is tightened."""
-    private_dir(path.parent)
+    program that opens it later (SQLite) never creates it readable by others; an existing
+    file of ours is tightened. `private_parent=False` leaves a folder the operator chose
+    (a catalog path outside the data dir) as it is, only creating it if missing."""
+    if private_parent:
+        private_dir(path.parent)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE))
     if path.stat().st_uid == os.getuid():

@@ -49,6 +49,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import StaticPool
 
 from faceloop.errors import FaceloopError
+from faceloop.storage.files import private_file
 
 __all__ = [
     "CatalogBase",
@@ -330,8 +331,10 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         # every connection to :memory: is a new empty database; share one connection
         engine = create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
     else:
-        # a fresh data dir has no folder yet; sqlite would fail with "unable to open"
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # a fresh data dir has no folder yet (sqlite would fail with "unable to open"); the
+        # file holds every subject's key, so it is created owner-only before SQLite opens
+        # it (its -wal and -shm files take the database file's mode)
+        private_file(Path(database).expanduser(), private_parent=False)
         engine = create_engine(url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_S})
 
     @event.listens_for(engine, "connect")

@@ -44,3 +44,13 @@ def test_the_identity_gallery_is_owner_only(tmp_path: Path) -> None:
     gallery.enroll("someone", [np.ones(128, dtype=np.float32)])
     assert _mode(tmp_path / "identity") == 0o700
     assert _mode(tmp_path / "identity" / "gallery.enc") == 0o600
+
+
+def test_the_sqlite_catalog_and_its_journal_are_owner_only(tmp_path: Path) -> None:
+    from faceloop.storage.catalog import Catalog
+
+    db = tmp_path / "home" / "faceloop.db"
+    with Catalog(f"sqlite:///{db}") as catalog:
+        catalog.audit("c", "test.entry", "s", "tester", {"n": 1})
+        for f in [db, *db.parent.glob("faceloop.db-*")]:
+            assert _mode(f) == 0o600, f
