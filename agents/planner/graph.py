@@ -32,6 +32,7 @@ from faceloop.agents.models import BriefFacts, PlanFallback, PlanResult
 from faceloop.agents.planner import deterministic as det
 from faceloop.agents.planner import tokens
 from faceloop.guardrails.prompt_filter import FilterHit, PromptFilter
+from faceloop.guardrails.text_policy.names import persona_names
 from faceloop.models import Brief, FaceParams, Model, VariantPrompt, Verdict
 
 if TYPE_CHECKING:
@@ -229,7 +230,9 @@ class Planner:
                         self.chat,
                         self._write_messages(facts, params),
                         PromptDraft,
-                        lambda d, p=params: self.draft_problems(d, p),  # type: ignore[misc]
+                        lambda d, p=params: self.draft_problems(  # type: ignore[misc]
+                            d, p, _persona(brief)
+                        ),
                         self.max_attempts,
                         state.get("deadline"),
                     )
@@ -265,8 +268,11 @@ class Planner:
             {"role": "user", "content": data_block(facts.model_dump())},
         ]
 
-    def draft_problems(self, draft: PromptDraft, params: FaceParams) -> list[str]:
-        """Why an LLM draft cannot be used; empty when it can."""
+    def draft_problems(
+        self, draft: PromptDraft, params: FaceParams, persona: frozenset[str] = frozenset()
+    ) -> list[str]:
+        """Why an LLM draft cannot be used; empty when it can. `persona`: the consented
+        persona's name words, which a prompt may name."""
         prompt = " ".join(draft.prompt.split())
         problems = det.expression_problems(prompt, params)
         bad = det._UNSAFE_CHARS.findall(prompt)
@@ -274,7 +280,7 @@ class Planner:
             problems.append(f"prompt has characters outside plain text: {sorted(set(bad))}")
         problems += [
             f"prompt breaks rule {h.rule} ({h.matched!r})"
-            for h in self.filter.check_prompt(prompt).hits
+            for h in self.filter.check_prompt(prompt, persona=persona).hits
         ]
         # SDXL drops what lies past 75 CLIP tokens, parameter phrases included
         problems += tokens.prompt_token_problems(prompt, params)
@@ -294,12 +300,13 @@ class Planner:
 
     def check(self, state: PlannerState) -> PlannerState:
         hits: list[FilterHit] = []
+        persona = _persona(state["brief"])
         for v in state["variants"]:
             problems = det.expression_problems(v.prompt, v.params)
             if problems:
                 # cannot happen for either writer; if it does, nothing half-checked ships
                 return {"status": "blocked", "reason": f"{v.variant_id}: {problems[0]}"}
-            hits += self.filter.check_prompt(v.prompt, f"{v.variant_id}.prompt").hits
+            hits += self.filter.check_prompt(v.prompt, f"{v.variant_id}.prompt", persona).hits
         if not hits:
             return {"status": "planned", "reason": ""}
         verdict: Literal["blocked", "escalated"] = (
@@ -327,3 +334,9 @@ def build_graph(p: Planner) -> CompiledStateGraph[Any, Any, Any, Any]:
     g.add_edge("disclose", "check")
     g.add_edge("check", END)
     return g.compile()
+
+
+def _persona(brief: Brief) -> frozenset[str]:
+    """The name words of the brief's consented persona: a prompt may name the persona (the
+    brief screen allows them the same way)."""
+    return persona_names(brief.persona.persona_id) if brief.persona else frozenset()
