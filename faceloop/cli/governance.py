@@ -161,7 +161,7 @@ def audit_verify(
     """Check the hash chain, and the signed checkpoint: name every edited, removed or
     reordered entry, a rewritten chain, a cut tail or a deleted log. Exit 1 if any."""
     from faceloop.storage.catalog import Catalog
-    from faceloop.storage.checkpoints import Checkpoints, compare
+    from faceloop.storage.checkpoints import CheckpointRejected, Checkpoints, compare
 
     settings = get_settings()
     checkpoints = Checkpoints.from_settings(settings)
@@ -182,6 +182,10 @@ def audit_verify(
                 last_seq, last_hash, count = catalog.audit_tip()
             last = (last_seq, last_hash if count else "")
             where = "catalog"
+    except CheckpointRejected as exc:
+        # a forged or edited anchor is a finding, like an edited entry
+        err.print(f"[red]tampered:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
     except FaceloopError as exc:
         raise fail(exc) from exc
     if as_json:

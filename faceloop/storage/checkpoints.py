@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CheckpointBody",
     "CheckpointKeys",
+    "CheckpointRejected",
     "Checkpoints",
     "SignedCheckpoint",
     "Timestamp",
@@ -51,6 +52,11 @@ __all__ = [
 
 FORMAT = "faceloop-audit-checkpoint/1"
 _TSA_TIMEOUT_S = 15.0  # a TSA answers in well under a second; a hung one must not hang `up`
+
+
+class CheckpointRejected(FaceloopError):
+    """A checkpoint that anchors nothing: edited after signing, signed by a foreign key, or
+    carrying a timestamp of other content. Evidence of tampering, not a usage error."""
 
 
 class CheckpointBody(BaseModel):
@@ -112,7 +118,7 @@ def compare(cp: CheckpointBody, last_seq: int, hash_at_seq: str | None) -> list[
     if hash_at_seq != cp.hash:
         return [
             f"audit entry seq {cp.seq} has hash {hash_at_seq[:16]} but {signed} with hash "
-            f"{cp.hash[:16]}: the chain up to it was rewritten (hashes recomputed)"
+            f"{cp.hash[:16]}: the chain up to it was rewritten (hashes recomputed) or replaced"
         ]
     return []
 
@@ -294,7 +300,7 @@ class Checkpoints:
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         if der not in self.trusted_keys():
-            raise FaceloopError(
+            raise CheckpointRejected(
                 f"audit checkpoint {path} is signed by a key that is neither this data dir's "
                 f"C2PA signing key ({self.keys.c2pa_key}) nor its audit key "
                 f"({self.keys.audit_key}); it was made elsewhere or the keys were replaced "
@@ -303,7 +309,7 @@ class Checkpoints:
         try:
             public.verify(signature, cp.body.signed_bytes(), ec.ECDSA(hashes.SHA256()))
         except InvalidSignature as exc:
-            raise FaceloopError(
+            raise CheckpointRejected(
                 f"audit checkpoint {path}: the signature does not match its content (it was "
                 "edited after signing); it anchors nothing"
             ) from exc
@@ -459,7 +465,7 @@ def check_timestamp(where: str, stamp: Timestamp, data: bytes) -> None:
     except ValueError as exc:
         raise FaceloopError(f"{where}: the RFC 3161 token is not base64") from exc
     if message_imprint(data) not in token:
-        raise FaceloopError(
+        raise CheckpointRejected(
             f"{where}: the RFC 3161 timestamp from {stamp.tsa_url} is not over this "
             "checkpoint's content (the content was edited, or the token belongs elsewhere)"
         )
