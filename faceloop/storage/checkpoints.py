@@ -50,7 +50,7 @@ __all__ = [
     "request_timestamp",
 ]
 
-FORMAT = "faceloop-audit-checkpoint/1"
+FORMAT: Literal["faceloop-audit-checkpoint/1"] = "faceloop-audit-checkpoint/1"
 _TSA_TIMEOUT_S = 15.0  # a TSA answers in well under a second; a hung one must not hang `up`
 
 
