@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         default=None,
         description="PEM file of trusted root certs for `faceloop verify`; unset: the local CA",
     )
+    audit_tsa_url: str | None = Field(
+        default=None,
+        description="RFC 3161 time-stamping authority URL that timestamps each signed audit "
+        "checkpoint; unset: checkpoints are signed, not timestamped",
+    )
     watermark_method: str = Field(
         default="dwtDctSvd", description="invisible watermark: dwtDctSvd, dwtDct or rivaGan"
     )

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.consent import ADS_SCOPE
+from faceloop.errors import FaceloopError
 from faceloop.messages import (
     CampaignInput,
     DecideInput,
@@ -38,6 +39,7 @@ from faceloop.playbooks.rollback import RollbackHit, RollbackKpis
 from faceloop.playbooks.rules import RuleContext
 from faceloop.playbooks.schema import Playbook
 from faceloop.storage.catalog import Catalog
+from faceloop.storage.checkpoints import Checkpoints
 
 
 def variant_id(campaign_id: str, round_: int, trial_number: int) -> str:
@@ -50,10 +52,16 @@ def kpi_value(goal: KpiGoal, v: Variant) -> float:
 
 class CampaignActivities:
     def __init__(
-        self, catalog: Catalog, optimizer: Optimizer, playbook: Playbook | None = None
+        self,
+        catalog: Catalog,
+        optimizer: Optimizer,
+        playbook: Playbook | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> None:
         self.catalog = catalog
         self.optimizer = optimizer
+        # a finished campaign anchors the audit log with a signed checkpoint
+        self.checkpoints = checkpoints
         # scheduled rounds of campaigns recorded before their playbook was kept in full run
         # under this one, when it has the name and version they were submitted with
         self.playbook = playbook
@@ -450,3 +458,19 @@ class CampaignActivities:
                 "winner": inp.winner.variant_id if inp.winner else None,
             },
         )
+        if self.checkpoints is None:
+            return
+        try:
+            self.checkpoints.write_if_moved(self.catalog)
+        except FaceloopError as exc:
+            # the campaign is over either way: failing it would hide nothing and lose its
+            # result. The refusal (a log that no longer extends the last checkpoint, a TSA
+            # that is down) goes where an auditor looks, and the next checkpoint tries again.
+            activity.logger.error("audit checkpoint not written: %s", exc)
+            self.catalog.audit(
+                inp.campaign_id,
+                "audit.checkpoint_failed",
+                inp.campaign_id,
+                "workflow",
+                {"error": str(exc)},
+            )

@@ -24,6 +24,7 @@ from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+from faceloop.storage.checkpoints import Checkpoints
 from faceloop.storage.files import private_dir
 from faceloop.storage.keys import SubjectKeyStore
 from faceloop.workflows.campaign import CampaignWorkflow
@@ -88,7 +89,14 @@ def build_workers(
         from faceloop.agents.activities import AnalystActivities, chat_model
 
         optimizer = Optimizer(optuna_url(s), s.optuna_sampler)
-        campaign = CampaignActivities(res.catalog, optimizer, load_playbook(s.playbook))
+        checkpoints = Checkpoints.from_settings(s)
+        # anchor what earlier runs wrote before writing more; a log that no longer extends
+        # the last checkpoint (rewritten, cut, deleted) stops the worker here, where someone
+        # watches, instead of being signed over (docs/governance.md, "Audit log")
+        checkpoints.write_if_moved(res.catalog)
+        campaign = CampaignActivities(
+            res.catalog, optimizer, load_playbook(s.playbook), checkpoints=checkpoints
+        )
         connectors = ConnectorActivities(res.connector, res.catalog)
         # the catalog lets the planner write its LLM fallbacks into the audit log
         planner = PlannerActivities(catalog=res.catalog)

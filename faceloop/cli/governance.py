@@ -1,4 +1,5 @@
-"""Compliance commands: `faceloop escalations`, `approve`, `reject`, `audit verify|export`."""
+"""Compliance commands: `faceloop escalations`, `approve`, `reject`,
+`audit verify|export|checkpoint`."""
 
 from __future__ import annotations
 
@@ -41,9 +42,12 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.command("escalations")(escalations)
     app.command("approve")(approve)
     app.command("reject")(reject)
-    audit = group("The hash-chained audit log: verify it, export it for a WORM store.")
+    audit = group(
+        "The hash-chained audit log: verify it, export it for a WORM store, sign checkpoints."
+    )
     audit.command("verify")(audit_verify)
     audit.command("export")(audit_export)
+    audit.command("checkpoint")(audit_checkpoint)
     app.add_typer(audit, name="audit")
 
 
@@ -145,25 +149,45 @@ def audit_verify(
         Path | None,
         typer.Option(help="check an exported JSON Lines file instead of the catalog"),
     ] = None,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(
+            help="signed checkpoint to check against (default: the newest in "
+            "<home>/audit-checkpoints for this catalog)"
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Check the hash chain; name every edited, removed or reordered entry. Exit 1 if any."""
+    """Check the hash chain, and the signed checkpoint: name every edited, removed or
+    reordered entry, a rewritten chain, a cut tail or a deleted log. Exit 1 if any."""
     from faceloop.storage.catalog import Catalog
+    from faceloop.storage.checkpoints import CheckpointRejected, Checkpoints, compare
 
-    if file is not None:
-        problems, count, last = _verify_file(file)
-        where = str(file)
-    else:
-        settings = get_settings()
-        try:
+    settings = get_settings()
+    checkpoints = Checkpoints.from_settings(settings)
+    try:
+        anchor = (checkpoint, checkpoints.load(checkpoint)) if checkpoint else None
+        if file is not None:
+            problems, count, last, hashes = _verify_file(file)
+            where = str(file)
+            if anchor is not None:
+                problems += compare(anchor[1].body, last[0], hashes.get(anchor[1].body.seq))
+        else:
             with Catalog(settings.resolved_database_url) as catalog:
                 problems = catalog.verify_audit()
-                entries = catalog.audit_entries()
-        except FaceloopError as exc:
-            raise fail(exc) from exc
-        count = len(entries)
-        last = (entries[-1].seq, entries[-1].hash) if entries else (0, "")
-        where = "catalog"
+                if anchor is None:
+                    anchor = checkpoints.newest(catalog)
+                if anchor is not None:
+                    problems += checkpoints.check(catalog, anchor[1])
+                last_seq, last_hash, count = catalog.audit_tip()
+            last = (last_seq, last_hash if count else "")
+            where = "catalog"
+    except CheckpointRejected as exc:
+        # a forged or edited anchor is a finding, like an edited entry
+        err.print(f"[red]tampered:[/red] {escape(str(exc))}")
+        raise typer.Exit(1) from exc
+    except FaceloopError as exc:
+        raise fail(exc) from exc
     if as_json:
         typer.echo(
             json.dumps(
@@ -172,28 +196,77 @@ def audit_verify(
                     "entries": count,
                     "last_seq": last[0],
                     "last_hash": last[1],
+                    "checkpoint": str(anchor[0]) if anchor else None,
                     "intact": not problems,
                     "problems": problems,
                 },
                 indent=2,
             )
         )
-    elif problems:
-        for line in problems:
-            err.print(f"[red]tampered:[/red] {escape(str(line))}")
-        err.print(
-            f"{escape(str(len(problems)))} problem(s) in "
-            f"{escape(str(count))} entries ({escape(str(where))})"
-        )
     else:
-        console.print(
-            f"audit log intact: {count} entries ({where}), last seq {last[0]} hash {last[1][:16]}"
-        )
+        if anchor is not None:
+            body = anchor[1].body
+            err.print(
+                f"checked against {escape(str(anchor[0]))}: seq {body.seq}, signed by the "
+                f"{escape(anchor[1].signer)} key"
+                + (
+                    f", timestamped by {escape(anchor[1].timestamp.tsa_url)}"
+                    if anchor[1].timestamp
+                    else ""
+                )
+            )
+        elif file is None:
+            err.print(
+                "no signed checkpoint of this catalog yet: a cut tail or a deleted log cannot "
+                "be told apart (`faceloop audit checkpoint` writes one)"
+            )
+        if problems:
+            for line in problems:
+                err.print(f"[red]tampered:[/red] {escape(str(line))}")
+            err.print(
+                f"{escape(str(len(problems)))} problem(s) in "
+                f"{escape(str(count))} entries ({escape(str(where))})"
+            )
+        else:
+            console.print(
+                f"audit log intact: {count} entries ({where}), last seq {last[0]} "
+                f"hash {last[1][:16]}"
+            )
     if problems:
         raise typer.Exit(1)
 
 
-def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
+def audit_checkpoint(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="also write it here (a WORM store, another machine's folder)"),
+    ] = None,
+) -> None:
+    """Sign the audit log's end (seq, hash, count) as a checkpoint in <home>/audit-checkpoints.
+
+    Signed with the C2PA key (else a dedicated audit key) and, when FACELOOP_AUDIT_TSA_URL is
+    set, timestamped (RFC 3161). Refused if the log no longer extends the newest checkpoint.
+    """
+    from faceloop.storage.catalog import Catalog
+    from faceloop.storage.checkpoints import Checkpoints
+
+    settings = get_settings()
+    try:
+        with Catalog(settings.resolved_database_url) as catalog:
+            signed, path = Checkpoints.from_settings(settings).write(catalog, out)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    body = signed.body
+    console.print(
+        f"checkpoint of seq {body.seq} ({body.entries} entries, hash {body.hash[:16]}) signed "
+        f"by the {escape(signed.signer)} key"
+        + (" and timestamped" if signed.timestamp else "")
+        + f": {escape(str(path))}"
+        + (f" and {escape(str(out))}" if out else "")
+    )
+
+
+def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str], dict[int, str]]:
     from faceloop.storage.catalog import AuditEntry, ChainLink, verify_chain
 
     try:
@@ -211,7 +284,7 @@ def _verify_file(path: Path) -> tuple[list[str], int, tuple[int, str]]:
                 FaceloopError(f"{path}:{n}: not an audit entry written by `faceloop audit export`")
             ) from exc
     check = verify_chain(links, start_seq=links[0].seq if links else 1)
-    return check.lines, check.count, check.last
+    return check.lines, check.count, check.last, {link.seq: link.hash for link in links}
 
 
 def audit_export(

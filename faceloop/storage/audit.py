@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import RowMapping
 
 from faceloop.errors import FaceloopError
@@ -252,6 +252,24 @@ class AuditLog(CatalogBase):
             query = query.where(audit_log.c.campaign_id == campaign_id)
         with self._read() as conn:
             return [entry_from_row(r) for r in conn.execute(query).mappings()]
+
+    def audit_tip(self) -> tuple[int, str, int]:
+        """(seq, hash, count) of the log's last entry, read from the entries themselves, not
+        from the head row (which a cut tail may have reset); (0, GENESIS_HASH, 0) if empty."""
+        with self._read() as conn:
+            count = conn.execute(select(func.count()).select_from(audit_log)).scalar_one()
+            last = conn.execute(
+                select(audit_log.c.seq, audit_log.c.hash).order_by(audit_log.c.seq.desc()).limit(1)
+            ).first()
+        return (last.seq, last.hash, count) if last is not None else (0, GENESIS_HASH, 0)
+
+    def audit_hash(self, seq: int) -> str | None:
+        """The stored hash of entry `seq`, or None if there is no such entry."""
+        with self._read() as conn:
+            found: str | None = conn.execute(
+                select(audit_log.c.hash).where(audit_log.c.seq == seq)
+            ).scalar_one_or_none()
+        return found
 
     def verify_audit(self) -> list[str]:
         """Check the whole chain; return one line per problem (empty: intact).
