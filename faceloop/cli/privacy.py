@@ -328,7 +328,10 @@ async def _erase(
     try:
         return handle.id, attached, await handle.result()
     except WorkflowFailureError as exc:
-        cause = exc.cause
+        cause: BaseException | None = exc.cause
+        # the step's own error (an activity's ApplicationError) is under the ActivityError
+        while cause is not None and cause.__cause__ is not None:
+            cause = cause.__cause__
         raise FaceloopError(
             f"erasure workflow {handle.id} failed: {getattr(cause, 'message', cause)}; every step "
             "is safe to repeat, so fix the cause and run the same command again"
