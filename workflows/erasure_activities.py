@@ -376,7 +376,8 @@ class ErasureActivities:
         gallery = StoreReport(store="gallery", ids=done.ids("gallery"))
         try:
             g = await asyncio.to_thread(self.gallery)
-            if g is not None and await asyncio.to_thread(g.remove, pid):
+            gone = await asyncio.to_thread(g.remove, pid) if g is not None else None
+            if gone is not None:
                 gallery.ids.append(pid)
                 done.add(gallery.store, pid)
             gallery.removed = len(gallery.ids)
