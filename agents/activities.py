@@ -150,13 +150,22 @@ class PlannerActivities:
         cid = inp.campaign_id
         round_ = inp.variants[0].round if inp.variants else 0
         subject = f"{cid}-r{round_}"
+        # the text a filter matched is the brief's own words, and an LLM's failure reason
+        # may quote its output (which echoes the brief): both are sealed under the campaign's
+        # key, which erasure shreds (docs/privacy.md); rules, fields and counts stay clear
+        seal = self.catalog.seal_campaign_data
         if result.status != "planned":
+            hits = [h.model_dump(exclude={"matched"}) for h in result.hits]
             _audit_once(
                 self.catalog,
                 cid,
                 f"plan.{result.status}",
                 subject,
-                {"reason": result.reason, "hits": [h.model_dump() for h in result.hits]},
+                {
+                    "reason": result.reason,
+                    "hits": hits,
+                    "matched": seal(cid, [h.matched for h in result.hits], "plan.hits"),
+                },
             )
         for f in result.fallbacks:
             _audit_once(
@@ -164,7 +173,11 @@ class PlannerActivities:
                 cid,
                 f"plan.fallback.{f.node}",
                 f.variant_id or subject,
-                {"model": result.llm_model, **f.model_dump()},
+                {
+                    "model": result.llm_model,
+                    **f.model_dump(exclude={"reason"}),
+                    "reason": seal(cid, f.reason, "plan.fallback"),
+                },
             )
 
     @activity.defn

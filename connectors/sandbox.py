@@ -113,7 +113,9 @@ class SandboxConnector(AdConnector):
         return data
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
-        body = {"segments": [s.model_dump(mode="json") for s in segments]}
+        # names and shares are all the platform uses; a segment's description is the
+        # marketer's free text, which erasure could not reach once it left (docs/privacy.md)
+        body = {"segments": [{"name": s.name, "share": s.share} for s in segments]}
         await self._call("PUT", self._campaign_path(campaign_id), body)
 
     async def deploy(self, spec: AdSpec) -> AdDeployment:

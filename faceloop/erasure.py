@@ -1,9 +1,10 @@
 """GDPR erasure (Art. 17): what the erasure workflow takes, plans, reports, and how to start it.
 
-`faceloop erase --asset ID` / `--persona ID` start `ErasureWorkflow` (workflows/erasure.py)
-with the id `erase-<kind>-<id>`: a second request for the same subject while one runs
-attaches to it; a request after one finished runs again and removes nothing more. The
-activities are in faceloop/storage/erasure_activities.py; docs/privacy.md walks the steps.
+`faceloop erase --asset ID` / `--persona ID` / `--campaign ID` start `ErasureWorkflow`
+(workflows/erasure.py) with the id `erase-<kind>-<id>`: a second request for the same
+subject while one runs attaches to it; a request after one finished runs again and removes
+nothing more. The activities are in workflows/erasure_activities.py; docs/privacy.md walks
+the steps.
 
 Nothing here carries personal data into Temporal's history or the audit log: ids, hashes,
 counts and file paths only. A request is referenced by a ticket id, not by free text.
@@ -32,17 +33,19 @@ __all__ = [
     "erasure_workflow_id",
 ]
 
-ErasureKind = Literal["asset", "persona"]
+# asset: one image everywhere; persona: a person's likeness and every campaign showing it;
+# campaign: one campaign whole (its brief's text, variants, images, ads), whoever it shows
+ErasureKind = Literal["asset", "persona", "campaign"]
 
 _ASSET_ID = re.compile(r"^[0-9a-f]{64}$")
-_PERSONA_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class ErasureInput(Model):
     """ErasureWorkflow's argument: what to erase, who asked, under which request."""
 
     kind: ErasureKind
-    target: str = Field(description="asset id (sha256 hex) or persona id")
+    target: str = Field(description="asset id (sha256 hex), persona id or campaign id")
     requested_by: str = Field(default="cli", min_length=1, max_length=128)
     ticket: str = Field(
         default="", max_length=128, description="the data-subject request's id, e.g. DSR-2031-17"
@@ -55,9 +58,9 @@ class ErasureInput(Model):
                 f"asset id {self.target!r} is not a sha256 hex digest (64 lower-case hex "
                 "characters); `faceloop verify FILE` or `faceloop status` show asset ids"
             )
-        if self.kind == "persona" and not _PERSONA_ID.match(self.target):
+        if self.kind != "asset" and not _ID.match(self.target):
             raise ValueError(
-                f"persona id {self.target!r} is not an id (letters, digits, '-', '_', '.')"
+                f"{self.kind} id {self.target!r} is not an id (letters, digits, '-', '_', '.')"
             )
         return self
 

@@ -112,8 +112,11 @@ def test_consent_add_refuses_a_changed_record(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "says"),
     [
-        (["erase"], "give exactly one of --asset ID or --persona ID"),
+        (["erase"], "give exactly one of --asset ID, --persona ID or --campaign ID"),
         (["erase", "--asset", "a" * 64, "--persona", "x"], "give exactly one of"),
+        (["erase", "--persona", "x", "--campaign", "c"], "give exactly one of"),
+        (["erase", "--campaign", "c/1"], "campaign id 'c/1' is not an id"),
+        (["erase", "--campaign", "c-1"], "no Temporal server reachable at 127.0.0.1:1"),
         (["erase", "--asset", "not-a-hash"], "is not a sha256 hex digest"),
         (["erase", "--persona", "a b"], "is not an id"),
         (["erase", "--persona", "ada"], "no Temporal server reachable at 127.0.0.1:1"),

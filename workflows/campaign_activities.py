@@ -78,6 +78,13 @@ class CampaignActivities:
                 type="UnknownCampaign",
                 non_retryable=True,
             )
+        if row.brief_erased_at is not None:
+            raise ApplicationError(
+                f"campaign {inp.campaign_id!r} was erased on {row.brief_erased_at:%Y-%m-%d}: its "
+                "brief's text is gone, so no round can be planned; delete its schedule",
+                type="CampaignErased",
+                non_retryable=True,
+            )
         if row.status not in ("done", "running"):
             raise ApplicationError(
                 f"campaign {inp.campaign_id!r} is {row.status}: only live campaigns are optimised",
@@ -168,7 +175,9 @@ class CampaignActivities:
                 inp.campaign_id,
                 inp.brief.submitted_by,
                 {
-                    "brief": inp.brief.model_dump(mode="json"),
+                    # free text sealed under the campaign's key: the chain is append-only,
+                    # so erasure shreds the key instead of editing the entry
+                    "brief": self.catalog.seal_brief(inp.campaign_id, inp.brief),
                     "config": inp.config.model_dump(mode="json"),
                     # in full: scheduled rounds run under it (`next_round_input`)
                     "playbook": {

@@ -1,6 +1,6 @@
 """ErasureWorkflow: carry out one GDPR erasure (Art. 17) everywhere, and record it.
 
-Orchestration only; the steps are activities in faceloop/storage/erasure_activities.py,
+Orchestration only; the steps are activities in workflows/erasure_activities.py,
 each safe to repeat. The workflow id is `erase-<kind>-<id>` (faceloop.erasure), so a second
 request for the same subject attaches to the running erasure instead of racing it. A
 worker crash mid-way resumes at the step that was running: Temporal retries it, and it
@@ -83,7 +83,9 @@ class ErasureWorkflow:
             )
         )
         self._done(await self._step("tombstone catalog", acts.tombstone_catalog_rows, plan, QUICK))
-        if plan.kind == "persona":
+        # no patch marker needed: asset erasures still skip this step and persona erasures
+        # still run it, so recorded histories replay; only the new campaign kind joins them
+        if plan.kind in ("persona", "campaign"):
             shred = await self._step(
                 "crypto-shred", acts.shred_subject_keys, plan, QUICK, heartbeat=True
             )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from faceloop.connectors.base import AdConnector
 from faceloop.erasure import (
@@ -29,7 +30,7 @@ from faceloop.erasure import (
 )
 from faceloop.errors import ConnectorError, FaceloopError
 from faceloop.storage.assets import AssetStore, scrub_file
-from faceloop.storage.catalog import Catalog
+from faceloop.storage.catalog import Catalog, campaign_subject
 from faceloop.storage.keys import SubjectKeyStore
 
 if TYPE_CHECKING:
@@ -125,12 +126,23 @@ class ErasureActivities:
 
     def _find(self, inp: ErasureInput) -> ErasurePlan:
         cat = self.catalog
+        if inp.kind == "campaign" and cat.get_campaign(inp.target) is None:
+            # refused, not run empty: the run would mark the id erased for good
+            raise ApplicationError(
+                f"campaign {inp.target!r} is not in the catalog at {cat._safe_url()}; "
+                "`faceloop status` lists the campaigns (check the id)",
+                type="UnknownCampaign",
+                non_retryable=True,
+            )
         adapters: list[str] = []
-        if inp.kind == "persona":
-            campaign_ids = cat.campaigns_with_persona(inp.target)
+        if inp.kind != "asset":
+            # a persona's campaigns, or the one campaign, are erased whole
+            campaign_ids = (
+                cat.campaigns_with_persona(inp.target) if inp.kind == "persona" else [inp.target]
+            )
             variant_ids = [v.variant_id for c in campaign_ids for v in cat.variants(c)]
             assets = self._with_signed_links(set(cat.asset_ids_of_variants(variant_ids)))
-            adapters = self._adapters_of(inp.target)
+            adapters = self._adapters_of(inp.target) if inp.kind == "persona" else []
         else:
             assets = {inp.target}
             # two passes: the generated image leads to its variant, the variant to its
@@ -141,7 +153,7 @@ class ErasureActivities:
                 assets |= set(cat.asset_ids_of_variants(variant_ids))
             campaign_ids = cat.campaigns_of_variants(variant_ids)
         deployments = cat.deployments_for_assets(sorted(assets))
-        if inp.kind == "persona":
+        if inp.kind != "asset":
             deployments += [d for c in campaign_ids for d in cat.deployments(c)]
         ads = {
             (d.platform, d.ad_id): AdRef(
@@ -222,8 +234,9 @@ class ErasureActivities:
                         continue  # the platform never had this campaign
                     raise  # an outage: retry
                 for ad in ads:
-                    # a persona's campaigns are wholly derived from it: every ad goes
-                    if plan.kind == "persona" or ad.asset_id in wanted:
+                    # a persona's campaigns are wholly derived from it, and a campaign
+                    # erasure takes the campaign: every ad goes
+                    if plan.kind != "asset" or ad.asset_id in wanted:
                         statuses[(name, cid, ad.ad_id)] = ad.status
         for p, c, a in sorted(on_record - set(statuses)):
             if p in unavailable:
@@ -300,8 +313,23 @@ class ErasureActivities:
     def _tombstone(self, plan: ErasurePlan) -> StoreReport:
         variants = self.catalog.tombstone_variants(plan.variant_ids)
         consents = self.catalog.erase_consents(plan.persona_id) if plan.persona_id else []
-        report = StoreReport(store="catalog", removed=len(variants) + len(consents))
-        report.ids = [*variants, *consents]
+        # an asset is one image: its campaign's brief is not derived from it and stays
+        briefs = [] if plan.kind == "asset" else plan.campaign_ids
+        erased = [c for c in briefs if self.catalog.erase_brief(c)]
+        report = StoreReport(store="catalog", removed=len(variants) + len(consents) + len(erased))
+        report.ids = [*variants, *consents, *erased]
+        if erased:
+            report.notes.append(
+                f"{len(erased)} brief(s): product, message, tone, constraints and audience "
+                "descriptions removed; ids, markets, budget and search space kept"
+            )
+        for c in briefs:
+            report.incomplete += [
+                f"audit entry seq {seq} (brief.submitted of campaign {c}) holds the brief's "
+                "text in the clear: it was recorded before briefs were sealed, and the "
+                "append-only chain cannot be edited; say so in the answer to the request"
+                for seq in self.catalog.clear_brief_entries(c)
+            ]
         if variants:
             report.notes.append(
                 f"{len(variants)} variant(s) tombstoned: prompts, decision reasons, asset URIs "
@@ -318,23 +346,33 @@ class ErasureActivities:
     @activity.defn
     async def shred_subject_keys(self, plan: ErasurePlan) -> StepResult:
         """Destroy the persona's key (its sealed embeddings and adapters, wherever copies
-        are, can no longer be opened), then drop its entries from the gallery."""
-        pid = plan.persona_id
-        if pid is None:
+        are, can no longer be opened) and the keys of the erased campaigns (their briefs'
+        sealed text in the audit log), then drop the persona's entries from the gallery."""
+        if plan.kind == "asset":
             return StepResult(stores=[])
+        pid = plan.persona_id
         done = _Resumed()
-        # the key first: once it is gone the embeddings are unreadable, even if the
-        # gallery cannot be rewritten below
+        # the keys first: once they are gone the embeddings and the briefs' text are
+        # unreadable, even if the gallery cannot be rewritten below
         keys = StoreReport(store="key_store", ids=done.ids("key_store"))
-        if await asyncio.to_thread(self.keys.destroy, pid):
-            keys.ids.append(pid)
-            done.add(keys.store, pid)
+        subjects = [*([pid] if pid else []), *map(campaign_subject, plan.campaign_ids)]
+        for subject in subjects:
+            if await asyncio.to_thread(self.keys.destroy, subject):
+                keys.ids.append(subject)
+                done.add(keys.store, subject)
         keys.removed = len(keys.ids)
-        if keys.removed:
+        if pid is not None and pid in keys.ids:
             keys.notes.append(
                 "subject key destroyed: the persona's sealed embeddings and LoRA adapters, "
                 "and every copy or backup of them, can no longer be opened"
             )
+        if any(k != pid for k in keys.ids):
+            keys.notes.append(
+                "campaign key(s) destroyed: the briefs' text sealed in the audit log and in "
+                "any backup can no longer be opened"
+            )
+        if pid is None:
+            return StepResult(stores=[keys])
         gallery = StoreReport(store="gallery", ids=done.ids("gallery"))
         try:
             g = await asyncio.to_thread(self.gallery)
@@ -423,4 +461,4 @@ class _Resumed:
 
 
 def _subject(plan: ErasurePlan) -> str:
-    return f"persona:{plan.target}" if plan.kind == "persona" else plan.target
+    return plan.target if plan.kind == "asset" else f"{plan.kind}:{plan.target}"

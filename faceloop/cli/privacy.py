@@ -253,30 +253,42 @@ def consent_revoke(
 def erase(
     asset: Annotated[str | None, typer.Option(help="asset id (sha256) to erase")] = None,
     persona: Annotated[str | None, typer.Option(help="persona id to erase")] = None,
+    campaign: Annotated[
+        str | None, typer.Option(help="campaign id to erase (its brief's text, variants, ads)")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="wait for the erasure and print its report")] = False,
     by: ByOpt = "",
     ticket: TicketOpt = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Erase an asset or a persona everywhere (GDPR Art. 17), as a durable workflow.
+    """Erase an asset, a persona or a campaign everywhere (GDPR Art. 17), as a durable
+    workflow.
 
     Takes the ads down on every platform, deletes the files and their exported copies,
-    tombstones the catalog rows, crypto-shreds a persona's embeddings and LoRA, and writes
-    the audit entry. Safe to run again: a second run removes nothing more. Exit code 1 if
-    the report lists anything that needs a person.
+    tombstones the catalog rows, crypto-shreds a persona's embeddings and LoRA and the
+    briefs' text of the campaigns erased, and writes the audit entry. Safe to run again:
+    a second run removes nothing more. Exit code 1 if the report lists anything that
+    needs a person.
     """
     from pydantic import ValidationError
 
-    from faceloop.erasure import ErasureInput
+    from faceloop.erasure import ErasureInput, ErasureKind
     from faceloop.settings import get_settings
     from faceloop.workflows.client import reachable_client
 
-    if (asset is None) == (persona is None):
-        raise fail(FaceloopError("give exactly one of --asset ID or --persona ID"))
+    named: list[tuple[ErasureKind, str | None]] = [
+        ("asset", asset),
+        ("persona", persona),
+        ("campaign", campaign),
+    ]
+    given = [(k, v) for k, v in named if v is not None]
+    if len(given) != 1:
+        raise fail(FaceloopError("give exactly one of --asset ID, --persona ID or --campaign ID"))
+    ((kind, target),) = given
     try:
         inp = ErasureInput(
-            kind="asset" if asset else "persona",
-            target=asset or persona or "",
+            kind=kind,
+            target=target,
             requested_by=by or _user(),
             ticket=ticket,
         )
@@ -316,7 +328,10 @@ async def _erase(
     try:
         return handle.id, attached, await handle.result()
     except WorkflowFailureError as exc:
-        cause = exc.cause
+        cause: BaseException | None = exc.cause
+        # the step's own error (an activity's ApplicationError) is under the ActivityError
+        while cause is not None and cause.__cause__ is not None:
+            cause = cause.__cause__
         raise FaceloopError(
             f"erasure workflow {handle.id} failed: {getattr(cause, 'message', cause)}; every step "
             "is safe to repeat, so fix the cause and run the same command again"

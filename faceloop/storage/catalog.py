@@ -16,6 +16,8 @@ fact twice must leave the same rows as recording it once.
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, RowMapping
 
-from faceloop.errors import FaceloopError
+from faceloop.errors import FaceloopError, SubjectErasedError
 from faceloop.models import (
     Asset,
     Brief,
@@ -48,6 +50,7 @@ from faceloop.storage.audit import (
     entry_hash,
     verify_chain,
 )
+from faceloop.storage.keys import SubjectKeyStore
 from faceloop.storage.schema import (
     Row,
     audit_log,
@@ -61,6 +64,7 @@ from faceloop.storage.subjects import ExportRow, SubjectKeyRow, SubjectRecords
 
 # the audit and subject names are re-exported: callers import the catalog's API from here
 __all__ = [
+    "ERASED",
     "GENESIS_HASH",
     "AuditEntry",
     "CampaignRow",
@@ -70,10 +74,27 @@ __all__ = [
     "DeploymentRow",
     "ExportRow",
     "SubjectKeyRow",
+    "campaign_subject",
     "canonical_json",
     "entry_hash",
     "verify_chain",
 ]
+
+# what an erased brief's free text reads as
+ERASED = "[erased]"
+# the stored brief's keys beside the Brief's own: the sealed free text, or when it was erased
+_SEALED, _ERASED_AT = "sealed_text", "erased_at"
+# what a marketer writes in their own words, which may describe a person (the persona's
+# name in the message, a customer's story): sealed under the campaign's key. Segment names,
+# markets, channels, budgets and the search space are ids and numbers that connectors,
+# the optimizer and the playbook need in the clear; `submitted_by` is the accountable
+# actor (the audit log's actor column keeps it, as it keeps reviewers'), not the subject.
+_FREE_TEXT = ("product", "message", "tone", "constraints")
+
+
+def campaign_subject(campaign_id: str) -> str:
+    """The key-store subject whose key seals a campaign's brief text."""
+    return f"campaign:{campaign_id}"
 
 
 class CampaignRow(Row):
@@ -84,6 +105,8 @@ class CampaignRow(Row):
     round: int
     created_at: datetime
     updated_at: datetime
+    # set once the brief's free text was erased: `brief` then reads ERASED in its place
+    brief_erased_at: datetime | None = None
 
 
 class DeploymentRow(Row):
@@ -127,7 +150,7 @@ class Catalog(SubjectRecords):
         now = datetime.now(UTC)
         row = {
             "campaign_id": campaign_id,
-            "brief": brief.model_dump(mode="json"),
+            "brief": self.seal_brief(campaign_id, brief),
             "config": config.model_dump(mode="json"),
             "status": status,
             "round": 0,
@@ -164,27 +187,124 @@ class Catalog(SubjectRecords):
     def list_campaigns(self) -> list[CampaignRow]:
         """All campaigns, newest first."""
         with self._read() as conn:
-            rows = conn.execute(
-                select(campaigns).order_by(campaigns.c.created_at.desc(), campaigns.c.campaign_id)
-            ).mappings()
-            return [self._campaign_row(r) for r in rows]
+            rows = list(
+                conn.execute(
+                    select(campaigns).order_by(
+                        campaigns.c.created_at.desc(), campaigns.c.campaign_id
+                    )
+                ).mappings()
+            )
+        # opened outside the read: opening a brief reads its key on a connection of its own
+        return [self._campaign_row(r) for r in rows]
 
     def _campaign_row(self, row: RowMapping) -> CampaignRow:
         try:
+            brief, erased_at = self.open_brief(row["campaign_id"], row["brief"])
             return CampaignRow(
                 campaign_id=row["campaign_id"],
-                brief=Brief.model_validate(row["brief"]),
+                brief=brief,
                 config=CampaignConfig.model_validate(row["config"]),
                 status=row["status"],
                 round=row["round"],
                 created_at=row["created_at"],
                 updated_at=row["updated_at"],
+                brief_erased_at=erased_at,
             )
         except ValidationError as err:
             raise FaceloopError(
                 f"campaign {row['campaign_id']!r} in the catalog at {self._safe_url()} no longer "
                 f"matches the current Brief/CampaignConfig models: {err}"
             ) from err
+
+    # ------------------------------------------------------------------ the brief's free text
+
+    def seal_campaign_data(self, campaign_id: str, data: Any, purpose: str) -> str:
+        """JSON data sealed under the campaign's key (made on first use), as base64 text
+        for a JSON column or an audit payload. SubjectErasedError once the campaign's brief
+        was erased: nothing new is written under an erased campaign."""
+        blob = SubjectKeyStore(self).seal(
+            campaign_subject(campaign_id), json.dumps(data).encode(), purpose
+        )
+        return base64.b64encode(blob).decode()
+
+    def open_campaign_data(self, campaign_id: str, sealed: str, purpose: str) -> Any:
+        """What seal_campaign_data sealed; SubjectErasedError once the key was destroyed."""
+        blob = base64.b64decode(sealed)
+        return json.loads(SubjectKeyStore(self).open(campaign_subject(campaign_id), blob, purpose))
+
+    def seal_brief(self, campaign_id: str, brief: Brief) -> dict[str, Any]:
+        """The brief as the catalog and the audit log store it: its free text sealed under
+        the campaign's key, everything else in the clear. Shredding the key erases the text
+        in every copy at once, and an audit entry holding it still verifies (its hash
+        covers the ciphertext)."""
+        data = brief.model_dump(mode="json")
+        text = {k: data.pop(k) for k in _FREE_TEXT}
+        text["audience"] = [seg.pop("description") for seg in data["audience"]]
+        return {**data, _SEALED: self.seal_campaign_data(campaign_id, text, "brief")}
+
+    def open_brief(self, campaign_id: str, stored: dict[str, Any]) -> tuple[Brief, datetime | None]:
+        """A stored brief (catalog row or `brief.submitted` payload) and when its free text
+        was erased (None while it reads). Erased text reads as ERASED; a brief stored in the
+        clear by an earlier release reads as it was stored."""
+        erased_at = stored.get(_ERASED_AT)
+        data = {k: v for k, v in stored.items() if k not in (_SEALED, _ERASED_AT)}
+        text: dict[str, Any] | None = None
+        if erased_at is None and _SEALED in stored:
+            try:
+                text = self.open_campaign_data(campaign_id, stored[_SEALED], "brief")
+            except SubjectErasedError:
+                info = self.subject_key_info(campaign_subject(campaign_id))
+                erased_at = info.destroyed_at if info is not None else None
+                erased_at = erased_at or datetime.now(UTC)
+        elif erased_at is None:
+            return Brief.model_validate(stored), None  # clear, from an earlier release
+        else:
+            erased_at = datetime.fromisoformat(erased_at)
+        if text is None:
+            text = {
+                "product": ERASED,
+                "message": ERASED,
+                "tone": ERASED,
+                "constraints": [],
+                "audience": [ERASED] * len(data["audience"]),
+            }
+        audience = [
+            {**seg, "description": d}
+            for seg, d in zip(data["audience"], text.pop("audience"), strict=True)
+        ]
+        return Brief.model_validate({**data, **text, "audience": audience}), erased_at
+
+    def erase_brief(self, campaign_id: str) -> bool:
+        """Remove the brief's free text from the campaign's row, sealed or (stored by an
+        earlier release) clear; True when removed now. The campaign's key, which still
+        opens the sealed copy in its `brief.submitted` audit entry, is destroyed by the
+        erasure's crypto-shred step."""
+        with self._write() as conn:
+            stored = conn.execute(
+                select(campaigns.c.brief).where(campaigns.c.campaign_id == campaign_id)
+            ).scalar_one_or_none()
+            if stored is None or _ERASED_AT in stored:
+                return False
+            data = {k: v for k, v in stored.items() if k not in (*_FREE_TEXT, _SEALED)}
+            data["audience"] = [
+                {k: v for k, v in seg.items() if k != "description"} for seg in data["audience"]
+            ]
+            data[_ERASED_AT] = datetime.now(UTC).isoformat()
+            conn.execute(
+                update(campaigns).where(campaigns.c.campaign_id == campaign_id).values(brief=data)
+            )
+        return True
+
+    def clear_brief_entries(self, campaign_id: str) -> list[int]:
+        """Seqs of the campaign's `brief.submitted` audit entries that hold the brief in the
+        clear (written before briefs were sealed): the append-only chain keeps them."""
+        return [
+            e.seq
+            for e in self.audit_entries(campaign_id)
+            if e.kind == "brief.submitted"
+            and isinstance(e.payload.get("brief"), dict)
+            and _SEALED not in e.payload["brief"]
+        ]
 
     # ------------------------------------------------------------------ variants
 
@@ -496,8 +616,13 @@ class Catalog(SubjectRecords):
             "asset_id": asset_id,
             "asset": origin.asset.model_dump(mode="json"),
             "campaign_id": origin.campaign_id,
-            "brief": camp["brief"] if camp else None,
+            "brief": (
+                self.open_brief(camp["campaign_id"], camp["brief"])[0].model_dump(mode="json")
+                if camp
+                else None
+            ),
             "campaign_status": camp["status"] if camp else None,
+            "brief_erased": bool(camp and "erased_at" in camp["brief"]),
             "variant_id": origin.variant_id,
             "variants": ids,
             "round": origin.round,

@@ -432,9 +432,9 @@ class SubjectRecords(AuditLog):
         in the file; a TRUNCATE checkpoint copies the WAL into it and cuts the WAL to zero
         bytes, since old page images in the WAL would still hold it. PostgreSQL: deleted
         row versions stay in the table files until VACUUM; VACUUM FULL rewrites the small
-        key and consent tables into new files, plain VACUUM frees the erased variants' old
-        versions without locking the tables the campaigns write. VACUUM cannot run inside
-        a transaction, hence the autocommit connection.
+        key and consent tables into new files, plain VACUUM frees the erased variants' and
+        briefs' old versions without locking the tables the campaigns write. VACUUM cannot
+        run inside a transaction, hence the autocommit connection.
         """
         if self.dialect == "sqlite":
             if make_url(self.url).database in (None, "", ":memory:"):
@@ -462,6 +462,7 @@ class SubjectRecords(AuditLog):
                 ("consents", True),
                 ("variants", False),
                 ("guardrail_checks", False),
+                ("campaigns", False),
                 ("exports", False),
             ):
                 auto.execute(text(f"VACUUM {'FULL ' if full else ''}{table}"))

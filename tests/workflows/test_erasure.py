@@ -5,8 +5,9 @@ the persona's embedding in the encrypted gallery, a sealed LoRA adapter, generat
 and their signed copies in the asset store, ads on the sandbox platform, a report with
 thumbnails. Revoking the consent from the CLI starts ErasureWorkflow; afterwards every byte
 on disk (data dir, report folder, sandbox state) is scanned for slices of the images, the
-embedding's float32 bytes, the subject key, the prompts and the subject's name. The same
-scan runs before the erasure and must find them, so a scan that sees nothing cannot pass.
+embedding's float32 bytes, the subject key, the prompts, the subject's name and the free
+text of the persona campaign's brief. The same scan runs before the erasure and must find
+them, so a scan that sees nothing cannot pass.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ from faceloop.generators.persona import ADAPTER_FILE, TrainResult, open_adapter,
 from faceloop.guardrails.identity import Gallery, new_identity_key
 from faceloop.guardrails.provenance import Ledger
 from faceloop.guardrails.settings import GuardrailSettings
+from faceloop.messages import StartCampaignInput
 from faceloop.models import (
     Asset,
+    AudienceSegment,
     CampaignConfig,
     CheckResult,
     Decision,
@@ -54,11 +57,14 @@ from faceloop.models import (
     Variant,
     Verdict,
 )
+from faceloop.optimization.optimizer import Optimizer
+from faceloop.playbooks.schema import load_playbook
 from faceloop.report import build_report
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
-from faceloop.storage.catalog import Catalog
+from faceloop.storage.catalog import ERASED, Catalog
 from faceloop.storage.keys import SubjectKeyStore
+from faceloop.workflows.campaign_activities import CampaignActivities
 from faceloop.workflows.client import start_erasure
 from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.erasure_activities import ErasureActivities
@@ -68,6 +74,14 @@ ROOT = Path(__file__).resolve().parents[2]
 PERSONA = "ada"
 SUBJECT_NAME = "Ada Lovelace-Example"
 PROMPT_MARK = "ada-marker-7f3c"
+# the persona campaign's brief in the marketer's words: every free-text field names Ada
+BRIEF_TEXT = {
+    "brief product": "Ada Lovelace-Example signature hand cream 91c2",
+    "brief message": "Ada Lovelace-Example trusts it since her accident in Kiel 91c2",
+    "brief tone": "as Ada Lovelace-Example talks 91c2",
+    "brief constraint": "never show the scar on Ada's left hand 91c2",
+    "brief audience": "neighbours of Ada Lovelace-Example in Kiel 91c2",
+}
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -173,19 +187,39 @@ async def build_world(settings: Settings, tmp: Path, sandbox_state: Path) -> Wor
 
         brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
         persona_brief = brief.model_copy(
-            update={"persona": Persona(persona_id=PERSONA, consent_ref="c-ada")}
+            update={
+                "persona": Persona(persona_id=PERSONA, consent_ref="c-ada"),
+                "product": BRIEF_TEXT["brief product"],
+                "message": BRIEF_TEXT["brief message"],
+                "tone": BRIEF_TEXT["brief tone"],
+                "constraints": [BRIEF_TEXT["brief constraint"]],
+                "audience": [
+                    AudienceSegment(
+                        name=s.name, share=s.share, description=BRIEF_TEXT["brief audience"]
+                    )
+                    for s in brief.audience
+                ],
+            }
         )
         config = CampaignConfig(rounds=1, variants_per_round=3, incumbents=1)
         pc, cc = f"persona-{uuid.uuid4().hex[:6]}", f"control-{uuid.uuid4().hex[:6]}"
-        catalog.upsert_campaign(pc, persona_brief, config, "running")
-        catalog.upsert_campaign(cc, brief, config, "running")
+        # recorded as the campaign workflow's first activity records them: the catalog row
+        # and the brief.submitted audit entry
+        starter = CampaignActivities(catalog, Optimizer(f"sqlite:///{tmp / 'optuna-world.db'}"))
+        for cid, b in ((pc, persona_brief), (cc, brief)):
+            starter._start(
+                StartCampaignInput(
+                    campaign_id=cid, brief=b, config=config, playbook=load_playbook()
+                )
+            )
         ledger = Ledger(gs.ledger_path)
         sandbox = SandboxConnector(settings.resolved_sandbox_url)
         world = World(pc, cc, [], [], stored.asset_id, emb, catalog.subject_key(PERSONA) or b"")
         world.sealed_adapter = store.get_bytes(stored.uri)
         try:
             for cid, n, deployed in ((pc, 3, 2), (cc, 1, 1)):
-                await sandbox.ensure_campaign(cid, brief.audience)
+                cbrief = persona_brief if cid == pc else brief
+                await sandbox.ensure_campaign(cid, cbrief.audience)
                 for i in range(n):
                     vid = f"{cid}-r0-v{i}"
                     rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
@@ -236,7 +270,7 @@ async def build_world(settings: Settings, tmp: Path, sandbox_state: Path) -> Wor
                                 asset_id=signed_id,
                                 creative_uri=signed_uri,
                                 params=v.params,
-                                headline=brief.message,
+                                headline=cbrief.message,
                                 disclosure=v.disclosure,
                             )
                         )
@@ -271,6 +305,7 @@ async def build_world(settings: Settings, tmp: Path, sandbox_state: Path) -> Wor
             "creative uri": store.path_of(
                 catalog.get_variant(f"{pc}-r0-v0").asset.uri  # type: ignore[union-attr]
             ).name.encode(),
+            **{name: text.encode() for name, text in BRIEF_TEXT.items()},
         }
         world.control_needles = needles(world.control_assets, out / "control")
         world.scan_roots = [settings.resolved_home, out, sandbox_state.parent]
@@ -313,6 +348,12 @@ async def test_after_erasure_no_byte_of_the_persona_can_be_read_back(
     assert set(world.needles) - set(before) == never_clear, before
     assert any("faceloop.db" in f for f in before["subject key"]), before["subject key"]
     assert any("sandbox.db" in f for f in before["creative uri"]), before["creative uri"]
+    # the brief's text is in the exported report (and the ad's copy), never in the catalog:
+    # its row and its brief.submitted audit entry hold it sealed under the campaign's key
+    for name in BRIEF_TEXT:
+        assert any("report.json" in f for f in before[name]), before[name]
+        assert not any("faceloop.db" in f for f in before[name]), before[name]
+    assert any("sandbox.db" in f for f in before["brief message"]), before["brief message"]
     catalog = Catalog(esettings.resolved_database_url)
     keys = SubjectKeyStore(catalog)
     assert Gallery(gs.gallery_path, gs.identity_key_value(), keys).similarity_to(
@@ -367,8 +408,8 @@ async def test_after_erasure_no_byte_of_the_persona_can_be_read_back(
         "ads:sandbox": 2,
         "asset_store": 7,  # 3 images + 3 signed copies + the adapter
         "exports": 5,  # 3 thumbnails + report.json + report.html
-        "catalog": 4,  # 3 variants + 1 consent record
-        "key_store": 1,
+        "catalog": 5,  # 3 variants + 1 consent record + 1 brief
+        "key_store": 2,  # the persona's key and its campaign's
         "gallery": 1,
         "catalog_on_disk": 0,
     }, report.stores
@@ -407,6 +448,14 @@ async def test_after_erasure_no_byte_of_the_persona_can_be_read_back(
     assert len(variants) == 3 and all(v.erased_at and not v.prompt for v in variants)
     assert all(v.asset and v.asset.asset_id in world.persona_assets for v in variants)
     assert all(v.erased_at is None for v in catalog.variants(world.control_campaign))
+    # the brief reads as erased; the control campaign's reads as written
+    erased = catalog.get_campaign(world.persona_campaign)
+    assert erased is not None and erased.brief_erased_at is not None
+    assert (erased.brief.product, erased.brief.message) == (ERASED, ERASED)
+    assert erased.brief.markets == ["DE", "FR", "NL"]
+    control = catalog.get_campaign(world.control_campaign)
+    assert control is not None and control.brief_erased_at is None
+    assert control.brief.product == "Lumen Daily SPF 50 moisturiser"
     (c,) = catalog.consents(PERSONA)
     assert c.subject_name == "" and c.revoked_reason == "subject withdrew consent"
     assert catalog.consent_status(PERSONA, ["DE"]).state is ConsentState.revoked
@@ -420,6 +469,15 @@ async def test_after_erasure_no_byte_of_the_persona_can_be_read_back(
     assert "ids" not in done.payload["stores"]["exports"]  # paths are not audit material
     assert SUBJECT_NAME not in json.dumps([e.payload for e in catalog.audit_entries()])
     catalog.close()
+
+    # status and report say so: the product reads "[erased]", nothing crashes
+    status = await cli("status", world.persona_campaign, "--json")
+    assert status.exit_code == 0, status.output
+    assert json.loads(status.stdout)[0]["product"] == ERASED
+    rebuilt = await cli("report", world.persona_campaign, "--out", str(tmp_path / "after"))
+    assert rebuilt.exit_code == 0, rebuilt.output
+    data = json.loads((tmp_path / "after" / "report.json").read_text())
+    assert data["brief"]["product"] == ERASED and data["brief"]["message"] == ERASED
 
     async with SandboxConnector(esettings.resolved_sandbox_url) as conn:
         ads = await conn.list_ads(world.persona_campaign)
@@ -505,5 +563,71 @@ async def test_a_crash_mid_step_resumes_and_finishes_the_job(
     assert {s.store: s.removed for s in report.stores}["catalog"] == 1
     assert "key_store" not in {s.store for s in report.stores}  # an asset has no subject key
     # and the history replays on the workflow code (determinism)
+    replayer = Replayer(workflows=[ErasureWorkflow], data_converter=pydantic_data_converter)
+    await replayer.replay_workflow(history)
+
+
+async def test_a_campaign_erasure_takes_the_campaign_whole_and_nothing_else(
+    temporal_env: WorkflowEnvironment,
+    esettings: Settings,
+    sandbox: tuple[str, Path],
+    tmp_path: Path,
+) -> None:
+    """`faceloop erase --campaign` on the control campaign: its brief's text, variants,
+    images and ads go and its key is shredded; the persona and its campaign stay."""
+    world = await build_world(esettings, tmp_path, sandbox[1])
+    cid = world.control_campaign
+    env = env_of(esettings)
+    res = Resources.open(esettings)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(temporal_env.client, res, queues=["main"]):
+                await stack.enter_async_context(w)
+            done = await asyncio.to_thread(
+                CliRunner().invoke,
+                app,
+                ["erase", "--campaign", cid, "--wait", "--json", "--ticket", "DSR-2"],
+                env=env,
+            )
+            assert done.exit_code == 0, done.output
+            report = ErasureReport.model_validate_json(done.stdout)
+            handle = temporal_env.client.get_workflow_handle(f"erase-campaign-{cid}")
+            history = await handle.fetch_history()
+            unknown = await asyncio.to_thread(
+                CliRunner().invoke,
+                app,
+                ["erase", "--campaign", "no-such-campaign", "--wait"],
+                env=env,
+            )
+    finally:
+        await res.aclose()
+    removed = {s.store: s.removed for s in report.stores}
+    assert removed == {
+        "ads:sandbox": 1,
+        "asset_store": 2,  # the image and its signed copy
+        "exports": 3,  # a thumbnail + report.json + report.html
+        "catalog": 2,  # 1 variant + 1 brief
+        "key_store": 1,
+        "catalog_on_disk": 0,
+    }, report.stores
+    assert next(s for s in report.stores if s.store == "key_store").ids == [f"campaign:{cid}"]
+    assert report.incomplete == [] and report.campaign_ids == [cid]
+    catalog = Catalog(esettings.resolved_database_url)
+    try:
+        row = catalog.get_campaign(cid)
+        assert row is not None and row.brief.product == ERASED and row.brief_erased_at
+        kept = catalog.get_campaign(world.persona_campaign)
+        assert kept is not None and kept.brief.product == BRIEF_TEXT["brief product"]
+        assert catalog.subject_key(PERSONA) == world.subject_key
+        assert all(v.erased_at is None for v in catalog.variants(world.persona_campaign))
+        assert catalog.verify_audit() == []
+        done_entry = next(e for e in catalog.audit_entries() if e.kind == "erasure.completed")
+        assert done_entry.subject == f"campaign:{cid}"
+    finally:
+        catalog.close()
+    assert set(scan(world.scan_roots, world.control_needles)) == set()
+    assert set(scan(world.scan_roots, world.needles)) >= set(BRIEF_TEXT)
+    # an unknown id is refused, not recorded as erased
+    assert unknown.exit_code == 2 and "'no-such-campaign' is not in the catalog" in unknown.output
     replayer = Replayer(workflows=[ErasureWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)
