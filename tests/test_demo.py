@@ -82,21 +82,7 @@ def test_demo_writes_the_report_and_stops_everything(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_interrupt_stops_the_stack(tmp_path: Path, sig: signal.Signals) -> None:
     home = tmp_path / "home"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "faceloop.cli", "demo", "--out", str(tmp_path / "out")],
-        env=_env(home),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    deadline = time.monotonic() + 120
-    for line in proc.stdout:
-        lines.append(line)
-        if "submitted" in line or time.monotonic() > deadline:
-            break
-    assert any("submitted" in line for line in lines), "".join(lines)
+    proc, lines = _start_demo(home, tmp_path / "out")
     # the stack's own processes are running now
     assert len(_processes_mentioning(str(home))) >= 2
     proc.send_signal(sig)
