@@ -10,12 +10,12 @@ a person runs before a campaign in `check.py`. See docs/governance.md.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+import re2
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -217,6 +217,13 @@ def _default_prompt_actions() -> dict[PromptRule, Literal["block", "escalate"]]:
     }
 
 
+# A playbook's patterns are matched against every brief and prompt: bounded in count and size
+# so a playbook stays a small payload and a pattern a readable rule, not a program.
+MAX_PATTERNS_PER_RULE = 50
+PlaybookPattern = Annotated[str, Field(min_length=1, max_length=500)]
+PlaybookPatterns = Annotated[list[PlaybookPattern], Field(max_length=MAX_PATTERNS_PER_RULE)]
+
+
 class PromptFilterRules(Model):
     """The brief/prompt text filter (guardrails/prompt_filter.py). A rule can be softened to
     escalate but never switched off: a playbook must not be able to let minors through."""
@@ -228,8 +235,12 @@ class PromptFilterRules(Model):
     real_people: list[str] = Field(
         default_factory=list, description="more names of real people to block, beside built-ins"
     )
-    extra_patterns: dict[PromptRule, list[str]] = Field(
-        default_factory=dict, description="more regular expressions per rule (case-insensitive)"
+    extra_patterns: dict[PromptRule, PlaybookPatterns] = Field(
+        default_factory=dict,
+        max_length=len(PROMPT_RULES),
+        description="more regular expressions per rule (case-insensitive; RE2 syntax: no "
+        "backreferences or lookaround, \\w and \\b are ASCII, the text is matched after "
+        "accents are folded)",
     )
 
     @field_validator("actions")
@@ -242,15 +253,39 @@ class PromptFilterRules(Model):
     @field_validator("extra_patterns")
     @classmethod
     def _compiles(cls, v: dict[PromptRule, list[str]]) -> dict[PromptRule, list[str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for rule, patterns in v.items():
             for i, pattern in enumerate(patterns):
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(
-                        f"{rule}[{i}] {pattern!r} is not a valid regex: {exc}"
-                    ) from exc
+                    playbook_regex(pattern)
+                except ValueError as exc:
+                    problems.append(((rule, i), f"{pattern!r} is not a valid regex: {exc}"))
+        if problems:
+            raise _pydantic_errors(problems)
         return v
+
+
+def playbook_regex(pattern: str) -> Any:
+    """A playbook pattern compiled by RE2, as the prompt filter matches it.
+
+    Playbooks are user input and Python's `re` backtracks: `(a+)+$` against a long brief
+    runs for hours. RE2 matches in time linear in the text, and what it cannot match that
+    way (backreferences, lookaround) it refuses to compile, so the playbook is refused with
+    the reason instead of hanging a worker. Raises ValueError with RE2's reason.
+    """
+    options = re2.Options()
+    options.case_sensitive = False
+    options.dot_nl = True
+    options.log_errors = False  # the reason reaches the person through the ValueError
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(
+            f"{reason} (patterns use RE2 syntax: no backreferences or lookaround)"
+        ) from None
 
 
 # --------------------------------------------------------------------------- rules
