@@ -18,12 +18,13 @@ import hashlib
 from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from faceloop.briefs import read_document
 from faceloop.errors import InputError
-from faceloop.models import Model
+from faceloop.models import Line, Model, Text
 
 __all__ = [
     "ConsentCheckInput",
@@ -31,6 +32,7 @@ __all__ = [
     "ConsentState",
     "ConsentStatus",
     "RegisteredConsent",
+    "check_revocation_reason",
     "evaluate_consents",
     "load_consent",
 ]
@@ -44,11 +46,17 @@ ALL_SCOPES = "all"
 class ConsentRecord(Model):
     """What the subject agreed to. Every field is required; nothing is inferred."""
 
-    consent_id: str = Field(min_length=1, description="id of this consent, stored with the adapter")
-    persona_id: str = Field(min_length=1, pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    subject_name: str = Field(min_length=1)
-    scope: list[str] = Field(min_length=1, description="uses agreed to, e.g. ['ads', 'social']")
-    markets: list[str] = Field(min_length=1, description="ISO country codes, e.g. ['US', 'DE']")
+    consent_id: Line = Field(
+        min_length=1, max_length=128, description="id of this consent, stored with the adapter"
+    )
+    persona_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    subject_name: Line = Field(min_length=1, max_length=200)
+    scope: list[Annotated[Line, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=20, description="uses agreed to, e.g. ['ads', 'social']"
+    )
+    markets: list[str] = Field(
+        min_length=1, max_length=250, description="ISO country codes, e.g. ['US', 'DE']"
+    )
     expires: dt.date
     evidence_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the signed form")
 
@@ -76,6 +84,24 @@ class RegisteredConsent(ConsentRecord):
     revoked_at: dt.datetime | None = None
     revoked_reason: str | None = None
     erased_at: dt.datetime | None = None
+
+
+# why a consent was revoked: kept with the record, so free text with the brief's limits
+_REVOCATION_REASON: TypeAdapter[str] = TypeAdapter(
+    Annotated[Text, Field(min_length=1, max_length=2000)]
+)
+
+
+def check_revocation_reason(reason: str) -> str:
+    """The reason, or InputError naming --reason: empty, control characters, over 2000."""
+    if not reason.strip():
+        raise InputError("--reason", ["the reason is empty; say why consent is revoked"])
+    try:
+        return _REVOCATION_REASON.validate_python(reason)
+    except ValidationError as err:
+        raise InputError(
+            "--reason", [e["msg"].removeprefix("Value error, ") for e in err.errors()]
+        ) from None
 
 
 def load_consent(

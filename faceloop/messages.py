@@ -14,10 +14,12 @@ from faceloop.models import (
     Decision,
     GuardrailReport,
     KpiObservation,
+    Line,
     Model,
     Persona,
     PromptPlan,
     RollbackRecord,
+    Text,
     Variant,
 )
 from faceloop.playbooks.schema import Escalation, Playbook
@@ -133,19 +135,21 @@ class DecideOutput(VariantsPayload):
 class ReviewDecision(Model):
     """What a reviewer's approve/reject did to a waiting variant, for the audit log."""
 
-    campaign_id: str
-    variant_id: str
+    campaign_id: Line = Field(max_length=1000)  # a workflow id: Temporal's own limit
+    variant_id: Line = Field(max_length=1100)  # the campaign id, round and trial
     decision: Decision
-    reviewer: str = Field(min_length=1, max_length=128)
-    reason: str = Field(max_length=2000)
+    reviewer: Line = Field(min_length=1, max_length=128)
+    reason: Text = Field(max_length=2000)
 
 
 class ReviewInput(ReviewDecision):
     """A compliance reviewer's vote on an escalated variant (the `review` update)."""
 
     # optional only so votes recorded before roles were required still decode and replay
-    role: str | None = Field(
+    role: Line | None = Field(
         default=None,
+        min_length=1,
+        max_length=64,
         description="the role the reviewer votes as: the one the level waits for (required)",
     )
 

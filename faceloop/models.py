@@ -382,7 +382,7 @@ class CampaignConfig(Model):
         description="least share of a segment's impressions each of its live variants gets",
     )
     image_size: int = Field(default=256, ge=64, le=2048)
-    connector: str = "sandbox"
+    connector: Line = Field(default="sandbox", min_length=1, max_length=64)
     refresh_creatives: bool = Field(
         default=True,
         description="replace a kept variant whose CTR wore out by a fresh image of its face",

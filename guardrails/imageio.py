@@ -4,6 +4,16 @@ Creatives come from outside faceloop too (`faceloop check`), so a file may be em
 truncated, not an image at all, or a decompression bomb whose header claims 20000x20000
 pixels. The header is read and the dimensions checked before a single pixel is decoded;
 anything wrong raises `BadImageError` (an `InputError`) that names the file and the fix.
+
+Animated images (APNG, animated WebP; GIF is not accepted at all) are refused, not checked
+frame by frame: an ad creative here is a still, and every guardrail judges one picture.
+Checking only the first frame would pass a clean first frame over a later one that is not;
+checking every frame would multiply each guardrail's cost by a count the file chooses, and
+what a viewer sees is each frame composited over the previous ones (disposal and blend
+modes), not the raw frames. So one rule: one frame, or a clear refusal.
+
+16-bit images keep their range: 16-bit greyscale PNG is scaled to 8 bits (65535 -> 255),
+never clipped (PIL's own conversion clips it, turning a gradient white from 1/256 up).
 """
 
 from __future__ import annotations
@@ -64,9 +74,16 @@ def decode_image(data: bytes, source: str = "image") -> np.ndarray:
                 f"the header claims {width}x{height} pixels, over the limit of {MAX_SIDE} px "
                 f"a side and {MAX_PIXELS:,} pixels; resize the creative before checking it",
             )
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            raise BadImageError(
+                source,
+                f"an animated image ({frames} frames); faceloop checks still creatives only: "
+                "export the frame you mean to ship as a PNG, JPEG or WebP still",
+            )
         try:
             im.load()
-            rgb = np.asarray(im.convert("RGB"))
+            rgb = _rgb(im)
         except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
             # PIL raises OSError("image file is truncated ...") for cut-off files
             raise BadImageError(source, f"corrupt or truncated image data: {exc}") from None
@@ -83,3 +100,15 @@ def read_image(path: str | Path) -> np.ndarray:
     except OSError as exc:
         raise BadImageError(str(p), f"cannot be read: {exc.strerror}") from None
     return decode_image(data, str(p))
+
+
+def _rgb(im: Image.Image) -> np.ndarray:
+    """HxWx3 RGB pixels, 16-bit greyscale scaled to 8 bits rather than clipped."""
+    # PNG's 16-bit greyscale opens as I;16 (I;16B, or I in older Pillow) holding 0..65535;
+    # PIL's convert("RGB") clips it at 255. 16-bit colour PNGs open as RGB/RGBA, already
+    # reduced to their high bytes by PIL, which is the correct scaling.
+    if im.mode == "I" or im.mode.startswith("I;16"):
+        grey = np.asarray(im).astype(np.float64)
+        grey8 = np.rint(np.clip(grey, 0, 65535) / 257.0).astype(np.uint8)
+        return np.repeat(grey8[:, :, None], 3, axis=2)
+    return np.asarray(im.convert("RGB"))

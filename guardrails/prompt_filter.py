@@ -21,7 +21,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import Field
 
@@ -38,7 +38,7 @@ from faceloop.guardrails.text_policy import (
 )
 from faceloop.guardrails.text_policy.normalise import CONTROL, INVISIBLE
 from faceloop.models import Model, Verdict
-from faceloop.playbooks.schema import PROMPT_RULES, PromptFilterRules, PromptRule
+from faceloop.playbooks.schema import PROMPT_RULES, PromptFilterRules, PromptRule, playbook_regex
 
 if TYPE_CHECKING:
     from faceloop.models import Brief
@@ -46,6 +46,16 @@ if TYPE_CHECKING:
 __all__ = ["FilterHit", "FilterResult", "PromptFilter", "brief_fields", "normalise"]
 
 Action = Literal["block", "escalate"]
+
+
+class _Match(Protocol):
+    def group(self, group: Literal[0] = 0, /) -> str | Any: ...
+
+
+class _Pattern(Protocol):
+    """A compiled pattern: Python's `re` for the built-in rules, RE2 for a playbook's."""
+
+    def search(self, text: str, /) -> _Match | None: ...
 
 
 class FilterHit(Model):
@@ -119,13 +129,15 @@ class PromptFilter:
 
     def __init__(self, rules: PromptFilterRules | None = None) -> None:
         self.rules = rules or PromptFilterRules()
-        compiled: dict[PromptRule, list[re.Pattern[str]]] = {}
+        compiled: dict[PromptRule, list[_Pattern]] = {}
         for rule in PROMPT_RULES:
             # a rule's own patterns as one alternation: one scan of the text, not dozens;
-            # a playbook's patterns stay apart (they may carry inline flags)
+            # a playbook's patterns stay apart (they may carry inline flags) and run on RE2,
+            # in linear time: they are user input, ours may use lookaround
             own = [f"(?:{p})" for p in PATTERNS[rule]]
-            patterns = (["|".join(own)] if own else []) + self.rules.extra_patterns.get(rule, [])
-            compiled[rule] = [re.compile(p, re.IGNORECASE | re.DOTALL) for p in patterns]
+            builtin = [re.compile("|".join(own), re.IGNORECASE | re.DOTALL)] if own else []
+            extra = [playbook_regex(p) for p in self.rules.extra_patterns.get(rule, [])]
+            compiled[rule] = [*builtin, *extra]
         self._gates = {rule: re.compile(g) for rule, g in GATES.items()}
         self._own = {rule: len(PATTERNS[rule]) > 0 for rule in PROMPT_RULES}
         names = sorted({*REAL_PEOPLE, *(n.lower().strip() for n in self.rules.real_people)})
@@ -191,7 +203,7 @@ class PromptFilter:
         )
 
 
-def _first_match(patterns: Iterable[re.Pattern[str]], texts: Iterable[str]) -> str | None:
+def _first_match(patterns: Iterable[_Pattern], texts: Iterable[str]) -> str | None:
     for text in texts:
         for p in patterns:
             m = p.search(text)

@@ -10,12 +10,12 @@ a person runs before a campaign in `check.py`. See docs/governance.md.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
+import re2
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -27,7 +27,9 @@ from faceloop.models import (
     Decision,
     FaceParams,
     GuardrailReport,
+    Line,
     Model,
+    Text,
     Verdict,
 )
 from faceloop.playbooks.markets import IsoMarket
@@ -35,6 +37,17 @@ from faceloop.playbooks.markets import IsoMarket
 if TYPE_CHECKING:
     from faceloop.playbooks.rollback import RollbackHit, RollbackKpis
     from faceloop.playbooks.rules import RuleContext, Ruling
+
+
+# Names in a playbook (roles, labels, scopes) are one line; free text (reasons, descriptions,
+# disclosures) may span lines: neither may carry control characters (faceloop.models).
+Label = Annotated[Line, Field(min_length=1, max_length=64)]
+Role = Annotated[Line, Field(min_length=1, max_length=64)]
+MAX_LABELS = 50
+# A playbook travels in every campaign's workflow input and in each guard and decide
+# activity's: its JSON is capped far below Temporal's 2 MB payload warning, with room for a
+# brief at its limits (< 200 kB) and a round's variants beside it.
+MAX_PLAYBOOK_BYTES = 512 * 1024
 
 
 class QualityThresholds(Model):
@@ -51,17 +64,23 @@ class QualityThresholds(Model):
 
 class SafetyThresholds(Model):
     min_score: float = Field(default=0.45, gt=0, le=1, description="NudeNet detection score")
-    block_labels: list[str] = Field(
+    block_labels: list[Label] = Field(
+        max_length=MAX_LABELS,
         default_factory=lambda: [
             "FEMALE_GENITALIA_EXPOSED",
             "MALE_GENITALIA_EXPOSED",
             "FEMALE_BREAST_EXPOSED",
             "BUTTOCKS_EXPOSED",
             "ANUS_EXPOSED",
-        ]
+        ],
     )
-    escalate_labels: list[str] = Field(
-        default_factory=lambda: ["MALE_BREAST_EXPOSED", "BELLY_EXPOSED", "FEMALE_GENITALIA_COVERED"]
+    escalate_labels: list[Label] = Field(
+        max_length=MAX_LABELS,
+        default_factory=lambda: [
+            "MALE_BREAST_EXPOSED",
+            "BELLY_EXPOSED",
+            "FEMALE_GENITALIA_COVERED",
+        ],
     )
 
 
@@ -76,14 +95,20 @@ class IdentityThresholds(Model):
 
 class BiasTargets(Model):
     min_batch: int = Field(default=4, ge=1, description="fewer measured faces: report only")
-    skin_tone_min_share: dict[str, float] = Field(
-        default_factory=dict, description="ITA group -> minimum share of measured faces"
+    skin_tone_min_share: dict[Label, float] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        description="ITA group -> minimum share of measured faces",
     )
-    gender_min_share: dict[str, float] = Field(
-        default_factory=dict, description="feminine/masculine -> minimum share of measured faces"
+    gender_min_share: dict[Label, float] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        description="feminine/masculine -> minimum share of measured faces",
     )
-    age_band_min_share: dict[str, float] = Field(
-        default_factory=dict, description="age band -> minimum share of requested variants"
+    age_band_min_share: dict[Label, float] = Field(
+        default_factory=dict,
+        max_length=MAX_LABELS,
+        description="age band -> minimum share of requested variants",
     )
     on_miss: Verdict = Field(
         default=Verdict.escalate, description="verdict when a target is missed"
@@ -100,7 +125,7 @@ MAX_SLA_SECONDS = 30 * 86400.0
 
 
 class Escalation(Model):
-    role: str = Field(default="compliance", min_length=1)
+    role: Role = "compliance"
     sla_seconds: float = Field(
         default=86400.0,
         gt=0,
@@ -217,6 +242,13 @@ def _default_prompt_actions() -> dict[PromptRule, Literal["block", "escalate"]]:
     }
 
 
+# A playbook's patterns are matched against every brief and prompt: bounded in count and size
+# so a playbook stays a small payload and a pattern a readable rule, not a program.
+MAX_PATTERNS_PER_RULE = 50
+PlaybookPattern = Annotated[str, Field(min_length=1, max_length=500)]
+PlaybookPatterns = Annotated[list[PlaybookPattern], Field(max_length=MAX_PATTERNS_PER_RULE)]
+
+
 class PromptFilterRules(Model):
     """The brief/prompt text filter (guardrails/prompt_filter.py). A rule can be softened to
     escalate but never switched off: a playbook must not be able to let minors through."""
@@ -225,11 +257,17 @@ class PromptFilterRules(Model):
         default_factory=_default_prompt_actions,
         description="what a match of each rule leads to; rules left out keep their default",
     )
-    real_people: list[str] = Field(
-        default_factory=list, description="more names of real people to block, beside built-ins"
+    real_people: list[Annotated[Line, Field(max_length=128)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="more names of real people to block, beside built-ins",
     )
-    extra_patterns: dict[PromptRule, list[str]] = Field(
-        default_factory=dict, description="more regular expressions per rule (case-insensitive)"
+    extra_patterns: dict[PromptRule, PlaybookPatterns] = Field(
+        default_factory=dict,
+        max_length=len(PROMPT_RULES),
+        description="more regular expressions per rule (case-insensitive; RE2 syntax: no "
+        "backreferences or lookaround, \\w and \\b are ASCII, the text is matched after "
+        "accents are folded)",
     )
 
     @field_validator("actions")
@@ -242,15 +280,39 @@ class PromptFilterRules(Model):
     @field_validator("extra_patterns")
     @classmethod
     def _compiles(cls, v: dict[PromptRule, list[str]]) -> dict[PromptRule, list[str]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for rule, patterns in v.items():
             for i, pattern in enumerate(patterns):
                 try:
-                    re.compile(pattern)
-                except re.error as exc:
-                    raise ValueError(
-                        f"{rule}[{i}] {pattern!r} is not a valid regex: {exc}"
-                    ) from exc
+                    playbook_regex(pattern)
+                except ValueError as exc:
+                    problems.append(((rule, i), f"{pattern!r} is not a valid regex: {exc}"))
+        if problems:
+            raise _pydantic_errors(problems)
         return v
+
+
+def playbook_regex(pattern: str) -> Any:
+    """A playbook pattern compiled by RE2, as the prompt filter matches it.
+
+    Playbooks are user input and Python's `re` backtracks: `(a+)+$` against a long brief
+    runs for hours. RE2 matches in time linear in the text, and what it cannot match that
+    way (backreferences, lookaround) it refuses to compile, so the playbook is refused with
+    the reason instead of hanging a worker. Raises ValueError with RE2's reason.
+    """
+    options = re2.Options()
+    options.case_sensitive = False
+    options.dot_nl = True
+    options.log_errors = False  # the reason reaches the person through the ValueError
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0] if exc.args else exc
+        if isinstance(reason, bytes):
+            reason = reason.decode("utf-8", "replace")
+        raise ValueError(
+            f"{reason} (patterns use RE2 syntax: no backreferences or lookaround)"
+        ) from None
 
 
 # --------------------------------------------------------------------------- rules
@@ -484,19 +546,19 @@ class Condition(Model):
 
 
 class BlockAction(Model):
-    reason: str = Field(min_length=1, max_length=500, description="why it must not ship")
+    reason: Text = Field(min_length=1, max_length=500, description="why it must not ship")
 
 
 class RequireDisclosure(Model):
     """The label shown with the ad. The planner and sign stage attach it (ad copy, C2PA)."""
 
-    text: str | None = Field(
+    text: Text | None = Field(
         default=None,
         min_length=1,
         max_length=200,
         description="text for every campaign market without its own entry in `texts`",
     )
-    texts: dict[IsoMarket, str] = Field(
+    texts: dict[IsoMarket, Annotated[Text, Field(max_length=200)]] = Field(
         default_factory=dict, description="market -> text in the market's language"
     )
 
@@ -517,8 +579,8 @@ class RequireConsent(Model):
     """A valid, unexpired consent record of the persona's person must exist; its scope and
     markets must cover the campaign. The workflow checks the record (consent registry)."""
 
-    reason: str = Field(default="", max_length=500, description="the law or policy behind it")
-    scope: str = Field(default="ads", min_length=1, description="purpose the consent must name")
+    reason: Text = Field(default="", max_length=500, description="the law or policy behind it")
+    scope: Label = Field(default="ads", description="purpose the consent must name")
     cover_markets: bool = Field(
         default=True, description="the record's markets must include every campaign market"
     )
@@ -561,7 +623,7 @@ class Action(Model):
 
 class Rule(Model):
     id: RuleId
-    description: str = Field(min_length=1, max_length=500, description="why the rule exists")
+    description: Text = Field(min_length=1, max_length=500, description="why the rule exists")
     when: Condition = Field(default_factory=Condition)
     then: Action
 
@@ -577,7 +639,7 @@ class RollbackCriterion(Model):
     """A KPI or safety signal that pauses a live ad, judged per ad over what it delivered."""
 
     id: RuleId
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
     metric: RollbackMetric = Field(
         description="ctr: clicks/impressions; cvr: conversions/clicks; complaint_rate and "
         "negative_feedback_rate: per impression; safety_flag: count of flags"
@@ -588,7 +650,7 @@ class RollbackCriterion(Model):
         default=1000, ge=0, description="judge an ad only once it has this many impressions"
     )
     action: Literal["pause"] = "pause"
-    notify_role: str = Field(default="compliance", min_length=1)
+    notify_role: Role = "compliance"
 
     @model_validator(mode="after")
     def _threshold_fits(self) -> RollbackCriterion:
@@ -600,8 +662,8 @@ class RollbackCriterion(Model):
 
 
 class Playbook(Model):
-    name: str = Field(min_length=1)
-    version: str = "1"
+    name: Line = Field(min_length=1, max_length=128)
+    version: Line = Field(default="1", min_length=1, max_length=32)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
     safety: SafetyThresholds = Field(default_factory=SafetyThresholds)
     identity: IdentityThresholds = Field(default_factory=IdentityThresholds)
@@ -615,10 +677,11 @@ class Playbook(Model):
     prompt_filter: PromptFilterRules = Field(default_factory=PromptFilterRules)
     rules: list[Rule] = Field(
         default_factory=list,
+        max_length=200,
         description="checked in order on every variant; every matching rule applies",
     )
     rollback: list[RollbackCriterion] = Field(
-        default_factory=list, description="signals that pause live ads"
+        default_factory=list, max_length=50, description="signals that pause live ads"
     )
 
     @field_validator("rules", "rollback")
@@ -630,6 +693,16 @@ class Playbook(Model):
         if problems:
             raise _pydantic_errors(problems)
         return v
+
+    @model_validator(mode="after")
+    def _fits_in_a_payload(self) -> Playbook:
+        size = len(self.model_dump_json().encode())
+        if size > MAX_PLAYBOOK_BYTES:
+            raise ValueError(
+                f"the playbook is {size:,} bytes as JSON, over the {MAX_PLAYBOOK_BYTES:,} byte "
+                "limit (it travels with every campaign): shorten texts or merge rules"
+            )
+        return self
 
     @model_validator(mode="after")
     def _approvals_never_lapse_into_deploy(self) -> Playbook:

@@ -38,10 +38,12 @@ from faceloop.models import (
     Framing,
     GenderPresentation,
     Lighting,
+    Line,
     Model,
     MonkTone,
     SearchSpace,
     Style,
+    Text,
 )
 
 # Order of FaceParams fields; the grid search in best_params/worst_params follows it.
@@ -122,7 +124,7 @@ class Effects(Model):
 
 class ScenarioSegment(Model):
     name: str = Field(min_length=1, max_length=64, pattern=_SEGMENT_NAME)
-    description: str = Field(default="", max_length=500)
+    description: Text = Field(default="", max_length=500)
     share: float = Field(
         default=1.0,
         gt=0,
@@ -181,8 +183,8 @@ class Drift(Model):
 class Scenario(Model):
     """A simulated audience. Everything in it is ground truth and stays inside the sandbox."""
 
-    name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=4000)
+    name: Line = Field(min_length=1, max_length=128)
+    description: Text = Field(default="", max_length=4000)
     seed: int = Field(ge=0, lt=2**63)
     base_ctr: float = Field(gt=0, lt=1)
     base_cvr: float = Field(gt=0, lt=1)

@@ -1,3 +1,3 @@
-from faceloop.cli.main import app
+from faceloop.cli.main import main
 
-app()
+main()

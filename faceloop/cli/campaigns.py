@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceloop.cli.console import console, fail, run, silent
+from faceloop.cli.console import console, err, fail, run, silent
 from faceloop.cli.db import upgrade_catalog
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import CampaignState
@@ -254,9 +254,9 @@ def worker(
     upgrade_catalog(settings)
 
     async def main() -> None:
-        from faceloop.workflows.client import connect
+        from faceloop.workflows.client import reachable_client
 
-        client = await connect(settings)
+        client = await reachable_client(settings)
         console.print(
             f"worker on {escape(str(settings.temporal_address))}, queues {escape(str(qs))}"
         )
@@ -293,10 +293,10 @@ def submit(
     _require_server(settings)
 
     async def main() -> None:
-        from faceloop.workflows.client import connect, follow
+        from faceloop.workflows.client import follow, reachable_client
         from faceloop.workflows.client import submit as do_submit
 
-        client = await connect(settings)
+        client = await reachable_client(settings)
         handle = await do_submit(client, settings, b, config, pb)
         console.print(f"campaign [bold]{escape(str(handle.id))}[/bold] submitted")
         if wait:
@@ -309,45 +309,126 @@ def status(
     campaign: Annotated[str | None, typer.Argument(help="campaign id; omit to list all")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """Show campaigns from the catalog: status, round and variant count."""
+    """Show campaigns: status, round and variant count.
+
+    The catalog says what each campaign last recorded; a campaign whose workflow failed, was
+    terminated, timed out or was cancelled never records that, so every campaign still
+    open in the catalog is looked up on Temporal and shown as Temporal has it, with the
+    reason (and the catalog is corrected). When Temporal cannot be reached, the catalog's
+    statuses are shown and the command says so.
+    """
     from faceloop.storage.catalog import Catalog
 
     settings = get_settings()
-    catalog = Catalog(settings.resolved_database_url)
     try:
-        rows = catalog.list_campaigns() if campaign is None else [catalog.get_campaign(campaign)]
-        if campaign is not None and rows[0] is None:
-            raise fail(FaceloopError(f"no campaign {campaign!r} in the catalog"))
-        data: list[dict[str, Any]] = [
-            {
-                "campaign_id": r.campaign_id,
-                "product": r.brief.product,
-                "status": r.status,
-                "round": r.round,
-                "rounds": r.config.rounds,
-                "variants": len(catalog.variants(r.campaign_id)),
-                "updated_at": r.updated_at.isoformat(),
-            }
-            for r in rows
-            if r is not None
-        ]
-    finally:
-        catalog.close()
+        with Catalog(settings.resolved_database_url) as catalog:
+            rows = (
+                catalog.list_campaigns() if campaign is None else [catalog.get_campaign(campaign)]
+            )
+            if campaign is not None and rows[0] is None:
+                raise fail(FaceloopError(f"no campaign {campaign!r} in the catalog"))
+            data: list[dict[str, Any]] = [
+                {
+                    "campaign_id": r.campaign_id,
+                    "product": r.brief.product,
+                    "status": r.status,
+                    "reason": "",
+                    "round": r.round,
+                    "rounds": r.config.rounds,
+                    "variants": len(catalog.variants(r.campaign_id)),
+                    "updated_at": r.updated_at.isoformat(),
+                }
+                for r in rows
+                if r is not None
+            ]
+            open_ids = [d["campaign_id"] for d in data if d["status"] not in FINISHED]
+            unreachable: FaceloopError | None = None
+            closed: dict[str, tuple[str, str]] = {}
+            if open_ids:
+                try:
+                    closed = asyncio.run(_closed_on_temporal(settings, open_ids))
+                except FaceloopError as exc:
+                    unreachable = exc
+            for d in data:
+                if d["campaign_id"] in closed:
+                    recorded = d["status"]
+                    d["status"], d["reason"] = closed[d["campaign_id"]]
+                    if d["status"] != recorded:
+                        # the workflow will never record it: its last word is Temporal's
+                        catalog.set_campaign_status(d["campaign_id"], d["status"])
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    if unreachable is not None:
+        err.print(
+            f"[yellow]warning:[/yellow] statuses are the catalog's last record, not checked "
+            f"with Temporal: {escape(str(unreachable))}"
+        )
+    for d in data:
+        # finished campaigns recorded their own end; open ones are asked of Temporal
+        d["checked_with_temporal"] = unreachable is None and d["campaign_id"] in open_ids
     if as_json:
         typer.echo(json.dumps(data, indent=2))
         return
     table = Table("product", "status", "round", "variants", "updated")
     table.add_column("campaign", no_wrap=True)
     for d in data:
+        shown = str(d["status"]) + (f": {d['reason']}" if d["reason"] else "")
         table.add_row(
-            str(d["product"]),
-            str(d["status"]),
+            escape(str(d["product"])),
+            escape(shown),
             f"{int(d['round']) + 1}/{d['rounds']}",
             str(d["variants"]),
             str(d["updated_at"])[:16].replace("T", " "),
-            str(d["campaign_id"]),
+            escape(str(d["campaign_id"])),
         )
     console.print(table)
+
+
+# statuses a campaign's workflow records itself when it ends (CampaignActivities.finish)
+FINISHED = frozenset({"done", "blocked"})
+
+
+async def _closed_on_temporal(
+    settings: Settings, campaign_ids: list[str]
+) -> dict[str, tuple[str, str]]:
+    """Campaign id -> (status, reason) for each campaign whose workflow ended without
+    recording it: failed, terminated, timed_out or canceled. FaceloopError when Temporal is
+    not reachable."""
+    from temporalio.client import WorkflowExecutionStatus, WorkflowHistoryEventFilterType
+    from temporalio.service import RPCError, RPCStatusCode
+
+    from faceloop.workflows.client import reachable_client
+
+    client = await reachable_client(settings)
+    ended = {
+        WorkflowExecutionStatus.FAILED: "failed",
+        WorkflowExecutionStatus.TERMINATED: "terminated",
+        WorkflowExecutionStatus.TIMED_OUT: "timed_out",
+        WorkflowExecutionStatus.CANCELED: "canceled",
+    }
+    out: dict[str, tuple[str, str]] = {}
+    for cid in campaign_ids:
+        handle = client.get_workflow_handle(cid)
+        try:
+            described = await handle.describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                continue  # past Temporal's retention, or started on another server
+            raise FaceloopError(f"Temporal could not describe campaign {cid!r}: {exc}") from exc
+        if described.status not in ended:
+            continue
+        reason = ""
+        async for event in handle.fetch_history_events(
+            event_filter_type=WorkflowHistoryEventFilterType.CLOSE_EVENT
+        ):
+            if event.HasField("workflow_execution_terminated_event_attributes"):
+                reason = event.workflow_execution_terminated_event_attributes.reason
+            elif event.HasField("workflow_execution_failed_event_attributes"):
+                reason = event.workflow_execution_failed_event_attributes.failure.message
+            elif event.HasField("workflow_execution_timed_out_event_attributes"):
+                reason = "the workflow ran past its execution timeout"
+        out[cid] = (ended[described.status], reason)
+    return out
 
 
 def report(
@@ -399,9 +480,7 @@ def schedule(
     _require_server(settings)
 
     async def main() -> None:
-        from faceloop.workflows.client import connect
-
-        client = await connect(settings)
+        client = await schedules.reachable_client(settings)
         if every:
             interval = schedules.parse_every(every)
             sid = await schedules.create_or_update_schedule(client, settings, campaign, interval)
@@ -433,9 +512,7 @@ def list_schedules(
     _require_server(settings)
 
     async def main() -> list[schedules.ScheduleRow]:
-        from faceloop.workflows.client import connect
-
-        return await schedules.list_schedules(await connect(settings))
+        return await schedules.list_schedules(await schedules.reachable_client(settings))
 
     rows = run(main())
     if as_json:

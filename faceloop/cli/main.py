@@ -6,6 +6,11 @@ groups and its `faceloop bench` entries; `faceloop --help` lists commands in thi
 
 from __future__ import annotations
 
+import atexit
+import os
+import sys
+import threading
+
 import typer
 
 from faceloop.agents import cli as agents_cli
@@ -42,5 +47,37 @@ for register in (
     register(app, bench_app)
 
 
+def main() -> None:
+    """The `faceloop` console script: the app, then an exit a Temporal client cannot crash.
+
+    temporalio/sdk-python#300: the client's Tokio threads may take the GIL while the
+    interpreter finalizes, which aborts the process (SIGABRT, exit 134) after the command
+    has already printed its result or its one-line error. Once the Temporal bridge is
+    loaded, the command ends the way finalization would up to that point (other threads
+    joined, exit handlers run, output flushed) and then leaves without finalizing.
+    """
+    try:
+        app()
+        code: str | int | None = 0
+    except SystemExit as exc:
+        code = exc.code
+    if "temporalio.bridge.temporal_sdk_bridge" not in sys.modules:
+        sys.exit(code)
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # sys.exit("message"): Python prints it and exits 1
+        print(code, file=sys.stderr)
+        status = 1
+    # what Py_FinalizeEx does before it marks the runtime as finalizing: stop executors'
+    # workers and join every non-daemon thread, then run the atexit handlers
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -20,7 +20,13 @@ from pathlib import Path
 from sqlalchemy import select, text, update
 from sqlalchemy.engine import RowMapping, make_url
 
-from faceloop.consent import ConsentRecord, ConsentStatus, RegisteredConsent, evaluate_consents
+from faceloop.consent import (
+    ConsentRecord,
+    ConsentStatus,
+    RegisteredConsent,
+    check_revocation_reason,
+    evaluate_consents,
+)
 from faceloop.errors import FaceloopError, InputError, SubjectErasedError
 from faceloop.storage.audit import AuditLog
 from faceloop.storage.schema import (
@@ -156,8 +162,7 @@ class SubjectRecords(AuditLog):
 
         The reason is kept with the record; the audit entry carries only its sha256.
         """
-        if not reason.strip():
-            raise InputError("--reason", ["the reason is empty; say why consent is revoked"])
+        reason = check_revocation_reason(reason)
         with self._write() as conn:
             row = (
                 conn.execute(select(consents).where(consents.c.consent_id == consent_id))

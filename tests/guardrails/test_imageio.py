@@ -94,3 +94,60 @@ def test_missing_path_and_directory(tmp_path: Path) -> None:
         read_image(tmp_path / "nope.png")
     with pytest.raises(BadImageError, match="no such file"):
         read_image(tmp_path)
+
+
+def _animated(fmt: str) -> bytes:
+    """Two frames: a clean grey first frame and a different (here: red) second one."""
+    clean = Image.new("RGB", (64, 64), (128, 128, 128))
+    later = Image.new("RGB", (64, 64), (255, 0, 0))
+    buf = io.BytesIO()
+    clean.save(buf, format=fmt, save_all=True, append_images=[later], duration=100, loop=0)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+def test_animated_images_are_refused_not_judged_by_their_first_frame(fmt: str) -> None:
+    data = _animated(fmt)
+    assert getattr(Image.open(io.BytesIO(data)), "n_frames", 1) == 2  # really animated
+    with pytest.raises(BadImageError, match="an animated image \\(2 frames\\)"):
+        decode_image(data, f"ad.{fmt.lower()}")
+
+
+def test_animated_gif_is_refused() -> None:
+    with pytest.raises(BadImageError, match="not a PNG, JPEG or WebP"):
+        decode_image(_animated("GIF"), "ad.gif")
+
+
+def test_single_frame_apng_is_a_still() -> None:
+    buf = io.BytesIO()
+    Image.fromarray(IMG).save(buf, format="PNG", save_all=True, append_images=[])
+    assert np.array_equal(decode_image(buf.getvalue()), IMG)
+
+
+def test_16_bit_greyscale_keeps_its_range() -> None:
+    ramp = np.linspace(0, 65535, 256).round().astype(np.uint16)
+    grey16 = np.tile(ramp, (4, 1))
+    buf = io.BytesIO()
+    Image.fromarray(grey16).save(buf, format="PNG")
+    assert Image.open(io.BytesIO(buf.getvalue())).mode.startswith("I;16")
+    rgb = decode_image(buf.getvalue())
+    assert rgb.dtype == np.uint8 and rgb.shape == (4, 256, 3)
+    # a full gradient, not one clipped to white from 1/256 of the way up
+    expected = np.rint(ramp / 257.0).astype(np.uint8)
+    assert np.array_equal(rgb[0, :, 0], expected)
+    assert np.array_equal(rgb[..., 0], rgb[..., 2])
+    assert rgb[0, 128, 0] in (127, 128)
+
+
+def test_16_bit_colour_keeps_its_range() -> None:
+    import cv2
+
+    ramp = np.linspace(0, 65535, 256).round().astype(np.uint16)
+    rgb16 = np.stack(
+        [np.tile(ramp, (4, 1)), np.tile(ramp[::-1], (4, 1)), np.zeros((4, 256), np.uint16)], -1
+    )
+    ok, enc = cv2.imencode(".png", rgb16[..., ::-1])  # OpenCV writes BGR, 16-bit
+    assert ok
+    rgb = decode_image(enc.tobytes())
+    assert abs(int(rgb[0, 255, 0]) - 255) <= 1 and abs(int(rgb[0, 128, 0]) - 128) <= 1
+    assert abs(int(rgb[0, 0, 1]) - 255) <= 1

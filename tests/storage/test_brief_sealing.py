@@ -18,7 +18,7 @@ from faceloop.errors import SubjectErasedError
 from faceloop.guardrails.prompt_filter import FilterHit
 from faceloop.messages import PlanInput, ScheduledRoundInput, StartCampaignInput
 from faceloop.models import AudienceSegment, Brief, CampaignConfig
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.study import Optimizer
 from faceloop.playbooks.schema import load_playbook
 from faceloop.storage.catalog import ERASED, Catalog, campaign_subject
 from faceloop.storage.keys import SubjectKeyStore

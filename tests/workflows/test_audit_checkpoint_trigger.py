@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from faceloop.messages import FinishInput
 from faceloop.models import AudienceSegment, Brief, CampaignConfig
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.study import Optimizer
 from faceloop.storage.catalog import Catalog
 from faceloop.storage.checkpoints import CheckpointKeys, Checkpoints
 from faceloop.workflows.campaign_activities import CampaignActivities

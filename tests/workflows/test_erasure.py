@@ -57,7 +57,7 @@ from faceloop.models import (
     Variant,
     Verdict,
 )
-from faceloop.optimization.optimizer import Optimizer
+from faceloop.optimization.study import Optimizer
 from faceloop.playbooks.schema import load_playbook
 from faceloop.report import build_report
 from faceloop.settings import Settings
