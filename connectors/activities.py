@@ -1,28 +1,107 @@
-"""Ad-platform activities: deploy (idempotent, keyed by asset id), retire, observe."""
+"""Ad-platform activities: deploy (idempotent, keyed by asset id), retire, observe.
+
+Every creative passes the provenance gate before any connector sees it: a file whose C2PA
+manifest does not verify, or whose watermark does not decode to its asset's payload, is
+refused here (do-not-serve), so no connector, built-in or plugin, can ship it.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from faceloop.connectors.base import AdConnector, AdSpec, per_variant
+from faceloop.errors import FaceloopError
+from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_creative
+from faceloop.guardrails.settings import GuardrailSettings
+from faceloop.guardrails.watermark import METHODS, Method
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
-from faceloop.models import KpiObservation, Variant
+from faceloop.models import Asset, Decision, KpiObservation, Variant
 from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
     segment_shares,
     stable_seed,
 )
+from faceloop.settings import Settings
+from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
+
+REFUSED = "ProvenanceRefused"
+
+
+class ProvenanceGate:
+    """Do-not-serve: reads a creative from the asset store and refuses it unless it is the
+    file the sign stage wrote (guardrails.provenance.check_creative says what that means)."""
+
+    def __init__(self, store: AssetStore, anchors: Path, method: Method) -> None:
+        if method not in METHODS:
+            raise FaceloopError(
+                f"watermark method {method!r} is unknown; use one of {', '.join(METHODS)}"
+            )
+        self.store = store
+        self.anchors = anchors
+        self.method = method
+        self._reader: Provenance | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings, store: AssetStore) -> ProvenanceGate:
+        # the anchors and method the sign stage uses (Signer.from_settings), so whatever a
+        # worker of this deployment signed verifies here
+        gs = GuardrailSettings(settings)
+        return cls(store, gs.anchors_path, gs.watermark_method)  # type: ignore[arg-type]
+
+    def reader(self) -> Provenance:
+        with self._lock:
+            if self._reader is None:
+                # read at first use: the embedded default makes its keys at the first sign,
+                # after the workers were built
+                if not self.anchors.is_file():
+                    # a configuration error, not the creative's: retried until fixed, and
+                    # nothing ships meanwhile
+                    raise FaceloopError(
+                        f"no C2PA trust anchors at {self.anchors}: the deploy gate verifies "
+                        "every creative against them; set FACELOOP_C2PA_TRUST_ANCHORS to the "
+                        "CA that signs the creatives (the sign stage's ca.pem)"
+                    )
+                self._reader = Provenance(None, None, self.anchors)
+            return self._reader
+
+    def check(self, variant_id: str, asset: Asset) -> CreativeCheck:
+        data = self.store.get_bytes(asset.uri)
+        return check_creative(
+            data, asset.asset_id, variant_id, self.reader(), self.method, asset.media_type
+        )
+
+    def admit(self, variant_id: str, asset: Asset) -> CreativeCheck:
+        """The check's evidence when the creative may ship; else a non-retryable
+        ApplicationError of type ProvenanceRefused naming the variant, asset and failures."""
+        found = self.check(variant_id, asset)
+        if not found.servable:
+            raise ApplicationError(
+                f"variant {variant_id}: creative {asset.asset_id} refused at the deploy "
+                f"boundary: {'; '.join(found.failures)}",
+                found.evidence,
+                type=REFUSED,
+                non_retryable=True,
+            )
+        return found
 
 
 class ConnectorActivities:
-    def __init__(self, connector: Callable[[str], AdConnector], catalog: Catalog) -> None:
+    def __init__(
+        self, connector: Callable[[str], AdConnector], catalog: Catalog, gate: ProvenanceGate
+    ) -> None:
         self.connector = connector
         self.catalog = catalog
+        # not optional: the one way to a connector's deploy goes through it
+        self.gate = gate
 
     @activity.defn
     async def deploy(self, inp: DeployInput) -> DeployOutput:
@@ -39,6 +118,17 @@ class ConnectorActivities:
             asset = v.asset
             assert asset is not None, "deploy needs generated variants"
             if v.ad_id is None:
+                if stored is not None and _refused(stored, asset):
+                    continue  # refused on an earlier attempt, already recorded
+                try:
+                    await asyncio.to_thread(self.gate.admit, v.variant_id, asset)
+                except ApplicationError as exc:
+                    if exc.type != REFUSED:
+                        raise
+                    # one bad file must not end the campaign: it is recorded, never shipped,
+                    # and the rest of the batch deploys
+                    await asyncio.to_thread(self._refuse, inp, v, asset, exc)
+                    continue
                 # the platform dedupes on asset id, so a retry after a crash returns the same ad
                 dep = await conn.deploy(
                     AdSpec(
@@ -95,6 +185,23 @@ class ConnectorActivities:
             },
         )
         return DeployOutput(live=live, allocation=totals)
+
+    def _refuse(self, inp: DeployInput, v: Variant, asset: Asset, exc: ApplicationError) -> None:
+        evidence = exc.details[0] if exc.details else {}
+        # audit first: a crash before the variant is marked repeats the entry on retry rather
+        # than losing it
+        self.catalog.audit(
+            inp.campaign_id,
+            "ad.refused",
+            v.variant_id,
+            "deploy-gate",
+            {"asset_id": asset.asset_id, "round": inp.round, "reason": exc.message, **evidence},
+        )
+        self.catalog.upsert_variant(
+            v.model_copy(
+                update={"decision": Decision.block, "decision_reason": exc.message, "live": False}
+            )
+        )
 
     def _allocate(self, inp: DeployInput, live: list[Variant]) -> dict[str, dict[str, int]]:
         # the evidence after the last observed window: this round has not been observed yet
@@ -168,6 +275,15 @@ class ConnectorActivities:
             )
         await asyncio.to_thread(self.catalog.record_observations, obs)
         return ObserveOutput(observations=obs)
+
+
+def _refused(stored: Variant, asset: Asset) -> bool:
+    """Whether the deploy gate already refused this very file for this variant."""
+    return (
+        stored.decision is Decision.block
+        and stored.asset is not None
+        and stored.asset.asset_id == asset.asset_id
+    )
 
 
 def _window_count(now: int | None, before: int | None) -> int | None:

@@ -5,6 +5,11 @@ through activities that Temporal may retry, so every write here is idempotent: `
 keyed by asset id, `set_allocation` replaces, `insights` is memoized per window, `pause`
 of a paused ad is a no-op. Errors are `faceloop.errors.ConnectorError` with a message that
 says which call failed, why, and what to do.
+
+A connector never judges provenance: every `AdSpec` it gets has passed the deploy gate
+(`faceloop.connectors.activities.ProvenanceGate`), which faceloop runs before `deploy` and
+which refuses a creative whose C2PA manifest does not verify or whose watermark does not
+decode. `creative_uri` is that verified file; a connector uploads it unchanged.
 """
 
 from __future__ import annotations

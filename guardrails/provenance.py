@@ -17,7 +17,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from faceloop.models import CheckResult, Verdict
 from faceloop.storage.files import private_dir
 
 from .base import GuardContext, Guardrail
+
+if TYPE_CHECKING:  # the watermark module imports OpenCV: only where an image is read
+    from .watermark import Method
 
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 DISCLOSURE_LABEL = "org.faceloop.ai_disclosure"
@@ -287,6 +290,95 @@ def asset_id_in(report: dict[str, Any]) -> str | None:
             if a.get("label") == ASSET_LABEL:
                 return str(a.get("data", {}).get("asset_id"))
     return None
+
+
+# --------------------------------------------------------------------------- serve check
+
+
+@dataclass(frozen=True)
+class CreativeCheck:
+    """What the deploy boundary found in one creative: `failures` empty means it may ship."""
+
+    failures: list[str]
+    evidence: dict[str, Any]
+
+    @property
+    def servable(self) -> bool:
+        return not self.failures
+
+
+def check_creative(
+    data: bytes,
+    asset_id: str,
+    variant_id: str,
+    reader: Provenance,
+    method: Method,
+    media_type: str = "image/png",
+) -> CreativeCheck:
+    """Whether these bytes are the signed creative of `variant_id` as the sign stage wrote it.
+
+    Four things must hold: the bytes hash to `asset_id` (the store is content-addressed, so
+    anything else was changed after signing); the C2PA manifest is Trusted by the reader's
+    anchors (C2PA also checks its hash binding to the pixels); the manifest was signed for
+    this variant; and the invisible watermark decodes within MATCH_BITS of the payload of the
+    asset id the manifest names (the image as generated, before marking). Without a trusted
+    manifest there is no payload to expect, and the C2PA failure already refuses the file.
+    """
+    import hashlib
+
+    from .imageio import BadImageError, decode_image
+    from .watermark import MATCH_BITS, MIN_PIXELS, bit_errors, decode, payload_for
+
+    failures: list[str] = []
+    evidence: dict[str, Any] = {}
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != asset_id:
+        failures.append(
+            f"the stored bytes hash to {digest}, not to the asset id: changed after signing"
+        )
+    report = reader.read(data, media_type)
+    state = report["state"]
+    evidence["c2pa"] = state
+    signed_for: dict[str, Any] = {}
+    if state == "Trusted":
+        active = report["manifests"].get(report.get("active_manifest"), {})
+        for a in active.get("assertions", []):
+            if a.get("label") == ASSET_LABEL:
+                signed_for = a.get("data", {})
+        if not signed_for.get("asset_id"):
+            failures.append("the C2PA manifest names no faceloop asset (not from the sign stage)")
+        if signed_for.get("variant_id") not in (None, variant_id):
+            failures.append(
+                f"the C2PA manifest was signed for variant {signed_for['variant_id']}, "
+                f"not {variant_id}"
+            )
+    elif state == "absent":
+        failures.append("no C2PA manifest (stripped, or never signed)")
+    elif state == "Valid":
+        failures.append("the C2PA manifest is not signed by a trusted signer (trust anchors)")
+    else:
+        failures.append("the C2PA manifest does not verify: " + "; ".join(report["failures"][:3]))
+    try:
+        rgb = decode_image(data, f"asset {asset_id} of {variant_id}")
+    except BadImageError as exc:
+        failures.append(f"not a decodable image: {exc.problem}")
+        return CreativeCheck(failures, evidence)
+    if rgb.shape[0] * rgb.shape[1] < MIN_PIXELS:
+        failures.append(f"{rgb.shape[1]}x{rgb.shape[0]} is too small to carry a watermark")
+        return CreativeCheck(failures, evidence)
+    decoded = decode(rgb, method)
+    evidence["watermark"] = decoded
+    generated = signed_for.get("asset_id")
+    if generated:
+        expected = payload_for(str(generated))
+        errors = bit_errors(decoded, expected)
+        evidence |= {"watermark_expected": expected, "watermark_bit_errors": errors}
+        if errors > MATCH_BITS:
+            failures.append(
+                f"the watermark decodes to {decoded}, {errors} bits from the {expected} "
+                f"signed for asset {generated} (at most {MATCH_BITS}): removed or destroyed"
+            )
+    return CreativeCheck(failures, evidence)
 
 
 # --------------------------------------------------------------------------- ledger

@@ -13,7 +13,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from faceloop.agents.activities import PlannerActivities
-from faceloop.connectors.activities import ConnectorActivities
+from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.registry import get_connector
 from faceloop.generators.activities import GeneratorActivities
@@ -97,7 +97,9 @@ def build_workers(
         campaign = CampaignActivities(
             res.catalog, optimizer, load_playbook(s.playbook), checkpoints=checkpoints
         )
-        connectors = ConnectorActivities(res.connector, res.catalog)
+        # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
+        gate = ProvenanceGate.from_settings(s, res.store)
+        connectors = ConnectorActivities(res.connector, res.catalog, gate)
         # the catalog lets the planner write its LLM fallbacks into the audit log
         planner = PlannerActivities(catalog=res.catalog)
         analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))

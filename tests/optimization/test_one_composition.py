@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from optuna.storages import InMemoryStorage
 
-from faceloop.connectors.activities import ConnectorActivities
+from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.sandbox_platform.scenario import load_scenario
 from faceloop.examples import example_path
 from faceloop.messages import DeployInput, LearnInput, ProposeInput
@@ -27,6 +27,7 @@ from faceloop.optimization import allocation, facemodel, learn
 from faceloop.optimization.learn import LearnPlan
 from faceloop.optimization.simulate import BenchConfig, run_optuna_loop
 from faceloop.optimization.study import Optimizer
+from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign_activities import CampaignActivities
 
@@ -80,7 +81,10 @@ def test_the_activities_run_the_shared_functions(tmp_path: Path, spies: dict[str
     catalog.upsert_campaign(CID, BRIEF, CONFIG, "running")
     optimizer = Optimizer(InMemoryStorage(), "thompson")
     campaign = CampaignActivities(catalog, optimizer)
-    connector = ConnectorActivities(lambda name: pytest.fail("no platform call here"), catalog)
+    gate = ProvenanceGate(AssetStore(tmp_path / "assets"), tmp_path / "ca.pem", "dwtDctSvd")
+    connector = ConnectorActivities(
+        lambda name: pytest.fail("no platform call here"), catalog, gate
+    )
 
     proposed = campaign._propose(ProposeInput(campaign_id=CID, round=0, n=4, brief=BRIEF))
     assert spies["round_models"].calls == 1
