@@ -248,8 +248,8 @@ class KpiRow(BaseModel):
             # fractional conversions come from data-driven attribution; the catalog counts
             # events, so a fraction would be invented precision
             raise ValueError(
-                "not a whole number: counts are events (export conversions with a "
-                "last-click or rounded attribution)"
+                "not a whole number: counts are events (fractional conversions: export "
+                "them with last-click attribution, or rounded)"
             )
         return int(number)
 
@@ -458,7 +458,6 @@ def plan_import(
             fld: (cells[header.index(col)] if header.index(col) < len(cells) else "")
             for fld, col in cols.items()
         }
-        row_problems: list[str] = []
         try:
             row = KpiRow.model_validate(
                 {k: v for k, v in values.items() if not k.startswith("window.")},
@@ -469,9 +468,12 @@ def plan_import(
                 fld = str(e["loc"][0]) if e["loc"] else "(row)"
                 col = cols.get(fld, fld)
                 got = values.get(fld, "")
-                msg = e["msg"].removeprefix("Value error, ")
-                row_problems.append(f"{at}, column {col!r}: {msg} (got {got!r}); {_fix(fld)}")
-            problems.extend(row_problems)
+                # our own checks name their fix; pydantic's bounds get the field's
+                if e["type"] == "value_error":
+                    msg = f"{e['msg'].removeprefix('Value error, ')} (got {got!r})"
+                else:
+                    msg = f"{e['msg']} (got {got!r}); {_fix(fld)}"
+                problems.append(f"{at}, column {col!r}: {msg}")
             continue
         if row.clicks > row.impressions:
             problems.append(
@@ -590,7 +592,8 @@ def _row_window(
     if when < start or window > reached:
         problems.append(
             f"{at}, column {col!r}: {values['window.date'].strip()} is outside the campaign "
-            f"(its windows so far run from {start.isoformat()} to {last.isoformat()}); "
+            f"(its windows so far run from {start:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} "
+            f"{rule.timezone}); "
             "remove the row or check window.start and window.length"
         )
         return None
