@@ -324,16 +324,21 @@ def _read_rows(
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     rows: list[tuple[int, list[str]]] = []
+    first = 1  # where the record being read starts: an open quote is reported there
     try:
         for cells in reader:
+            first, at = reader.line_num + 1, first
             if header is None:
                 if reader.line_num >= mapping.header_row:
                     header = [c.strip() for c in cells]
                 continue
             if any(c.strip() for c in cells):
-                rows.append((reader.line_num, cells))
+                rows.append((at, cells))
     except csv.Error as exc:
-        raise KpiImportError(source, [f"line {reader.line_num}: not valid CSV: {exc}"]) from None
+        raise KpiImportError(
+            source,
+            [f"line {first}: not valid CSV: {exc}; check the quotes of the row starting there"],
+        ) from None
     if header is None:
         raise KpiImportError(
             source, [f"no header at line {mapping.header_row}: the file is empty or too short"]

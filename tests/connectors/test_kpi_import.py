@@ -3,6 +3,7 @@ per (ad, window, segment), and every bad row is refused with its line and column
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from pathlib import Path
@@ -175,8 +176,6 @@ def test_the_import_is_audited_once(catalog: Catalog, tmp_path: Path) -> None:
     assert entry.payload["mapping"] == "google"
     assert entry.payload["rows"] == 4 and entry.payload["new"] == 4
     assert entry.payload["windows"] == [0, 1]
-    import hashlib
-
     assert entry.payload["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
@@ -278,6 +277,10 @@ def test_a_file_that_is_not_utf8_is_refused(catalog: Catalog, tmp_path: Path) ->
     )
     (problem,) = problems(catalog, path, "google")
     assert "not UTF-8" in problem and "export the report as CSV (UTF-8)" in problem
+    head = "Ad ID,Day,Impr.,Clicks,Conversions\n"
+    broken = write(tmp_path, head + '120001,"2025-01-01,1,1,0\n' + "120002,2025-01-01,1,1,0\n" * 5)
+    (problem,) = problems(catalog, broken, "google")
+    assert problem.startswith("line 2: not valid CSV: unexpected end of data"), problem
 
 
 def test_meta_export_rows_must_fit_one_window(catalog: Catalog, tmp_path: Path) -> None:
@@ -341,6 +344,22 @@ window:
             ("v1", 0, "professionals"): None,
             ("v2", 1, "gen_z"): 1,
         }
+
+
+def test_title_lines_above_the_header(catalog: Catalog, tmp_path: Path) -> None:
+    mapping = custom(
+        tmp_path,
+        "name: google-titled\nheader_row: 3\n"
+        "columns: {ad_id: Ad ID, impressions: Impr., clicks: Clicks, conversions: Conversions}\n"
+        "window: {date: Day}\n",
+    )
+    titled = write(
+        tmp_path,
+        "Ad report\nAll time\nAd ID,Day,Impr.,Clicks,Conversions\n"
+        f"120001,{day(catalog, 1)},9,1,0\n",
+    )
+    assert import_file(catalog, titled, str(mapping)) == "1 new, 0 replaced, 0 unchanged"
+    assert [(o.variant_id, o.round) for o in catalog.observations(CAMPAIGN)] == [("v1", 1)]
 
 
 def test_a_multi_segment_campaign_needs_a_segment_column(tmp_path: Path) -> None:
