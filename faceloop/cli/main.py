@@ -14,7 +14,7 @@ import threading
 import typer
 
 from faceloop.agents import cli as agents_cli
-from faceloop.cli import campaigns, db, governance, privacy
+from faceloop.cli import campaigns, db, governance, kpis, privacy
 from faceloop.cli.console import group
 from faceloop.generators import cli as generators_cli
 from faceloop.guardrails import cli as guardrails_cli
@@ -40,6 +40,7 @@ for register in (
     agents_cli.register,
     optimization_cli.register,
     governance.register,
+    kpis.register,
     playbooks_cli.register,
     privacy.register,
     db.register,
