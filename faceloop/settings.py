@@ -214,9 +214,9 @@ class Settings(BaseSettings):
     def _check_temporal_tls(self) -> None:
         if self.temporal_api_key is not None and self.temporal_tls is False:
             raise ValueError(
-                "FACELOOP_TEMPORAL_API_KEY is set but FACELOOP_TEMPORAL_TLS is false: an API "
-                "key is only sent over TLS (Temporal Cloud requires it); unset "
-                "FACELOOP_TEMPORAL_TLS or the key"
+                "a Temporal API key is set but TLS is turned off (FACELOOP_TEMPORAL_TLS or "
+                "TEMPORAL_TLS is false): an API key is only sent over TLS (Temporal Cloud "
+                "requires it); turn TLS on or unset the key"
             )
         if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
             given, missing = (
