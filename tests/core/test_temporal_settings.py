@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -26,8 +28,6 @@ from faceloop.workflows.client import connect, temporal_tls
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No FACELOOP_TEMPORAL_* / TEMPORAL_* from the machine, and no Temporal config file."""
-    import os
-
     for name in list(os.environ):
         if name.startswith(("TEMPORAL_", "FACELOOP_TEMPORAL_")):
             monkeypatch.delenv(name)
@@ -166,7 +166,9 @@ def _cert(
     return builder.sign(issuer[1], hashes.SHA256())
 
 
-def _write(tmp_path: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey):
+def _write(
+    tmp_path: Path, name: str, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
     (tmp_path / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / f"{name}.key").write_bytes(
         key.private_bytes(
@@ -204,7 +206,7 @@ async def test_connect_speaks_mtls_with_the_ca_server_name_and_client_cert(
     server_ctx.load_cert_chain(srv_pem, srv_key)
     server_ctx.verify_mode = ssl.CERT_REQUIRED
     server_ctx.set_alpn_protocols(["h2"])
-    peers: list[dict] = []
+    peers: list[dict[str, Any]] = []
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         # the handshake is done (client cert verified) before this runs; a real Temporal
