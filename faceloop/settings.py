@@ -1,6 +1,11 @@
 """Settings, declared once: name, default, help; each read from FACELOOP_<NAME>.
 
 `faceloop config` prints the effective values and where each came from.
+
+The Temporal connection (address, namespace, TLS / mTLS, API key) also honours Temporal's
+own environment configuration (temporalio.envconfig: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE,
+TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE and its TOML file). Precedence, per
+field: an explicit FACELOOP_* setting, then Temporal's env config, then the default.
 """
 
 from __future__ import annotations
@@ -8,8 +13,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from faceloop.errors import InputError
+
+# Temporal's env config field -> the setting it fills when that setting is not set explicitly
+_TLS_FILES = {
+    "temporal_tls_ca": ("server_root_ca_cert", "TEMPORAL_TLS_SERVER_CA_CERT_PATH"),
+    "temporal_tls_cert": ("client_cert", "TEMPORAL_TLS_CLIENT_CERT_PATH"),
+    "temporal_tls_key": ("client_private_key", "TEMPORAL_TLS_CLIENT_KEY_PATH"),
+}
 
 
 class Settings(BaseSettings):
@@ -24,6 +38,28 @@ class Settings(BaseSettings):
         description="host:port of a Temporal server to use; unset: start the embedded dev server",
     )
     temporal_namespace: str = Field(default="default", description="Temporal namespace")
+    temporal_tls: bool | None = Field(
+        default=None,
+        description="connect to Temporal over TLS; unset: on when an API key, CA, client "
+        "cert or server name is set (Temporal Cloud needs it)",
+    )
+    temporal_tls_ca: Path | None = Field(
+        default=None,
+        description="PEM CA that signed the Temporal server's cert; unset: the system roots",
+    )
+    temporal_tls_cert: Path | None = Field(
+        default=None, description="PEM client cert for mTLS to Temporal (with _TLS_KEY)"
+    )
+    temporal_tls_key: Path | None = Field(
+        default=None, description="PEM private key of the mTLS client cert (with _TLS_CERT)"
+    )
+    temporal_tls_server_name: str | None = Field(
+        default=None, description="TLS server name (SNI) of Temporal, if not the address host"
+    )
+    # never printed: SecretStr keeps it out of repr, logs and `faceloop config`
+    temporal_api_key: SecretStr | None = Field(
+        default=None, description="Temporal Cloud API key (implies TLS); keep it in a secret store"
+    )
     temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
     task_queue: str = Field(
         default="faceloop", description="task queue of orchestration + io activities"
@@ -131,6 +167,93 @@ class Settings(BaseSettings):
         default=400, ge=32, le=4096, description="longest LLM reply, in tokens"
     )
 
+    # settings filled from Temporal's env config, for `faceloop config`'s source column
+    _from_temporal_env: set[str] = PrivateAttr(default_factory=set)
+
+    @model_validator(mode="after")
+    def _temporal_connection(self) -> Settings:
+        self._merge_temporal_envconfig()
+        self._check_temporal_tls()
+        return self
+
+    def _merge_temporal_envconfig(self) -> None:
+        from temporalio.envconfig import ClientConfigProfile
+
+        try:
+            profile = ClientConfigProfile.load()
+        except Exception as exc:  # the bridge raises its own ConfigError type
+            raise ValueError(
+                f"Temporal's env config (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, TEMPORAL_*) "
+                f"could not be read: {exc}; fix it or unset those variables"
+            ) from exc
+        explicit = self.model_fields_set
+        found: dict[str, object] = {
+            "temporal_address": profile.address,
+            "temporal_namespace": profile.namespace,
+            "temporal_api_key": SecretStr(profile.api_key) if profile.api_key else None,
+        }
+        if profile.tls is not None:
+            tls = profile.tls
+            found["temporal_tls"] = None if tls.disabled is None else not tls.disabled
+            found["temporal_tls_server_name"] = tls.server_name
+            for name, (attr, env) in _TLS_FILES.items():
+                source = getattr(tls, attr)
+                if source is not None and not isinstance(source, Path):
+                    # faceloop's settings are file paths; inline PEM data has no place here
+                    raise ValueError(
+                        f"{name}: Temporal's env config gives it as inline data; faceloop "
+                        f"reads TLS material from files: write it to a file and set {env} "
+                        f"or FACELOOP_{name.upper()} to that path"
+                    )
+                found[name] = source
+        for name, value in found.items():
+            if value is not None and name not in explicit:
+                setattr(self, name, value)
+                self._from_temporal_env.add(name)
+
+    def _check_temporal_tls(self) -> None:
+        if self.temporal_api_key is not None and self.temporal_tls is False:
+            raise ValueError(
+                "a Temporal API key is set but TLS is turned off (FACELOOP_TEMPORAL_TLS or "
+                "TEMPORAL_TLS is false): an API key is only sent over TLS (Temporal Cloud "
+                "requires it); turn TLS on or unset the key"
+            )
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            given, missing = (
+                ("TLS_CERT", "TLS_KEY")
+                if self.temporal_tls_key is None
+                else ("TLS_KEY", "TLS_CERT")
+            )
+            raise ValueError(
+                f"FACELOOP_TEMPORAL_{given} is set without FACELOOP_TEMPORAL_{missing}: mTLS "
+                "needs the client cert and its private key; set both or neither"
+            )
+        for name in _TLS_FILES:
+            path: Path | None = getattr(self, name)
+            if path is None:
+                continue
+            try:
+                path.expanduser().read_bytes()
+            except OSError as exc:
+                raise ValueError(
+                    f"FACELOOP_{name.upper()}={path} cannot be read ({exc.strerror}); point "
+                    "it at a readable PEM file"
+                ) from exc
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        if self.temporal_tls is not None:
+            return self.temporal_tls
+        return any(
+            v is not None
+            for v in (
+                self.temporal_api_key,
+                self.temporal_tls_ca,
+                self.temporal_tls_cert,
+                self.temporal_tls_server_name,
+            )
+        )
+
     @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_model)
@@ -158,10 +281,19 @@ class Settings(BaseSettings):
         rows = []
         for name, field in type(self).model_fields.items():
             env = f"FACELOOP_{name.upper()}"
-            source = "env" if env in os.environ else "default"
+            if name in self._from_temporal_env:
+                source = "temporal env config"
+            elif env in os.environ:
+                source = "env"
+            else:
+                source = "default"
             rows.append((env, str(getattr(self, name)), source, field.description or ""))
         return rows
 
 
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment, or an InputError that names each bad one."""
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise InputError.from_validation("the settings (FACELOOP_* / TEMPORAL_*)", err) from err

@@ -30,6 +30,7 @@ from temporalio.client import (
     ScheduleState,
     ScheduleUpdate,
     ScheduleUpdateInput,
+    TLSConfig,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -51,10 +52,32 @@ from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 
 
+def temporal_tls(settings: Settings) -> TLSConfig | bool:
+    """The `tls=` of Client.connect: False, True (system roots), or the CA / mTLS material
+    named by the settings (docs/deploy.md)."""
+    if not settings.temporal_tls_enabled:
+        return False
+    files = (settings.temporal_tls_ca, settings.temporal_tls_cert, settings.temporal_tls_key)
+    if not any(files) and settings.temporal_tls_server_name is None:
+        return True
+    ca, cert, key = (p.expanduser().read_bytes() if p else None for p in files)
+    return TLSConfig(
+        server_root_ca_cert=ca,
+        client_cert=cert,
+        client_private_key=key,
+        domain=settings.temporal_tls_server_name,
+    )
+
+
 async def connect(settings: Settings, address: str | None = None) -> Client:
     target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
+    key = settings.temporal_api_key
     return await Client.connect(
-        target, namespace=settings.temporal_namespace, data_converter=pydantic_data_converter
+        target,
+        namespace=settings.temporal_namespace,
+        api_key=key.get_secret_value() if key else None,
+        tls=temporal_tls(settings),
+        data_converter=pydantic_data_converter,
     )
 
 
