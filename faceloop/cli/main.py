@@ -15,7 +15,8 @@ import typer
 
 from faceloop.agents import cli as agents_cli
 from faceloop.cli import campaigns, db, governance, kpis, privacy
-from faceloop.cli.console import group
+from faceloop.cli.console import group, print_error
+from faceloop.errors import FaceloopError
 from faceloop.generators import cli as generators_cli
 from faceloop.guardrails import cli as guardrails_cli
 from faceloop.optimization import cli as optimization_cli
@@ -62,6 +63,11 @@ def main() -> None:
         code: str | int | None = 0
     except SystemExit as exc:
         code = exc.code
+    except FaceloopError as exc:
+        # raised before a command's own handling, e.g. by invalid settings (FACELOOP_* or
+        # Temporal's env config) read while the command starts: one line, not a traceback
+        print_error(exc)
+        code = 2
     if "temporalio.bridge.temporal_sdk_bridge" not in sys.modules:
         sys.exit(code)
     if code is None:

@@ -229,3 +229,22 @@ async def test_connect_speaks_mtls_with_the_ca_server_name_and_client_cert(
     assert peers, "no TLS handshake completed: connect() did not present the client cert"
     subject = dict(pair[0] for pair in peers[0]["subject"])
     assert subject["commonName"] == "faceloop-worker"
+
+
+def test_invalid_settings_are_one_line_errors_from_the_console_script(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FACELOOP_", "TEMPORAL_"))}
+    env.update(FACELOOP_HOME=str(tmp_path), FACELOOP_TEMPORAL_TLS_CERT=str(tmp_path / "no.pem"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "faceloop.cli", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error:") and "FACELOOP_TEMPORAL_TLS_KEY" in proc.stderr
+    assert "Traceback" not in proc.stderr
