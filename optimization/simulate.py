@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -579,8 +579,10 @@ def _ci95(x: np.ndarray) -> list[float]:
 
 def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]) -> dict[str, Any]:
     """The bench JSON: per strategy clicks_mean, clicks_ci95, conversions_mean,
-    oracle_fraction, best_share and regret_curve; lift_vs_ab for faceloop."""
+    oracle_fraction, expected_fraction (true expected KPI / the oracle's, the bound that
+    holds by construction), best_share and regret_curve; lift_vs_ab for faceloop."""
     oracle_clicks = np.array([r["oracle"].clicks for r in runs], dtype=float)
+    oracle_expected = float(np.mean([r["oracle"].expected for r in runs]))
     oracle_rounds = np.array([r["oracle"].clicks_by_round for r in runs], dtype=float)
     out: dict[str, Any] = {}
     for name in STRATEGIES:
@@ -592,6 +594,7 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
             "clicks_ci95": _ci95(clicks),
             "conversions_mean": float(np.mean([r[name].conversions for r in runs])),
             "oracle_fraction": float(clicks.mean() / oracle_clicks.mean()),
+            "expected_fraction": float(np.mean([r[name].expected for r in runs]) / oracle_expected),
             "best_share": float(
                 sum(r[name].near_best for r in runs)
                 / max(sum(r[name].impressions for r in runs), 1)
@@ -614,16 +617,27 @@ def bench(
     seeds: int,
     jobs: int = 1,
     storage_url: str | None = None,
+    on_seed: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run every strategy on seeds 0..seeds-1 (in `jobs` processes) and summarize.
-    `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage)."""
+    `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage).
+    `on_seed` is called as each seed finishes (a progress bar)."""
     t0 = time.perf_counter()
     args = [(scenario, cfg, s, storage_url) for s in range(seeds)]
+    runs: list[dict[str, Tally]] = []
     if jobs > 1 and seeds > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            runs = list(pool.map(_run_seed_args, args))
+            futures = [pool.submit(_run_seed_args, a) for a in args]
+            for fut in as_completed(futures):
+                fut.result()  # a failed seed raises here, not after the others
+                if on_seed is not None:
+                    on_seed()
+            runs = [f.result() for f in futures]
     else:
-        runs = [_run_seed_args(a) for a in args]
+        for a in args:
+            runs.append(_run_seed_args(a))
+            if on_seed is not None:
+                on_seed()
     out = summarize(scenario, cfg, runs)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
