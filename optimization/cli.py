@@ -8,6 +8,7 @@ import html
 import json
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -144,7 +145,7 @@ def bench_optimize(
                     seeds,
                     jobs or min(2, os.cpu_count() or 1),
                     storage,
-                    on_seed=lambda task=task: progress.advance(task),
+                    on_seed=partial(progress.advance, task),
                 )
             except (FaceloopError, ValueError) as exc:
                 raise fail(exc) from exc

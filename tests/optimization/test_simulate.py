@@ -245,4 +245,6 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
         > s["ab_test"]["clicks_mean"] * 0.95
     )
     assert out["lift_vs_ab"] > 0.1
-    assert s["faceloop"]["oracle_fraction"] > 0.85
+    # against the upper-bound oracle (issue 17): 0.832 at 20 seeds, docs/benchmarks.md
+    assert s["faceloop"]["oracle_fraction"] > 0.8
+    assert s["faceloop"]["clicks_mean"] > s["best_fixed"]["clicks_mean"]
