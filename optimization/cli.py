@@ -8,13 +8,15 @@ import html
 import json
 import os
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from faceloop.cli.console import console, fail
+from faceloop.cli.console import console, err, fail
 from faceloop.errors import FaceloopError
 
 
@@ -24,11 +26,15 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
 
 def bench_optimize(
     scenario: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             help="scenario YAML (schema: docs/sandbox.md), e.g. examples/scenarios/smooth.yaml"
         ),
-    ],
+    ] = None,
+    all_scenarios: Annotated[
+        bool,
+        typer.Option("--all", help="every shipped scenario (examples/scenarios/*.yaml)"),
+    ] = False,
     seeds: Annotated[
         int, typer.Option(min=1, max=1000, help="simulated campaigns per strategy")
     ] = 20,
@@ -66,15 +72,23 @@ def bench_optimize(
             ".html page with the plot and the table"
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    plot_dir: Annotated[
+        Path | None,
+        typer.Option(help="write one regret plot per scenario here: <scenario>.png"),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print JSON only (with --all: a list, one per scenario)")
+    ] = False,
 ) -> None:
-    """Run `faceloop` (the real campaign logic), `ab_test`, `random` and `oracle` on a
-    sandbox scenario with equal impression budgets; print clicks, conversions, the share of
-    the oracle's clicks, the share of impressions on near-best faces, and faceloop's lift
-    over the A/B test. No images are generated: the simulated audience scores the declared
-    face parameters.
+    """Run `faceloop` (the real campaign logic), `ab_test`, `random`, `best_fixed` (the
+    best fixed creative in hindsight) and `oracle` (an upper bound) on a sandbox scenario,
+    or with --all on every shipped one, with equal impression budgets; print clicks,
+    conversions, the share of the oracle's clicks, the share of impressions on near-best
+    faces, and faceloop's lift over the A/B test. No images are generated: the simulated
+    audience scores the declared face parameters.
     """
     from faceloop.connectors.sandbox_platform.scenario import load_scenario
+    from faceloop.examples import example_path
     from faceloop.models import CampaignConfig
     from faceloop.optimization.samplers import SAMPLERS
     from faceloop.optimization.simulate import BenchConfig, bench
@@ -93,8 +107,12 @@ def bench_optimize(
         )
     if plot is not None and plot.suffix.lower() not in (".png", ".html"):
         raise fail(FaceloopError(f"--plot must end in .png or .html, got {plot}"))
+    if (scenario is None) == (not all_scenarios):
+        raise fail(FaceloopError("give one of --scenario FILE or --all (every shipped scenario)"))
+    if all_scenarios and plot is not None:
+        raise fail(FaceloopError("--plot draws one scenario; with --all use --plot-dir DIR"))
+    files = sorted(example_path("scenarios").glob("*.yaml")) if scenario is None else [scenario]
     try:
-        sc = load_scenario(scenario)
         campaign = (
             CampaignConfig() if variants is None else CampaignConfig(variants_per_round=variants)
         )
@@ -105,18 +123,54 @@ def bench_optimize(
             ab_test_rounds=test_rounds,
             campaign=campaign,
         )
-        out = bench(sc, cfg, seeds, jobs or min(2, os.cpu_count() or 1), storage)
+        scenarios = [load_scenario(f) for f in files]
     except (FaceloopError, ValueError) as exc:
         raise fail(exc) from exc
-    out["scenario_file"] = str(scenario)
-    if plot is not None:
-        plot.parent.mkdir(parents=True, exist_ok=True)
-        write_regret_plot(out, plot)
+    outs: list[dict[str, Any]] = []
+    # the bar goes to stderr with --json, so stdout stays one JSON document
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err if as_json else console,
+        transient=as_json,
+    ) as progress:
+        for f, sc in zip(files, scenarios, strict=True):
+            task = progress.add_task(sc.name, total=seeds)
+            try:
+                out = bench(
+                    sc,
+                    cfg,
+                    seeds,
+                    jobs or min(2, os.cpu_count() or 1),
+                    storage,
+                    on_seed=partial(progress.advance, task),
+                )
+            except (FaceloopError, ValueError) as exc:
+                raise fail(exc) from exc
+            out["scenario_file"] = str(f)
+            outs.append(out)
+    for out in outs:
+        target = plot if plot_dir is None else plot_dir / f"{out['scenario']}.png"
+        if target is not None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_regret_plot(out, target)
     if as_json:
-        print(json.dumps(out, indent=2))
+        print(json.dumps(outs if all_scenarios else outs[0], indent=2))
         return
-    table = Table(title=f"{sc.name}: {seeds} seeds, {rounds} x {impressions} impressions")
-    for col in ("strategy", "clicks (95% CI)", "conversions", "oracle fraction", "best share"):
+    for out in outs:
+        _print_table(out)
+
+
+def _print_table(out: dict[str, Any]) -> None:
+    cfg = out["config"]
+    table = Table(
+        title=f"{out['scenario']}: {out['seeds']} seeds, "
+        f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions"
+    )
+    cols = ("strategy", "clicks (95% CI)", "conversions", "oracle fraction", "best share")
+    for col in cols:
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in out["strategies"].items():
         lo, hi = s["clicks_ci95"]
@@ -160,8 +214,9 @@ def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
         f"<h1>{html.escape(out['scenario'])}</h1>"
         f"<p>{out['seeds']} seeds, {cfg['rounds']} rounds x {cfg['impressions_per_round']} "
         f"impressions, lift vs A/B {out['lift_vs_ab']:+.3f}. Regret is the clicks each "
-        "strategy fell short of the oracle (the true best face per segment and window, a "
-        "fresh creative every round), cumulative, mean over seeds.</p>"
+        "strategy fell short of the oracle (new creatives with the true best face, and a "
+        "superset of every strategy's creatives, each window split by true rate), "
+        "cumulative, mean over seeds.</p>"
         f"<img alt='regret curves' style='width:100%' src='data:image/png;base64,{data}'>"
         "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>strategy"
         "<th>clicks mean<th>95% CI<th>oracle fraction<th>best share<th>final regret"

@@ -16,16 +16,21 @@ Strategies, all with the same impression budget:
 - `random`: the same loop with random proposals.
 - `ab_test`: a fixed set of random variants, an equal split for the test phase, then all of
   each segment's traffic to the variant with the best observed KPI in that segment.
-- `oracle`: every round a fresh creative with the true best parameters for each segment
-  and window (it knows the truth, including drift).
+- `oracle`: an upper bound. Every round as many new creatives as faceloop may launch,
+  each with the true best parameters for a segment and window; it knows every live
+  creative's true rate (per-ad noise, fatigue, drift included) and also every creative the
+  other strategies ran on the seed, and splits each window's impressions greedily by true
+  marginal KPI across all of them.
+- `best_fixed`: the best fixed creative in hindsight: of the creatives faceloop ran, the one
+  with the highest true expected total, shown every impression of the campaign.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -37,6 +42,7 @@ from faceloop.connectors.sandbox_platform.scenario import (
     Kpi,
     Scenario,
     best_params,
+    fatigue_factor,
     seed_words,
     true_rates,
 )
@@ -48,7 +54,9 @@ from faceloop.optimization.learn import STOP_BELOW, STOP_MIN_IMPRESSIONS, learn_
 from faceloop.optimization.seeds import stable_seed
 from faceloop.optimization.study import Optimizer
 
-STRATEGIES = ("faceloop", "ab_test", "random", "oracle")
+STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "oracle")
+ORACLE_CHUNKS = 20  # the oracle splits a segment's window into this many greedy chunks
+ORACLE_SHORTLIST = 16  # creatives per segment the greedy split considers (best first)
 NEAR_BEST = 0.95  # best_share counts impressions on variants within 5% of the optimum
 
 
@@ -113,6 +121,9 @@ class Tally:
     impressions: int = 0
     near_best: int = 0
     clicks_by_round: list[int] = field(default_factory=list)
+    expected: float = 0.0  # the true expected KPI (clicks or conversions) of what was served
+    # every creative served: asset id -> (first window, parameters); the oracle sees these
+    creatives: dict[str, tuple[int, FaceParams]] = field(default_factory=dict)
 
 
 # when the simulated campaign's first window ends (a KpiObservation carries a time)
@@ -157,6 +168,7 @@ class Audience:
         total = sum(by_segment.values())
         if total == 0:
             return 0
+        tally.creatives.setdefault(arm.asset_id, (window, arm.params))
         rng = np.random.default_rng(
             np.random.SeedSequence(
                 seed_words(self.scenario.seed, self.run_seed, window, arm.asset_id)
@@ -184,6 +196,7 @@ class Audience:
             tally.clicks += clicks
             tally.conversions += conv
             tally.impressions += n
+            tally.expected += n * ctr * (cvr if kpi == "conversions" else 1.0)
             _, best = self.best(segment, window, kpi)
             fresh_ctr, fresh_cvr = true_rates(self.scenario, arm.params, segment, 0, window)
             rate = fresh_ctr * (fresh_cvr if kpi == "conversions" else 1.0)
@@ -382,19 +395,145 @@ def run_ab_test(
     return tally
 
 
-def run_oracle(scenario: Scenario, cfg: BenchConfig, run_seed: int) -> Tally:
-    """A fresh creative with the true best parameters, per segment and window."""
+class _TrueRates:
+    """The true KPI rate per impression of a creative (its per-ad noise included) before
+    fatigue, per segment and window; fatigue is a factor on CTR (scenario.fatigue_factor)."""
+
+    def __init__(self, scenario: Scenario, kpi: Kpi) -> None:
+        self.scenario = scenario
+        self.kpi = kpi
+        self._cache: dict[tuple[str, str, tuple[int, ...]], float] = {}
+
+    def fresh(self, arm: SimArm, segment: str, window: int) -> float:
+        active = tuple(i for i, d in enumerate(self.scenario.drift) if d.from_window <= window)
+        key = (arm.asset_id, segment, active)
+        if key not in self._cache:
+            ctr, cvr = true_rates(
+                self.scenario, arm.params, segment, 0, window, asset_id=arm.asset_id
+            )
+            self._cache[key] = ctr * (cvr if self.kpi == "conversions" else 1.0)
+        return self._cache[key]
+
+    def fatigue(self, impressions_so_far: float) -> float:
+        return fatigue_factor(self.scenario, impressions_so_far)
+
+
+def _split_window(
+    rates: _TrueRates, candidates: Sequence[SimArm], budgets: Mapping[str, int], window: int
+) -> dict[str, dict[str, int]]:
+    """Each segment's impressions, in chunks, each to the creative whose true expected KPI
+    it raises most (fatigue within the window included, as `Audience.deliver` computes it:
+    at the middle of the window's impressions). Per-ad value is concave in its impressions,
+    so the greedy split is the best split of this window up to one chunk."""
+    plan: dict[str, dict[str, int]] = {}  # asset id -> segment -> impressions
+    arms = {a.asset_id: a for a in candidates}
+
+    def value(arm: SimArm, by_seg: Mapping[str, int]) -> float:
+        n = sum(by_seg.values())
+        f = rates.fatigue(arm.delivered + n / 2)
+        return sum(k * rates.fresh(arm, s, window) * f for s, k in by_seg.items())
+
+    for segment in sorted(budgets):
+        budget = budgets[segment]
+        shortlist = sorted(
+            candidates,
+            key=lambda a: rates.fresh(a, segment, window) * rates.fatigue(a.delivered),
+            reverse=True,
+        )[:ORACLE_SHORTLIST]
+        chunk = max(math.ceil(budget / ORACLE_CHUNKS), 1)
+        left = budget
+        while left > 0:
+            c = min(chunk, left)
+            best, gain = shortlist[0], -math.inf
+            for arm in shortlist:
+                now = plan.get(arm.asset_id, {})
+                more = {**now, segment: now.get(segment, 0) + c}
+                g = value(arm, more) - value(arm, now)
+                if g > gain:
+                    best, gain = arm, g
+            row = plan.setdefault(best.asset_id, {})
+            row[segment] = row.get(segment, 0) + c
+            left -= c
+    return {aid: {s: by_seg.get(s, 0) for s in budgets} for aid, by_seg in plan.items()} | {
+        aid: dict.fromkeys(budgets, 0) for aid in arms if aid not in plan
+    }
+
+
+def new_per_round(cfg: BenchConfig, rnd: int) -> int:
+    """How many creatives faceloop may launch in a round: every place in round 0, then the
+    places the incumbents leave free (more when it retires an incumbent; never fewer)."""
+    if rnd == 0:
+        return cfg.campaign.variants_per_round
+    return cfg.campaign.variants_per_round - cfg.campaign.incumbents
+
+
+def run_oracle(
+    scenario: Scenario,
+    cfg: BenchConfig,
+    run_seed: int,
+    seen: Mapping[str, tuple[int, FaceParams]] | None = None,
+) -> Tally:
+    """The upper bound. Each round `new_per_round` new creatives with the true best
+    parameters (segments in turn); with the creatives in `seen` (every creative the other
+    strategies ran on this seed, asset id -> (first window, parameters): the same ads, the
+    same per-ad noise, from the window they appeared) it knows every candidate's true rate
+    and splits each window greedily by true marginal KPI (`_split_window`). Whatever a
+    strategy showed in a window, the oracle could have shown too, so per window it does at
+    least as well in expectation; `Tally.expected` holds that expectation."""
     segments = campaign_segments(scenario)
-    audience = Audience(scenario, run_seed, segments)
+    order = sorted(segments)
+    audience = Audience(scenario, run_seed, segments, f"oracle-{run_seed}")
     budgets = split_impressions(segments, cfg.impressions_per_round)
-    tally = Tally()
     kpi = _kpi(cfg.goal)
+    rates = _TrueRates(scenario, kpi)
+    tally = Tally()
+    seen = dict(seen or {})
+    others = {aid: SimArm(aid, p, aid) for aid, (_, p) in seen.items()}
+    own: list[SimArm] = []
     for rnd in range(cfg.rounds):
-        clicks = 0
-        for s in segments:
+        for i in range(new_per_round(cfg, rnd)):
+            s = order[i % len(order)]
             params, _ = audience.best(s, rnd, kpi)
-            arm = SimArm(f"oracle-{run_seed}-{rnd}-{s}", params, f"oracle-{run_seed}-{rnd}-{s}")
-            clicks += audience.deliver(arm, rnd, {s: budgets[s]}, tally, kpi)
+            aid = f"oracle-{run_seed}-r{rnd}-{i}"
+            own.append(SimArm(aid, params, aid))
+        live = own + [others[aid] for aid, (first, _) in seen.items() if first <= rnd]
+        plan = _split_window(rates, live, budgets, rnd)
+        clicks = 0
+        for arm in live:
+            clicks += audience.deliver(arm, rnd, plan[arm.asset_id], tally, kpi)
+        tally.clicks_by_round.append(clicks)
+    return tally
+
+
+def run_best_fixed(
+    scenario: Scenario,
+    cfg: BenchConfig,
+    run_seed: int,
+    creatives: Mapping[str, tuple[int, FaceParams]],
+) -> Tally:
+    """The best fixed creative in hindsight: of `creatives` (those a run showed), the one
+    with the highest true expected total when it gets every impression of the campaign
+    from the first window (drift and fatigue included), then served so."""
+    if not creatives:
+        raise ValueError("best_fixed needs at least one creative to choose from")
+    segments = campaign_segments(scenario)
+    budgets = split_impressions(segments, cfg.impressions_per_round)
+    kpi = _kpi(cfg.goal)
+    rates = _TrueRates(scenario, kpi)
+
+    def total(arm: SimArm) -> float:
+        out, done = 0.0, 0
+        for rnd in range(cfg.rounds):
+            f = rates.fatigue(done + cfg.impressions_per_round / 2)
+            out += sum(n * rates.fresh(arm, s, rnd) * f for s, n in budgets.items())
+            done += cfg.impressions_per_round
+        return out
+
+    best = max((SimArm(aid, p, aid) for aid, (_, p) in sorted(creatives.items())), key=total)
+    audience = Audience(scenario, run_seed, segments, f"best_fixed-{run_seed}")
+    tally = Tally()
+    for rnd in range(cfg.rounds):
+        clicks = audience.deliver(best, rnd, budgets, tally, kpi)
         tally.clicks_by_round.append(clicks)
     return tally
 
@@ -413,12 +552,15 @@ def run_seed(
     """Every strategy once, on one seed. Each Optimizer gets a study store of its own: with
     a URL such as sqlite:///:memory: each opens its own connection (a file URL works too,
     and is slower: every tell is a committed transaction)."""
-    return {
+    runs = {
         "faceloop": run_optuna_loop(scenario, cfg, seed, cfg.sampler, storage_url, "faceloop"),
         "ab_test": run_ab_test(scenario, cfg, seed, storage_url),
         "random": run_optuna_loop(scenario, cfg, seed, "random", storage_url, "random"),
-        "oracle": run_oracle(scenario, cfg, seed),
     }
+    runs["best_fixed"] = run_best_fixed(scenario, cfg, seed, runs["faceloop"].creatives)
+    seen = {aid: c for t in runs.values() for aid, c in t.creatives.items()}
+    runs["oracle"] = run_oracle(scenario, cfg, seed, seen)
+    return runs
 
 
 def _run_seed_args(args: tuple[Scenario, BenchConfig, int, str | None]) -> dict[str, Tally]:
@@ -437,8 +579,10 @@ def _ci95(x: np.ndarray) -> list[float]:
 
 def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]) -> dict[str, Any]:
     """The bench JSON: per strategy clicks_mean, clicks_ci95, conversions_mean,
-    oracle_fraction, best_share and regret_curve; lift_vs_ab for faceloop."""
+    oracle_fraction, expected_fraction (true expected KPI / the oracle's, the bound that
+    holds by construction), best_share and regret_curve; lift_vs_ab for faceloop."""
     oracle_clicks = np.array([r["oracle"].clicks for r in runs], dtype=float)
+    oracle_expected = float(np.mean([r["oracle"].expected for r in runs]))
     oracle_rounds = np.array([r["oracle"].clicks_by_round for r in runs], dtype=float)
     out: dict[str, Any] = {}
     for name in STRATEGIES:
@@ -450,6 +594,7 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
             "clicks_ci95": _ci95(clicks),
             "conversions_mean": float(np.mean([r[name].conversions for r in runs])),
             "oracle_fraction": float(clicks.mean() / oracle_clicks.mean()),
+            "expected_fraction": float(np.mean([r[name].expected for r in runs]) / oracle_expected),
             "best_share": float(
                 sum(r[name].near_best for r in runs)
                 / max(sum(r[name].impressions for r in runs), 1)
@@ -472,16 +617,27 @@ def bench(
     seeds: int,
     jobs: int = 1,
     storage_url: str | None = None,
+    on_seed: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Run every strategy on seeds 0..seeds-1 (in `jobs` processes) and summarize.
-    `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage)."""
+    `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage).
+    `on_seed` is called as each seed finishes (a progress bar)."""
     t0 = time.perf_counter()
     args = [(scenario, cfg, s, storage_url) for s in range(seeds)]
+    runs: list[dict[str, Tally]] = []
     if jobs > 1 and seeds > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            runs = list(pool.map(_run_seed_args, args))
+            futures = [pool.submit(_run_seed_args, a) for a in args]
+            for fut in as_completed(futures):
+                fut.result()  # a failed seed raises here, not after the others
+                if on_seed is not None:
+                    on_seed()
+            runs = [f.result() for f in futures]
     else:
-        runs = [_run_seed_args(a) for a in args]
+        for a in args:
+            runs.append(_run_seed_args(a))
+            if on_seed is not None:
+                on_seed()
     out = summarize(scenario, cfg, runs)
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
@@ -495,7 +651,9 @@ __all__ = [
     "Tally",
     "bench",
     "campaign_segments",
+    "new_per_round",
     "run_ab_test",
+    "run_best_fixed",
     "run_optuna_loop",
     "run_oracle",
     "run_seed",

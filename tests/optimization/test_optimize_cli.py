@@ -29,7 +29,7 @@ def test_bench_optimize_prints_the_documented_json() -> None:
     out = json.loads(res.stdout)
     assert out["scenario"] == "smooth" and out["seeds"] == 1
     assert out["config"]["ab_test_rounds"] == 1 and out["config"]["budget_impressions"] == 6000
-    assert set(out["strategies"]) == {"faceloop", "ab_test", "random", "oracle"}
+    assert set(out["strategies"]) == {"faceloop", "ab_test", "random", "best_fixed", "oracle"}
     assert isinstance(out["lift_vs_ab"], float)
 
 
@@ -70,3 +70,29 @@ def test_bench_optimize_writes_the_regret_plot(tmp_path: Path) -> None:
     assert not (tmp_path / "regret.png").exists()  # inlined, not left beside the page
     res = runner.invoke(_app(), [*base, "--plot", str(tmp_path / "regret.svg")])
     assert res.exit_code == 2 and "--plot" in res.output
+
+
+def test_bench_optimize_all_writes_a_table_and_a_plot_per_scenario(tmp_path: Path) -> None:
+    names = sorted(p.stem for p in example_path("scenarios").glob("*.yaml"))
+    args = ["bench", "optimize", "--all", "--seeds", "2", "--rounds", "2"]
+    args += ["--impressions", "500", "--variants", "4", "--jobs", "2"]
+    res = runner.invoke(_app(), [*args, "--plot-dir", str(tmp_path / "plots")])
+    assert res.exit_code == 0, res.output
+    for name in names:
+        assert f"{name}: 2 seeds, 2 x 500 impressions" in res.output
+        assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+    res = runner.invoke(_app(), [*args, "--jobs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    outs = json.loads(res.stdout)
+    assert [o["scenario"] for o in outs] == names
+    assert all(o["strategies"]["faceloop"]["expected_fraction"] <= 1.0 for o in outs)
+
+
+def test_bench_optimize_needs_exactly_one_of_scenario_and_all(tmp_path: Path) -> None:
+    res = runner.invoke(_app(), ["bench", "optimize"])
+    assert res.exit_code == 2 and "--all" in res.output
+    scenario = str(example_path("scenarios", "smooth.yaml"))
+    res = runner.invoke(_app(), ["bench", "optimize", "--all", "--scenario", scenario])
+    assert res.exit_code == 2 and "--scenario" in res.output
+    res = runner.invoke(_app(), ["bench", "optimize", "--all", "--plot", str(tmp_path / "r.png")])
+    assert res.exit_code == 2 and "--plot-dir" in res.output

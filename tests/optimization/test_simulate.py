@@ -10,13 +10,16 @@ from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_ra
 from faceloop.examples import example_path
 from faceloop.models import CampaignConfig, FaceParams
 from faceloop.optimization.simulate import (
+    STRATEGIES,
     Audience,
     BenchConfig,
     SimArm,
     Tally,
     bench,
     campaign_segments,
+    run_best_fixed,
     run_optuna_loop,
+    run_oracle,
     run_seed,
 )
 from faceloop.optimization.study import Optimizer
@@ -71,13 +74,71 @@ def test_conversions_of_a_retired_ad_are_not_stored() -> None:
     assert audience.observe(1, []) == [] and audience.observations == [row]
 
 
-def test_strategies_get_the_same_budget_and_the_oracle_is_always_best() -> None:
+def test_strategies_get_the_same_budget() -> None:
     sc = load_scenario(SCENARIOS / "segments.yaml")
     runs = run_seed(sc, SMALL, seed=3)
     budget = SMALL.rounds * SMALL.impressions_per_round
+    assert set(runs) == set(STRATEGIES)
     assert {name: t.impressions for name, t in runs.items()} == dict.fromkeys(runs, budget)
-    assert runs["oracle"].near_best == budget
     assert all(len(t.clicks_by_round) == SMALL.rounds for t in runs.values())
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in SCENARIOS.glob("*.yaml")))
+def test_no_strategy_beats_the_oracle_in_expectation(name: str) -> None:
+    """The oracle sees every creative the strategies ran (same ads, same per-ad noise) and
+    splits each window by true rate, so its true expected KPI bounds every strategy's."""
+    sc = load_scenario(SCENARIOS / f"{name}.yaml")
+    cfg = BenchConfig(rounds=5, impressions_per_round=3_000, ab_test_rounds=1)
+    for seed in range(3):
+        runs = run_seed(sc, cfg, seed)
+        oracle = runs["oracle"].expected
+        assert oracle > 0
+        assert all(t.expected <= oracle for t in runs.values()), {
+            k: t.expected for k, t in runs.items()
+        }
+
+
+def test_the_oracle_serves_the_truly_best_live_creative() -> None:
+    """Of two creatives a strategy ran, the oracle (fatigue off, so no reason to split)
+    gives the window to the one whose true rate, per-ad noise included, is higher, even
+    over its own creatives with the best parameters when that one's noise is luckier."""
+    sc = load_scenario(SCENARIOS / "smooth.yaml").model_copy(
+        update={
+            "fatigue": load_scenario(SCENARIOS / "smooth.yaml").fatigue.model_copy(
+                update={"half_life_impressions": None}
+            )
+        }
+    )
+    cfg = BenchConfig(
+        rounds=1,
+        impressions_per_round=2_000,
+        campaign=CampaignConfig(variants_per_round=3, incumbents=2),
+    )
+    best, _ = Audience(sc, 0, {"all": 1.0}).best("all", 0, "ctr")
+    # a hundred draws of the best face by a strategy, three by the oracle: their per-ad
+    # noise differs; the luckiest of all 103 wins
+    seen = {f"other-{i}": (0, best) for i in range(100)}
+    ids = [*seen, *(f"oracle-0-r0-{i}" for i in range(3))]
+    rate = {aid: true_rates(sc, best, "all", 0, 0, asset_id=aid)[0] for aid in ids}
+    top = max(rate, key=rate.__getitem__)
+    assert top.startswith("other-")  # a strategy's creative: the oracle must see it
+    tally = run_oracle(sc, cfg, 0, seen)
+    assert list(tally.creatives) == [top]
+    assert tally.expected == pytest.approx(2_000 * rate[top])
+
+
+def test_best_fixed_serves_the_creative_with_the_best_true_total() -> None:
+    sc = load_scenario(SCENARIOS / "drift_fatigue.yaml")
+    cfg = BenchConfig(rounds=4, impressions_per_round=2_000)
+    runs = run_seed(sc, cfg, 1)
+    pool = runs["faceloop"].creatives
+    fixed = runs["best_fixed"]
+    (chosen,) = fixed.creatives  # one creative, every impression
+    assert chosen in pool and fixed.impressions == 4 * 2_000
+    # no other creative of the run would have done better shown the whole campaign
+    for aid, (_, params) in pool.items():
+        other = run_best_fixed(sc, cfg, 1, {aid: (0, params)})
+        assert other.expected <= fixed.expected + 1e-9
 
 
 def test_faceloop_runs_the_real_optuna_study(tmp_path: Path) -> None:
@@ -144,15 +205,17 @@ def test_bench_is_reproducible_and_has_the_documented_shape() -> None:
     b = bench(sc, SMALL, seeds=2, jobs=2)  # worker processes change nothing
     assert a["strategies"] == b["strategies"]
     assert set(a) >= {"scenario", "seeds", "strategies", "lift_vs_ab"}
-    assert set(a["strategies"]) == {"faceloop", "ab_test", "random", "oracle"}
+    assert set(a["strategies"]) == set(STRATEGIES)
     for s in a["strategies"].values():
         assert set(s) >= {
             "clicks_mean",
             "clicks_ci95",
             "conversions_mean",
             "oracle_fraction",
+            "expected_fraction",
             "best_share",
         }
+        assert s["expected_fraction"] <= 1.0
         lo, hi = s["clicks_ci95"]
         assert lo <= s["clicks_mean"] <= hi
         assert len(s["regret_curve"]) == SMALL.rounds
@@ -182,4 +245,6 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
         > s["ab_test"]["clicks_mean"] * 0.95
     )
     assert out["lift_vs_ab"] > 0.1
-    assert s["faceloop"]["oracle_fraction"] > 0.85
+    # against the upper-bound oracle (issue 17): 0.832 at 20 seeds, docs/benchmarks.md
+    assert s["faceloop"]["oracle_fraction"] > 0.8
+    assert s["faceloop"]["clicks_mean"] > s["best_fixed"]["clicks_mean"]
