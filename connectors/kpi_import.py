@@ -35,6 +35,7 @@ from pydantic import (
     field_validator,
 )
 
+from faceloop.briefs import read_file_bytes
 from faceloop.connectors.kpi_mapping import (
     MAPPINGS_DIR,
     Columns,
@@ -44,6 +45,7 @@ from faceloop.connectors.kpi_mapping import (
     load_mapping,
     shipped_mappings,
 )
+from faceloop.errors import InputError
 from faceloop.models import KpiObservation
 
 if TYPE_CHECKING:
@@ -167,13 +169,9 @@ def _read_rows(
     """(sha256 of the bytes, header, [(line, cells)]) of the CSV."""
     source = str(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise KpiImportError(source, ["file not found: check the path"]) from None
-    except IsADirectoryError:
-        raise KpiImportError(source, ["is a directory: give the path of a CSV file"]) from None
-    except OSError as exc:
-        raise KpiImportError(source, [f"cannot read the file: {exc.strerror or exc}"]) from None
+        data = read_file_bytes(path, source)
+    except InputError as exc:
+        raise KpiImportError(source, exc.problems) from None
     try:
         # utf-8-sig: spreadsheet tools put a byte-order mark in front of UTF-8 exports
         text = data.decode("utf-8-sig")

@@ -74,18 +74,25 @@ def parse_yaml(text: str, source: str) -> Any:
         raise InputError(source, [f"not valid YAML{where}: {problem}"]) from None
 
 
-def read_text_file(path: Path, source: str | None = None) -> str:
-    """A user's file as UTF-8 text, or an InputError that says what is wrong with it
-    (missing, a directory, unreadable, not UTF-8) instead of a traceback."""
+def read_file_bytes(path: Path, source: str | None = None) -> bytes:
+    """A user's file as bytes, or an InputError that says what is wrong with the path
+    (missing, a directory, unreadable) instead of a traceback."""
     where = source or str(path)
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise InputError(where, ["file not found: check the path"]) from None
     except IsADirectoryError:
         raise InputError(where, ["is a directory: give the path of a file"]) from None
     except OSError as exc:
         raise InputError(where, [f"cannot read the file: {exc.strerror or exc}"]) from None
+
+
+def read_text_file(path: Path, source: str | None = None) -> str:
+    """A user's file as UTF-8 text, or an InputError that says what is wrong with it
+    (missing, a directory, unreadable, not UTF-8) instead of a traceback."""
+    where = source or str(path)
+    data = read_file_bytes(path, where)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
