@@ -340,7 +340,9 @@ class MetaConnector(HttpConnector):
                 "daily_budget": str(self.cpm_minor),
                 "billing_event": "IMPRESSIONS",
                 "optimization_goal": "REACH",
-                "targeting": {"geo_locations": {"countries": self.countries}},
+                # the brief's markets, which the disclosure label was chosen for; the
+                # setting only where a caller gives none
+                "targeting": {"geo_locations": {"countries": spec.markets or self.countries}},
             },
         )
         ad_id = await self._ensure(
