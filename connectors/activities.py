@@ -8,20 +8,22 @@ refused here (do-not-serve), so no connector, built-in or plugin, can ship it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.connectors.base import AdConnector, AdSpec, per_variant
-from faceloop.errors import FaceloopError
+from faceloop.errors import ConnectorError, FaceloopError
 from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_creative
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
-from faceloop.models import Asset, Decision, KpiObservation, Variant
+from faceloop.models import Asset, Decision, KpiObservation, RollbackRecord, Variant
 from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
@@ -33,6 +35,30 @@ from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 
 REFUSED = "ProvenanceRefused"
+PLATFORM_REFUSED = "PlatformRefused"
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def _final_refusals(
+    fn: Callable[[Any, A], Awaitable[R]],
+) -> Callable[[Any, A], Awaitable[R]]:
+    """A platform's refusal for good (bad token, bad parameter, policy) ends the activity
+    without Temporal retries: ApplicationError type PlatformRefused, non-retryable, with the
+    connector's message (call, code, fix). Throttles and outages past the connector's own
+    retry budget stay retryable."""
+
+    @functools.wraps(fn)
+    async def run(self: Any, inp: A) -> R:
+        try:
+            return await fn(self, inp)
+        except ConnectorError as err:
+            if not err.final:
+                raise
+            raise ApplicationError(str(err), type=PLATFORM_REFUSED, non_retryable=True) from err
+
+    return run
 
 
 class ProvenanceGate:
@@ -104,6 +130,7 @@ class ConnectorActivities:
         self.gate = gate
 
     @activity.defn
+    @_final_refusals
     async def deploy(self, inp: DeployInput) -> DeployOutput:
         conn = self.connector(inp.config.connector)
         await conn.ensure_campaign(inp.campaign_id, inp.brief.audience)
@@ -139,6 +166,7 @@ class ConnectorActivities:
                         params=v.params,
                         headline=inp.brief.message,
                         disclosure=v.disclosure,
+                        markets=list(inp.brief.markets),
                     )
                 )
                 v = v.model_copy(update={"ad_id": dep.ad_id, "live": True})
@@ -222,6 +250,7 @@ class ConnectorActivities:
         )
 
     @activity.defn
+    @_final_refusals
     async def retire(self, inp: RetireInput) -> None:
         conn = self.connector(inp.connector)
         for v in inp.variants:
@@ -242,6 +271,7 @@ class ConnectorActivities:
             )
 
     @activity.defn
+    @_final_refusals
     async def observe(self, inp: ObserveInput) -> ObserveOutput:
         conn = self.connector(inp.connector)
         activity.heartbeat("insights")
@@ -274,7 +304,72 @@ class ConnectorActivities:
                 )
             )
         await asyncio.to_thread(self.catalog.record_observations, obs)
-        return ObserveOutput(observations=obs)
+        activity.heartbeat("review")
+        disapproved = await self._platform_review(conn, inp, by_ad)
+        return ObserveOutput(observations=obs, disapproved=disapproved)
+
+    async def _platform_review(
+        self, conn: AdConnector, inp: ObserveInput, by_ad: dict[str, Variant]
+    ) -> list[RollbackRecord]:
+        """The platform's ad review of the live ads. A disapproved ad is recorded (audit),
+        paused here, and returned: the workflow tells the optimizer it failed and the
+        playbook's escalation role that it was refused. An ad with issues is recorded."""
+        out = []
+        for review in await conn.reviews(inp.campaign_id):
+            v = by_ad.get(review.ad_id)
+            if v is None or review.status in ("approved", "pending"):
+                continue
+            detail = {
+                "ad_id": review.ad_id,
+                "asset_id": review.asset_id,
+                "platform_status": review.platform_status,
+                "reasons": review.reasons,
+                "round": inp.round,
+            }
+            actor = f"platform:{conn.name}"
+            if review.status == "with_issues":
+                await asyncio.to_thread(
+                    self.catalog.audit,
+                    inp.campaign_id,
+                    "ad.review_issues",
+                    v.variant_id,
+                    actor,
+                    detail,
+                )
+                continue
+            why = "; ".join(review.reasons) or "no reason given"
+            record = RollbackRecord(
+                round=inp.round,
+                variant_id=v.variant_id,
+                ad_id=review.ad_id,
+                criteria=["platform_review"],
+                reason=f"{conn.name} review {review.platform_status}: {why}",
+                notify_role=inp.notify_role,
+            )
+            # audit before pausing: a crash in between repeats the entry on retry rather
+            # than losing it
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "ad.disapproved",
+                v.variant_id,
+                actor,
+                {**detail, "notify_role": inp.notify_role},
+            )
+            await conn.pause(inp.campaign_id, review.ad_id)
+            await asyncio.to_thread(
+                self.catalog.upsert_variant, v.model_copy(update={"live": False})
+            )
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "ad.paused",
+                v.variant_id,
+                actor,
+                {"ad_id": review.ad_id, "reason": record.reason},
+            )
+            out.append(record)
+        return out
 
 
 def _refused(stored: Variant, asset: Asset) -> bool:

@@ -31,7 +31,10 @@ def sandbox_from_settings(settings: Settings) -> AdConnector:
     return SandboxConnector(settings.resolved_sandbox_url)
 
 
-BUILTINS: dict[str, str] = {"sandbox": "faceloop.connectors.registry:sandbox_from_settings"}
+BUILTINS: dict[str, str] = {
+    "sandbox": "faceloop.connectors.registry:sandbox_from_settings",
+    "meta": "faceloop.connectors.meta:meta_from_settings",
+}
 
 CONNECTORS: Registry[AdConnector] = Registry(
     kind="connector",
