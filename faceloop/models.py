@@ -316,12 +316,13 @@ class ExportConfig(Model):
     )
     jpeg_quality: int = Field(default=90, ge=1, le=100)
     webp_quality: int = Field(default=90, ge=1, le=100)
-    scale: float = Field(
-        default=1.0,
+    scale: float | None = Field(
+        default=None,
         gt=0,
         le=2,
-        description="multiplies each placement's pixel size (1.0: the platforms' recommended "
-        "sizes, e.g. 1080x1920 for 9:16)",
+        description="multiplies each placement's recommended pixel size (1.0: e.g. 1080x1920 "
+        "for 9:16); None: no larger than the source holds (upscaled pixels add no detail), "
+        "and never smaller than the watermark needs (256x256 pixels' worth)",
     )
 
     @field_validator("placements", "formats")

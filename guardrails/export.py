@@ -49,7 +49,16 @@ from faceloop.models import (
 from .imageio import decode_image
 from .provenance import ASSET_LABEL, Provenance
 from .vision import Face
-from .watermark import MATCH_BITS, PAYLOAD_BITS, Method, bit_errors, decode, embed, payload_for
+from .watermark import (
+    MATCH_BITS,
+    MIN_PIXELS,
+    PAYLOAD_BITS,
+    Method,
+    bit_errors,
+    decode,
+    embed,
+    payload_for,
+)
 
 Box = tuple[float, float, float, float]  # x, y, width, height
 
@@ -247,6 +256,23 @@ def render(rgb: np.ndarray, win: Window, out_w: int, out_h: int) -> np.ndarray:
     return np.clip(resized, 0, 255).astype(np.uint8)
 
 
+def output_size(
+    spec: PlacementSpec, scale: float | None, src_w: int, src_h: int
+) -> tuple[int, int]:
+    """The export's pixel size: the placement's recommended size times `scale`; with no
+    scale, as large as the source's resolution allows (its short side against 1080) but
+    never below the watermark's minimum area."""
+    if scale is None:
+        scale = min(1.0, min(src_w, src_h) / 1080)
+    least = math.sqrt(MIN_PIXELS / (spec.width * spec.height))
+    scale = max(scale, least)
+    w = math.ceil(spec.width * scale)
+    h = round(w * spec.height / spec.width)
+    while w * h < MIN_PIXELS:  # rounding may fall a row short of the minimum
+        h += 1
+    return w, h
+
+
 def encode(rgb: np.ndarray, fmt: ExportFormat, quality: int) -> bytes:
     """JPEG or WebP bytes with the sRGB ICC profile embedded."""
     buf = io.BytesIO()
@@ -326,8 +352,7 @@ class Exporter:
         out = []
         for placement in placements:
             spec = SAFE_AREAS[placement]
-            w = max(1, round(spec.width * config.scale))
-            h = max(1, round(spec.height * config.scale))
+            w, h = output_size(spec, config.scale, rgb.shape[1], rgb.shape[0])
             win = plan_window(rgb.shape[1], rgb.shape[0], spec, face)
             framed = embed(render(rgb, win, w, h), payload, self.method)
             in_safe = (
@@ -466,6 +491,7 @@ __all__ = [
     "SafeArea",
     "Window",
     "encode",
+    "output_size",
     "placements_for",
     "plan_window",
     "render",

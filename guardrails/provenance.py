@@ -338,8 +338,13 @@ def check_creative(
     reader: Provenance,
     method: Method,
     media_type: str = "image/png",
+    parent_asset_id: str | None = None,
 ) -> CreativeCheck:
     """Whether these bytes are the signed creative of `variant_id` as the sign stage wrote it.
+
+    With `parent_asset_id`, the bytes are a placement export (guardrails/export.py) and its
+    manifest must also be a transform of that signed file: a parentOf ingredient, and the
+    faceloop asset assertion naming it as the parent.
 
     Four things must hold: the bytes hash to `asset_id` (the store is content-addressed, so
     anything else was changed after signing); the C2PA manifest is Trusted by the reader's
@@ -376,6 +381,15 @@ def check_creative(
                 f"the C2PA manifest was signed for variant {signed_for['variant_id']}, "
                 f"not {variant_id}"
             )
+        if parent_asset_id is not None:
+            parents = [
+                i for i in active.get("ingredients", []) if i.get("relationship") == "parentOf"
+            ]
+            if not parents or signed_for.get("parent_asset_id") != parent_asset_id:
+                failures.append(
+                    f"the C2PA manifest is not a transform of the signed creative "
+                    f"{parent_asset_id} (parent named: {signed_for.get('parent_asset_id')})"
+                )
     elif state == "absent":
         failures.append("no C2PA manifest (stripped, or never signed)")
     elif state == "Valid":
