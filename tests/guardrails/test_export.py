@@ -261,7 +261,7 @@ def test_watermark_recall_after_jpeg_at_the_default_quality(exported: tuple) -> 
     jpegs = [r for r in results if r.record.media_type == "image/jpeg"]
     assert len(jpegs) == len(PLACEMENTS)
     for r in jpegs:
-        assert r.record.quality == ExportConfig().jpeg_quality == 90
+        assert r.record.quality == ExportConfig().jpeg_quality == 95
         assert r.record.watermark_recall >= 29 / 32, r.record
         assert not r.record.refused and r.data
 
