@@ -310,7 +310,7 @@ class ExportConfig(Model):
         "(meta 1:1 4:5 9:16, google_ads 1.91:1 1:1, tiktok 9:16, sandbox all four)",
     )
     formats: list[ExportFormat] = Field(
-        default_factory=lambda: ["jpeg"],
+        default_factory=lambda: list[ExportFormat](["jpeg"]),
         min_length=1,
         description="encodings per placement; JPEG is the one every ad platform accepts",
     )

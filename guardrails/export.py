@@ -400,6 +400,7 @@ class Exporter:
         window = {
             k: round(v, 2) for k, v in (("x", win.x), ("y", win.y), ("w", win.w), ("h", win.h))
         }
+        first: tuple[str, dict[str, Any]]
         if win.fit == "crop":
             first = ("c2pa.cropped", {"placement": placement, **window})
         else:

@@ -55,6 +55,7 @@ def _faces(n: int) -> list[tuple[str, np.ndarray]]:
     out = [(f"dcgan-{i}", im) for i, im in enumerate(get_generator("dcgan").generate(requests))]
     out.append(("astronaut", np.ascontiguousarray(skimage.data.astronaut())))
     bgr = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    assert bgr is not None, "matplotlib's sample data lacks grace_hopper.jpg"
     out.append(("grace_hopper", cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)))
     return out
 
