@@ -358,7 +358,8 @@ class SubjectRecords(AuditLog):
             ]
 
     def variant_ids_for_assets(self, asset_ids: Sequence[str]) -> list[str]:
-        """Variants that carry one of the assets now, or were judged on it before signing."""
+        """Variants that carry one of the assets now, were judged on it before signing, or
+        were exported to it (a per-placement export)."""
         ids = list(asset_ids)
         with self._read() as conn:
             now = conn.execute(
@@ -367,7 +368,10 @@ class SubjectRecords(AuditLog):
             judged = conn.execute(
                 select(guardrail_checks.c.variant_id).where(guardrail_checks.c.asset_id.in_(ids))
             ).scalars()
-            return sorted({*now, *judged})
+            exported = conn.execute(
+                select(placement_exports.c.variant_id).where(placement_exports.c.asset_id.in_(ids))
+            ).scalars()
+            return sorted({*now, *judged, *exported})
 
     def asset_ids_of_variants(self, variant_ids: Sequence[str]) -> list[str]:
         """Every asset the variants carried: the generated one (judged by the guardrails),

@@ -130,6 +130,8 @@ async def test_exports_are_stored_catalogued_and_handed_to_the_connector(
     assert {e.asset_id for e in v.exports} <= set(setup.catalog.asset_ids_of_variants(["v0"]))
     (made,) = [e for e in setup.catalog.audit_entries(CID) if e.kind == "creative.exported"]
     assert made.payload["parent_asset_id"] == v.asset.asset_id
+    # erasure finds the variant from any of its exports
+    assert setup.catalog.variant_ids_for_assets([v.exports[2].asset_id]) == ["v0"]
 
     conn = connect(smooth)
     acts = ConnectorActivities(lambda name: conn, setup.catalog, setup.gate)
@@ -146,6 +148,11 @@ async def test_exports_are_stored_catalogued_and_handed_to_the_connector(
     assert ad.placements == ["1:1 image/jpeg", "4:5 image/jpeg", "9:16 image/jpeg"]
     (deployed,) = [e for e in setup.catalog.audit_entries(CID) if e.kind == "ad.deployed"]
     assert deployed.payload["exports"] == ad.placements
+
+    # the erasure tombstone blanks the exports' store paths with the variant's
+    assert setup.catalog.tombstone_variants(["v0"]) == ["v0"]
+    erased = setup.catalog.get_variant("v0")
+    assert erased is not None and [e.uri for e in erased.exports] == ["", "", ""]
 
 
 async def test_a_stripped_export_is_refused_by_the_gate_and_left_out(
