@@ -149,7 +149,8 @@ async def test_two_round_campaign_end_to_end(
     # the analyst's plain-language summary of each round, with the numbers it rests on
     assert [a["round"] for a in report["analysis"]] == [0, 1]
     assert all("impressions" in a["text"] for a in report["analysis"])
-    assert "<img" in html_path.read_text()
+    html = html_path.read_text()
+    assert "<img" in html and "9:16 image/jpeg" in html and "watermark recall" in html
 
     # replay every run of this campaign's history with the current workflow code
     client = temporal_env.client
