@@ -2,7 +2,9 @@
 
 Every creative passes the provenance gate before any connector sees it: a file whose C2PA
 manifest does not verify, or whose watermark does not decode to its asset's payload, is
-refused here (do-not-serve), so no connector, built-in or plugin, can ship it.
+refused here (do-not-serve), so no connector, built-in or plugin, can ship it. Each
+placement export goes through the same gate, and must also be a C2PA transform of the
+creative; one that fails is left out of the AdSpec and recorded (`export.refused`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_crea
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
-from faceloop.models import Asset, Decision, KpiObservation, RollbackRecord, Variant
+from faceloop.models import (
+    Asset,
+    Decision,
+    KpiObservation,
+    PlacementExport,
+    RollbackRecord,
+    Variant,
+)
 from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
@@ -105,6 +114,24 @@ class ProvenanceGate:
             data, asset.asset_id, variant_id, self.reader(), self.method, asset.media_type
         )
 
+    def check_export(
+        self, variant_id: str, parent: Asset, export: PlacementExport
+    ) -> CreativeCheck:
+        """A placement export checked like the creative, and as a transform of it."""
+        try:
+            data = self.store.get_bytes(export.uri)
+        except FaceloopError as exc:
+            return CreativeCheck([f"not readable from the asset store: {exc}"], {})
+        return check_creative(
+            data,
+            export.asset_id,
+            variant_id,
+            self.reader(),
+            self.method,
+            export.media_type,
+            parent_asset_id=parent.asset_id,
+        )
+
     def admit(self, variant_id: str, asset: Asset) -> CreativeCheck:
         """The check's evidence when the creative may ship; else a non-retryable
         ApplicationError of type ProvenanceRefused naming the variant, asset and failures."""
@@ -156,6 +183,7 @@ class ConnectorActivities:
                     # and the rest of the batch deploys
                     await asyncio.to_thread(self._refuse, inp, v, asset, exc)
                     continue
+                exports = await asyncio.to_thread(self._admit_exports, inp, v, asset)
                 # the platform dedupes on asset id, so a retry after a crash returns the same ad
                 dep = await conn.deploy(
                     AdSpec(
@@ -167,6 +195,7 @@ class ConnectorActivities:
                         headline=inp.brief.message,
                         disclosure=v.disclosure,
                         markets=list(inp.brief.markets),
+                        exports=exports,
                     )
                 )
                 v = v.model_copy(update={"ad_id": dep.ad_id, "live": True})
@@ -186,7 +215,12 @@ class ConnectorActivities:
                         "ad.deployed",
                         v.variant_id,
                         f"connector:{conn.name}",
-                        {"asset_id": asset.asset_id, "ad_id": dep.ad_id, "round": inp.round},
+                        {
+                            "asset_id": asset.asset_id,
+                            "ad_id": dep.ad_id,
+                            "round": inp.round,
+                            "exports": [f"{e.placement} {e.media_type}" for e in exports],
+                        },
                     )
             live.append(v)
         # per-segment Thompson sampling on each segment's KPI model and the observations so
@@ -213,6 +247,35 @@ class ConnectorActivities:
             },
         )
         return DeployOutput(live=live, allocation=totals)
+
+    def _admit_exports(self, inp: DeployInput, v: Variant, asset: Asset) -> list[PlacementExport]:
+        """The variant's placement exports that pass the gate. One that fails is recorded
+        (`export.refused`) and left out; the creative and its other placements still ship."""
+        admitted = []
+        for e in v.exports:
+            if e.refused or not e.uri:
+                continue  # refused at export (watermark lost): never stored, never sent
+            found = self.gate.check_export(v.variant_id, asset, e)
+            if found.servable:
+                admitted.append(e)
+                continue
+            self.catalog.audit(
+                inp.campaign_id,
+                "export.refused",
+                v.variant_id,
+                "deploy-gate",
+                {
+                    "asset_id": e.asset_id,
+                    "parent_asset_id": asset.asset_id,
+                    "placement": e.placement,
+                    "media_type": e.media_type,
+                    "round": inp.round,
+                    "reason": "; ".join(found.failures),
+                    **found.evidence,
+                },
+                key=f"export.refused:{v.variant_id}:{e.asset_id}",
+            )
+        return admitted
 
     def _refuse(self, inp: DeployInput, v: Variant, asset: Asset, exc: ApplicationError) -> None:
         evidence = exc.details[0] if exc.details else {}

@@ -9,7 +9,10 @@ says which call failed, why, and what to do.
 A connector never judges provenance: every `AdSpec` it gets has passed the deploy gate
 (`faceloop.connectors.activities.ProvenanceGate`), which faceloop runs before `deploy` and
 which refuses a creative whose C2PA manifest does not verify or whose watermark does not
-decode. `creative_uri` is that verified file; a connector uploads it unchanged.
+decode. `creative_uri` is that verified file; a connector uploads it unchanged. `exports`
+holds the per-placement files (JPEG/WebP with an sRGB profile, each a C2PA transform of
+`creative_uri`), each verified by the same gate: a connector uploads the one a placement
+needs (`AdSpec.export_for`) unchanged.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from typing import Literal
 from pydantic import Field
 
 from faceloop.errors import ConnectorError
-from faceloop.models import AudienceSegment, FaceParams, Model
+from faceloop.models import AudienceSegment, FaceParams, Model, Placement, PlacementExport
 
 AdStatus = Literal["active", "paused", "removed"]
 
@@ -45,6 +48,24 @@ class AdSpec(Model):
     # the brief's markets (ISO 3166-1 alpha-2): where the ad may run, and what the
     # disclosure label was chosen for; empty from callers that predate it
     markets: list[str] = Field(default_factory=list, max_length=300)
+    exports: list[PlacementExport] = Field(
+        default_factory=list,
+        description="per-placement files (1:1, 4:5, 9:16, 1.91:1), each verified by the deploy "
+        "gate like creative_uri; empty: the campaign made none (creative_uri serves all)",
+    )
+
+    def export_for(
+        self, placement: Placement, media_type: str | None = None
+    ) -> PlacementExport | None:
+        """The export for a placement (of that media type, if given), or None."""
+        return next(
+            (
+                e
+                for e in self.exports
+                if e.placement == placement and media_type in (None, e.media_type)
+            ),
+            None,
+        )
 
 
 class AdDeployment(Model):
@@ -55,6 +76,10 @@ class AdDeployment(Model):
     campaign_id: str
     platform: str
     status: AdStatus
+    placements: list[str] = Field(
+        default_factory=list,
+        description="placement exports the platform received, as 'placement media_type'",
+    )
 
 
 class AdInsight(Model):

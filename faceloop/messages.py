@@ -12,6 +12,7 @@ from faceloop.models import (
     CampaignConfig,
     CampaignState,
     Decision,
+    ExportConfig,
     GuardrailReport,
     KpiObservation,
     Line,
@@ -65,6 +66,18 @@ class VariantsPayload(Model):
     campaign_id: str
     round: int
     variants: list[Variant]
+
+
+class ExportInput(Model):
+    """Signed variants to export per ad placement (guardrails/export.py)."""
+
+    campaign_id: str
+    round: int
+    variants: list[Variant]
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    channels: list[str] = Field(
+        default_factory=list, description="the brief's channels: they pick default placements"
+    )
 
 
 class PlanInput(Model):

@@ -292,6 +292,76 @@ class GuardrailReport(Model):
         return Verdict.passed
 
 
+# --------------------------------------------------------------------------- placement exports
+
+# The ad placements a creative is exported for, named by aspect ratio (width:height).
+# guardrails/export.py holds their pixel sizes and safe areas (docs/export.md).
+Placement = Literal["1:1", "4:5", "9:16", "1.91:1"]
+PLACEMENTS: tuple[Placement, ...] = get_args(Placement)
+ExportFormat = Literal["jpeg", "webp"]
+
+
+class ExportConfig(Model):
+    """How approved creatives are exported per ad placement (the brief's `campaign.export`)."""
+
+    placements: list[Placement] | None = Field(
+        default=None,
+        description="placements to export; None: the ones the brief's channels use "
+        "(meta 1:1 4:5 9:16, google_ads 1.91:1 1:1, tiktok 9:16, sandbox all four)",
+    )
+    formats: list[ExportFormat] = Field(
+        default_factory=lambda: list[ExportFormat](["jpeg"]),
+        min_length=1,
+        description="encodings per placement; JPEG is the one every ad platform accepts",
+    )
+    # 95: the lowest quality at which no export lost its watermark in `faceloop bench
+    # export` (at 90, 1 in 48 JPEG and 1 in 48 WebP did; docs/export.md)
+    jpeg_quality: int = Field(default=95, ge=1, le=100)
+    webp_quality: int = Field(default=95, ge=1, le=100)
+    scale: float | None = Field(
+        default=None,
+        gt=0,
+        le=2,
+        description="multiplies each placement's recommended pixel size (1.0: e.g. 1080x1920 "
+        "for 9:16); None: no larger than the source holds (upscaled pixels add no detail), "
+        "and never smaller than the watermark needs (256x256 pixels' worth)",
+    )
+
+    @field_validator("placements", "formats")
+    @classmethod
+    def _unique(cls, v: list[str] | None) -> list[str] | None:
+        if v is not None and len(set(v)) != len(v):
+            raise ValueError(f"{v}: list each entry once")
+        return v
+
+
+class PlacementExport(Model):
+    """One placement's export of a signed creative: a C2PA transform of the signed file.
+
+    `refused` non-empty: the export lost its watermark (or its manifest) and is recorded,
+    never stored for delivery (`uri` is empty) nor handed to a connector."""
+
+    placement: Placement
+    asset_id: str = Field(description="sha256 of the exported bytes")
+    parent_asset_id: str = Field(description="the signed original it was made from")
+    uri: str = ""
+    media_type: Literal["image/jpeg", "image/webp"]
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    quality: int = Field(ge=1, le=100)
+    fit: Literal["crop", "extend"] = Field(
+        description="crop: a window inside the source; extend: the canvas was widened with "
+        "an edge-aware blurred fill (no generative outpainting)"
+    )
+    face_in_safe_area: bool | None = Field(
+        default=None, description="None: no face was detected in the source"
+    )
+    manifest_ok: bool
+    watermark_bit_errors: int = Field(ge=0, le=32)
+    watermark_recall: float = Field(ge=0, le=1, description="share of payload bits read back")
+    refused: str = ""
+
+
 class Decision(StrEnum):
     deploy = "deploy"
     block = "block"
@@ -327,6 +397,9 @@ class Variant(Model):
         default=None,
         description="set by GDPR erasure: the prompts and the image are gone, the ids remain",
     )
+    exports: list[PlacementExport] = Field(
+        default_factory=list, description="per-placement exports of the signed creative"
+    )
 
 
 class KpiObservation(Model):
@@ -352,6 +425,7 @@ Stage = Literal[
     "guard",
     "decide",
     "sign",
+    "export",
     "deploy",
     "observe",
     "learn",
@@ -391,6 +465,9 @@ class CampaignConfig(Model):
         default_factory=list,
         description="two or more: a multi-objective study (Pareto front in the report); "
         "empty: the brief's KPI",
+    )
+    export: ExportConfig = Field(
+        default_factory=ExportConfig, description="per-placement exports (docs/export.md)"
     )
 
     @model_validator(mode="after")

@@ -1,11 +1,13 @@
 """Guardrail activities; they run on the CPU task queue.
 
 `guard` judges a batch (per-image checks + the batch bias audit); `sign` watermarks and
-C2PA-signs approved variants, writing new assets; `recheck` runs the safety and identity
-checks again over live creatives after each KPI window (a real person enrolled since an ad
-shipped, a stricter threshold in the playbook), and what blocks now becomes a safety flag
-for the playbook's rollback criteria. A file that is not a decodable image is
-a business rejection (non-retryable ApplicationError), never a worker crash.
+C2PA-signs approved variants, writing new assets; `export` makes their per-placement
+JPEG/WebP copies, each a C2PA transform of the signed file (guardrails/export.py);
+`recheck` runs the safety and identity checks again over live creatives after each KPI
+window (a real person enrolled since an ad shipped, a stricter threshold in the playbook),
+and what blocks now becomes a safety flag for the playbook's rollback criteria. A file that
+is not a decodable image is a business rejection (non-retryable ApplicationError), never a
+worker crash.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
 from faceloop.messages import (
+    ExportInput,
     GuardInput,
     GuardOutput,
     RecheckInput,
@@ -79,6 +82,11 @@ class GuardrailActivities:
     @activity.defn
     async def sign(self, inp: VariantsPayload) -> VariantsPayload:
         return await asyncio.to_thread(self._sign, inp, self._progress())
+
+    @activity.defn
+    async def export(self, inp: ExportInput) -> VariantsPayload:
+        """Per-placement exports of signed variants (guardrails/export.py, docs/export.md)."""
+        return await asyncio.to_thread(self._export, inp, self._progress())
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:
@@ -195,6 +203,59 @@ class GuardrailActivities:
             )
             new = v.asset.model_copy(update={"asset_id": asset_id, "uri": uri})
             out.append(v.model_copy(update={"asset": new}))
+            progress(i + 1, len(inp.variants))
+        return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+
+    def _export(self, inp: ExportInput, progress: Progress) -> VariantsPayload:
+        from faceloop.guardrails.export import SUFFIXES, Exporter, placements_for
+
+        if self._signer is None:
+            self._signer = (self._signer_factory or Signer.from_settings)()
+        exporter = Exporter(self._signer.provenance, self._signer.method)
+        placements = placements_for(inp.export, inp.channels)
+        out = []
+        for i, v in enumerate(inp.variants):
+            data, _rgb = self._load(v)
+            assert v.asset is not None
+            try:
+                results = exporter.export(
+                    data, v.asset.asset_id, v.variant_id, placements, inp.export, v.asset.media_type
+                )
+            except FaceloopError as exc:
+                raise ApplicationError(str(exc), type="ExportFailed", non_retryable=True) from None
+            records = []
+            for r in results:
+                record = r.record
+                if r.data:
+                    # only what passed its read-back is stored: a refused export is never
+                    # delivered, its record keeps the reason
+                    _aid, uri = self.store.put_bytes(r.data, SUFFIXES[record.media_type])
+                    record = record.model_copy(update={"uri": uri})
+                records.append(record)
+            self.catalog.record_placement_exports(v.variant_id, inp.campaign_id, records)
+            self.catalog.audit(
+                inp.campaign_id,
+                "creative.exported",
+                v.variant_id,
+                "exporter",
+                {
+                    "parent_asset_id": v.asset.asset_id,
+                    "exports": [
+                        {
+                            "placement": e.placement,
+                            "media_type": e.media_type,
+                            "asset_id": e.asset_id,
+                            "fit": e.fit,
+                            "watermark_recall": e.watermark_recall,
+                            "manifest_ok": e.manifest_ok,
+                            "refused": e.refused,
+                        }
+                        for e in records
+                    ],
+                },
+                key=f"creative.exported:{v.variant_id}:{v.asset.asset_id}",
+            )
+            out.append(v.model_copy(update={"exports": records}))
             progress(i + 1, len(inp.variants))
         return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
 

@@ -31,6 +31,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(keys, name="keys")
     bench_app.command("guardrails")(bench_guardrails)
     bench_app.command("watermark")(bench_watermark)
+    bench_app.command("export")(bench_export)
 
 
 def _media_type(path: Path) -> str:
@@ -301,6 +302,30 @@ def bench_watermark(
 ) -> None:
     """Bit accuracy after JPEG 90/75/50, 0.5x resize, 90% crop, +20% brightness, and ms."""
     result = bench_marks([m.strip() for m in methods.split(",") if m.strip()])
+    typer.echo(json.dumps(result, indent=None if as_json else 2))
+
+
+def bench_export(
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON only")] = False,
+    faces: Annotated[int, typer.Option(min=1, max=64, help="generated faces to export")] = 8,
+    qualities: Annotated[
+        str, typer.Option(help="comma-separated JPEG/WebP qualities (1-100)")
+    ] = "80,90,95",
+) -> None:
+    """Watermark recall of placement exports (4 placements, JPEG and WebP) per quality."""
+    from faceloop.guardrails.export_bench import bench_export as run
+
+    try:
+        qs = tuple(int(q) for q in qualities.split(",") if q.strip())
+    except ValueError:
+        raise typer.BadParameter(
+            f"{qualities!r}: give whole numbers 1-100, e.g. 80,90,95", param_hint="--qualities"
+        ) from None
+    if not qs or any(not 1 <= q <= 100 for q in qs):
+        raise typer.BadParameter(
+            f"{qualities!r}: give whole numbers 1-100, e.g. 80,90,95", param_hint="--qualities"
+        )
+    result = run(faces, qs)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # the watermark module imports OpenCV: only where an image is
 TRAINED = "http://cv.iptc.org/newscodes/digitalsourcetype/trainedAlgorithmicMedia"
 DISCLOSURE_LABEL = "org.faceloop.ai_disclosure"
 ASSET_LABEL = "org.faceloop.asset"
+_EXT = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp"}
 
 
 # --------------------------------------------------------------------------- keys
@@ -167,19 +168,30 @@ class Provenance:
             c2pa.C2paSignerInfo(c2pa.C2paSigningAlg.ES256, self._chain, self._key, None)
         )
 
-    def _sign(self, manifest: dict[str, Any], png: bytes, parent: bytes | None) -> bytes:
+    def _sign(
+        self,
+        manifest: dict[str, Any],
+        png: bytes,
+        parent: bytes | None,
+        media_type: str = "image/png",
+        parent_media_type: str = "image/png",
+    ) -> bytes:
         import c2pa
 
         builder = c2pa.Builder.from_json(manifest, self._context())
         if parent is not None:
             builder.add_ingredient(
-                {"title": "parent.png", "relationship": "parentOf", "label": "parent"},
-                "image/png",
+                {
+                    "title": "parent" + _EXT.get(parent_media_type, ""),
+                    "relationship": "parentOf",
+                    "label": "parent",
+                },
+                parent_media_type,
                 io.BytesIO(parent),
             )
         out = io.BytesIO()
         try:
-            builder.sign(self._signer(), "image/png", io.BytesIO(png), out)
+            builder.sign(self._signer(), media_type, io.BytesIO(png), out)
         except c2pa.C2paError as exc:
             raise FaceloopError(f"C2PA signing failed: {exc}") from exc
         return out.getvalue()
@@ -221,29 +233,41 @@ class Provenance:
         return self._sign(manifest, png, None)
 
     def sign_transform(
-        self, parent: bytes, png: bytes, action: str, parameters: dict[str, Any]
+        self,
+        parent: bytes,
+        png: bytes,
+        action: str,
+        parameters: dict[str, Any],
+        *,
+        more_actions: list[dict[str, Any]] | None = None,
+        media_type: str = "image/png",
+        parent_media_type: str = "image/png",
+        asset: dict[str, Any] | None = None,
     ) -> bytes:
-        """A transformed copy (resize, channel export ...) signed with the parent as ingredient."""
+        """A transformed copy (resize, channel export ...) signed with the parent as ingredient.
+
+        `png` is the transformed file in `media_type` (PNG, JPEG or WebP: C2PA embeds the
+        manifest without re-encoding the pixels). `more_actions` follow `action` in the
+        actions assertion; `asset` (the faceloop asset assertion: asset and variant ids) lets
+        the deploy gate tie the copy to the creative it was made from.
+        """
+        actions: list[dict[str, Any]] = [
+            {"action": "c2pa.opened", "parameters": {"ingredientIds": ["parent"]}},
+            {"action": action, "parameters": parameters},
+            *(more_actions or []),
+        ]
+        assertions: list[dict[str, Any]] = [
+            {"label": "c2pa.actions.v2", "data": {"actions": actions}},
+            {"label": DISCLOSURE_LABEL, "data": {"ai_generated": True}},
+        ]
+        if asset is not None:
+            assertions.append({"label": ASSET_LABEL, "data": asset})
         manifest = {
             "claim_generator_info": [{"name": "faceloop", "version": _version()}],
-            "title": "transformed.png",
-            "assertions": [
-                {
-                    "label": "c2pa.actions.v2",
-                    "data": {
-                        "actions": [
-                            {
-                                "action": "c2pa.opened",
-                                "parameters": {"ingredientIds": ["parent"]},
-                            },
-                            {"action": action, "parameters": parameters},
-                        ]
-                    },
-                },
-                {"label": DISCLOSURE_LABEL, "data": {"ai_generated": True}},
-            ],
+            "title": "transformed" + _EXT.get(media_type, ""),
+            "assertions": assertions,
         }
-        return self._sign(manifest, png, parent)
+        return self._sign(manifest, png, parent, media_type, parent_media_type)
 
     def read(self, data: bytes, media_type: str = "image/png") -> dict[str, Any]:
         """{"state": Trusted|Valid|Invalid|absent, "manifests": ..., "failures": [...]}."""
@@ -314,8 +338,13 @@ def check_creative(
     reader: Provenance,
     method: Method,
     media_type: str = "image/png",
+    parent_asset_id: str | None = None,
 ) -> CreativeCheck:
     """Whether these bytes are the signed creative of `variant_id` as the sign stage wrote it.
+
+    With `parent_asset_id`, the bytes are a placement export (guardrails/export.py) and its
+    manifest must also be a transform of that signed file: a parentOf ingredient, and the
+    faceloop asset assertion naming it as the parent.
 
     Four things must hold: the bytes hash to `asset_id` (the store is content-addressed, so
     anything else was changed after signing); the C2PA manifest is Trusted by the reader's
@@ -352,6 +381,15 @@ def check_creative(
                 f"the C2PA manifest was signed for variant {signed_for['variant_id']}, "
                 f"not {variant_id}"
             )
+        if parent_asset_id is not None:
+            parents = [
+                i for i in active.get("ingredients", []) if i.get("relationship") == "parentOf"
+            ]
+            if not parents or signed_for.get("parent_asset_id") != parent_asset_id:
+                failures.append(
+                    f"the C2PA manifest is not a transform of the signed creative "
+                    f"{parent_asset_id} (parent named: {signed_for.get('parent_asset_id')})"
+                )
     elif state == "absent":
         failures.append("no C2PA manifest (stripped, or never signed)")
     elif state == "Valid":

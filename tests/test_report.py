@@ -210,6 +210,7 @@ def test_report_json_has_rounds_kpis_and_the_winner(
         "impressions": 1000,
         "clicks": 64,
         "conversions": 9,
+        "exports": [],  # this catalog was written without an export stage
     }
     assert data["rollbacks"] == []
 

@@ -25,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
         CampaignInput,
         DecideInput,
         DeployInput,
+        ExportInput,
         FinishInput,
         GenerateInput,
         GuardInput,
@@ -283,6 +284,30 @@ class CampaignWorkflow:
                 retry_policy=RETRY,
             )
             by_id = {v.variant_id: v for v in signed.variants}
+            approved = [by_id[v.variant_id] for v in approved]
+            round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
+
+        # export: one JPEG/WebP per ad placement (1:1, 4:5, 9:16, 1.91:1) with the face in
+        # the placement's safe area, each a C2PA transform of the signed file whose watermark
+        # is read back (docs/export.md). Patched: campaigns recorded before it went straight
+        # from sign to deploy and replay that way.
+        if approved and workflow.patched("export-placements"):
+            self._stage("export")
+            exported = await workflow.execute_activity_method(
+                GuardrailActivities.export,
+                ExportInput(
+                    campaign_id=cid,
+                    round=rnd,
+                    variants=approved,
+                    export=config.export,
+                    channels=[c.value for c in brief.channels],
+                ),
+                task_queue=inp.cpu_task_queue,
+                start_to_close_timeout=timedelta(minutes=20),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RETRY,
+            )
+            by_id = {v.variant_id: v for v in exported.variants}
             approved = [by_id[v.variant_id] for v in approved]
             round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
 

@@ -158,7 +158,13 @@ def build_workers(
             Worker(
                 client,
                 task_queue=s.cpu_task_queue,
-                activities=[guard.guard, guard.sign, guard.recheck, consent.check_consent],
+                activities=[
+                    guard.guard,
+                    guard.sign,
+                    guard.export,
+                    guard.recheck,
+                    consent.check_consent,
+                ],
             )
         )
     return workers

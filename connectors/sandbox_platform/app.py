@@ -339,12 +339,16 @@ class _Store:
 
     @staticmethod
     def _deployment(row: sqlite3.Row) -> AdDeployment:
+        # the placement exports the ad was deployed with, as the stored spec holds them (a
+        # removed ad's spec is blanked, and with it this list)
+        exports = json.loads(row["spec"] or "{}").get("exports", [])
         return AdDeployment(
             ad_id=row["ad_id"],
             asset_id=row["asset_id"],
             campaign_id=row["campaign_id"],
             platform=PLATFORM,
             status=row["status"],
+            placements=[f"{e['placement']} {e['media_type']}" for e in exports],
         )
 
     def deploy(self, spec: AdSpec) -> tuple[AdDeployment, bool]:

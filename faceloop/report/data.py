@@ -282,6 +282,9 @@ def _winner(
                 "impressions": seen.impressions,
                 "clicks": seen.clicks,
                 "conversions": seen.conversions,
+                # its per-placement files (docs/export.md): what each ad placement received,
+                # and what was refused; the asset ids, not the store paths
+                "exports": [e.model_dump(mode="json", exclude={"uri"}) for e in v.exports],
             }
     return winner
 

@@ -37,6 +37,7 @@ from faceloop.models import (
     FaceParams,
     GuardrailReport,
     KpiObservation,
+    PlacementExport,
     Variant,
 )
 from faceloop.storage import migrations
@@ -58,6 +59,7 @@ from faceloop.storage.schema import (
     deployments,
     guardrail_checks,
     kpi_observations,
+    placement_exports,
     variants,
 )
 from faceloop.storage.subjects import ExportRow, SubjectKeyRow, SubjectRecords
@@ -369,7 +371,8 @@ class Catalog(SubjectRecords):
             if row is None:
                 return None
             reports = self._reports(conn, [variant_id])
-        return _variant(row, reports.get(variant_id))
+            exported = self._placement_exports(conn, [variant_id])
+        return _variant(row, reports.get(variant_id), exported.get(variant_id, []))
 
     def variants(self, campaign_id: str, round: int | None = None) -> list[Variant]:
         """The campaign's variants in round order, then in the order they were first stored."""
@@ -379,8 +382,13 @@ class Catalog(SubjectRecords):
         query = query.order_by(variants.c.round, variants.c.created_at, variants.c.variant_id)
         with self._read() as conn:
             rows = list(conn.execute(query).mappings())
-            reports = self._reports(conn, [r["variant_id"] for r in rows])
-        return [_variant(r, reports.get(r["variant_id"])) for r in rows]
+            ids = [r["variant_id"] for r in rows]
+            reports = self._reports(conn, ids)
+            exported = self._placement_exports(conn, ids)
+        return [
+            _variant(r, reports.get(r["variant_id"]), exported.get(r["variant_id"], []))
+            for r in rows
+        ]
 
     # ------------------------------------------------------------------ guardrail reports
 
@@ -438,6 +446,70 @@ class Catalog(SubjectRecords):
                 r["variant_id"], GuardrailReport(asset_id=r["asset_id"], checks=[])
             )
             report.checks.append(check)
+        return out
+
+    # ------------------------------------------------------------------ placement exports
+
+    def record_placement_exports(
+        self, variant_id: str, campaign_id: str, records: Sequence[PlacementExport]
+    ) -> None:
+        """Store a variant's exports (guardrails/export.py); recording them again replaces
+        the previous set. An erased variant's exports are not written back."""
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "variant_id": variant_id,
+                "campaign_id": campaign_id,
+                **e.model_dump(mode="json", exclude={"uri"}),
+                "uri": e.uri or None,
+                "recorded_at": now,
+            }
+            for e in records
+        ]
+        with self._write() as conn:
+            erased = conn.execute(
+                select(variants.c.erased_at).where(
+                    variants.c.variant_id == variant_id, variants.c.erased_at.is_not(None)
+                )
+            ).first()
+            if erased is not None:
+                return
+            self._upsert(conn, placement_exports, rows, ["variant_id", "placement", "media_type"])
+            keep = {(e.placement, e.media_type) for e in records}
+            for r in conn.execute(
+                select(placement_exports.c.placement, placement_exports.c.media_type).where(
+                    placement_exports.c.variant_id == variant_id
+                )
+            ):
+                if (r.placement, r.media_type) not in keep:
+                    conn.execute(
+                        placement_exports.delete().where(
+                            placement_exports.c.variant_id == variant_id,
+                            placement_exports.c.placement == r.placement,
+                            placement_exports.c.media_type == r.media_type,
+                        )
+                    )
+
+    def _placement_exports(
+        self, conn: Connection, variant_ids: list[str]
+    ) -> dict[str, list[PlacementExport]]:
+        if not variant_ids:
+            return {}
+        rows = conn.execute(
+            select(placement_exports)
+            .where(placement_exports.c.variant_id.in_(variant_ids))
+            .order_by(
+                placement_exports.c.variant_id,
+                placement_exports.c.placement,
+                placement_exports.c.media_type,
+            )
+        ).mappings()
+        out: dict[str, list[PlacementExport]] = {}
+        fields = set(PlacementExport.model_fields)
+        for r in rows:
+            data = {k: v for k, v in r.items() if k in fields}
+            data["uri"] = r["uri"] or ""  # NULL: refused, or erased
+            out.setdefault(r["variant_id"], []).append(PlacementExport.model_validate(data))
         return out
 
     # ------------------------------------------------------------------ deployments
@@ -650,7 +722,9 @@ class Catalog(SubjectRecords):
 # --------------------------------------------------------------------------- row -> model
 
 
-def _variant(row: RowMapping, report: GuardrailReport | None) -> Variant:
+def _variant(
+    row: RowMapping, report: GuardrailReport | None, exported: list[PlacementExport] | None = None
+) -> Variant:
     asset = None
     if row["asset_id"] is not None:
         asset = Asset(
@@ -683,6 +757,7 @@ def _variant(row: RowMapping, report: GuardrailReport | None) -> Variant:
         conversions=row["conversions"],
         live=row["live"],
         erased_at=row["erased_at"],
+        exports=exported or [],
     )
 
 

@@ -66,6 +66,7 @@ __all__ = [
     "kpi_observations",
     "metadata",
     "open_engine",
+    "placement_exports",
     "safe_url",
     "subject_keys",
     "utc",
@@ -273,6 +274,31 @@ exports = Table(
     Column("campaign_id", String, nullable=False, index=True),
     Column("asset_id", String, index=True),
     Column("written_at", UtcDateTime, nullable=False),
+)
+
+
+# per-placement exports of signed creatives (guardrails/export.py): one row per variant,
+# placement and media type; a refused export has no URI (it was never stored) and a reason
+placement_exports = Table(
+    "placement_exports",
+    metadata,
+    Column("variant_id", String, primary_key=True),
+    Column("placement", String, primary_key=True),
+    Column("media_type", String, primary_key=True),
+    Column("campaign_id", String, nullable=False, index=True),
+    Column("asset_id", String, nullable=False, index=True),
+    Column("parent_asset_id", String, nullable=False),
+    Column("uri", Text),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("quality", Integer, nullable=False),
+    Column("fit", String, nullable=False),
+    Column("face_in_safe_area", Boolean),
+    Column("manifest_ok", Boolean, nullable=False),
+    Column("watermark_bit_errors", Integer, nullable=False),
+    Column("watermark_recall", Float, nullable=False),
+    Column("refused", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
 )
 
 

@@ -35,6 +35,7 @@ from faceloop.storage.schema import (
     consents,
     exports,
     guardrail_checks,
+    placement_exports,
     subject_keys,
     utc,
     variants,
@@ -357,7 +358,8 @@ class SubjectRecords(AuditLog):
             ]
 
     def variant_ids_for_assets(self, asset_ids: Sequence[str]) -> list[str]:
-        """Variants that carry one of the assets now, or were judged on it before signing."""
+        """Variants that carry one of the assets now, were judged on it before signing, or
+        were exported to it (a per-placement export)."""
         ids = list(asset_ids)
         with self._read() as conn:
             now = conn.execute(
@@ -366,11 +368,14 @@ class SubjectRecords(AuditLog):
             judged = conn.execute(
                 select(guardrail_checks.c.variant_id).where(guardrail_checks.c.asset_id.in_(ids))
             ).scalars()
-            return sorted({*now, *judged})
+            exported = conn.execute(
+                select(placement_exports.c.variant_id).where(placement_exports.c.asset_id.in_(ids))
+            ).scalars()
+            return sorted({*now, *judged, *exported})
 
     def asset_ids_of_variants(self, variant_ids: Sequence[str]) -> list[str]:
-        """Every asset the variants carried: the generated one (judged by the guardrails)
-        and the signed copy the sign stage wrote."""
+        """Every asset the variants carried: the generated one (judged by the guardrails),
+        the signed copy the sign stage wrote and its per-placement exports."""
         ids = list(variant_ids)
         with self._read() as conn:
             now = conn.execute(
@@ -381,7 +386,10 @@ class SubjectRecords(AuditLog):
             judged = conn.execute(
                 select(guardrail_checks.c.asset_id).where(guardrail_checks.c.variant_id.in_(ids))
             ).scalars()
-            return sorted({*now, *judged})
+            exported = conn.execute(
+                select(placement_exports.c.asset_id).where(placement_exports.c.variant_id.in_(ids))
+            ).scalars()
+            return sorted({*now, *judged, *exported})
 
     def campaigns_of_variants(self, variant_ids: Sequence[str]) -> list[str]:
         with self._read() as conn:
@@ -428,6 +436,11 @@ class SubjectRecords(AuditLog):
                     .where(guardrail_checks.c.variant_id.in_(ids))
                     .values(evidence={})
                 )
+                conn.execute(
+                    update(placement_exports)
+                    .where(placement_exports.c.variant_id.in_(ids))
+                    .values(uri=None)
+                )
         return ids
 
     def compact_after_erasure(self) -> str:
@@ -469,6 +482,7 @@ class SubjectRecords(AuditLog):
                 ("guardrail_checks", False),
                 ("campaigns", False),
                 ("exports", False),
+                ("placement_exports", False),
             ):
                 auto.execute(text(f"VACUUM {'FULL ' if full else ''}{table}"))
                 done.append(f"VACUUM {'FULL ' if full else ''}{table}")

@@ -98,6 +98,13 @@ async def test_two_round_campaign_end_to_end(
         deployed = [v for v in variants if v.decision == Decision.deploy]
         assert deployed, "the guardrails blocked every generated face"
         assert all(v.ad_id for v in deployed)
+        # every shipped creative was exported for the sandbox's four placements, each file
+        # a verified C2PA transform; one that lost its watermark is refused and never stored
+        for v in deployed:
+            assert sorted(e.placement for e in v.exports) == ["1.91:1", "1:1", "4:5", "9:16"]
+            for e in v.exports:
+                assert e.manifest_ok
+                assert store.exists(e.uri) if not e.refused else e.uri == ""
 
         # exactly-once deployment: one ad per deployed asset at the platform
         ads = await sandbox_ads(settings, cid)
@@ -138,10 +145,12 @@ async def test_two_round_campaign_end_to_end(
     assert report["campaign_id"] == cid
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert report["winner"]["asset_id"]
+    assert {e["placement"] for e in report["winner"]["exports"]} == {"1:1", "4:5", "9:16", "1.91:1"}
     # the analyst's plain-language summary of each round, with the numbers it rests on
     assert [a["round"] for a in report["analysis"]] == [0, 1]
     assert all("impressions" in a["text"] for a in report["analysis"])
-    assert "<img" in html_path.read_text()
+    html = html_path.read_text()
+    assert "<img" in html and "9:16 image/jpeg" in html and "watermark recall" in html
 
     # replay every run of this campaign's history with the current workflow code
     client = temporal_env.client
