@@ -31,7 +31,11 @@ def sandbox_from_settings(settings: Settings) -> AdConnector:
     return SandboxConnector(settings.resolved_sandbox_url)
 
 
-BUILTINS: dict[str, str] = {"sandbox": "faceloop.connectors.registry:sandbox_from_settings"}
+BUILTINS: dict[str, str] = {
+    "sandbox": "faceloop.connectors.registry:sandbox_from_settings",
+    "google_ads": "faceloop.connectors.google_ads:google_ads_from_settings",
+    "tiktok": "faceloop.connectors.tiktok:tiktok_from_settings",
+}
 
 CONNECTORS: Registry[AdConnector] = Registry(
     kind="connector",

@@ -78,11 +78,12 @@ async def test_sandbox_connector_uses_the_settings_url() -> None:
 
 def test_unknown_connector_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     _plugins(monkeypatch, _ep("null", f"{__name__}:NullConnector"))
+    known = ", ".join([*registry.BUILTINS, "null"])
     with pytest.raises(
         ConnectorError,
-        match=r"unknown connector 'meta'; known: sandbox, null\. Set the campaign's connector",
+        match=rf"unknown connector 'myspace'; known: {known}\. Set the campaign's connector",
     ):
-        registry.get_connector("meta", Settings())
+        registry.get_connector("myspace", Settings())
 
 
 def test_plugins_load_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -95,7 +96,7 @@ def test_plugins_load_through_entry_points(monkeypatch: pytest.MonkeyPatch) -> N
     settings = Settings()
     conn = registry.get_connector("null", settings)
     assert isinstance(conn, NullConnector) and conn.settings is settings
-    assert registry.connector_names() == ["sandbox", "broken", "liar", "null"]
+    assert registry.connector_names() == [*registry.BUILTINS, "broken", "liar", "null"]
     with pytest.raises(ConnectorError, match=r"plugin 'broken' failed to load: .* ModuleNotFound"):
         registry.get_connector("broken", settings)
     with pytest.raises(ConnectorError, match="built an object, not an AdConnector"):

@@ -121,6 +121,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as FACELOOP_* variables, for a worker subprocess."""
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(value, dict):
+            # a nested section (google_ads, tiktok): one FACELOOP_<SECTION>__<FIELD> each
+            for sub, sub_value in value.items():
+                if sub_value is not None:
+                    secret = getattr(sub_value, "get_secret_value", None)
+                    env[f"FACELOOP_{name.upper()}__{sub.upper()}"] = (
+                        secret() if secret else str(sub_value)
+                    )
+        elif value is not None:
             env[f"FACELOOP_{name.upper()}"] = str(value)
     return env

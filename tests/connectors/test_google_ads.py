@@ -1,0 +1,216 @@
+"""The google_ads connector against the FAKE Google Ads API (connectors/fakes/google_ads.py):
+the connector contract, Google's error bodies (RESOURCE_EXHAUSTED, partial failure,
+validate-only, refused credentials) and reconcile after a lost answer."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from faceloop.connectors.base import AdConnector
+from faceloop.connectors.fakes.faults import FaultPlan
+from faceloop.connectors.fakes.google_ads import GoogleAdsFake
+from faceloop.connectors.google_ads import GoogleAdsConnector
+from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, VirtualClock
+from faceloop.errors import ConnectorError
+from faceloop.settings import GoogleAdsSettings
+from faceloop.testing import ConnectorContract
+from faceloop.testing.connectors import SEGMENTS, ad_spec
+
+PNG = b"\x89PNG\r\n\x1a\n FAKE creative bytes"
+
+
+def config(fake: GoogleAdsFake, **kw: Any) -> GoogleAdsSettings:
+    base: dict[str, Any] = {
+        "base_url": "http://googleads.fake",
+        "customer_id": fake.customer_id,
+        "developer_token": fake.developer_token,
+        "access_token": fake.access_token,
+        "api_version": fake.version,
+    }
+    return GoogleAdsSettings.model_validate({**base, **kw})
+
+
+def connect(fake: GoogleAdsFake, plan: FaultPlan | None = None, **kw: Any) -> GoogleAdsConnector:
+    return GoogleAdsConnector(
+        config(fake, **kw),
+        lambda uri: PNG,
+        transport=fake.transport(plan),
+        clock=VirtualClock(),
+        rng=random.Random(0),
+    )
+
+
+class TestGoogleAdsContract(ConnectorContract):
+    # Google Ads has no per-ad budget: Google splits the campaign budget over serving ads
+    exact_delivery = False
+
+    @pytest.fixture
+    async def connector(self) -> AsyncIterator[AdConnector]:
+        conn = connect(GoogleAdsFake())
+        yield conn
+        await conn.aclose()
+
+
+@pytest.fixture
+def fake() -> GoogleAdsFake:
+    return GoogleAdsFake()
+
+
+async def test_throttled_calls_wait_the_named_delay_and_succeed(fake: GoogleAdsFake) -> None:
+    conn = connect(fake, FaultPlan(rate=0.3, mix={"throttle": 1.0}, seed=3))
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        dep = await conn.deploy(ad_spec("c1", 0))
+        assert dep.status == "active"
+        assert conn.stats.throttled > 0
+        # RESOURCE_EXHAUSTED carries quotaErrorDetails.retryDelay: at least that was waited
+        assert conn.stats.backoff_s >= conn.stats.throttled * 1.0
+        assert fake.ledger.duplicates() == 0
+    finally:
+        await conn.aclose()
+
+
+async def test_lost_answers_are_reconciled_by_name_not_created_twice(fake: GoogleAdsFake) -> None:
+    conn = connect(fake, FaultPlan(rate=0.25, mix={"timeout_after_commit": 1.0}, seed=7))
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        for n in range(4):
+            await conn.deploy(ad_spec("c1", n))
+            await conn.deploy(ad_spec("c1", n))  # a Temporal retry of the activity
+        assert fake.ledger.injected["timeout_after_commit"] > 0
+        assert fake.ledger.duplicates() == 0
+        ads = [o for rn, o in fake.objects.items() if "/adGroupAds/" in rn]
+        assert len(ads) == 4 * len(SEGMENTS)
+    finally:
+        await conn.aclose()
+
+
+async def test_partial_failure_names_the_operation_and_field(fake: GoogleAdsFake) -> None:
+    conn = connect(fake)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        # the fake refuses the ad in one ad group only: its long headline there is too long
+        ok = await conn.mutate(
+            "adGroupAds",
+            [
+                {"create": {"adGroup": "customers/1/adGroups/0", "ad": {}}},
+                {"remove": "customers/1234567890/adGroupAds/1~2"},
+            ],
+            partial_failure=True,
+        )
+    except PlatformRefused as err:
+        assert "operations[0]" in str(err) and "2 of 2 operations refused" in str(err)
+    else:
+        raise AssertionError(f"expected a refusal, got {ok}")
+    finally:
+        await conn.aclose()
+
+
+async def test_partial_failure_keeps_the_valid_operations(fake: GoogleAdsFake) -> None:
+    conn = connect(fake)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        dep = await conn.deploy(ad_spec("c1", 0))
+        groups = [rn for rn in fake.objects if "/adGroups/" in rn]
+        ad = next(o for rn, o in fake.objects.items() if "/adGroupAds/" in rn)["ad"]
+        bad = {**ad, "responsiveDisplayAd": {**ad["responsiveDisplayAd"], "businessName": "x" * 40}}
+        good = {**ad, "name": "fl-other"}
+        with pytest.raises(PlatformRefused, match=r"1 of 2 operations refused.*business_name"):
+            await conn.mutate(
+                "adGroupAds",
+                [
+                    {"create": {"adGroup": groups[0], "ad": bad}},
+                    {"create": {"adGroup": groups[1], "ad": good}},
+                ],
+                partial_failure=True,
+            )
+        names = {o["ad"]["name"] for rn, o in fake.objects.items() if "/adGroupAds/" in rn}
+        assert names == {dep.ad_id, "fl-other"}
+    finally:
+        await conn.aclose()
+
+
+async def test_validate_only_checks_and_creates_nothing(fake: GoogleAdsFake) -> None:
+    conn = connect(fake, validate_only=True)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        dep = await conn.deploy(ad_spec("c1", 0))
+        assert (dep.ad_id, dep.status) == ("fl-asset-0000", "paused")
+        assert fake.validate_only_calls == 2  # the budget and the image asset
+        assert fake.objects == {} and fake.ledger.writes == 0
+    finally:
+        await conn.aclose()
+
+
+async def test_bad_credentials_are_a_terminal_error_without_the_token(fake: GoogleAdsFake) -> None:
+    conn = connect(fake, developer_token="wrong-secret-token")
+    try:
+        with pytest.raises(PlatformRefused) as err:
+            await conn.ensure_campaign("c1", SEGMENTS)
+        text = str(err.value)
+        assert "DEVELOPER_TOKEN_NOT_APPROVED" in text and "DEVELOPER_TOKEN" in text
+        assert "wrong-secret-token" not in text
+        assert err.value.attempts == 1  # refused for good: not retried
+    finally:
+        await conn.aclose()
+
+
+async def test_a_platform_down_for_good_ends_in_a_bounded_error(fake: GoogleAdsFake) -> None:
+    conn = GoogleAdsConnector(
+        config(fake),
+        lambda uri: PNG,
+        transport=fake.transport(FaultPlan(rate=0.99, mix={"server_error": 1.0})),
+        clock=VirtualClock(),
+        rng=random.Random(0),
+        policy=RetryPolicy(max_attempts=3),
+    )
+    try:
+        with pytest.raises(PlatformRefused, match="after 3 attempts"):
+            await conn.list_ads("c1")
+    finally:
+        await conn.aclose()
+
+
+async def test_the_ad_carries_the_ai_attestation_and_the_visible_label(fake: GoogleAdsFake) -> None:
+    conn = connect(fake)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        spec = ad_spec("c1", 0).model_copy(
+            update={
+                "headline": "Everyday sun protection that feels like nothing on your skin.",
+                "disclosure": "KI-generiertes Bild / Image générée par IA",
+            }
+        )
+        await conn.deploy(spec)
+        asset = next(o for rn, o in fake.objects.items() if "/assets/" in rn)
+        assert asset["syntheticContentInfo"]["advertiserAttestation"] == {
+            "source": "ADVERTISER_ATTESTED",
+            "status": "IS_SYNTHETIC",
+        }
+        ad = next(o for rn, o in fake.objects.items() if "/adGroupAds/" in rn)["ad"]
+        rda = ad["responsiveDisplayAd"]
+        assert rda["descriptions"] == [{"text": spec.disclosure}]
+        assert rda["longHeadline"] == {"text": spec.headline}
+        assert len(rda["headlines"][0]["text"]) <= 30
+        too_long = spec.model_copy(update={"asset_id": "asset-9", "disclosure": "x" * 91})
+        with pytest.raises(ConnectorError, match="disclosure texts"):
+            await conn.deploy(too_long)
+    finally:
+        await conn.aclose()
+
+
+async def test_unconfigured_connector_names_the_settings() -> None:
+    with pytest.raises(ConnectorError, match="FACELOOP_GOOGLE_ADS__CUSTOMER_ID"):
+        GoogleAdsConnector(GoogleAdsSettings(), lambda uri: b"")
+
+
+async def test_credentials_stay_out_of_repr_and_dumps(fake: GoogleAdsFake) -> None:
+    cfg = config(fake)
+    assert fake.developer_token not in repr(cfg)
+    assert fake.access_token not in str(cfg.model_dump())
+    assert httpx  # imported for the transport types
