@@ -664,4 +664,34 @@ def day_of(date: str) -> int:
     return day_index(date)
 
 
-__all__ = ["EPOCH", "GoogleAdsFake", "day_date", "day_of"]
+
+
+
+def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
+    """The google_ads connector wired to a fresh FAKE through fault injection, for
+    `faceloop bench connectors` (faceloop.connectors.soak)."""
+    from faceloop.connectors.google_ads import GoogleAdsConnector
+    from faceloop.connectors.soak import SoakRig
+    from faceloop.models import AudienceSegment
+    from faceloop.settings import GoogleAdsSettings
+
+    fake = GoogleAdsFake()
+    config = GoogleAdsSettings(
+        base_url="http://googleads.fake",
+        customer_id=fake.customer_id,
+        developer_token=fake.developer_token,  # type: ignore[arg-type]
+        access_token=fake.access_token,  # type: ignore[arg-type]
+        api_version=fake.version,
+    )
+    conn = GoogleAdsConnector(
+        config,
+        lambda uri: b"FAKE image " + uri.encode(),
+        transport=fake.transport(plan),
+        clock=clock,
+        rng=random.Random(seed),
+    )
+    segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
+    # Google splits a campaign budget over the serving ads itself
+    return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+
+__all__ = ["EPOCH", "GoogleAdsFake", "day_date", "day_of", "soak_rig"]

@@ -416,4 +416,33 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
     return out
 
 
-__all__ = ["AD_TEXT_MAX", "THROTTLE", "TikTokFake", "envelope"]
+
+
+
+def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
+    """The tiktok connector wired to a fresh FAKE through fault injection, for
+    `faceloop bench connectors` (faceloop.connectors.soak)."""
+    from faceloop.connectors.soak import SoakRig
+    from faceloop.connectors.tiktok import TikTokConnector
+    from faceloop.models import AudienceSegment
+    from faceloop.settings import TikTokSettings
+
+    fake = TikTokFake()
+    config = TikTokSettings(
+        base_url="http://tiktok.fake",
+        advertiser_id=fake.advertiser_id,
+        access_token=fake.access_token,  # type: ignore[arg-type]
+        api_version=fake.version,
+    )
+    conn = TikTokConnector(
+        config,
+        lambda uri: b"FAKE image " + uri.encode(),
+        transport=fake.transport(plan),
+        clock=clock,
+        rng=random.Random(seed),
+    )
+    segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
+    # TikTok splits an ad group's budget over its ads itself
+    return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+
+__all__ = ["AD_TEXT_MAX", "THROTTLE", "TikTokFake", "envelope", "soak_rig"]
