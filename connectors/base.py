@@ -79,6 +79,23 @@ class AdInsight(Model):
     )
 
 
+ReviewStatus = Literal["pending", "approved", "disapproved", "with_issues"]
+
+
+class AdReview(Model):
+    """Where an ad stands in the platform's ad review.
+
+    `disapproved`: the platform will not serve it (faceloop records it, pauses it, tells the
+    optimizer it failed and raises it to compliance); `with_issues`: it serves with a
+    problem a person should look at; `pending`: not reviewed yet."""
+
+    ad_id: str
+    asset_id: str
+    status: ReviewStatus
+    platform_status: str = Field(description="the platform's own word, e.g. DISAPPROVED")
+    reasons: list[str] = Field(default_factory=list, description="the platform's reasons")
+
+
 def per_variant(allocation: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
     """Total impressions per ad (or variant) over all segments of a {segment: {id: n}}
     allocation (for platforms that take one number per ad)."""
@@ -136,6 +153,13 @@ class AdConnector(ABC):
         """Deliver `window` if it was not delivered yet (once: later calls return the same
         numbers) and return cumulative per-ad, per-segment totals through that window."""
 
+    async def reviews(self, campaign_id: str) -> list[AdReview]:
+        """The review state of every ad of the campaign that the platform reviews.
+
+        Not abstract: a platform without ad review (the sandbox) reports none, and every ad
+        counts as approved."""
+        return []
+
     @abstractmethod
     async def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
         """Stop an ad's delivery. Pausing a paused ad is a no-op."""
@@ -180,4 +204,12 @@ class AdConnector(ABC):
         await self.aclose()
 
 
-__all__ = ["AdConnector", "AdDeployment", "AdInsight", "AdSpec", "AdStatus"]
+__all__ = [
+    "AdConnector",
+    "AdDeployment",
+    "AdInsight",
+    "AdReview",
+    "AdSpec",
+    "AdStatus",
+    "ReviewStatus",
+]

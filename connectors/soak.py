@@ -95,6 +95,8 @@ class SoakResult(BaseModel):
     retries: int
     throttled: int
     virtual_wait_s: float = Field(description="backoff and pacing a real run would have waited")
+    backoff_s: float = Field(description="of which backoff after failures")
+    paced_s: float = Field(description="of which pacing from the usage readings")
     wall_s: float
 
 
@@ -193,6 +195,8 @@ async def soak(name: str, ops: int = 1000, fault_rate: float = 0.2, seed: int = 
         retries=stats.retries,
         throttled=stats.throttled,
         virtual_wait_s=round(clock.slept, 1),
+        backoff_s=round(stats.backoff_s, 1),
+        paced_s=round(conn.pacer.paced_s if isinstance(conn, HttpConnector) else 0.0, 1),
         wall_s=round(time.perf_counter() - started, 2),
     )
 

@@ -217,6 +217,47 @@ class Settings(BaseSettings):
         default="dwtDctSvd", description="invisible watermark: dwtDctSvd, dwtDct or rivaGan"
     )
 
+    # Meta Marketing API (docs/connectors.md). The token is a SecretStr: never printed,
+    # logged, or put in a Temporal payload; connectors send it in a header only.
+    meta_api_version: str = Field(
+        default="v23.0", description="Graph API version of the Meta connector (e.g. v23.0)"
+    )
+    meta_base_url: str = Field(
+        default="https://graph.facebook.com",
+        description="Graph API host; a local fake in tests (faceloop.connectors.fakes.meta)",
+    )
+    meta_ad_account_id: str | None = Field(
+        default=None, description="Meta ad account id, digits, with or without act_"
+    )
+    meta_page_id: str | None = Field(
+        default=None, description="Facebook Page the Meta ads run as (object_story_spec)"
+    )
+    meta_access_token: SecretStr | None = Field(
+        default=None,
+        description="Meta system-user access token with ads_management; keep it in a secret store",
+    )
+    meta_link_url: str | None = Field(
+        default=None, description="landing page every Meta ad links to"
+    )
+    meta_countries: list[str] = Field(
+        default=["US"], description="ISO country codes of the Meta ad sets' geo targeting"
+    )
+    meta_segment_ages: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='JSON: audience segment -> Meta age buckets, e.g. {"young": ["18-24", '
+        '"25-34"]}; insights by age are summed per segment',
+    )
+    meta_cpm_minor: int = Field(
+        default=1000,
+        ge=1,
+        description="planning CPM (account currency, minor units) that turns an impression "
+        "allocation into an ad set daily budget",
+    )
+    meta_conversion_action: str = Field(
+        default="offsite_conversion.fb_pixel_purchase",
+        description="action_type of the insights `actions` counted as conversions",
+    )
+
     llm_base_url: str | None = Field(
         default=None,
         description="base URL of an OpenAI-compatible API (vLLM, Ollama, llama.cpp server: "

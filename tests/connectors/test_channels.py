@@ -29,11 +29,29 @@ class NoTemporal:
         raise AssertionError(f"submit reached Temporal ({name}) for a refused brief")
 
 
-async def test_a_channel_without_a_connector_is_refused_at_submit(tmp_path: Path) -> None:
+async def test_a_channel_without_a_connector_is_refused_at_submit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faceloop.connectors import registry
+
+    # a deployment where only the sandbox is installed
+    monkeypatch.setattr(registry, "connector_names", lambda: ["sandbox"])
     brief = Brief.model_validate({**BRIEF, "channels": ["meta"]})
     with pytest.raises(InputError) as err:
         await submit(NoTemporal(), Settings(home=tmp_path), brief, CampaignConfig())  # type: ignore[arg-type]
     assert any(p.startswith("channels.0: no 'meta' connector") for p in err.value.problems)
+
+
+async def test_an_unconfigured_meta_channel_is_refused_naming_the_settings(
+    tmp_path: Path,
+) -> None:
+    brief = Brief.model_validate({**BRIEF, "channels": ["meta"]})
+    config = CampaignConfig(connector="meta")
+    with pytest.raises(InputError) as err:
+        await submit(NoTemporal(), Settings(home=tmp_path), brief, config)  # type: ignore[arg-type]
+    (problem,) = err.value.problems
+    assert problem.startswith("campaign.connector: 'meta' is not usable")
+    assert "FACELOOP_META_ACCESS_TOKEN" in problem
 
 
 async def test_a_channel_the_campaign_would_not_serve_is_refused(tmp_path: Path) -> None:
