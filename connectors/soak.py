@@ -115,11 +115,19 @@ def _spec(campaign_id: str, n: int) -> AdSpec:
 OP_WEIGHTS = {"deploy": 0.4, "allocate": 0.25, "pause": 0.15, "insights": 0.2}
 
 
-async def soak(name: str, ops: int = 1000, fault_rate: float = 0.2, seed: int = 0) -> SoakResult:
-    """Run `ops` operations of a seeded mix on connector `name` against its fake."""
+async def soak(
+    name: str,
+    ops: int = 1000,
+    fault_rate: float = 0.2,
+    seed: int = 0,
+    builder: SoakBuilder | None = None,
+) -> SoakResult:
+    """Run `ops` operations of a seeded mix on connector `name` against its fake (built by
+    `builder`, default: the registered SOAK_TARGETS entry)."""
     rng = random.Random(seed)
     clock = VirtualClock()
-    rig = soak_builder(name)(FaultPlan(rate=fault_rate, seed=seed + 1), clock, seed)
+    build = builder or soak_builder(name)
+    rig = build(FaultPlan(rate=fault_rate, seed=seed + 1), clock, seed)
     conn, fake = rig.connector, rig.fake
     campaigns = [f"soak{seed}-{i}" for i in range(max(1, ops // 100))]
     assets: dict[str, int] = dict.fromkeys(campaigns, 0)

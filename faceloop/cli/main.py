@@ -14,7 +14,7 @@ import threading
 import typer
 
 from faceloop.agents import cli as agents_cli
-from faceloop.cli import campaigns, db, governance, kpis, privacy
+from faceloop.cli import campaigns, connectors, db, governance, kpis, privacy
 from faceloop.cli.console import group, print_error
 from faceloop.errors import FaceloopError
 from faceloop.generators import cli as generators_cli
@@ -42,6 +42,7 @@ for register in (
     optimization_cli.register,
     governance.register,
     kpis.register,
+    connectors.register,
     playbooks_cli.register,
     privacy.register,
     db.register,
