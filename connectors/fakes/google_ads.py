@@ -123,7 +123,12 @@ class GoogleAdsFake:
         cid = self._campaign_id_by_name(f"faceloop:{campaign_id}")
         if cid is None:
             return {}
-        served = self.delivered.get((cid, window)) or self._plan_day(cid)
+        # a delivered day is history (even an empty one); a later one is what would serve now
+        served = (
+            self.delivered[(cid, window)]
+            if (cid, window) in self.delivered
+            else self._plan_day(cid)
+        )
         out: dict[str, int] = {}
         for rn, n in served.items():
             name = self.objects[rn]["ad"].get("name", "")
@@ -664,9 +669,6 @@ def day_of(date: str) -> int:
     return day_index(date)
 
 
-
-
-
 def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     """The google_ads connector wired to a fresh FAKE through fault injection, for
     `faceloop bench connectors` (faceloop.connectors.soak)."""
@@ -679,8 +681,8 @@ def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     config = GoogleAdsSettings(
         base_url="http://googleads.fake",
         customer_id=fake.customer_id,
-        developer_token=fake.developer_token,  # type: ignore[arg-type]
-        access_token=fake.access_token,  # type: ignore[arg-type]
+        developer_token=fake.developer_token,
+        access_token=fake.access_token,
         api_version=fake.version,
     )
     conn = GoogleAdsConnector(
@@ -693,5 +695,6 @@ def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
     # Google splits a campaign budget over the serving ads itself
     return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+
 
 __all__ = ["EPOCH", "GoogleAdsFake", "day_date", "day_of", "soak_rig"]

@@ -103,7 +103,12 @@ class TikTokFake:
         )
         if cid is None:
             return {}
-        served = self.delivered.get((cid, window)) or self._plan_day(cid)
+        # a delivered day is history (even an empty one); a later one is what would serve now
+        served = (
+            self.delivered[(cid, window)]
+            if (cid, window) in self.delivered
+            else self._plan_day(cid)
+        )
         out: dict[str, int] = {}
         for ad_id, n in served.items():
             name = self.ads[ad_id]["ad_name"]
@@ -416,9 +421,6 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
     return out
 
 
-
-
-
 def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     """The tiktok connector wired to a fresh FAKE through fault injection, for
     `faceloop bench connectors` (faceloop.connectors.soak)."""
@@ -431,7 +433,7 @@ def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     config = TikTokSettings(
         base_url="http://tiktok.fake",
         advertiser_id=fake.advertiser_id,
-        access_token=fake.access_token,  # type: ignore[arg-type]
+        access_token=fake.access_token,
         api_version=fake.version,
     )
     conn = TikTokConnector(
@@ -444,5 +446,6 @@ def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
     segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
     # TikTok splits an ad group's budget over its ads itself
     return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+
 
 __all__ = ["AD_TEXT_MAX", "THROTTLE", "TikTokFake", "envelope", "soak_rig"]

@@ -14,8 +14,10 @@ import pytest
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.fakes.faults import FaultPlan
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
+from faceloop.connectors.fakes.google_ads import soak_rig as google_soak_rig
 from faceloop.connectors.google_ads import GoogleAdsConnector
 from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, VirtualClock
+from faceloop.connectors.soak import SoakRig, soak
 from faceloop.errors import ConnectorError
 from faceloop.settings import GoogleAdsSettings
 from faceloop.testing import ConnectorContract
@@ -214,3 +216,35 @@ async def test_credentials_stay_out_of_repr_and_dumps(fake: GoogleAdsFake) -> No
     assert fake.developer_token not in repr(cfg)
     assert fake.access_token not in str(cfg.model_dump())
     assert httpx  # imported for the transport types
+
+
+class ForgetsTheBudget(GoogleAdsConnector):
+    """A connector that acknowledges allocations without writing the budget."""
+
+    async def mutate(self, collection: str, operations: Any, **kw: Any) -> Any:
+        if collection == "campaignBudgets" and "update" in operations[0]:
+            return [None]
+        return await super().mutate(collection, operations, **kw)
+
+
+def forgetful_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> SoakRig:
+    rig = google_soak_rig(plan, clock, seed)
+    conn = rig.connector
+    assert isinstance(conn, GoogleAdsConnector)
+    rig.connector = ForgetsTheBudget(
+        conn.config, conn.read_creative, transport=rig.fake.transport(plan), clock=clock
+    )
+    return rig
+
+
+async def test_soak_google_ads_has_no_duplicates_or_lost_updates() -> None:
+    result = await soak("google_ads", ops=150, fault_rate=0.2, seed=3)
+    assert set(result.faults_injected) == {"timeout_after_commit", "server_error", "throttle"}
+    assert (result.duplicates, result.lost_updates, result.failed_ops) == (0, 0, 0)
+
+
+async def test_the_soak_sees_an_allocation_that_was_not_written() -> None:
+    result = await soak(
+        "google_ads-forgetful", ops=120, fault_rate=0.0, seed=3, builder=forgetful_rig
+    )
+    assert result.lost_updates > 0

@@ -17,6 +17,7 @@ from faceloop.connectors.channels import check_channels
 from faceloop.connectors.fakes.faults import FaultPlan
 from faceloop.connectors.fakes.tiktok import TikTokFake
 from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, VirtualClock
+from faceloop.connectors.soak import soak
 from faceloop.connectors.tiktok import AD_TEXT_MAX, TikTokConnector, ad_text
 from faceloop.errors import ConnectorError, InputError
 from faceloop.models import CampaignConfig, Channel
@@ -171,3 +172,9 @@ async def test_a_tiktok_channel_without_an_account_is_refused_by_name(tmp_path: 
         and "FACELOOP_TIKTOK__ADVERTISER_ID" in p
         for p in err.value.problems
     )
+
+
+async def test_soak_tiktok_has_no_duplicates_or_lost_updates() -> None:
+    result = await soak("tiktok", ops=150, fault_rate=0.2, seed=3)
+    assert set(result.faults_injected) == {"timeout_after_commit", "server_error", "throttle"}
+    assert (result.duplicates, result.lost_updates, result.failed_ops) == (0, 0, 0)
