@@ -30,6 +30,7 @@ v22+), and the visible label per market (`AdSpec.disclosure`) is the ad's descri
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
@@ -493,11 +494,7 @@ class GoogleAdsConnector(HttpConnector):
             await self.mutate("adGroupAds", ops)
 
     def _window_dates(self, camp: dict[str, Any], window: int) -> tuple[str, str]:
-        import datetime as dt
-
-        start = dt.date.fromisoformat(
-            str(camp.get("startDate") or camp.get("startDateTime", ""))[:10]
-        )
+        start = dt.date.fromisoformat(str(camp.get("startDate", ""))[:10])
         end = start + dt.timedelta(days=(window + 1) * self.config.window_days - 1)
         return start.isoformat(), end.isoformat()
 

@@ -4,6 +4,7 @@ validate-only, refused credentials) and reconcile after a lost answer."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -16,7 +17,7 @@ from faceloop.connectors.fakes.faults import FaultPlan
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
 from faceloop.connectors.fakes.google_ads import soak_rig as google_soak_rig
 from faceloop.connectors.google_ads import GoogleAdsConnector
-from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, VirtualClock
+from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, Uncertain, VirtualClock
 from faceloop.connectors.soak import SoakRig, soak
 from faceloop.errors import ConnectorError
 from faceloop.settings import GoogleAdsSettings
@@ -248,3 +249,33 @@ async def test_the_soak_sees_an_allocation_that_was_not_written() -> None:
         "google_ads-forgetful", ops=120, fault_rate=0.0, seed=3, builder=forgetful_rig
     )
     assert result.lost_updates > 0
+
+
+class BlindRetries(GoogleAdsConnector):
+    """A connector that resends a create after a lost answer without looking first."""
+
+    async def create_once(self, what: str, lookup: Any, create: Any) -> Any:
+        found = await lookup()
+        if found is not None:
+            return found
+        for _ in range(self.policy.max_attempts):
+            with contextlib.suppress(Uncertain):
+                return await create()
+        raise AssertionError(f"{what} never went through")
+
+
+async def test_the_fake_counts_duplicates_of_blind_retries(fake: GoogleAdsFake) -> None:
+    conn = BlindRetries(
+        config(fake),
+        lambda uri: PNG,
+        transport=fake.transport(FaultPlan(rate=0.3, mix={"timeout_after_commit": 1.0}, seed=2)),
+        clock=VirtualClock(),
+        rng=random.Random(0),
+    )
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        for n in range(6):
+            await conn.deploy(ad_spec("c1", n))
+    finally:
+        await conn.aclose()
+    assert fake.ledger.duplicates() > 0
