@@ -21,7 +21,7 @@ from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_crea
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method
 from faceloop.messages import DeployInput, DeployOutput, ObserveInput, ObserveOutput, RetireInput
-from faceloop.models import Asset, Decision, KpiObservation, Variant
+from faceloop.models import Asset, Decision, KpiObservation, RollbackRecord, Variant
 from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
@@ -274,7 +274,72 @@ class ConnectorActivities:
                 )
             )
         await asyncio.to_thread(self.catalog.record_observations, obs)
-        return ObserveOutput(observations=obs)
+        activity.heartbeat("review")
+        disapproved = await self._platform_review(conn, inp, by_ad)
+        return ObserveOutput(observations=obs, disapproved=disapproved)
+
+    async def _platform_review(
+        self, conn: AdConnector, inp: ObserveInput, by_ad: dict[str, Variant]
+    ) -> list[RollbackRecord]:
+        """The platform's ad review of the live ads. A disapproved ad is recorded (audit),
+        paused here, and returned: the workflow tells the optimizer it failed and the
+        playbook's escalation role that it was refused. An ad with issues is recorded."""
+        out = []
+        for review in await conn.reviews(inp.campaign_id):
+            v = by_ad.get(review.ad_id)
+            if v is None or review.status in ("approved", "pending"):
+                continue
+            detail = {
+                "ad_id": review.ad_id,
+                "asset_id": review.asset_id,
+                "platform_status": review.platform_status,
+                "reasons": review.reasons,
+                "round": inp.round,
+            }
+            actor = f"platform:{conn.name}"
+            if review.status == "with_issues":
+                await asyncio.to_thread(
+                    self.catalog.audit,
+                    inp.campaign_id,
+                    "ad.review_issues",
+                    v.variant_id,
+                    actor,
+                    detail,
+                )
+                continue
+            why = "; ".join(review.reasons) or "no reason given"
+            record = RollbackRecord(
+                round=inp.round,
+                variant_id=v.variant_id,
+                ad_id=review.ad_id,
+                criteria=["platform_review"],
+                reason=f"{conn.name} review {review.platform_status}: {why}",
+                notify_role=inp.notify_role,
+            )
+            # audit before pausing: a crash in between repeats the entry on retry rather
+            # than losing it
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "ad.disapproved",
+                v.variant_id,
+                actor,
+                {**detail, "notify_role": inp.notify_role},
+            )
+            await conn.pause(inp.campaign_id, review.ad_id)
+            await asyncio.to_thread(
+                self.catalog.upsert_variant, v.model_copy(update={"live": False})
+            )
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "ad.paused",
+                v.variant_id,
+                actor,
+                {"ad_id": review.ad_id, "reason": record.reason},
+            )
+            out.append(record)
+        return out
 
 
 def _refused(stored: Variant, asset: Asset) -> bool:

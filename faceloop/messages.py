@@ -218,10 +218,16 @@ class ObserveInput(Model):
     round: int
     live: list[Variant]
     connector: str
+    # who hears of an ad the platform's review disapproved (the playbook's escalation role)
+    notify_role: str = "compliance"
 
 
 class ObserveOutput(Model):
     observations: list[KpiObservation]
+    disapproved: list[RollbackRecord] = Field(
+        default_factory=list,
+        description="live ads the platform's review disapproved this window, now paused",
+    )
 
 
 class RetireInput(Model):
@@ -243,6 +249,10 @@ class LearnInput(Model):
     paused: list[str] = Field(
         default_factory=list,
         description="variant ids a rollback paused this round: never kept, never the winner",
+    )
+    failed: list[str] = Field(
+        default_factory=list,
+        description="variant ids the ad platform refused (review disapproved): told FAIL",
     )
 
 

@@ -311,12 +311,24 @@ class CampaignWorkflow:
         observed = await workflow.execute_activity_method(
             ConnectorActivities.observe,
             ObserveInput(
-                campaign_id=cid, round=rnd, live=deployed.live, connector=config.connector
+                campaign_id=cid,
+                round=rnd,
+                live=deployed.live,
+                connector=config.connector,
+                notify_role=playbook.escalation.role,
             ),
             start_to_close_timeout=PLATFORM,
             heartbeat_timeout=HEARTBEAT,
             retry_policy=RETRY,
         )
+        # ads the platform's review disapproved: observe recorded and paused them; here they
+        # leave the rollback check, the optimizer hears they failed and the playbook's
+        # escalation role is told (state.rollbacks). Patched: histories from before it
+        # existed never see a disapproval, so they replay unchanged.
+        refused: set[str] = set()
+        if observed.disapproved and workflow.patched("platform-review-disapprovals"):
+            refused = {r.variant_id for r in observed.disapproved}
+            state.rollbacks = [*state.rollbacks, *observed.disapproved]
         per_variant: dict[str, tuple[int, int, int]] = {}
         for o in observed.observations:
             i, c, k = per_variant.get(o.variant_id, (0, 0, 0))
@@ -361,7 +373,7 @@ class CampaignWorkflow:
                 campaign_id=cid,
                 round=rnd,
                 playbook=playbook,
-                live=live,
+                live=[v for v in live if v.variant_id not in refused],
                 safety_flags=safety_flags,
             ),
             start_to_close_timeout=SHORT,
@@ -397,6 +409,7 @@ class CampaignWorkflow:
                 round_variants=[v for v in round_variants if v.variant_id not in live_ids] + live,
                 live=live,
                 paused=sorted(paused),
+                failed=sorted(refused),
             ),
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,

@@ -387,8 +387,14 @@ class CampaignActivities:
         )
         # blocked variants are told as failed; deployed ones their observed KPI (or
         # objectives), once, after their first window
+        # an ad the platform's review refused failed as surely as a blocked one
+        failed = set(inp.failed)
         told = {
-            v.trial_number: v.variant_id if v.decision == Decision.deploy else None
+            v.trial_number: (
+                v.variant_id
+                if v.decision == Decision.deploy and v.variant_id not in failed
+                else None
+            )
             for v in inp.round_variants
             if v.trial_number is not None and v.round == inp.round
         }
@@ -401,7 +407,7 @@ class CampaignActivities:
             inp.config.incumbents,
             objectives=inp.config.objectives,
             refresh=inp.config.refresh_creatives,
-            paused=inp.paused,
+            paused=[*inp.paused, *inp.failed],
         )
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]

@@ -142,6 +142,12 @@ class MetaFake:
         """Ads whose name ends with `asset_id` fail review with `reason` (when reviewed)."""
         self.rules.append((asset_id, reason))
 
+    def disapprove_next(
+        self, count: int = 1, reason: str = "Ads may not use misleading imagery"
+    ) -> None:
+        """The next `count` ads reviewed fail review with `reason`."""
+        self.rules.extend([("", reason)] * count)
+
     def set_review(self, ad_id: str, status: str, reasons: dict[str, str] | None = None) -> None:
         """Put an ad in a review state now (PENDING_REVIEW, ACTIVE, DISAPPROVED, WITH_ISSUES)."""
         ad = self.objects[ad_id]
@@ -427,8 +433,10 @@ class MetaFake:
     def _review(self, ad: dict[str, Any]) -> None:
         if ad["review"] != "PENDING_REVIEW":
             return
-        for asset, reason in self.rules:
+        for i, (asset, reason) in enumerate(self.rules):
             if str(ad["name"]).endswith(asset):
+                if not asset:
+                    del self.rules[i]  # a disapprove_next rule is used up
                 ad["review"] = "DISAPPROVED"
                 ad["ad_review_feedback"] = {"global": {"MISLEADING_CLAIMS": reason}}
                 return

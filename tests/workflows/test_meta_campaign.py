@@ -1,0 +1,148 @@
+"""A whole campaign through the Meta connector, on the real Temporal dev server, against the
+FAKE Graph API (faceloop.connectors.fakes.meta) served over HTTP: the brief's channel is
+meta, the fake's review disapproves one ad, and faceloop records it, pauses it, tells the
+optimizer it failed and raises it to the playbook's escalation role (compliance)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from optuna.trial import TrialState
+from pydantic import SecretStr
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
+
+from faceloop.briefs import load_brief_and_config
+from faceloop.connectors.fakes.meta import ACCOUNT, PAGE, TOKEN, MetaFake
+from faceloop.models import CampaignConfig, CampaignState, Channel
+from faceloop.optimization import Optimizer
+from faceloop.settings import Settings
+from faceloop.storage.catalog import Catalog
+from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.client import submit
+from faceloop.workflows.worker import Resources, build_workers, optuna_url
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.slow]
+
+
+@contextlib.contextmanager
+def serve(fake: MetaFake) -> Iterator[str]:
+    """The fake served by uvicorn in a thread on a free port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not srv.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        srv.should_exit = True
+        thread.join(10)
+        sock.close()
+
+
+async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
+    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
+    brief = brief.model_copy(update={"channels": [Channel.meta]})
+    config = CampaignConfig(
+        rounds=2, variants_per_round=4, incumbents=1, kpi_window_seconds=1.0, connector="meta"
+    )
+    res = Resources.open(settings)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(client, res):
+                await stack.enter_async_context(w)
+            handle = await submit(client, settings, brief, config, campaign_id=cid)
+            return await asyncio.wait_for(handle.result(), timeout=240)
+    finally:
+        await res.aclose()
+
+
+async def test_a_campaign_through_meta_with_a_disapproved_ad(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    fake = MetaFake()
+    fake.disapprove_next(1, "Ads may not use misleading imagery")
+    cid = "meta-e2e"
+    with serve(fake) as url:
+        meta = settings.model_copy(
+            update={
+                "meta_base_url": url,
+                "meta_ad_account_id": ACCOUNT,
+                "meta_page_id": PAGE,
+                "meta_access_token": SecretStr(TOKEN),
+                "meta_link_url": "https://lumen.example/spf50",
+                "meta_segment_ages": {
+                    "young_urban": ["18-24", "25-34"],
+                    "established": ["35-44", "45-54"],
+                },
+            }
+        )
+        state = await run(temporal_env.client, meta, cid)
+    assert state.stage == "done" and state.round == 1
+
+    # exactly once at the platform, counted by the fake: one ad per deployed asset
+    assert fake.ledger.duplicates() == 0
+    catalog = Catalog(meta.resolved_database_url)
+    try:
+        deployments = catalog.deployments(cid)
+        ads = {o["id"]: o for o in fake.objects.values() if o["kind"] == "ads"}
+        assert len(ads) == len(deployments) >= 2
+        for ad in ads.values():
+            assert ad["name"].startswith(f"faceloop:{cid}:")
+
+        # the disapproved ad: recorded, paused on Meta, raised to compliance, never live
+        (bad,) = [a for a in ads.values() if a["review"] == "DISAPPROVED"]
+        assert bad["status"] == "PAUSED"
+        (record,) = state.rollbacks
+        assert (record.ad_id, record.criteria, record.notify_role) == (
+            bad["id"],
+            ["platform_review"],
+            "compliance",
+        )
+        assert "DISAPPROVED" in record.reason and "misleading imagery" in record.reason
+        assert record.variant_id not in {v.variant_id for v in state.live}
+        entries = [e for e in catalog.audit_entries(cid) if e.kind == "ad.disapproved"]
+        assert [e.subject for e in entries] == [record.variant_id]
+        assert catalog.verify_audit() == []
+        variant = catalog.get_variant(record.variant_id)
+        assert variant is not None and not variant.live
+
+        # the optimizer heard it failed; the approved ones were told their KPI
+        trials = {t.number: t for t in Optimizer(optuna_url(meta)).trials(cid)}
+        assert variant.trial_number is not None
+        assert trials[variant.trial_number].state == TrialState.FAIL
+        assert Counter(t.state for t in trials.values())[TrialState.RUNNING] == 0
+
+        # KPIs came from Meta insights, by segment
+        obs = catalog.observations(cid)
+        assert {o.segment for o in obs} <= {"young_urban", "established"}
+        assert sum(o.impressions for o in obs) > 0
+    finally:
+        catalog.close()
+
+    client = temporal_env.client
+    run_ids = [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{cid}'")]
+    replayer = Replayer(workflows=[CampaignWorkflow], data_converter=pydantic_data_converter)
+    for r in run_ids:
+        await replayer.replay_workflow(
+            await client.get_workflow_handle(cid, run_id=r).fetch_history()
+        )
