@@ -37,7 +37,14 @@ from typing import Any
 
 import httpx
 
-from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec, AdStatus
+from faceloop.connectors.base import (
+    AdDeployment,
+    AdInsight,
+    AdReview,
+    AdSpec,
+    AdStatus,
+    ReviewStatus,
+)
 from faceloop.connectors.http_base import Failure, HttpConnector, PlatformRefused, Uncertain
 from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
@@ -523,6 +530,60 @@ class GoogleAdsConnector(HttpConnector):
                 )
             )
         return sorted(out, key=lambda i: (i.ad_id, i.segment))
+
+    async def reviews(self, campaign_id: str) -> list[AdReview]:
+        """Google's policy review of each ad (`ad_group_ad.policy_summary`), the worst of
+        its ad groups: DISAPPROVED anywhere -> disapproved; APPROVED_LIMITED or
+        AREA_OF_INTEREST_ONLY -> with_issues; under review or appeal -> pending."""
+        camp = await self._need_campaign(campaign_id)
+        rows = await self.search(
+            "SELECT ad_group_ad.ad.name, ad_group_ad.status, "
+            "ad_group_ad.policy_summary.approval_status, "
+            "ad_group_ad.policy_summary.review_status, "
+            "ad_group_ad.policy_summary.policy_topic_entries FROM ad_group_ad "
+            f"WHERE campaign.id = {camp['id']} AND ad_group_ad.status != 'REMOVED'"
+        )
+        rank: dict[ReviewStatus, int] = {
+            "approved": 0,
+            "pending": 1,
+            "with_issues": 2,
+            "disapproved": 3,
+        }
+        found: dict[str, tuple[ReviewStatus, str, list[str]]] = {}
+        for r in rows:
+            ad = r["adGroupAd"]
+            policy = ad.get("policySummary") or {}
+            approval = str(policy.get("approvalStatus", "UNKNOWN"))
+            review = str(policy.get("reviewStatus", ""))
+            status: ReviewStatus
+            if approval == "DISAPPROVED":
+                status = "disapproved"
+            elif approval in ("APPROVED_LIMITED", "AREA_OF_INTEREST_ONLY"):
+                status = "with_issues"
+            elif review in ("REVIEW_IN_PROGRESS", "UNDER_APPEAL") or approval == "UNKNOWN":
+                status = "pending"
+            else:
+                status = "approved"
+            reasons = [
+                f"{e.get('type', '')}: {e.get('topic', '')}"
+                for e in policy.get("policyTopicEntries") or []
+            ]
+            name = ad["ad"]["name"]
+            prev = found.get(name)
+            if prev is None or rank[status] > rank[prev[0]]:
+                found[name] = (status, approval, sorted({*reasons, *(prev[2] if prev else [])}))
+            else:
+                found[name] = (prev[0], prev[1], sorted({*prev[2], *reasons}))
+        return [
+            AdReview(
+                ad_id=name,
+                asset_id=name.removeprefix("fl-"),
+                status=status,
+                platform_status=approval,
+                reasons=reasons,
+            )
+            for name, (status, approval, reasons) in sorted(found.items())
+        ]
 
     async def _set_status(self, campaign_id: str, ad_id: str, remove: bool) -> AdDeployment:
         camp = await self._need_campaign(campaign_id)

@@ -135,6 +135,16 @@ class GoogleAdsFake:
             out[name] = out.get(name, 0) + n
         return out
 
+    def disapprove(self, ad_name: str, topic: str = "MISLEADING_CONTENT") -> None:
+        """FAKE-only: Google's review disapproves every ad named `ad_name` for `topic`."""
+        for rn, obj in self.objects.items():
+            if "/adGroupAds/" in rn and obj["ad"].get("name") == ad_name:
+                obj["policySummary"] = {
+                    "approvalStatus": "DISAPPROVED",
+                    "reviewStatus": "REVIEWED",
+                    "policyTopicEntries": [{"topic": topic, "type": "PROHIBITED"}],
+                }
+
     def throttle_response(self, request: httpx.Request, rng: random.Random) -> httpx.Response:
         delay = rng.choice([1, 2, 5])
         return self._error_response(
@@ -425,6 +435,8 @@ class GoogleAdsFake:
         if collection == "adGroupAds":
             ad_group_id = str(res["adGroup"]).rsplit("/", 1)[1]
             res["ad"] = {**res["ad"], "id": new_id}
+            # the FAKE approves at once; `disapprove` plays a policy reviewer
+            res["policySummary"] = {"approvalStatus": "APPROVED", "reviewStatus": "REVIEWED"}
             rn = f"customers/{self.customer_id}/adGroupAds/{ad_group_id}~{new_id}"
             name = f"{res['adGroup']}|{res['ad'].get('name', '')}"
         else:

@@ -279,3 +279,24 @@ async def test_the_fake_counts_duplicates_of_blind_retries(fake: GoogleAdsFake) 
     finally:
         await conn.aclose()
     assert fake.ledger.duplicates() > 0
+
+
+async def test_reviews_report_google_policy_disapprovals(fake: GoogleAdsFake) -> None:
+    conn = connect(fake)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        first = await conn.deploy(ad_spec("c1", 0))
+        second = await conn.deploy(ad_spec("c1", 1))
+        assert {r.status for r in await conn.reviews("c1")} == {"approved"}
+        fake.disapprove(second.ad_id, "MISLEADING_CONTENT")
+        by_ad = {r.ad_id: r for r in await conn.reviews("c1")}
+        assert by_ad[first.ad_id].status == "approved"
+        bad = by_ad[second.ad_id]
+        assert (bad.status, bad.platform_status, bad.asset_id) == (
+            "disapproved",
+            "DISAPPROVED",
+            "asset-0001",
+        )
+        assert bad.reasons == ["PROHIBITED: MISLEADING_CONTENT"]
+    finally:
+        await conn.aclose()
