@@ -5,6 +5,7 @@ validate-only, refused credentials) and reconcile after a lost answer."""
 from __future__ import annotations
 
 import contextlib
+import json
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -300,3 +301,20 @@ async def test_reviews_report_google_policy_disapprovals(fake: GoogleAdsFake) ->
         assert bad.reasons == ["PROHIBITED: MISLEADING_CONTENT"]
     finally:
         await conn.aclose()
+
+
+def test_config_names_the_nested_variables_and_masks_the_tokens(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from faceloop.cli.main import app
+
+    monkeypatch.setenv("FACELOOP_GOOGLE_ADS__DEVELOPER_TOKEN", "dev-secret-123")
+    monkeypatch.setenv("FACELOOP_TIKTOK__ACCESS_TOKEN", "tt-secret-456")
+    out = CliRunner().invoke(app, ["config", "--json"]).output
+    assert "dev-secret-123" not in out and "tt-secret-456" not in out
+    data = json.loads(out)
+    assert data["FACELOOP_GOOGLE_ADS__DEVELOPER_TOKEN"] == {"value": "**********", "source": "env"}
+    assert data["FACELOOP_TIKTOK__ACCESS_TOKEN"]["value"] == "**********"
+    assert data["FACELOOP_GOOGLE_ADS__API_VERSION"] == {"value": "v26", "source": "default"}
