@@ -32,7 +32,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -467,14 +467,22 @@ class GoogleAdsConnector(HttpConnector):
             camp, campaign_id, window, {s: impressions for s in segments}, sum(impressions.values())
         )
 
-    async def set_segment_allocation(self, campaign_id: str, window: int, impressions: Any) -> None:
+    async def set_segment_allocation(
+        self, campaign_id: str, window: int, impressions: Mapping[str, Mapping[str, int]]
+    ) -> None:
         camp = await self._need_campaign(campaign_id)
         total = sum(n for by_ad in impressions.values() for n in by_ad.values())
         await self._allocate(camp, campaign_id, window, impressions, total)
 
     async def _allocate(
-        self, camp: dict[str, Any], campaign_id: str, window: int, by_segment: Any, total: int
+        self,
+        camp: dict[str, Any],
+        campaign_id: str,
+        window: int,
+        by_segment: Mapping[str, Mapping[str, int]],
+        total: int,
     ) -> None:
+        """The campaign budget buys `total`; the ads a segment names serve there."""
         if (campaign_id, window) in self._delivered:
             raise ConnectorError(
                 f"google_ads: window {window} of {campaign_id} was already delivered and "

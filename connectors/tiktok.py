@@ -348,8 +348,7 @@ class TikTokConnector(HttpConnector):
     ) -> None:
         camp = await self._need_campaign(campaign_id)
         groups = await self._ad_groups(camp)
-        # no per-segment decision: each segment's ad group gets the ads and its share
-        total = sum(impressions.values())
+        # no per-segment decision: every segment serves the ads, its budget by its share
         shares = {
             s: float(g["adgroup_name"].split(" share=")[1])
             if " share=" in g["adgroup_name"]
@@ -357,31 +356,30 @@ class TikTokConnector(HttpConnector):
             for s, g in groups.items()
         }
         norm = sum(shares.values()) or 1.0
-        by_segment = {
-            s: {ad: n for ad, n in impressions.items()}
-            | {"__total__": round(total * shares[s] / norm)}
-            for s in groups
-        }
-        await self._allocate(camp, campaign_id, window, groups, by_segment)
+        total = sum(impressions.values())
+        totals = {s: round(total * shares[s] / norm) for s in groups}
+        await self._allocate(
+            campaign_id, window, camp, groups, dict.fromkeys(groups, impressions), totals
+        )
 
     async def set_segment_allocation(
         self, campaign_id: str, window: int, impressions: Mapping[str, Mapping[str, int]]
     ) -> None:
         camp = await self._need_campaign(campaign_id)
         groups = await self._ad_groups(camp)
-        by_segment = {
-            s: {**dict(by_ad), "__total__": sum(by_ad.values())} for s, by_ad in impressions.items()
-        }
-        await self._allocate(camp, campaign_id, window, groups, by_segment)
+        totals = {s: sum(by_ad.values()) for s, by_ad in impressions.items()}
+        await self._allocate(campaign_id, window, camp, groups, impressions, totals)
 
     async def _allocate(
         self,
-        camp: dict[str, Any],
         campaign_id: str,
         window: int,
+        camp: dict[str, Any],
         groups: dict[str, dict[str, Any]],
         by_segment: Mapping[str, Mapping[str, int]],
+        totals: Mapping[str, int],
     ) -> None:
+        """Each segment's ad group budget buys its total; the ads it names serve there."""
         if (campaign_id, window) in self._delivered:
             raise ConnectorError(
                 f"tiktok: window {window} of {campaign_id} was already delivered and reported; "
@@ -389,7 +387,7 @@ class TikTokConnector(HttpConnector):
             )
         budgets = []
         for segment, group in groups.items():
-            n = (by_segment.get(segment) or {}).get("__total__", 0)
+            n = totals.get(segment, 0)
             per_day = round(n * self.config.target_cpm / 1000 / self.config.window_days, 2)
             budgets.append({"adgroup_id": group["adgroup_id"], "budget": per_day})
         await self.post("adgroup/budget/update/", {"budget": budgets})
