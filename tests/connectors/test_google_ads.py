@@ -98,19 +98,20 @@ async def test_partial_failure_names_the_operation_and_field(fake: GoogleAdsFake
     conn = connect(fake)
     try:
         await conn.ensure_campaign("c1", SEGMENTS)
-        # the fake refuses the ad in one ad group only: its long headline there is too long
-        ok = await conn.mutate(
-            "adGroupAds",
-            [
-                {"create": {"adGroup": "customers/1/adGroups/0", "ad": {}}},
-                {"remove": "customers/1234567890/adGroupAds/1~2"},
-            ],
-            partial_failure=True,
-        )
-    except PlatformRefused as err:
-        assert "operations[0]" in str(err) and "2 of 2 operations refused" in str(err)
-    else:
-        raise AssertionError(f"expected a refusal, got {ok}")
+        # both operations name objects that do not exist: each refusal names its operation
+        with pytest.raises(PlatformRefused) as err:
+            await conn.mutate(
+                "adGroupAds",
+                [
+                    {"create": {"adGroup": "customers/1/adGroups/0", "ad": {}}},
+                    {"remove": "customers/1234567890/adGroupAds/1~2"},
+                ],
+                partial_failure=True,
+            )
+        text = str(err.value)
+        assert "2 of 2 operations refused" in text
+        assert "operations[0].create.adGroup" in text and "operations[1].remove" in text
+        assert "mutateError=RESOURCE_NOT_FOUND" in text
     finally:
         await conn.aclose()
 
