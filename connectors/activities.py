@@ -139,6 +139,7 @@ class ConnectorActivities:
                         params=v.params,
                         headline=inp.brief.message,
                         disclosure=v.disclosure,
+                        markets=list(inp.brief.markets),
                     )
                 )
                 v = v.model_copy(update={"ad_id": dep.ad_id, "live": True})

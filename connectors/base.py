@@ -42,6 +42,9 @@ class AdSpec(Model):
     disclosure: str = Field(
         max_length=2000, description="AI-generated-content label shown with the ad"
     )
+    # the brief's markets (ISO 3166-1 alpha-2): where the ad may run, and what the
+    # disclosure label was chosen for; empty from callers that predate it
+    markets: list[str] = Field(default_factory=list, max_length=300)
 
 
 class AdDeployment(Model):

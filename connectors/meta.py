@@ -49,6 +49,7 @@ from faceloop.connectors.base import (
 from faceloop.connectors.http_base import (
     Clock,
     Failure,
+    FailureKind,
     HttpConnector,
     RetryPolicy,
     Usage,
@@ -170,7 +171,7 @@ class MetaConnector(HttpConnector):
             code, sub = int(err.get("code")), err.get("error_subcode")
             message, trace = str(err.get("message", "")), err.get("fbtrace_id")
         except (ValueError, KeyError, TypeError, AttributeError):
-            kind = "transient" if response.status_code >= 500 else "terminal"
+            kind: FailureKind = "transient" if response.status_code >= 500 else "terminal"
             return Failure(kind, response.text[:300] or response.reason_phrase)
         usage = self.observe_usage(response)
         wait = usage.regain_s if usage else None
@@ -339,7 +340,9 @@ class MetaConnector(HttpConnector):
                 "daily_budget": str(self.cpm_minor),
                 "billing_event": "IMPRESSIONS",
                 "optimization_goal": "REACH",
-                "targeting": {"geo_locations": {"countries": self.countries}},
+                # the brief's markets, which the disclosure label was chosen for; the
+                # setting only where a caller gives none
+                "targeting": {"geo_locations": {"countries": spec.markets or self.countries}},
             },
         )
         ad_id = await self._ensure(

@@ -33,8 +33,10 @@ class TestMetaContract(ConnectorContract):
 async def test_creates_carry_the_external_id_and_the_visible_label(fake: MetaFake) -> None:
     async with connector_for(fake) as conn:
         await conn.ensure_campaign("c1", SEGMENTS)
-        dep = await conn.deploy(ad_spec("c1", 0))
+        dep = await conn.deploy(ad_spec("c1", 0).model_copy(update={"markets": ["DE", "FR"]}))
     names = {kind: name for kind, name in fake.ledger.creates}
+    (adset,) = [o for o in fake.objects.values() if o["kind"] == "adsets"]
+    assert adset["targeting"] == {"geo_locations": {"countries": ["DE", "FR"]}}
     assert names["ads"] == names["adsets"] == names["adcreatives"] == "faceloop:c1:asset-0000"
     creative = next(o for o in fake.objects.values() if o["kind"] == "adcreatives")
     message = creative["object_story_spec"]["link_data"]["message"]

@@ -108,6 +108,8 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
         assert len(ads) == len(deployments) >= 2
         for ad in ads.values():
             assert ad["name"].startswith(f"faceloop:{cid}:")
+            targeting = fake.objects[ad["adset_id"]]["targeting"]
+            assert targeting == {"geo_locations": {"countries": ["DE", "FR", "NL"]}}
 
         # the disapproved ad: recorded, paused on Meta, raised to compliance, never live
         (bad,) = [a for a in ads.values() if a["review"] == "DISAPPROVED"]
