@@ -316,7 +316,11 @@ class GoogleAdsConnector(HttpConnector):
     # -- the contract ---------------------------------------------------------------------
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
-        external_id(campaign_id)
+        if not _SAFE_ID.match(campaign_id):
+            raise ConnectorError(
+                f"google_ads: campaign id {campaign_id!r} cannot name a Google Ads campaign; "
+                "use letters, digits and '_.:-', at most 200 characters"
+            )
         name = f"faceloop:{campaign_id}"
         camp = await self._campaign(campaign_id)
         if camp is None:

@@ -220,7 +220,11 @@ class TikTokConnector(HttpConnector):
     # -- the contract ---------------------------------------------------------------------
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
-        external_id(campaign_id)
+        if not _SAFE_ID.match(campaign_id):
+            raise ConnectorError(
+                f"tiktok: campaign id {campaign_id!r} cannot name a TikTok campaign; use letters, "
+                "digits and '_.:-', at most 200 characters"
+            )
         name = f"faceloop:{campaign_id}"
 
         async def find_campaign() -> str | None:

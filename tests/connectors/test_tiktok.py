@@ -178,3 +178,13 @@ async def test_soak_tiktok_has_no_duplicates_or_lost_updates() -> None:
     result = await soak("tiktok", ops=150, fault_rate=0.2, seed=3)
     assert set(result.faults_injected) == {"timeout_after_commit", "server_error", "throttle"}
     assert (result.duplicates, result.lost_updates, result.failed_ops) == (0, 0, 0)
+
+
+async def test_an_unusable_campaign_id_is_refused_by_name(fake: TikTokFake) -> None:
+    conn = connect(fake)
+    try:
+        with pytest.raises(ConnectorError, match="campaign id 'a b' cannot name a TikTok campaign"):
+            await conn.ensure_campaign("a b", SEGMENTS)
+        assert fake.campaigns == {}
+    finally:
+        await conn.aclose()
