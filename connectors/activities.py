@@ -8,15 +8,17 @@ refused here (do-not-serve), so no connector, built-in or plugin, can ship it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.connectors.base import AdConnector, AdSpec, per_variant
-from faceloop.errors import FaceloopError
+from faceloop.errors import ConnectorError, FaceloopError
 from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_creative
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method
@@ -33,6 +35,30 @@ from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 
 REFUSED = "ProvenanceRefused"
+PLATFORM_REFUSED = "PlatformRefused"
+
+A = TypeVar("A")
+R = TypeVar("R")
+
+
+def _final_refusals(
+    fn: Callable[[Any, A], Awaitable[R]],
+) -> Callable[[Any, A], Awaitable[R]]:
+    """A platform's refusal for good (bad token, bad parameter, policy) ends the activity
+    without Temporal retries: ApplicationError type PlatformRefused, non-retryable, with the
+    connector's message (call, code, fix). Throttles and outages past the connector's own
+    retry budget stay retryable."""
+
+    @functools.wraps(fn)
+    async def run(self: Any, inp: A) -> R:
+        try:
+            return await fn(self, inp)
+        except ConnectorError as err:
+            if not err.final:
+                raise
+            raise ApplicationError(str(err), type=PLATFORM_REFUSED, non_retryable=True) from err
+
+    return run
 
 
 class ProvenanceGate:
@@ -104,6 +130,7 @@ class ConnectorActivities:
         self.gate = gate
 
     @activity.defn
+    @_final_refusals
     async def deploy(self, inp: DeployInput) -> DeployOutput:
         conn = self.connector(inp.config.connector)
         await conn.ensure_campaign(inp.campaign_id, inp.brief.audience)
@@ -223,6 +250,7 @@ class ConnectorActivities:
         )
 
     @activity.defn
+    @_final_refusals
     async def retire(self, inp: RetireInput) -> None:
         conn = self.connector(inp.connector)
         for v in inp.variants:
@@ -243,6 +271,7 @@ class ConnectorActivities:
             )
 
     @activity.defn
+    @_final_refusals
     async def observe(self, inp: ObserveInput) -> ObserveOutput:
         conn = self.connector(inp.connector)
         activity.heartbeat("insights")

@@ -148,7 +148,10 @@ class PlatformRefused(ConnectorError):
         failure: Failure | None = None,
         attempts: int = 1,
     ) -> None:
-        super().__init__(message, status=status)
+        # final only when the platform said no for good; a retry budget spent on throttles
+        # or outages is not final: a later attempt may get past it
+        final = failure is not None and failure.kind == "terminal"
+        super().__init__(message, status=status, final=final)
         self.failure = failure
         self.attempts = attempts
 

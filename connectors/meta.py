@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ from faceloop.connectors.http_base import (
 )
 from faceloop.errors import ConnectorError, FaceloopError
 from faceloop.models import AudienceSegment
+from faceloop.settings import Settings
 
 PREFIX = "faceloop"
 SEGMENT_LABEL = "faceloop-segment:"
@@ -129,7 +131,7 @@ class MetaConnector(HttpConnector):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
         timeout: float = 30.0,
-        rng: Any = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not re.fullmatch(r"v\d+\.\d+", api_version):
             raise ConnectorError(
@@ -552,16 +554,23 @@ class MetaConnector(HttpConnector):
         return self._deployment(campaign_id, await self._ad(campaign_id, ad_id))
 
 
-def meta_from_settings(settings: Any) -> MetaConnector:
+def meta_from_settings(settings: Settings) -> MetaConnector:
     """The Meta connector configured by FACELOOP_META_* (faceloop.settings.Settings)."""
     from faceloop.storage.assets import AssetStore
 
-    missing = [
-        f"FACELOOP_META_{n.upper()}"
-        for n in ("ad_account_id", "page_id", "access_token", "link_url")
-        if getattr(settings, f"meta_{n}") is None
-    ]
-    if missing:
+    account, page = settings.meta_ad_account_id, settings.meta_page_id
+    token, link = settings.meta_access_token, settings.meta_link_url
+    if account is None or page is None or token is None or link is None:
+        missing = [
+            f"FACELOOP_META_{name.upper()}"
+            for name, value in (
+                ("ad_account_id", account),
+                ("page_id", page),
+                ("access_token", token),
+                ("link_url", link),
+            )
+            if value is None
+        ]
         raise ConnectorError(
             f"meta connector is not configured: set {', '.join(missing)} (docs/connectors.md)"
         )
@@ -569,10 +578,10 @@ def meta_from_settings(settings: Any) -> MetaConnector:
     return MetaConnector(
         base_url=settings.meta_base_url,
         api_version=settings.meta_api_version,
-        ad_account_id=settings.meta_ad_account_id,
-        page_id=settings.meta_page_id,
-        access_token=settings.meta_access_token.get_secret_value(),
-        link_url=settings.meta_link_url,
+        ad_account_id=account,
+        page_id=page,
+        access_token=token.get_secret_value(),
+        link_url=link,
         read_creative=store.get_bytes,
         countries=settings.meta_countries,
         segment_ages=settings.meta_segment_ages,

@@ -37,12 +37,15 @@ class ConnectorError(FaceloopError):
     """An ad platform refused or failed a request.
 
     `status` is the platform's HTTP status when it answered (None: no answer), so callers
-    can tell "the platform does not know this campaign" (404) from an outage.
+    can tell "the platform does not know this campaign" (404) from an outage. `final`: the
+    platform refused for good (credentials, a parameter, policy), so retrying the same call
+    cannot help; the activities end without Temporal retries then.
     """
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, final: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        self.final = final
 
 
 class SubjectErasedError(FaceloopError):

@@ -35,7 +35,7 @@ import json
 import random
 from collections import deque
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 import httpx
@@ -47,6 +47,10 @@ from starlette.routing import Route
 from faceloop.connectors.fakes.faults import FakeLedger, FaultPlan, FaultyTransport
 from faceloop.connectors.http_base import Clock, RealClock, RetryPolicy, VirtualClock
 from faceloop.models import AudienceSegment
+
+if TYPE_CHECKING:
+    from faceloop.connectors.meta import MetaConnector
+    from faceloop.connectors.soak import SoakRig
 
 AGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 AGE_WEIGHTS = (0.22, 0.26, 0.2, 0.14, 0.1, 0.08)
@@ -514,7 +518,7 @@ def connector_for(
     fake: MetaFake,
     transport: httpx.AsyncBaseTransport | None = None,
     **kw: Any,
-) -> Any:
+) -> MetaConnector:
     """A MetaConnector wired to `fake` in process (ASGI, no socket).
 
     The creative reader returns the URI's bytes: the fake stores no images, it only keys
@@ -537,7 +541,7 @@ def connector_for(
     )
 
 
-def soak_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> Any:
+def soak_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> SoakRig:
     """The soak bench's Meta setup: the connector through injected faults to this fake,
     with a call budget small enough that pacing and 80004 throttles take part."""
     from faceloop.connectors.soak import SoakRig

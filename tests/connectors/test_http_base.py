@@ -109,6 +109,7 @@ async def test_retries_are_bounded_with_jittered_backoff() -> None:
     with pytest.raises(PlatformRefused, match="after 4 attempts") as info:
         await conn.call("GET", "/x")
     assert len(seen) == 4 and info.value.attempts == 4
+    assert not info.value.final  # outages may pass: Temporal may retry the activity
     # full jitter: each wait within [0, base * 2**n], so never more than 1 + 2 + 4
     assert 0 < clock.slept <= 7
 
@@ -120,6 +121,7 @@ async def test_a_terminal_refusal_is_raised_at_once_without_the_token() -> None:
     with pytest.raises(PlatformRefused) as info:
         await conn.call("GET", "/x")
     assert len(seen) == 1 and info.value.status == 400
+    assert info.value.final
     text = str(info.value)
     assert "SECRET-TOKEN" not in text and "abc" not in text and "190" in text
     assert "toy GET /x" in text

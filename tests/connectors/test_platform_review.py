@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import pytest
 from temporalio.testing import ActivityEnvironment
 
 from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
@@ -105,6 +106,30 @@ async def test_observe_pauses_and_reports_a_disapproved_ad(tmp_path: Path) -> No
         assert stored is not None and not stored.live
         # observations of the window were recorded for every ad that delivered
         assert {o.variant_id for o in out.observations} >= {"v0", "v2"}
+    finally:
+        catalog.close()
+        await conn.aclose()
+
+
+async def test_a_final_refusal_ends_the_activity_without_temporal_retries(
+    tmp_path: Path,
+) -> None:
+    from temporalio.exceptions import ApplicationError
+
+    fake = MetaFake(clock=VirtualClock())
+    conn = connector_for(fake, rng=random.Random(0))
+    catalog = Catalog(f"sqlite:///{tmp_path / 'faceloop.db'}")
+    try:
+        await conn.ensure_campaign(CID, SEGMENTS)
+        fake.token = "rotated"  # the token faceloop holds was revoked
+        gate = ProvenanceGate(AssetStore(tmp_path / "assets"), tmp_path / "ca.pem", "dwtDctSvd")
+        acts = ConnectorActivities(lambda name: conn, catalog, gate)
+        inp = ObserveInput(campaign_id=CID, round=0, live=[], connector="meta")
+        with pytest.raises(ApplicationError) as err:
+            await ActivityEnvironment().run(acts.observe, inp)
+        assert err.value.type == "PlatformRefused" and err.value.non_retryable
+        assert "190" in err.value.message and "FACELOOP_META_ACCESS_TOKEN" in err.value.message
+        assert fake.token not in err.value.message and "FAKE-META-TOKEN" not in err.value.message
     finally:
         catalog.close()
         await conn.aclose()
