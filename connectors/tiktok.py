@@ -32,7 +32,14 @@ from typing import Any
 
 import httpx
 
-from faceloop.connectors.base import AdDeployment, AdInsight, AdSpec, AdStatus
+from faceloop.connectors.base import (
+    AdDeployment,
+    AdInsight,
+    AdReview,
+    AdSpec,
+    AdStatus,
+    ReviewStatus,
+)
 from faceloop.connectors.http_base import Failure, HttpConnector, Uncertain
 from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
@@ -445,6 +452,48 @@ class TikTokConnector(HttpConnector):
                 )
             )
         return sorted(out, key=lambda i: (i.ad_id, i.segment))
+
+    async def reviews(self, campaign_id: str) -> list[AdReview]:
+        """TikTok's review of each ad (`ad/review_info/`), the worst of its ad groups:
+        UNAVAILABLE -> disapproved, PART_AVAILABLE (some targeted regions refused) ->
+        with_issues, no verdict yet -> pending."""
+        camp = await self._need_campaign(campaign_id)
+        ads = [a for a in await self._ads(camp) if a["operation_status"] != "DELETE"]
+        verdicts: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(ads), 100):  # the endpoint takes at most 100 ids
+            data = await self.get("ad/review_info/", ad_ids=[a["ad_id"] for a in ads[i : i + 100]])
+            verdicts.update(data.get("ad_review_map") or {})
+        rank: dict[ReviewStatus, int] = {
+            "approved": 0,
+            "pending": 1,
+            "with_issues": 2,
+            "disapproved": 3,
+        }
+        mapping: dict[str, ReviewStatus] = {
+            "ALL_AVAILABLE": "approved",
+            "PART_AVAILABLE": "with_issues",
+            "UNAVAILABLE": "disapproved",
+        }
+        found: dict[str, AdReview] = {}
+        for ad in ads:
+            verdict = verdicts.get(str(ad["ad_id"])) or {}
+            word = str(verdict.get("review_status") or "NOT_REVIEWED")
+            reasons = [
+                str(reason)
+                for info in verdict.get("reject_info") or []
+                for reason in info.get("reasons") or []
+            ]
+            review = AdReview(
+                ad_id=ad["ad_name"],
+                asset_id=str(ad["ad_name"]).removeprefix("fl-"),
+                status=mapping.get(word, "pending"),
+                platform_status=word,
+                reasons=reasons,
+            )
+            prev = found.get(review.ad_id)
+            if prev is None or rank[review.status] > rank[prev.status]:
+                found[review.ad_id] = review
+        return [found[k] for k in sorted(found)]
 
     async def _set_status(self, campaign_id: str, ad_id: str, status: str) -> AdDeployment:
         camp = await self._need_campaign(campaign_id)

@@ -163,7 +163,7 @@ class TikTokFake:
     async def _args(self, request: Request) -> dict[str, Any]:
         if request.method == "GET":
             args: dict[str, Any] = dict(request.query_params)
-            for key in ("filtering", "dimensions", "metrics", "image_ids"):
+            for key in ("filtering", "dimensions", "metrics", "image_ids", "ad_ids"):
                 if key in args:
                     try:
                         args[key] = json.loads(args[key])
@@ -311,6 +311,8 @@ class TikTokFake:
                 "adgroup_name": self.adgroups[gid]["adgroup_name"],
                 "campaign_id": self.adgroups[gid]["campaign_id"],
                 "operation_status": "ENABLE",
+                # the FAKE reviews at once and approves; `disapprove` plays the reviewer
+                "review": {"review_status": "ALL_AVAILABLE", "reject_info": []},
             }
             self.ledger.created("ad", f"{gid}|{c['ad_name']}")
             made.append(ad_id)
@@ -326,6 +328,25 @@ class TikTokFake:
             and ("ad_ids" not in f or a["ad_id"] in f["ad_ids"])
         ]
         return self._page(rows, args)
+
+    def _ad_review_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._need(args, "ad_ids")
+        if len(args["ad_ids"]) > 100:
+            raise TikTokError(BAD_PARAM, "ad_ids: at most 100")
+        return {
+            "ad_review_map": {
+                str(i): self.ads[str(i)]["review"] for i in args["ad_ids"] if str(i) in self.ads
+            }
+        }
+
+    def disapprove(self, ad_name: str, reason: str = "Misleading content") -> None:
+        """FAKE-only: TikTok's review rejects every ad named `ad_name`."""
+        for ad in self.ads.values():
+            if ad["ad_name"] == ad_name:
+                ad["review"] = {
+                    "review_status": "UNAVAILABLE",
+                    "reject_info": [{"reasons": [reason], "suggestion": "Edit the ad text"}],
+                }
 
     def _ad_status_update(self, args: dict[str, Any]) -> dict[str, Any]:
         self._need(args, "ad_ids", "operation_status")

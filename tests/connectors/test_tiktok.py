@@ -188,3 +188,23 @@ async def test_an_unusable_campaign_id_is_refused_by_name(fake: TikTokFake) -> N
         assert fake.campaigns == {}
     finally:
         await conn.aclose()
+
+
+async def test_reviews_report_tiktok_rejections(fake: TikTokFake) -> None:
+    conn = connect(fake)
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        first = await conn.deploy(ad_spec("c1", 0))
+        second = await conn.deploy(ad_spec("c1", 1))
+        assert {r.status for r in await conn.reviews("c1")} == {"approved"}
+        fake.disapprove(second.ad_id, "Misleading content")
+        by_ad = {r.ad_id: r for r in await conn.reviews("c1")}
+        assert by_ad[first.ad_id].status == "approved"
+        bad = by_ad[second.ad_id]
+        assert (bad.status, bad.platform_status, bad.reasons) == (
+            "disapproved",
+            "UNAVAILABLE",
+            ["Misleading content"],
+        )
+    finally:
+        await conn.aclose()
