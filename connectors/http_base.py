@@ -281,9 +281,13 @@ class HttpConnector(AdConnector):
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         data: Mapping[str, Any] | None = None,
+        files: Mapping[str, tuple[str, bytes, str]] | None = None,
         retry_timeouts: bool = True,
     ) -> Any:
         """Send one request, paced and retried, and return its JSON body.
+
+        `files` makes it a multipart upload with `data` as the form fields (TikTok's image
+        upload: {"image_file": (name, bytes, content type)}).
 
         `retry_timeouts=False` is for writes the platform does not dedupe: a timeout or 5xx
         there may have committed, so it is raised as `Uncertain` for `create_once` to
@@ -306,7 +310,7 @@ class HttpConnector(AdConnector):
             self.stats.requests += 1
             try:
                 response = await self._client.request(
-                    method, path, params=params, json=json, data=data
+                    method, path, params=params, json=json, data=data, files=files
                 )
             except httpx.TimeoutException as err:
                 self.stats.timeouts += 1

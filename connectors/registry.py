@@ -34,6 +34,8 @@ def sandbox_from_settings(settings: Settings) -> AdConnector:
 BUILTINS: dict[str, str] = {
     "sandbox": "faceloop.connectors.registry:sandbox_from_settings",
     "meta": "faceloop.connectors.meta:meta_from_settings",
+    "google_ads": "faceloop.connectors.google_ads:google_ads_from_settings",
+    "tiktok": "faceloop.connectors.tiktok:tiktok_from_settings",
 }
 
 CONNECTORS: Registry[AdConnector] = Registry(

@@ -13,7 +13,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from faceloop.errors import InputError
@@ -26,8 +35,78 @@ _TLS_FILES = {
 }
 
 
+class GoogleAdsSettings(BaseModel):
+    """The google_ads connector's account and credentials (FACELOOP_GOOGLE_ADS__<NAME>)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_version: str = Field(
+        default="v26", pattern=r"^v\d+$", description="Google Ads API version in the REST path"
+    )
+    base_url: str = Field(
+        default="https://googleads.googleapis.com",
+        description="REST endpoint; tests point it at the FAKE (faceloop.connectors.fakes)",
+    )
+    customer_id: str | None = Field(
+        default=None, pattern=r"^\d{10}$", description="10-digit account id, without dashes"
+    )
+    login_customer_id: str | None = Field(
+        default=None, pattern=r"^\d{10}$", description="manager account id, when one is used"
+    )
+    # never printed: SecretStr keeps them out of repr, logs, `faceloop config` and payloads
+    developer_token: SecretStr | None = Field(default=None, description="developer token")
+    access_token: SecretStr | None = Field(
+        default=None, description="OAuth 2.0 access token (refreshed outside faceloop)"
+    )
+    final_url: str = Field(
+        default="https://example.com", description="landing page of every ad (finalUrls)"
+    )
+    business_name: str = Field(
+        default="faceloop", max_length=25, description="advertiser name shown on the ads"
+    )
+    target_cpm_micros: int = Field(
+        default=2_000_000, gt=0, description="what 1,000 impressions cost: impressions -> budget"
+    )
+    window_days: int = Field(default=1, ge=1, description="reporting days per KPI window")
+    validate_only: bool = Field(
+        default=False, description="dry run: every mutate is only validated, nothing created"
+    )
+
+
+class TikTokSettings(BaseModel):
+    """The tiktok connector's account and credentials (FACELOOP_TIKTOK__<NAME>)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    api_version: str = Field(
+        default="v1.3", pattern=r"^v\d+\.\d+$", description="Business API version in the path"
+    )
+    base_url: str = Field(
+        default="https://business-api.tiktok.com",
+        description="API endpoint; tests point it at the FAKE (faceloop.connectors.fakes)",
+    )
+    advertiser_id: str | None = Field(
+        default=None, pattern=r"^\d{1,20}$", description="advertiser account id"
+    )
+    access_token: SecretStr | None = Field(
+        default=None, description="long-term access token (Access-Token header)"
+    )
+    landing_page_url: str = Field(default="https://example.com", description="ad landing page")
+    display_name: str = Field(default="faceloop", description="advertiser name on the ads")
+    target_cpm: float = Field(
+        default=2.0, gt=0, description="what 1,000 impressions cost, in account currency"
+    )
+    window_days: int = Field(default=1, ge=1, description="reporting days per KPI window")
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FACELOOP_", extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix="FACELOOP_",
+        extra="ignore",
+        populate_by_name=True,
+        # nested sections: FACELOOP_GOOGLE_ADS__CUSTOMER_ID fills google_ads.customer_id
+        env_nested_delimiter="__",
+    )
 
     home: Path = Field(
         default=Path(".faceloop"),
@@ -208,6 +287,16 @@ class Settings(BaseSettings):
         default=400, ge=32, le=4096, description="longest LLM reply, in tokens"
     )
 
+    google_ads: GoogleAdsSettings = Field(
+        default_factory=GoogleAdsSettings,
+        description="google_ads connector (FACELOOP_GOOGLE_ADS__CUSTOMER_ID, "
+        "__DEVELOPER_TOKEN, __ACCESS_TOKEN, __API_VERSION, ...)",
+    )
+    tiktok: TikTokSettings = Field(
+        default_factory=TikTokSettings,
+        description="tiktok connector (FACELOOP_TIKTOK__ADVERTISER_ID, __ACCESS_TOKEN, ...)",
+    )
+
     # settings filled from Temporal's env config, for `faceloop config`'s source column
     _from_temporal_env: set[str] = PrivateAttr(default_factory=set)
 
@@ -328,7 +417,21 @@ class Settings(BaseSettings):
                 source = "env"
             else:
                 source = "default"
-            rows.append((env, str(getattr(self, name)), source, field.description or ""))
+            value = getattr(self, name)
+            if isinstance(value, BaseModel):
+                # a nested section: one row per field, each with its own variable
+                for sub, sub_field in type(value).model_fields.items():
+                    sub_env = f"{env}__{sub.upper()}"
+                    rows.append(
+                        (
+                            sub_env,
+                            str(getattr(value, sub)),
+                            "env" if sub_env in os.environ else "default",
+                            sub_field.description or "",
+                        )
+                    )
+                continue
+            rows.append((env, str(value), source, field.description or ""))
         return rows
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import typer
+from pydantic import BaseModel
 from typer.core import TyperGroup
 
 from faceloop.briefs import read_document
@@ -21,7 +22,13 @@ from faceloop.workflows.worker import ALL_QUEUES
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docs" / "deploy" / "docker-compose.yaml"
 DEPLOY_MD = ROOT / "docs" / "deploy.md"
-SETTINGS = {f"FACELOOP_{name.upper()}" for name in Settings.model_fields}
+SETTINGS = {f"FACELOOP_{name.upper()}" for name in Settings.model_fields} | {
+    # nested sections (google_ads, tiktok): FACELOOP_<SECTION>__<FIELD>
+    f"FACELOOP_{name.upper()}__{sub.upper()}"
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+    for sub in field.annotation.model_fields
+}
 # compose-file variables that are not settings: interpolated by compose itself
 COMPOSE_ONLY = {"FACELOOP_IMAGE", "FACELOOP_GPU_IMAGE", "FACELOOP_DB_PASSWORD"}
 

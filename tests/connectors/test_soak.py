@@ -70,7 +70,9 @@ async def test_the_fake_counts_duplicates_of_blind_retries() -> None:
 def test_bench_connectors_cli_prints_json(ops: int) -> None:
     from faceloop.cli.main import app
 
-    out = CliRunner().invoke(app, ["bench", "connectors", "--ops", str(ops), "--json"])
+    out = CliRunner().invoke(
+        app, ["bench", "connectors", "--connector", "meta", "--ops", str(ops), "--json"]
+    )
     assert out.exit_code == 0, out.output
     (row,) = json.loads(out.stdout)
     assert row["connector"] == "meta" and row["ops"] == ops and row["duplicates"] == 0

@@ -180,9 +180,10 @@ def test_a_factory_that_builds_something_else_says_so(install: Install) -> None:
 def test_an_unknown_name_lists_the_names_and_where_plugins_come_from(install: Install) -> None:
     install("acme-ads", {"faceloop.connectors": {"acme": "acme_ads_f:connect"}}, {})
     with pytest.raises(ConnectorError) as err:
-        connectors.get_connector("meta", Settings())
+        connectors.get_connector("myspace", Settings())
+    known = ", ".join([*connectors.BUILTINS, "acme"])
     assert str(err.value) == (
-        "unknown connector 'meta'; known: sandbox, acme. Set the campaign's connector to one "
-        "of these, or install a plugin that registers 'meta' in the entry point group "
+        f"unknown connector 'myspace'; known: {known}. Set the campaign's connector to one "
+        "of these, or install a plugin that registers 'myspace' in the entry point group "
         "'faceloop.connectors' (docs/plugins.md)"
     )

@@ -4,6 +4,7 @@ and a real sandbox ad platform process."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import yaml
+from pydantic import BaseModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -121,6 +123,16 @@ def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as FACELOOP_* variables, for a worker subprocess."""
     env = dict(os.environ)
     for name, value in settings.model_dump().items():
-        if value is not None:
+        if isinstance(getattr(settings, name), BaseModel):
+            # a nested section (google_ads, tiktok): one FACELOOP_<SECTION>__<FIELD> each
+            for sub, sub_value in value.items():
+                if sub_value is not None:
+                    secret = getattr(sub_value, "get_secret_value", None)
+                    env[f"FACELOOP_{name.upper()}__{sub.upper()}"] = (
+                        secret() if secret else str(sub_value)
+                    )
+        elif isinstance(value, dict | list):
+            env[f"FACELOOP_{name.upper()}"] = json.dumps(value)
+        elif value is not None:
             env[f"FACELOOP_{name.upper()}"] = str(value)
     return env
