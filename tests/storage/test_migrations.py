@@ -250,8 +250,8 @@ NEXT_REVISION = '''
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -270,18 +270,20 @@ def test_a_catalog_behind_head_is_refused_and_upgrade_runs_the_new_revision(
 ) -> None:
     with Catalog(catalog_url) as catalog:
         catalog.record_export(tmp_path / "r.html", "report", "cmp-1")
-    # this faceloop, one release later: the shipped revisions plus 0002
+    # this faceloop, one release later: the shipped revisions plus one on top of their head
+    shipped = migrations.head()
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(migrations.__file__).parent / "versions", scripts / "versions")
-    (scripts / "versions" / "0002_note.py").write_text(NEXT_REVISION)
+    (scripts / "versions" / "9999_note.py").write_text(NEXT_REVISION.format(head=shipped))
     monkeypatch.setattr(migrations, "_script", lambda: ScriptDirectory(str(scripts)))
 
     with pytest.raises(
-        FaceloopError, match=r"revision 0001 \(behind\); this faceloop needs 0002: run `faceloop db"
+        FaceloopError,
+        match=rf"revision {shipped} \(behind\); this faceloop needs 9999: run `faceloop db",
     ):
         Catalog(catalog_url)
     before, after = migrations.upgrade(catalog_url)
-    assert (before.current, after.current, after.kind) == ("0001", "0002", "head")
+    assert (before.current, after.current, after.kind) == (shipped, "9999", "head")
     with Catalog(catalog_url) as catalog:
         assert [e.kind for e in catalog.exports(campaign_ids=["cmp-1"])] == ["report"]
     engine = sa.create_engine(catalog_url)
