@@ -299,16 +299,22 @@ class Fidelity(Model):
     )
 
     def shown(self, requested: FaceParams) -> tuple[FaceParams, dict[str, ShownFrom]]:
-        """The face the image shows: each measured parameter as measured, every other one
-        as requested, and for each parameter which of the two it is.
+        """The face the image shows, and for each parameter whether that value was measured
+        or is the request.
 
-        A measured value outside the parameter's allowed values (a perception module that
-        reads a background the search space has no name for) falls back to the request.
+        skin_tone is measured on the request's own scale (Monk steps), so its measurement
+        stands whenever there is one. A categorical reading is coarser than the request
+        (smile and laugh read alike; lighting reads only as even or low key), so it replaces
+        the request only when it is off the request (ok False) and names a value the
+        parameter has (a black backdrop does not): within tolerance the request counts as
+        shown; where nothing was measured the request stands too.
         """
         values: dict[str, object] = requested.model_dump()
         source: dict[str, ShownFrom] = dict.fromkeys(values, "requested")
         for name, p in self.params.items():
             if name not in values or p.measured is None:
+                continue
+            if name != "skin_tone" and p.ok is not False:
                 continue
             candidate = {**values, name: p.measured}
             try:
