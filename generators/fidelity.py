@@ -67,6 +67,17 @@ def measure(
     )
 
 
+def seen_face(
+    requested: FaceParams, rgb: np.ndarray, perceive: Perceive, settings: FidelitySettings
+) -> tuple[FaceParams, Fidelity]:
+    """The face an audience sees in `rgb`, asked for as `requested`: measured parameters as
+    measured (`Fidelity.shown`), the rest as requested. The sandbox's measured mode and the
+    bench read creatives with this, the same reading the generate stage records."""
+    f = measure(requested, perceive(rgb), settings, 1)
+    face, _ = f.shown(requested)
+    return face, f
+
+
 def mismatches(f: Fidelity) -> list[str]:
     """The parameters measured off the request (ok False), in FaceParams order."""
     return [name for name, p in f.params.items() if p.ok is False]
@@ -143,4 +154,12 @@ def render(
     return out
 
 
-__all__ = ["Perceive", "Rendered", "measure", "mismatches", "render", "try_seed"]
+__all__ = [
+    "Perceive",
+    "Rendered",
+    "measure",
+    "mismatches",
+    "render",
+    "seen_face",
+    "try_seed",
+]
