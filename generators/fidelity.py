@@ -2,11 +2,12 @@
 
 The generate stage measures every image it makes with the perception module
 (`faceloop.generators.perception`) and compares the reading with the request within the
-playbook's `fidelity.tolerance`. An image with a parameter off the request is made again
-with a seed derived from the variant's seed and the try number, up to `fidelity.max_tries`
-images; if none matches, the closest one is kept and its mismatched parameters are marked
-not rendered. Every variant carries the outcome (`faceloop.models.Fidelity`): requested vs
-measured per parameter, the tries and the perception reading.
+playbook's `fidelity.tolerance`. An image with a parameter off the request, or with no
+face found, is made again with a seed derived from the variant's seed and the try number, up
+to `fidelity.max_tries` images; if none matches, the closest one is kept (one with a face
+before one without) and its mismatched parameters are marked not rendered. Every variant
+carries the outcome (`faceloop.models.Fidelity`): requested vs measured per parameter, the
+tries and the perception reading.
 
 Seeds are derived, never drawn, so a retried activity (Temporal) makes the same images and
 keeps the same one. Nothing here does I/O; the activity (`generators/activities.py`) stores
@@ -114,8 +115,10 @@ def render(
         if progress is not None:
             progress(made + done, total)
 
-    # per request: (mismatch count, attempt, image, seed, fidelity) of the best try so far
-    best: list[tuple[int, int, np.ndarray, int, Fidelity] | None] = [None] * n
+    # per request: (rank, attempt, image, seed, fidelity) of the best try so far; the rank
+    # puts an image without a face last (nothing of it could be judged, so it would
+    # otherwise count as matching), then orders by the parameters off the request
+    best: list[tuple[tuple[int, int], int, np.ndarray, int, Fidelity] | None] = [None] * n
     pending = list(range(n))
     for attempt in range(tries):
         batch = [
@@ -127,12 +130,12 @@ def render(
         still: list[int] = []
         for i, req, rgb in zip(pending, batch, images, strict=True):
             f = measure(requests[i].params, perceive(rgb), settings, attempt + 1)
-            off = len(mismatches(f))
+            rank = (0 if f.found else 1, len(mismatches(f)))
             current = best[i]
             # the earliest try wins a tie, so a retried activity keeps the same image
-            if current is None or off < current[0]:
-                best[i] = (off, attempt, rgb, req.seed, f)
-            if off:
+            if current is None or rank < current[0]:
+                best[i] = (rank, attempt, rgb, req.seed, f)
+            if rank != (0, 0):
                 still.append(i)
         pending = still
         if not pending:

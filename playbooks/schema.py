@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from faceloop.briefs import parse_yaml, read_document
 from faceloop.errors import InputError
+from faceloop.generators.perception import FidelityTolerance
 from faceloop.models import (
     CATEGORICAL_FIELDS,
     Channel,
@@ -32,7 +33,6 @@ from faceloop.models import (
     Text,
     Verdict,
 )
-from faceloop.generators.perception import FidelityTolerance
 from faceloop.playbooks.markets import IsoMarket
 
 if TYPE_CHECKING:

@@ -333,9 +333,7 @@ def test_report_has_a_fidelity_column_and_a_confusion_table_per_parameter(
         fidelity = Fidelity(
             found=True,
             params={
-                "skin_tone": ParamShown(
-                    requested=v.params.skin_tone, measured=measured, ok=ok
-                ),
+                "skin_tone": ParamShown(requested=v.params.skin_tone, measured=measured, ok=ok),
                 "expression": ParamShown(requested="laugh", measured="smile", ok=True),
                 "age_band": ParamShown(requested=v.params.age_band),
             },

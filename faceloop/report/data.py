@@ -18,9 +18,9 @@ from PIL import Image
 
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, Variant
-from faceloop.report.fidelity import entry_fidelity, fidelity_section
 from faceloop.optimization.report import pareto_section, regret_section
 from faceloop.optimization.study import Optimizer
+from faceloop.report.fidelity import entry_fidelity, fidelity_section
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, CampaignRow, Catalog
 

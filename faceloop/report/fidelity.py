@@ -47,9 +47,7 @@ def fidelity_section(variants: list[Variant]) -> dict[str, Any]:
             "ok_share": counts["ok"] / judged if judged else None,
             # Monk steps between request and measurement (skin tone: the one ordinal field)
             "mean_abs_error": sum(errors) / len(errors) if errors else None,
-            "confusion": {
-                req: dict(sorted(row.items())) for req, row in sorted(confusion.items())
-            },
+            "confusion": {req: dict(sorted(row.items())) for req, row in sorted(confusion.items())},
         }
     tries = Counter(v.fidelity.tries for v in measured if v.fidelity is not None)
     return {

@@ -169,4 +169,3 @@ def _fidelity_view(v: Variant) -> str:
     if f.not_rendered:
         parts.append("not rendered: " + ", ".join(f.not_rendered))
     return " · ".join(parts)
-

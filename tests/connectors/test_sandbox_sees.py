@@ -96,7 +96,10 @@ def test_declared_mode_keeps_the_fingerprint_of_scenarios_from_before_the_option
     declared = _scenario("declared")
     assert declared.fingerprint() != _scenario("measured").fingerprint()
     legacy = declared.model_dump(exclude={"audience_sees"})
-    assert declared.fingerprint() == hashlib.sha256(
-        Scenario.model_validate(legacy).model_dump_json(exclude={"audience_sees"}).encode()
-    ).hexdigest()
+    assert (
+        declared.fingerprint()
+        == hashlib.sha256(
+            Scenario.model_validate(legacy).model_dump_json(exclude={"audience_sees"}).encode()
+        ).hexdigest()
+    )
     assert json.loads(declared.model_dump_json())["audience_sees"] == "declared"

@@ -136,9 +136,7 @@ def test_within_tolerance_is_shown_and_enforce_off_only_measures(tmp_path: Path)
     assert near.fidelity.params["skin_tone"].ok is True  # 9 is within 2 steps of 8
 
     gen = FakeToneGenerator(faithful=set())
-    (far,), _ = _run(
-        tmp_path / "far", gen, [_variant("a", 1, 2)], FidelitySettings(enforce=False)
-    )
+    (far,), _ = _run(tmp_path / "far", gen, [_variant("a", 1, 2)], FidelitySettings(enforce=False))
     assert far.fidelity is not None and gen.seeds == [1]
     assert (far.fidelity.tries, far.fidelity.enforced) == (1, False)
     assert far.fidelity.not_rendered == ["skin_tone"]
@@ -155,3 +153,28 @@ def test_reseeding_is_deterministic() -> None:
 def test_max_tries_is_bounded(tries: int) -> None:
     with pytest.raises(ValueError, match="max_tries"):
         FidelitySettings(max_tries=tries)
+
+
+def test_an_image_without_a_face_is_reseeded_and_never_preferred(tmp_path: Path) -> None:
+    """A faceless image has nothing judged off; it must not beat an image with a face."""
+
+    def faceless_first(rgb: np.ndarray) -> Perception:
+        seen = fake_perceive(rgb)
+        if int(rgb[0, 0, 1]) == 7 % 251:  # the first try's seed: no face found
+            return Perception(False, None, None, None, None, None, None, None, None, seen.raw)
+        return seen
+
+    gen = FakeToneGenerator(faithful=set())  # every face renders Monk 9 (asked 2: off)
+    catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
+    acts = GeneratorActivities(gen, AssetStore(tmp_path / "assets"), catalog, faceless_first)
+    inp = GenerateInput(
+        campaign_id="cmp",
+        round=0,
+        size=64,
+        variants=[_variant("a", 7, 2)],
+        fidelity=FidelitySettings(),
+    )
+    (v,) = acts._generate(inp, lambda done, total: None).variants
+    assert v.fidelity is not None and v.fidelity.found
+    assert v.asset is not None and v.asset.seed == try_seed(7, 1)  # the first image with a face
+    assert (v.fidelity.tries, v.fidelity.not_rendered) == (3, ["skin_tone"])

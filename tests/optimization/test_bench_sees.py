@@ -106,9 +106,10 @@ def test_the_bench_runs_measured_and_says_so(monkeypatch: pytest.MonkeyPatch) ->
         assert ctr < 0.08, name
     declared = bench(_scenario("declared"), SMALL, seeds=1)
     assert declared["audience_sees"] == "declared"
-    assert declared["strategies"]["oracle"]["clicks_mean"] > 2 * out["strategies"]["oracle"][
-        "clicks_mean"
-    ]
+    assert (
+        declared["strategies"]["oracle"]["clicks_mean"]
+        > 2 * out["strategies"]["oracle"]["clicks_mean"]
+    )
 
 
 @pytest.mark.slow

@@ -57,7 +57,10 @@ def test_skin_tone_is_read_as_measured_and_categoricals_only_when_off() -> None:
     )
     face, source = f.shown(ASKED)
     assert (face.skin_tone, face.expression, face.background) == (3, "laugh", "white")
-    assert source == {**dict.fromkeys(FaceParams.model_fields, "requested"), "skin_tone": "measured"}
+    assert source == {
+        **dict.fromkeys(FaceParams.model_fields, "requested"),
+        "skin_tone": "measured",
+    }
 
     off = _fidelity(background=ParamShown(requested="white", measured="blue", ok=False))
     face, source = off.shown(ASKED)

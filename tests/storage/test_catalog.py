@@ -20,8 +20,8 @@ from faceloop.models import (
     FaceParams,
     Fidelity,
     GuardrailReport,
-    ParamShown,
     KpiObservation,
+    ParamShown,
     Variant,
     Verdict,
 )
