@@ -23,6 +23,11 @@ Strategies, all with the same impression budget:
   marginal KPI across all of them.
 - `best_fixed`: the best fixed creative in hindsight: of the creatives faceloop ran, the one
   with the highest true expected total, shown every impression of the campaign.
+
+With a scenario's `audience_sees: measured` every creative is rendered and read
+(`faceloop.optimization.sees`): the audience reacts to the face its image shows, faceloop
+learns that face, and the oracle is served the rendered version of its best faces, so it
+is an upper bound only in declared mode.
 """
 
 from __future__ import annotations
