@@ -12,7 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from faceloop.errors import GenerationError
 from faceloop.generators.base import GenerationRequest, Generator
-from faceloop.generators.fidelity import Perceive, render
+from faceloop.generators.enforce import Perceive, render
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
 from faceloop.storage.assets import AssetStore

@@ -2,7 +2,7 @@
 
 The bench (`faceloop.optimization.simulate`) has no images: by default its audience reacts
 to the declared face parameters. In measured mode each creative is made as the generate
-stage makes it (`faceloop.generators.fidelity.render`: the CPU default generator, small
+stage makes it (`faceloop.generators.enforce.render`: the CPU default generator, small
 images, the default playbook's fidelity re-seeds) and read with the perception module; the
 audience then reacts to the face the image shows (`Fidelity.shown`), and faceloop's
 optimizer learns that face, as the campaign's learn stage does.
@@ -20,7 +20,7 @@ from faceloop.models import FaceParams, Fidelity
 
 if TYPE_CHECKING:
     from faceloop.generators.base import Generator
-    from faceloop.generators.fidelity import Perceive
+    from faceloop.generators.enforce import Perceive
     from faceloop.playbooks.schema import FidelitySettings
 
 # the smallest size the generators accept; the perception module finds the DCGAN's faces at it
@@ -62,7 +62,7 @@ class MeasuredFaces:
         key = (params.key(), seed)
         if key not in self._cache:
             from faceloop.generators.base import GenerationRequest
-            from faceloop.generators.fidelity import render
+            from faceloop.generators.enforce import render
 
             generator, perceive = self._parts()
             request = GenerationRequest(params=params, seed=seed, size=self.size)

@@ -3,7 +3,7 @@
 re-seeds (docs/fidelity.md; figures in docs/benchmarks.md).
 
 Draws N face-parameter requests (seeded, uniform over the default search space), renders
-each with `faceloop.generators.fidelity.render` once with enforcement off (the first image
+each with `faceloop.generators.enforce.render` once with enforcement off (the first image
 only) and once with the default playbook's fidelity section (up to 3 images), and prints
 per parameter the share of judged images shown as asked, plus tries and not-rendered counts.
 
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from faceloop.generators.base import GenerationRequest
-from faceloop.generators.fidelity import render
+from faceloop.generators.enforce import render
 from faceloop.generators.perception import perceive
 from faceloop.generators.registry import get_generator
 from faceloop.models import CATEGORICAL_FIELDS, FaceParams, Fidelity

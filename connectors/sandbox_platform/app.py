@@ -38,7 +38,7 @@ from faceloop.models import AudienceSegment, FaceParams, Fidelity, Model
 from faceloop.storage.assets import AssetStore
 
 if TYPE_CHECKING:
-    from faceloop.generators.fidelity import Perceive
+    from faceloop.generators.enforce import Perceive
 
 PLATFORM = "sandbox"
 MAX_WINDOW = 1_000_000
@@ -377,7 +377,7 @@ class _Store:
     def _seen(self, spec: AdSpec) -> tuple[FaceParams, Fidelity]:
         """What the simulated audience sees in the ad's image (measured mode): read from the
         asset store and measured by the perception module, the generate stage's reading."""
-        from faceloop.generators.fidelity import seen_face
+        from faceloop.generators.enforce import seen_face
         from faceloop.playbooks.schema import FidelitySettings
 
         assert self.assets is not None  # checked in __init__

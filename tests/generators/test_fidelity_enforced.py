@@ -13,7 +13,7 @@ import pytest
 
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.generators.base import GenerationRequest, Generator, Progress
-from faceloop.generators.fidelity import try_seed
+from faceloop.generators.enforce import try_seed
 from faceloop.generators.measure import FaceMeasurement
 from faceloop.generators.perception import FidelityTolerance, Perception
 from faceloop.messages import GenerateInput
