@@ -131,7 +131,7 @@ class Perception:
             raise KeyError(f"{param!r} is not a face parameter; use one of {sorted(MEASURABLE)}")
         if param not in MEASURABLE:
             return None
-        return getattr(self, param)  # type: ignore[no-any-return]
+        return getattr(self, param)
 
     def to_json(self) -> dict[str, Any]:
         out = {k: v for k, v in asdict(self).items() if k != "raw"}

@@ -173,3 +173,21 @@ def test_dcgan_renders_are_perceived(dcgan: Generator) -> None:
     tones = [p.skin_tone for p in seen]
     assert all(t is not None for t in tones)
     assert tones[0] < tones[1] and tones[2] < tones[3]  # type: ignore[operator]
+
+
+def test_bench_fidelity_table(dcgan: Generator) -> None:
+    from faceloop.generators.fidelity import bench_fidelity, requests_for, total_images
+
+    seen: list[int] = []
+    out = bench_fidelity(
+        dcgan, 1, ["tuning"], size=128, params=["framing"], on_image=lambda: seen.append(1)
+    )
+    assert len(seen) == total_images(1, ["tuning"], ["framing"]) == 3
+    rows = out["seed_sets"]["tuning"]["framing"]["values"]
+    assert set(rows) == {"close_up", "head_shoulders", "half_body"}
+    assert all(sum(r["measured"].values()) == 1 for r in rows.values())
+    assert out["target"] == {"judged_on": None, "met": None}  # skin tone was not run
+    # the other parameters are drawn, the asked one is fixed, seeds are the tuning range
+    reqs = requests_for("skin_tone", 9, 4, 100_000, 64)
+    assert all(r.params.skin_tone == 9 for r in reqs)
+    assert len({r.params.key() for r in reqs}) > 1
