@@ -37,6 +37,7 @@ from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
     segment_shares,
+    shown_faces,
     stable_seed,
 )
 from faceloop.settings import Settings
@@ -296,9 +297,11 @@ class ConnectorActivities:
 
     def _allocate(self, inp: DeployInput, live: list[Variant]) -> dict[str, dict[str, int]]:
         # the evidence after the last observed window: this round has not been observed yet
+        # the models learn the face each image shows (measured where measured)
+        shown = shown_faces([*self.catalog.variants(inp.campaign_id), *live])
         evidence = campaign_evidence(
             self.catalog.observations(inp.campaign_id),
-            {v.variant_id: v.params for v in [*self.catalog.variants(inp.campaign_id), *live]},
+            shown.faces,
             {v.variant_id: v.segment for v in live},
             segment_shares(inp.brief),
             inp.brief.kpi_goal,

@@ -23,7 +23,7 @@ from faceloop.models import (
     Text,
     Variant,
 )
-from faceloop.playbooks.schema import Escalation, Playbook
+from faceloop.playbooks.schema import Escalation, FidelitySettings, Playbook
 
 
 class CampaignInput(CampaignState):
@@ -109,6 +109,11 @@ class GenerateInput(Model):
     round: int
     size: int
     variants: list[Variant]
+    # histories recorded before fidelity was measured carry none: the defaults apply
+    fidelity: FidelitySettings = Field(
+        default_factory=FidelitySettings,
+        description="the playbook's fidelity section: tolerance, re-seeds, enforce or not",
+    )
 
 
 class GuardInput(Model):

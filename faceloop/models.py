@@ -265,6 +265,73 @@ class Asset(Model):
     seed: int
 
 
+ShownFrom = Literal["measured", "requested"]
+
+
+class ParamShown(Model):
+    """One face parameter of one image: what was asked, what its pixels show, and whether
+    the two agree within the playbook's tolerance (ok None: it could not be measured)."""
+
+    requested: str | int
+    measured: str | int | None = None
+    ok: bool | None = None
+
+
+class Fidelity(Model):
+    """What a generated image shows against what was asked for it, measured from its pixels
+    (faceloop.generators.perception) by the generate stage."""
+
+    found: bool = Field(description="a face was found; without one nothing was measured")
+    params: dict[str, ParamShown] = Field(
+        default_factory=dict, description="every FaceParams field: requested, measured, ok"
+    )
+    tries: int = Field(default=1, ge=1, description="images made for this variant (re-seeds + 1)")
+    enforced: bool = Field(
+        default=False, description="the playbook's fidelity.enforce re-seeded on a mismatch"
+    )
+    not_rendered: list[str] = Field(
+        default_factory=list,
+        description="parameters still off the request after the last try: the image does not "
+        "show them, and the optimizer learns what it shows instead",
+    )
+    perception: dict[str, object] = Field(
+        default_factory=dict, description="the perception module's full reading of the image"
+    )
+
+    def shown(self, requested: FaceParams) -> tuple[FaceParams, dict[str, ShownFrom]]:
+        """The face the image shows, and for each parameter whether that value was measured
+        or is the request.
+
+        skin_tone is measured on the request's own scale (Monk steps), so its measurement
+        stands whenever there is one. A categorical reading is coarser than the request
+        (smile and laugh read alike; lighting reads only as even or low key), so it replaces
+        the request only when it is off the request (ok False) and names a value the
+        parameter has (a black backdrop does not): within tolerance the request counts as
+        shown; where nothing was measured the request stands too.
+        """
+        values: dict[str, object] = requested.model_dump()
+        source: dict[str, ShownFrom] = dict.fromkeys(values, "requested")
+        for name, p in self.params.items():
+            if name not in values or p.measured is None:
+                continue
+            if name != "skin_tone" and p.ok is not False:
+                continue
+            candidate = {**values, name: p.measured}
+            try:
+                FaceParams.model_validate(candidate)
+            except ValueError:
+                continue
+            values, source[name] = candidate, "measured"
+        return FaceParams.model_validate(values), source
+
+
+def shown_params(variant: Variant) -> tuple[FaceParams, dict[str, ShownFrom]]:
+    """What a variant's image shows (its request where it was never measured)."""
+    if variant.fidelity is None:
+        return variant.params, dict.fromkeys(FaceParams.model_fields, "requested")
+    return variant.fidelity.shown(variant.params)
+
+
 class Verdict(StrEnum):
     passed = "pass"
     block = "block"
@@ -385,6 +452,9 @@ class Variant(Model):
     negative_prompt: str = ""
     disclosure: str = ""
     asset: Asset | None = None
+    fidelity: Fidelity | None = Field(
+        default=None, description="requested vs measured; None: made before it was measured"
+    )
     report: GuardrailReport | None = None
     decision: Decision | None = None
     decision_reason: str = ""

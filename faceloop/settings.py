@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import (
     AliasChoices,
@@ -178,6 +179,11 @@ class Settings(BaseSettings):
     sandbox_scenario: Path | None = Field(
         default=None,
         description="scenario YAML of the sandbox audience; unset: examples/scenarios/smooth.yaml",
+    )
+    sandbox_audience_sees: Literal["declared", "measured"] | None = Field(
+        default=None,
+        description="what the embedded sandbox's audience reacts to: declared face parameters "
+        "or those measured in each ad's image; unset: the scenario's audience_sees",
     )
     optuna_sampler: str = Field(
         default="thompson",

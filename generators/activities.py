@@ -4,23 +4,47 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
+import numpy as np
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.errors import GenerationError
 from faceloop.generators.base import GenerationRequest, Generator
+from faceloop.generators.enforce import Perceive, render
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 
+if TYPE_CHECKING:
+    from faceloop.generators.perception import Perception
+
 
 class GeneratorActivities:
-    def __init__(self, generator: Generator, store: AssetStore, catalog: Catalog) -> None:
+    """`perceive` reads an image's face parameters from its pixels (default: the perception
+    module, imported on first use so the workflow worker that imports this class stays
+    light); tests pass a fake."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        store: AssetStore,
+        catalog: Catalog,
+        perceive: Perceive | None = None,
+    ) -> None:
         self.generator = generator
         self.store = store
         self.catalog = catalog
+        self._perceive = perceive
+
+    def perceive(self, rgb: np.ndarray) -> Perception:
+        if self._perceive is None:
+            from faceloop.generators.perception import perceive
+
+            self._perceive = perceive
+        return self._perceive(rgb)
 
     @activity.defn
     async def generate(self, inp: GenerateInput) -> VariantsPayload:
@@ -47,22 +71,37 @@ class GeneratorActivities:
         ]
         try:
             self.generator.validate(requests)
-            images = self.generator.generate(requests, progress=progress)
+            kept = render(self.generator, requests, self.perceive, inp.fidelity, progress)
         except GenerationError as exc:
             raise ApplicationError(str(exc), type="GenerationError", non_retryable=True) from exc
         out = []
-        for v, rgb in zip(inp.variants, images, strict=True):
-            asset_id, uri = self.store.put_image(rgb)
+        for v, r in zip(inp.variants, kept, strict=True):
+            asset_id, uri = self.store.put_image(r.image)
             asset = Asset(
                 asset_id=asset_id,
                 uri=uri,
-                width=int(rgb.shape[1]),
-                height=int(rgb.shape[0]),
+                width=int(r.image.shape[1]),
+                height=int(r.image.shape[0]),
                 generator=self.generator.name,
                 model_version=self.generator.model_version,
-                seed=v.seed,
+                seed=r.seed,  # the seed of the kept try: the variant's own, or a re-seed
             )
-            v = v.model_copy(update={"asset": asset})
+            v = v.model_copy(update={"asset": asset, "fidelity": r.fidelity})
             self.catalog.upsert_variant(v)
+            if r.fidelity.tries > 1 or r.fidelity.not_rendered:
+                # keyed by the activity execution: a retried activity records it once
+                self.catalog.audit(
+                    inp.campaign_id,
+                    "variant.fidelity",
+                    v.variant_id,
+                    "generator",
+                    {
+                        "round": inp.round,
+                        "tries": r.fidelity.tries,
+                        "kept_seed": r.seed,
+                        "not_rendered": r.fidelity.not_rendered,
+                        "asset_id": asset_id,
+                    },
+                )
             out.append(v)
         return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)

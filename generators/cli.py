@@ -1,4 +1,5 @@
-"""`faceloop generate`, `faceloop persona train` and `faceloop bench generate`."""
+"""`faceloop generate`, `faceloop persona train`, `faceloop bench generate` and
+`faceloop bench fidelity`."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 from rich.markup import escape
 
 from faceloop.briefs import parse_json, read_text_file
-from faceloop.cli.console import console, fail, group
+from faceloop.cli.console import console, err, fail, group
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import FaceParams
 
@@ -25,6 +26,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     persona.command("train")(persona_train_cmd)
     app.add_typer(persona, name="persona")
     bench_app.command("generate")(bench_generate_cmd)
+    bench_app.command("fidelity")(bench_fidelity_cmd)
 
 
 def parse_params(text: str) -> FaceParams:
@@ -256,4 +258,104 @@ def bench_generate_cmd(
         console.print(
             f"{r['backend']:>10} {r['size']:>5}px  {r['images_per_s']:>7.2f} img/s  "
             f"peak RSS {r['peak_rss_mib']} MiB"
+        )
+
+
+def bench_fidelity_cmd(
+    images: Annotated[
+        int, typer.Option("--images", min=1, help="images per parameter value and seed set")
+    ] = 64,
+    seeds: Annotated[
+        str,
+        typer.Option(
+            "--seeds",
+            help="tuning (seeds a rendering change may be tuned on), heldout (never tuned "
+            "on: the verdict) or both",
+        ),
+    ] = "both",
+    backend: Annotated[str, typer.Option("--backend", help="generator to judge")] = "dcgan",
+    size: Annotated[int, typer.Option("--size", min=64, help="image side, px")] = 256,
+    params: Annotated[
+        str | None,
+        typer.Option("--params", help="comma-separated parameters (default: every measurable)"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Is what is asked what is shown: per face parameter and value, the share of generated
+    images that measure as requested, and what they measured as instead."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from faceloop.generators.fidelity import PARAM_ORDER, bench_fidelity, total_images
+    from faceloop.generators.registry import get_generator
+
+    sets = {"tuning": ["tuning"], "heldout": ["heldout"], "both": ["tuning", "heldout"]}
+    if seeds not in sets:
+        raise fail(InputError("--seeds", [f"{seeds!r}: use tuning, heldout or both"]))
+    chosen = list(PARAM_ORDER)
+    if params is not None:
+        chosen = [p.strip() for p in params.split(",") if p.strip()]
+        bad = [p for p in chosen if p not in PARAM_ORDER]
+        if bad or not chosen:
+            raise fail(
+                InputError("--params", [f"{bad or params!r}: use some of {', '.join(PARAM_ORDER)}"])
+            )
+    try:
+        gen = get_generator(backend)
+    except FaceloopError as exc:
+        raise fail(exc) from exc
+    with Progress(
+        TextColumn("fidelity"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,  # stderr: with --json, stdout stays one JSON document
+        transient=as_json,
+    ) as progress:
+        task = progress.add_task("images", total=total_images(images, sets[seeds], chosen))
+        try:
+            report = bench_fidelity(
+                gen,
+                images,
+                sets[seeds],
+                size=size,
+                params=chosen,
+                on_image=lambda: progress.advance(task),
+            )
+        except FaceloopError as exc:
+            raise fail(exc) from exc
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return
+    _print_fidelity(report)
+
+
+def _print_fidelity(report: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    for name, table in report["seed_sets"].items():
+        out = Table(
+            title=f"{report['generator']}: {name} seeds, {report['images_per_setting']} "
+            "images per value"
+        )
+        for col in ("parameter", "value", "shown", "measured as"):
+            out.add_column(col)
+        for param, res in table.items():
+            if param == "skin_bands":
+                continue
+            for value, row in res["values"].items():
+                share = "-" if row["share_shown"] is None else f"{row['share_shown']:.2f}"
+                seen = ", ".join(f"{k} {v}" for k, v in row["measured"].items())
+                out.add_row(param, value, share, escape(seen))
+        console.print(out)
+        bands = table.get("skin_bands")
+        if bands:
+            console.print(
+                f"Monk 1-3 measured light: {bands['light_of_monk_1_3']}; "
+                f"Monk 8-10 measured dark: {bands['dark_of_monk_8_10']}"
+            )
+    t = report["target"]
+    if t.get("judged_on"):
+        console.print(
+            f"target (>= {t['share']} each, {t['judged_on']} seeds): "
+            f"{'met' if t['met'] else 'NOT met'}"
         )

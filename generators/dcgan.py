@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 NZ = 100  # latent size
 NATIVE = 64  # side of the network's output, px
 WORK_MAX = 512  # largest side the post-processing works at
-POST_VERSION = "faceloop-post2"  # bump whenever the post-processing or directions change
+POST_VERSION = "faceloop-post3"  # bump whenever the post-processing or directions change
 DIRECTIONS_FILE = Path(__file__).parent / "data" / "latent_directions.json"
 _INSTALL_HINT = "pip install --no-deps gan-face-generate"
 
@@ -265,11 +265,17 @@ def _render(raw: Float, params: FaceParams, size: int, seed: int) -> Float:
     xx = (xx + 0.5) / size
     yy = (yy + 0.5) / size
     dist = np.sqrt(((xx - face.cx) / face.ax) ** 2 + ((yy - face.cy) / face.ay) ** 2)
-    img = _skin_tone(img, params.skin_tone, dist)
     subject = _subject_mask(face, dist, xx, yy) * inside
     img = _background(img, params.background, subject, inside, xx, yy, seed)
     img = _lighting(img, params.lighting, xx, yy)
-    return _style(img, params.style)
+    # Skin tone after the light and the photographic grade: the tone asked for is the one
+    # shown under any of them (a dramatic key used to turn a Monk 3 face brown, an
+    # editorial grade a Monk 8 face tan). The gain is uniform over the face, so the light's
+    # direction and falloff stay; exposure and colour cast show on the scene. An
+    # illustration redraws the colours it is given (flat fills, ink), so it comes after.
+    if params.style == "illustration":
+        return _style(_skin_tone(img, params.skin_tone, dist), params.style)
+    return _skin_tone(_style(img, params.style), params.skin_tone, dist)
 
 
 def _subject_mask(face: Ellipse, dist: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> Any:
@@ -328,7 +334,10 @@ MONK_SWATCHES: dict[int, str] = {
 # Skin in a portrait reads darker and flatter than a fully lit swatch (shading, exposure):
 # rendered L* = slope * swatch L* + offset maps Monk 1 to about 76 and Monk 10 to about 16.
 _RENDER_L = (0.755, 5.0)
-_TONE_STRENGTH = 0.6  # fraction of the way (in log luminance) towards the target: mild
+# The whole way to the target: a partial move left a dark sample reading brown when Monk 2
+# was asked (issue 13: 5 of 16). The gain range still bounds how far a sample is pushed.
+_TONE_STRENGTH = 1.0
+_TONE_GAIN = (0.03, 30.0)
 
 
 def _monk_lab(tone: int) -> np.ndarray:
@@ -345,20 +354,28 @@ def _y_to_l(y: np.ndarray) -> Any:
 
 
 def _skin_tone(img: Float, tone: int, dist: np.ndarray) -> Float:
-    """Move the face's luminance and warmth part of the way towards the Monk swatch."""
-    lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
+    """Move the face's luminance and warmth to the Monk swatch, as rendered skin reads.
+
+    Two passes: luminance gain saturates at white and the median of the core moves with
+    it, so one pass falls short on a dark sample asked for a light tone; the second
+    closes most of the remaining gap.
+    """
     core = dist < 0.55
     if not core.any():
         return img
-    current = np.median(lab[core], axis=0)
     target = _monk_lab(tone)
     target_y = float(_l_to_y(_RENDER_L[0] * target[0] + _RENDER_L[1]))
-    gain = np.clip((target_y / max(float(_l_to_y(current[0])), 1e-4)) ** _TONE_STRENGTH, 0.4, 2.5)
     weight = (1.0 - _smoothstep(0.6, 1.0, dist))[..., None]
-    y = _l_to_y(lab[..., 0]) * np.power(gain, weight[..., 0])
-    lab[..., 0] = np.clip(_y_to_l(np.clip(y, 0.0, 1.0)), 0.0, 100.0)
-    lab[..., 1:] += weight * 0.3 * (target[1:] - current[1:])
-    return np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    for _ in range(2):
+        lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
+        current = np.median(lab[core], axis=0)
+        ratio = target_y / max(float(_l_to_y(current[0])), 1e-4)
+        gain = np.clip(ratio**_TONE_STRENGTH, *_TONE_GAIN)
+        y = _l_to_y(lab[..., 0]) * np.power(gain, weight[..., 0])
+        lab[..., 0] = np.clip(_y_to_l(np.clip(y, 0.0, 1.0)), 0.0, 100.0)
+        lab[..., 1:] += weight * (target[1:] - current[1:])
+        img = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    return img
 
 
 _BACKDROPS: dict[str, tuple[float, float, float]] = {

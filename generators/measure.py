@@ -5,7 +5,7 @@ numbers, so a backend that ignores a parameter fails instead of being trusted:
 
 | parameter   | measurement                                                                    |
 | ----------- | ------------------------------------------------------------------------------ |
-| skin_tone   | ITA (individual typology angle, degrees) of the skin pixels of the face        |
+| skin_tone   | ITA (individual typology angle, degrees) of the cheek band (guardrails/skin.py) |
 | lighting    | mean L* and L* spread (contrast) inside the face box                           |
 | expression  | mouth width / eye distance from YuNet's five landmarks                         |
 | background  | hue, brightness and Lab b* (blue-yellow) outside the head and shoulders       |
@@ -24,6 +24,17 @@ from typing import Any
 
 import cv2
 import numpy as np
+
+from faceloop.guardrails.skin import face_ita, lab, skin_pixels
+
+__all__ = [
+    "FaceMeasurement",
+    "background_mask",
+    "mann_whitney_greater",
+    "measure",
+    "measure_face",
+    "skin_pixels",
+]
 
 NAN = float("nan")
 
@@ -48,44 +59,6 @@ class FaceMeasurement:
             k: (None if isinstance(v, float) and math.isnan(v) else v)
             for k, v in asdict(self).items()
         }
-
-
-def _lab(rgb: np.ndarray) -> np.ndarray:
-    """uint8 RGB -> float32 Lab with L* in 0-100 and a*, b* in about -128..127."""
-    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-
-
-def _ita(lab_pixels: np.ndarray) -> float:
-    # ITA = atan((L* - 50) / b*) in degrees; atan2 keeps it defined when b* is near zero.
-    lum = float(np.median(lab_pixels[:, 0]))
-    yb = float(np.median(lab_pixels[:, 2]))
-    return math.degrees(math.atan2(lum - 50.0, max(yb, 1e-3)))
-
-
-def skin_pixels(
-    lab: np.ndarray, box: tuple[float, float, float, float], landmarks: Any
-) -> np.ndarray:
-    """Lab pixels of the cheeks and nose bridge: between the eye line and the mouth line.
-
-    Eyes, brows, lips and hair lie outside this band. A loose chroma filter drops what is
-    plainly not skin (grey or blue backdrop showing through); if it drops nearly all, the
-    band is used as is, since a strongly relit face can fail any fixed skin-colour rule.
-    """
-    h, w = lab.shape[:2]
-    pts = np.asarray(landmarks, np.float64)
-    eye_y = (pts[0, 1] + pts[1, 1]) / 2
-    mouth_y = (pts[3, 1] + pts[4, 1]) / 2
-    x0 = int(np.clip(min(pts[0, 0], pts[3, 0]), 0, w - 1))
-    x1 = int(np.clip(max(pts[1, 0], pts[4, 0]), x0 + 1, w))
-    y0 = int(np.clip(eye_y + 0.25 * (mouth_y - eye_y), 0, h - 1))
-    y1 = int(np.clip(mouth_y - 0.15 * (mouth_y - eye_y), y0 + 1, h))
-    band = lab[y0:y1, x0:x1].reshape(-1, 3)
-    if band.size == 0:
-        x, y, bw, bh = box
-        band = lab[int(y + bh * 0.4) : int(y + bh * 0.7), int(x + bw * 0.25) : int(x + bw * 0.75)]
-        band = band.reshape(-1, 3)
-    skinlike = band[(band[:, 1] > -2.0) & (band[:, 2] > -2.0) & (band[:, 0] > 3.0)]
-    return skinlike if len(skinlike) >= max(8, len(band) // 5) else band
 
 
 def background_mask(
@@ -114,28 +87,31 @@ def measure(rgb: np.ndarray, min_score: float = 0.5) -> FaceMeasurement:
     faces = detect_faces(rgb, min_score=min_score)
     if not faces:
         return FaceMeasurement(False, 0.0, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN)
-    face = faces[0]
+    return measure_face(rgb, lab(rgb), faces[0])
+
+
+def measure_face(rgb: np.ndarray, lab_img: np.ndarray, face: Any) -> FaceMeasurement:
+    """The measurements of one detected face (guardrails.vision.Face); lab_img is `lab(rgb)`."""
     h, w = rgb.shape[:2]
     x, y, bw, bh = face.box
-    lab = _lab(rgb)
     pts = np.asarray(face.landmarks, np.float64)
     eye_d = max(float(np.linalg.norm(pts[1] - pts[0])), 1e-3)
     mouth_w = float(np.linalg.norm(pts[4] - pts[3]))
     drop = float(((pts[3] + pts[4]) / 2 - (pts[0] + pts[1]) / 2)[1])
-    inner = lab[
+    inner = lab_img[
         int(np.clip(y + 0.15 * bh, 0, h - 1)) : int(np.clip(y + 0.9 * bh, 1, h)),
         int(np.clip(x + 0.15 * bw, 0, w - 1)) : int(np.clip(x + 0.85 * bw, 1, w)),
     ].reshape(-1, 3)
-    skin = skin_pixels(lab, face.box, face.landmarks)
+    skin_ita, _ = face_ita(lab_img, face)
     bg = background_mask(rgb.shape, face.box, float((pts[0, 1] + pts[1, 1]) / 2))
-    bg_lab = lab[bg]
+    bg_lab = lab_img[bg]
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV_FULL)
     hue = hsv[..., 0][bg].astype(np.float64) * 2 * np.pi / 256
     bg_hue = math.degrees(math.atan2(float(np.sin(hue).mean()), float(np.cos(hue).mean()))) % 360
     return FaceMeasurement(
         found=True,
         face_share=float(face.area / (h * w)),
-        ita=_ita(skin),
+        ita=NAN if skin_ita is None else skin_ita,
         face_l=float(inner[:, 0].mean()),
         face_contrast=float(inner[:, 0].std()),
         mouth_ratio=mouth_w / eye_d,

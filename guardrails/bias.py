@@ -2,9 +2,10 @@
 requested age bands, compared with the playbook's targets.
 
 Per image, `BiasGuardrail.measure` reads each face: the Individual Typology Angle
-ITA = atan((L* - 50) / b*) in degrees over the face's skin pixels (CIELAB; Chardon et al.
-1991 groups), and NudeNet's FACE_FEMALE / FACE_MALE label. Age cannot be measured offline
-with a model we can ship, so age bands are reported as requested-only, never as measured.
+ITA = atan((L* - 50) / b*) in degrees over the face's cheek band (CIELAB; Chardon et al.
+1991 groups; the project's one ITA function, guardrails/skin.py), and NudeNet's
+FACE_FEMALE / FACE_MALE label. Age cannot be measured offline with a model we can ship,
+so age bands are reported as requested-only, never as measured.
 `audit_batch` turns the measurements into the table of counts and shares and the verdict.
 """
 
@@ -13,52 +14,22 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, ClassVar
 
-import cv2
 import numpy as np
 
 from faceloop.models import CheckResult, Verdict
 
 from .base import GuardContext, Guardrail, require_rgb
 from .safety import NudeNetDetector, default_nudenet
+from .skin import ITA_GROUPS, face_ita, ita_group, lab
 from .vision import Face, FaceDetector, default_detector
 
-# (lower bound in degrees, group), from the lightest down (Chardon et al. 1991)
-ITA_GROUPS: tuple[tuple[float, str], ...] = (
-    (55.0, "very_light"),
-    (41.0, "light"),
-    (28.0, "intermediate"),
-    (10.0, "tan"),
-    (-30.0, "brown"),
-    (-1e9, "dark"),
-)
 UNMEASURED = "unmeasured"
 
 
-def ita_group(ita: float) -> str:
-    for low, name in ITA_GROUPS:
-        if ita > low:
-            return name
-    return ITA_GROUPS[-1][1]
-
-
 def skin_ita(rgb: np.ndarray, face: Face) -> tuple[float | None, int]:
-    """Median ITA over the skin pixels of the face's inner box; (None, n) if too few."""
-    h, w = rgb.shape[:2]
-    x, y, bw, bh = face.box
-    # the inner box avoids hair and background; YCrCb bounds select skin of every tone
-    x0, x1 = int(max(0, x + 0.2 * bw)), int(min(w, x + 0.8 * bw))
-    y0, y1 = int(max(0, y + 0.25 * bh)), int(min(h, y + 0.9 * bh))
-    if x1 - x0 < 4 or y1 - y0 < 4:
-        return None, 0
-    crop = rgb[y0:y1, x0:x1]
-    ycc = cv2.cvtColor(crop, cv2.COLOR_RGB2YCrCb)
-    mask = cv2.inRange(ycc, (20, 133, 77), (255, 180, 135)) > 0
-    n = int(mask.sum())
-    if n < 50:
-        return None, n
-    lab = cv2.cvtColor(crop.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[mask]
-    ita = np.degrees(np.arctan2(lab[:, 0] - 50.0, lab[:, 2]))
-    return float(np.median(ita)), n
+    """ITA of the face's cheek band, measured the one way the project measures skin
+    (guardrails/skin.py); (None, n) if too few skin pixels."""
+    return face_ita(lab(rgb), face)
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -167,7 +138,11 @@ def audit_batch(measurements: list[dict[str, Any]], targets: Any = None) -> Chec
     evidence: dict[str, object] = {
         "images": len(measurements),
         "faces": faces,
-        "skin_tone": {"measured": True, "method": "ITA on skin pixels", **_table(tone, faces)},
+        "skin_tone": {
+            "measured": True,
+            "method": "ITA of the cheek band (guardrails/skin.py)",
+            **_table(tone, faces),
+        },
         "gender_presentation": {
             "measured": True,
             "method": "NudeNet FACE_FEMALE/FACE_MALE",
@@ -181,3 +156,6 @@ def audit_batch(measurements: list[dict[str, Any]], targets: Any = None) -> Chec
         evidence["reason"] = "; ".join(misses)
     score = 1.0 - (len(misses) / max(1, len(misses) + 1)) if judged else 1.0
     return CheckResult(name="bias", verdict=verdict, score=score, evidence=evidence)
+
+
+__all__ = ["ITA_GROUPS", "BiasGuardrail", "audit_batch", "ita_group", "skin_ita"]

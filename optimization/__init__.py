@@ -39,6 +39,7 @@ if TYPE_CHECKING:
         Evidence,
         arms_from_observations,
         segment_shares,
+        shown_faces,
         successes,
     )
     from faceloop.optimization.facemodel import CampaignEvidence, FaceModel, campaign_evidence
@@ -64,6 +65,7 @@ _HOME = {
     "Evidence": "evidence",
     "arms_from_observations": "evidence",
     "segment_shares": "evidence",
+    "shown_faces": "evidence",
     "successes": "evidence",
     "CampaignEvidence": "facemodel",
     "FaceModel": "facemodel",
@@ -117,6 +119,7 @@ __all__ = [
     "plan_learn",
     "posterior_mean",
     "segment_shares",
+    "shown_faces",
     "split_impressions",
     "stable_seed",
     "successes",

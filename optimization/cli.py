@@ -76,6 +76,15 @@ def bench_optimize(
         Path | None,
         typer.Option(help="write one regret plot per scenario here: <scenario>.png"),
     ] = None,
+    audience_sees: Annotated[
+        str | None,
+        typer.Option(
+            help="what the simulated audience reacts to: declared (the face parameters as "
+            "asked; no images) or measured (each creative rendered with the CPU generator "
+            "at 64 px and read by the perception module; slow); default: each scenario's "
+            "audience_sees (declared in the shipped ones)"
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="print JSON only (with --all: a list, one per scenario)")
     ] = False,
@@ -84,8 +93,9 @@ def bench_optimize(
     best fixed creative in hindsight) and `oracle` (an upper bound) on a sandbox scenario,
     or with --all on every shipped one, with equal impression budgets; print clicks,
     conversions, the share of the oracle's clicks, the share of impressions on near-best
-    faces, and faceloop's lift over the A/B test. No images are generated: the simulated
-    audience scores the declared face parameters.
+    faces, and faceloop's lift over the A/B test. By default no images are generated and
+    the simulated audience scores the declared face parameters; with --audience-sees
+    measured it scores what each rendered creative shows. The output names the mode.
     """
     from faceloop.connectors.sandbox_platform.scenario import load_scenario
     from faceloop.examples import example_path
@@ -107,6 +117,10 @@ def bench_optimize(
         )
     if plot is not None and plot.suffix.lower() not in (".png", ".html"):
         raise fail(FaceloopError(f"--plot must end in .png or .html, got {plot}"))
+    if audience_sees not in (None, "declared", "measured"):
+        raise fail(
+            FaceloopError(f"--audience-sees must be declared or measured, got {audience_sees!r}")
+        )
     if (scenario is None) == (not all_scenarios):
         raise fail(FaceloopError("give one of --scenario FILE or --all (every shipped scenario)"))
     if all_scenarios and plot is not None:
@@ -124,6 +138,8 @@ def bench_optimize(
             campaign=campaign,
         )
         scenarios = [load_scenario(f) for f in files]
+        if audience_sees is not None:
+            scenarios = [sc.model_copy(update={"audience_sees": audience_sees}) for sc in scenarios]
     except (FaceloopError, ValueError) as exc:
         raise fail(exc) from exc
     outs: list[dict[str, Any]] = []
@@ -167,7 +183,8 @@ def _print_table(out: dict[str, Any]) -> None:
     cfg = out["config"]
     table = Table(
         title=f"{out['scenario']}: {out['seeds']} seeds, "
-        f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions"
+        f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions, "
+        f"audience sees {out.get('audience_sees', 'declared')} faces"
     )
     cols = ("strategy", "clicks (95% CI)", "conversions", "oracle fraction", "best share")
     for col in cols:

@@ -13,7 +13,15 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from faceloop.models import Brief, FaceParams, KpiGoal, KpiObservation
+from faceloop.models import (
+    Brief,
+    FaceParams,
+    KpiGoal,
+    KpiObservation,
+    ShownFrom,
+    Variant,
+    shown_params,
+)
 
 ALL = "all"  # the segment name of a campaign without segments (as the sandbox names it)
 # What the campaign assumes about conversion delays, in windows (the sandbox's default): a
@@ -37,6 +45,33 @@ class Evidence:
     params: FaceParams
     impressions: float
     successes: float
+
+
+@dataclass(frozen=True)
+class ShownFaces:
+    """What the optimizer learns from, per variant: the face its image shows (measured
+    parameters as measured, the rest as requested), the request where it differs, and for
+    every parameter which of the two the face holds."""
+
+    faces: dict[str, FaceParams]
+    requested: dict[str, FaceParams]
+    shown_from: dict[str, dict[str, ShownFrom]]
+
+
+def shown_faces(variants: Iterable[Variant]) -> ShownFaces:
+    """`ShownFaces` of the variants (a later copy of one variant replaces an earlier)."""
+    faces: dict[str, FaceParams] = {}
+    requested: dict[str, FaceParams] = {}
+    shown_from: dict[str, dict[str, ShownFrom]] = {}
+    for v in variants:
+        face, source = shown_params(v)
+        faces[v.variant_id] = face
+        shown_from[v.variant_id] = source
+        if face != v.params:
+            requested[v.variant_id] = v.params
+        else:
+            requested.pop(v.variant_id, None)
+    return ShownFaces(faces, requested, shown_from)
 
 
 def successes(goal: KpiGoal, clicks: int, conversions: int) -> int:
@@ -182,11 +217,13 @@ __all__ = [
     "MEAN_DELAY_WINDOWS",
     "ArmStats",
     "Evidence",
+    "ShownFaces",
     "arms_from_observations",
     "delay_cdf",
     "delayed_exposure",
     "pooled_arms",
     "segment_shares",
+    "shown_faces",
     "successes",
     "window_clicks",
     "windowed_stats",

@@ -36,6 +36,7 @@ measured tone also says something about the tones next to it.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from faceloop.models import (
     KpiGoal,
     KpiObservation,
     SearchSpace,
+    ShownFrom,
 )
 from faceloop.optimization.evidence import (
     MEAN_DELAY_WINDOWS,
@@ -438,6 +440,10 @@ class CampaignEvidence:
     models: dict[str, FaceModel]  # per segment
     arms: dict[str, list[ArmStats]]  # per segment: the live variants that run in it
     windows: dict[str, dict[int, tuple[float, float]]]  # live variant -> window -> (n, clicks)
+    # the face each variant's request asked for, where it differs from the one its image
+    # shows (`faces`); and, per variant, which parameters of `faces` were measured
+    requested: Mapping[str, FaceParams] = dataclasses.field(default_factory=dict)
+    shown_from: Mapping[str, Mapping[str, ShownFrom]] = dataclasses.field(default_factory=dict)
 
     def arms_for(self, goal: KpiGoal) -> dict[str, list[ArmStats]]:
         """The live variants' counts per segment for another KPI (a multi-objective
@@ -454,7 +460,12 @@ class CampaignEvidence:
         )
 
     def with_live(
-        self, live: Mapping[str, str | None], faces: Mapping[str, FaceParams]
+        self,
+        live: Mapping[str, str | None],
+        faces: Mapping[str, FaceParams],
+        *,
+        requested: Mapping[str, FaceParams] | None = None,
+        shown_from: Mapping[str, Mapping[str, ShownFrom]] | None = None,
     ) -> CampaignEvidence:
         """The same evidence for another set of live variants (this round's proposals added,
         retired ones gone). Nothing was observed in between, so the memory and the models
@@ -478,6 +489,8 @@ class CampaignEvidence:
             self.mean_delay_windows,
             self.memory,
             self.models,
+            requested={**self.requested, **(requested or {})},
+            shown_from={**self.shown_from, **(shown_from or {})},
         )
 
 
@@ -490,6 +503,9 @@ def campaign_evidence(
     space: SearchSpace,
     now: int,
     mean_delay_windows: float = MEAN_DELAY_WINDOWS,
+    *,
+    requested: Mapping[str, FaceParams] | None = None,
+    shown_from: Mapping[str, Mapping[str, ShownFrom]] | None = None,
 ) -> CampaignEvidence:
     """What a round needs from the catalog, after window `now`: the memory and KPI model per
     segment (fitted on every variant in `faces`, live or retired), the `live` variants'
@@ -501,11 +517,28 @@ def campaign_evidence(
     targets (None: every segment); `shares` the campaign's segments. The workflow's
     propose, deploy and learn activities call this on what the catalog holds; the bench
     (`faceloop.optimization.simulate`) on the rows its simulated audience records.
+
+    `faces` is what each variant's image shows (`shown_faces`: measured parameters as
+    measured, the rest as requested), so the models learn what the audience saw;
+    `requested` the requests that differ from it (a refresh asks for the request again) and
+    `shown_from` which parameters were measured, kept for the audit.
     """
     # what was known after window `now`: a later window must not leak into its models
     rows = tuple(o for o in observations if o.round <= now)
     memory, models = round_models(rows, faces, list(shares), goal, now, space, mean_delay_windows)
-    return _evidence(rows, faces, live, shares, goal, now, mean_delay_windows, memory, models)
+    return _evidence(
+        rows,
+        faces,
+        live,
+        shares,
+        goal,
+        now,
+        mean_delay_windows,
+        memory,
+        models,
+        requested=requested or {},
+        shown_from=shown_from or {},
+    )
 
 
 def _live_arms(
@@ -533,6 +566,9 @@ def _evidence(
     mean_delay_windows: float,
     memory: float | None,
     models: dict[str, FaceModel],
+    *,
+    requested: Mapping[str, FaceParams],
+    shown_from: Mapping[str, Mapping[str, ShownFrom]],
 ) -> CampaignEvidence:
     missing = [v for v in live if v not in faces]
     if missing:
@@ -549,6 +585,8 @@ def _evidence(
         models=models,
         arms=_live_arms(rows, faces, live, shares, goal, now, mean_delay_windows, memory),
         windows=window_clicks(rows, set(live)),
+        requested=dict(requested),
+        shown_from=dict(shown_from),
     )
 
 

@@ -226,7 +226,10 @@ def learn_round(
         plan = _without(plan, set(paused))
     # a worn-out creative is retired and a fresh image of its face runs next round
     for vid in plan.refresh:
-        optimizer.enqueue_refresh(campaign_id, vid, evidence.faces[vid], evidence.live[vid])
+        # the fresh image asks for what the worn-out one was asked for, not for what its
+        # pixels happened to show
+        face = evidence.requested.get(vid, evidence.faces[vid])
+        optimizer.enqueue_refresh(campaign_id, vid, face, evidence.live[vid])
     return plan
 
 

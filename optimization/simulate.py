@@ -23,6 +23,11 @@ Strategies, all with the same impression budget:
   marginal KPI across all of them.
 - `best_fixed`: the best fixed creative in hindsight: of the creatives faceloop ran, the one
   with the highest true expected total, shown every impression of the campaign.
+
+With a scenario's `audience_sees: measured` every creative is rendered and read
+(`faceloop.optimization.sees`): the audience reacts to the face its image shows, faceloop
+learns that face, and the oracle is served the rendered version of its best faces, so it
+is an upper bound only in declared mode.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from faceloop.optimization.evidence import ALL, MEAN_DELAY_WINDOWS, arms_from_ob
 from faceloop.optimization.facemodel import campaign_evidence
 from faceloop.optimization.learn import STOP_BELOW, STOP_MIN_IMPRESSIONS, learn_round
 from faceloop.optimization.seeds import stable_seed
+from faceloop.optimization.sees import MeasuredFaces, default_eyes
 from faceloop.optimization.study import Optimizer
 
 STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "oracle")
@@ -112,6 +118,13 @@ class SimArm:
     trial_number: int | None = None
     target: str | None = None  # the one segment it runs in (None: every segment)
     delivered: int = 0  # all impressions so far (fatigue)
+    # measured mode: the face its image shows (set by Audience.look); None: as declared
+    shown: FaceParams | None = None
+
+    @property
+    def face(self) -> FaceParams:
+        """What the audience reacts to: the face its image shows, or the declared one."""
+        return self.shown if self.shown is not None else self.params
 
 
 @dataclass
@@ -143,8 +156,12 @@ class Audience:
         run_seed: int,
         segments: Mapping[str, float],
         campaign_id: str = "bench",
+        eyes: MeasuredFaces | None = None,
     ) -> None:
         self.scenario = scenario
+        # measured mode: every creative is rendered and read (`look`); `eyes` replaces the
+        # process's renderer (tests)
+        self.eyes = (eyes or default_eyes()) if scenario.audience_sees == "measured" else None
         self.run_seed = run_seed
         self.segments = dict(segments)
         self.campaign_id = campaign_id
@@ -161,6 +178,14 @@ class Audience:
             self._best[key] = best_params(self.scenario, {segment: 1.0}, kpi, window)
         return self._best[key]
 
+    def look(self, arm: SimArm) -> SimArm:
+        """In measured mode, render the creative and set the face it shows (`arm.shown`);
+        its image seed follows from its asset id, so every strategy renders a creative
+        alike. Declared mode: nothing to do."""
+        if self.eyes is not None and arm.shown is None:
+            arm.shown, _ = self.eyes.seen(arm.params, stable_seed("bench-image", arm.asset_id))
+        return arm
+
     def deliver(
         self, arm: SimArm, window: int, by_segment: Mapping[str, int], tally: Tally, kpi: Kpi
     ) -> int:
@@ -168,7 +193,9 @@ class Audience:
         total = sum(by_segment.values())
         if total == 0:
             return 0
-        tally.creatives.setdefault(arm.asset_id, (window, arm.params))
+        self.look(arm)
+        # the oracle and best_fixed see what the audience saw: the face, not the declaration
+        tally.creatives.setdefault(arm.asset_id, (window, arm.face))
         rng = np.random.default_rng(
             np.random.SeedSequence(
                 seed_words(self.scenario.seed, self.run_seed, window, arm.asset_id)
@@ -183,7 +210,7 @@ class Audience:
             if n == 0:
                 continue
             ctr, cvr = true_rates(
-                self.scenario, arm.params, segment, so_far, window, asset_id=arm.asset_id
+                self.scenario, arm.face, segment, so_far, window, asset_id=arm.asset_id
             )
             clicks = int(rng.binomial(n, ctr))
             conv = int(rng.binomial(clicks, cvr))
@@ -198,7 +225,7 @@ class Audience:
             tally.impressions += n
             tally.expected += n * ctr * (cvr if kpi == "conversions" else 1.0)
             _, best = self.best(segment, window, kpi)
-            fresh_ctr, fresh_cvr = true_rates(self.scenario, arm.params, segment, 0, window)
+            fresh_ctr, fresh_cvr = true_rates(self.scenario, arm.face, segment, 0, window)
             rate = fresh_ctr * (fresh_cvr if kpi == "conversions" else 1.0)
             if rate >= NEAR_BEST * best:
                 tally.near_best += n
@@ -276,7 +303,11 @@ def run_optuna_loop(
     opt = Optimizer(_storage(storage_url), sampler)
     tally = Tally()
     live: list[SimArm] = []
-    faces: dict[str, FaceParams] = {}  # every variant the campaign ran, in launch order
+    # every variant the campaign ran, in launch order: the face its image shows (measured
+    # mode) or the declared one, as the workflow's learn stage reads it; `requested` the
+    # requests that differ from it (a refresh asks for the request again)
+    faces: dict[str, FaceParams] = {}
+    requested: dict[str, FaceParams] = {}
     kpi = _kpi(cfg.goal)
     evidence = campaign_evidence(
         (), faces, {}, segments, cfg.goal, cfg.space, -1, cfg.assumed_delay_windows
@@ -304,7 +335,10 @@ def run_optuna_loop(
             for p in proposals
         ]
         live = live + new
-        faces.update((a.variant_id, a.params) for a in new)
+        for a in new:
+            faces[a.variant_id] = audience.look(a).face
+            if a.face != a.params:
+                requested[a.variant_id] = a.params
         # deploy: Thompson allocation per segment on what was observed before this window
         alloc = allocate_window(
             evidence.with_live(_targets(live), faces),
@@ -329,6 +363,7 @@ def run_optuna_loop(
             cfg.space,
             rnd,
             cfg.assumed_delay_windows,
+            requested=requested,
         )
         plan = learn_round(
             opt,
@@ -409,7 +444,7 @@ class _TrueRates:
         key = (arm.asset_id, segment, active)
         if key not in self._cache:
             ctr, cvr = true_rates(
-                self.scenario, arm.params, segment, 0, window, asset_id=arm.asset_id
+                self.scenario, arm.face, segment, 0, window, asset_id=arm.asset_id
             )
             self._cache[key] = ctr * (cvr if self.kpi == "conversions" else 1.0)
         return self._cache[key]
@@ -488,14 +523,17 @@ def run_oracle(
     rates = _TrueRates(scenario, kpi)
     tally = Tally()
     seen = dict(seen or {})
-    others = {aid: SimArm(aid, p, aid) for aid, (_, p) in seen.items()}
+    # `seen` holds the faces the audience saw already: they are not rendered again
+    others = {aid: SimArm(aid, p, aid, shown=p) for aid, (_, p) in seen.items()}
     own: list[SimArm] = []
     for rnd in range(cfg.rounds):
         for i in range(new_per_round(cfg, rnd)):
             s = order[i % len(order)]
             params, _ = audience.best(s, rnd, kpi)
             aid = f"oracle-{run_seed}-r{rnd}-{i}"
-            own.append(SimArm(aid, params, aid))
+            # measured mode: the oracle asks for the best face but gets what the generator
+            # renders, like everyone else; it plans on the face it got
+            own.append(audience.look(SimArm(aid, params, aid)))
         live = own + [others[aid] for aid, (first, _) in seen.items() if first <= rnd]
         plan = _split_window(rates, live, budgets, rnd)
         clicks = 0
@@ -529,7 +567,9 @@ def run_best_fixed(
             done += cfg.impressions_per_round
         return out
 
-    best = max((SimArm(aid, p, aid) for aid, (_, p) in sorted(creatives.items())), key=total)
+    best = max(
+        (SimArm(aid, p, aid, shown=p) for aid, (_, p) in sorted(creatives.items())), key=total
+    )
     audience = Audience(scenario, run_seed, segments, f"best_fixed-{run_seed}")
     tally = Tally()
     for rnd in range(cfg.rounds):
@@ -604,6 +644,9 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
     ab = out["ab_test"]["clicks_mean"]
     return {
         "scenario": scenario.name,
+        # declared: the audience reacts to the declared face parameters (no images);
+        # measured: to those measured in each creative's rendered image (optimization/sees.py)
+        "audience_sees": scenario.audience_sees,
         "seeds": len(runs),
         "config": cfg.to_json(),
         "strategies": out,

@@ -21,6 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from faceloop.briefs import parse_yaml, read_document
 from faceloop.errors import InputError
+from faceloop.generators.perception import FidelityTolerance
 from faceloop.models import (
     CATEGORICAL_FIELDS,
     Channel,
@@ -122,6 +123,25 @@ class WatermarkSettings(Model):
 # A review deadline is a durable timer and a date reviewers are shown: a month is longer than
 # any compliance SLA we know of, and inf/NaN/1e12 s would never fire (or overflow datetime).
 MAX_SLA_SECONDS = 30 * 86400.0
+
+
+class FidelitySettings(Model):
+    """What is asked is what is shown: how closely a generated image must match its request
+    (measured from its pixels by faceloop.generators.perception) and how often the generate
+    stage re-seeds before it marks a parameter as not rendered."""
+
+    enforce: bool = Field(
+        default=True,
+        description="re-seed an image whose measured parameters are off the request; false: "
+        "measure and record only",
+    )
+    max_tries: int = Field(
+        default=3, ge=1, le=10, description="images made per variant at most, the first included"
+    )
+    tolerance: FidelityTolerance = Field(
+        default_factory=FidelityTolerance,
+        description="how far a measured value may be from the request and still count as shown",
+    )
 
 
 class Escalation(Model):
@@ -669,6 +689,7 @@ class Playbook(Model):
     identity: IdentityThresholds = Field(default_factory=IdentityThresholds)
     bias: BiasTargets = Field(default_factory=BiasTargets)
     watermark: WatermarkSettings = Field(default_factory=WatermarkSettings)
+    fidelity: FidelitySettings = Field(default_factory=FidelitySettings)
     escalation: Escalation = Field(default_factory=Escalation)
     on_escalate: Decision = Field(
         default=Decision.escalate,

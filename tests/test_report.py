@@ -21,8 +21,10 @@ from faceloop.models import (
     CheckResult,
     Decision,
     FaceParams,
+    Fidelity,
     GuardrailReport,
     KpiObservation,
+    ParamShown,
     Variant,
     Verdict,
 )
@@ -315,3 +317,66 @@ def test_the_campaigns_own_winner_is_the_reports_winner(
     catalog.audit(CID, "campaign.done", CID, "workflow", {"reason": "", "winner": "d"}, ts=T0)
     json_path, _ = build_report(catalog, store, CID, tmp_path / "out2")
     assert json.loads(json_path.read_text())["winner"]["variant_id"] == "e"
+
+
+def test_report_has_a_fidelity_column_and_a_confusion_table_per_parameter(
+    campaign: tuple[Catalog, AssetStore, dict[str, str]], tmp_path: Path
+) -> None:
+    catalog, store, _ = campaign
+    # b asked for Monk 7 and showed 9 (within 2 steps); e asked for 3 and showed 8 after
+    # three tries (not rendered); the others were made before fidelity was measured
+    for vid, measured, ok, tries, not_rendered in (
+        ("b", 9, True, 1, []),
+        ("e", 8, False, 3, ["skin_tone"]),
+    ):
+        v = catalog.get_variant(vid)
+        assert v is not None
+        fidelity = Fidelity(
+            found=True,
+            params={
+                "skin_tone": ParamShown(requested=v.params.skin_tone, measured=measured, ok=ok),
+                "expression": ParamShown(requested="laugh", measured="smile", ok=True),
+                "age_band": ParamShown(requested=v.params.age_band),
+            },
+            tries=tries,
+            enforced=True,
+            not_rendered=not_rendered,
+        )
+        catalog.upsert_variant(v.model_copy(update={"fidelity": fidelity}))
+    json_path, html_path = build_report(catalog, store, CID, tmp_path / "out")
+    data = json.loads(json_path.read_text())
+
+    fd = data["fidelity"]
+    assert (fd["variants"], fd["measured"], fd["reseeded"], fd["with_not_rendered"]) == (
+        6,
+        2,
+        1,
+        1,
+    )
+    assert fd["tries"] == {"1": 1, "3": 1}
+    skin = fd["params"]["skin_tone"]
+    assert (skin["ok"], skin["off"], skin["unmeasured"], skin["not_rendered"]) == (1, 1, 4, 1)
+    assert skin["ok_share"] == pytest.approx(0.5)
+    assert skin["mean_abs_error"] == pytest.approx((2 + 5) / 2)
+    # requested -> measured -> count; a variant never measured counts as unmeasured
+    assert skin["confusion"]["7"] == {"9": 1}
+    assert skin["confusion"]["3"] == {"8": 1}
+    assert skin["confusion"]["5"] == {"unmeasured": 4}
+    assert fd["params"]["expression"]["confusion"]["laugh"] == {"smile": 2}
+    assert fd["params"]["age_band"]["unmeasured"] == 6
+
+    e = next(v for v in data["rounds"][1]["variants"] if v["variant_id"] == "e")
+    assert e["fidelity"] == {
+        "found": True,
+        "tries": 3,
+        "enforced": True,
+        "not_rendered": ["skin_tone"],
+        "measured": {"skin_tone": 8, "expression": "smile"},
+        "off": ["skin_tone"],
+    }
+    assert data["rounds"][0]["variants"][0]["fidelity"] is None  # a: never measured
+
+    html = html_path.read_text()
+    assert "What is asked is what is shown" in html
+    assert "Skin tone 8 (asked 3) · 3 tries · not rendered: skin_tone" in html
+    assert "<th>Fidelity</th>" in html and "not measured" in html

@@ -225,7 +225,15 @@ class CampaignWorkflow:
         self._stage("generate")
         generated = await workflow.execute_activity_method(
             GeneratorActivities.generate,
-            GenerateInput(campaign_id=cid, round=rnd, size=config.image_size, variants=new),
+            # the activity re-seeds images off their request (playbook fidelity); the
+            # command is the same one, so recorded histories replay unchanged
+            GenerateInput(
+                campaign_id=cid,
+                round=rnd,
+                size=config.image_size,
+                variants=new,
+                fidelity=playbook.fidelity,
+            ),
             task_queue=inp.gpu_task_queue,
             start_to_close_timeout=timedelta(minutes=20),
             heartbeat_timeout=timedelta(seconds=60),

@@ -32,6 +32,7 @@ from faceloop.optimization import (
     campaign_evidence,
     learn_round,
     segment_shares,
+    shown_faces,
     stable_seed,
     successes,
 )
@@ -428,6 +429,12 @@ class CampaignActivities:
                 "refreshed": plan.refresh,
                 "winners": plan.winners,
                 "memory_windows": evidence.memory,
+                # which parameters the models read from the pixels instead of the request
+                "measured_params": {
+                    vid: [p for p, src in source.items() if src == "measured"]
+                    for vid, source in evidence.shown_from.items()
+                    if "measured" in source.values()
+                },
             },
         )
         return LearnOutput(
@@ -447,14 +454,18 @@ class CampaignActivities:
     ) -> CampaignEvidence:
         """The campaign's evidence after window `now`, from the catalog's observations of
         `every` variant it ran; `live` are the ones running now, with their target."""
+        # the models learn the face each image shows (measured where measured)
+        shown = shown_faces([*every, *live])
         return campaign_evidence(
             self.catalog.observations(campaign_id),
-            {v.variant_id: v.params for v in [*every, *live]},
+            shown.faces,
             {v.variant_id: v.segment for v in live},
             segment_shares(brief),
             brief.kpi_goal,
             brief.search_space,
             now,
+            requested=shown.requested,
+            shown_from=shown.shown_from,
         )
 
     @activity.defn

@@ -235,6 +235,14 @@ class EmbeddedStack:
                 str(port),
                 "--state",
                 str(home / "sandbox.db"),
+                # measured mode reads each ad's image from the stack's asset store
+                "--assets",
+                self.settings.resolved_asset_root,
+                *(
+                    ["--audience-sees", self.settings.sandbox_audience_sees]
+                    if self.settings.sandbox_audience_sees
+                    else []
+                ),
             ],
             self.logs / "sandbox.log",
         )

@@ -30,6 +30,19 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="SQLite file that keeps campaigns across restarts (default: in memory)",
     )
+    parser.add_argument(
+        "--audience-sees",
+        choices=("declared", "measured"),
+        default=None,
+        help="what the simulated audience reacts to: the ad's declared face parameters, or "
+        "those measured in its image (default: the scenario's audience_sees)",
+    )
+    parser.add_argument(
+        "--assets",
+        type=Path,
+        default=None,
+        help="asset store folder the ads' images are read from (needed in measured mode)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     args = parser.parse_args(argv)
 
@@ -37,7 +50,15 @@ def main(argv: list[str] | None = None) -> int:
     from faceloop.connectors.sandbox_platform.app import serve
 
     try:
-        serve(args.scenario, args.host, args.port, args.state, log_level=args.log_level)
+        serve(
+            args.scenario,
+            args.host,
+            args.port,
+            args.state,
+            log_level=args.log_level,
+            assets=args.assets,
+            audience_sees=args.audience_sees,
+        )
     except InputError as err:
         print(f"sandbox platform: {err}", file=sys.stderr)
         return 2

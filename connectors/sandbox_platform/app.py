@@ -18,7 +18,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 from fastapi import FastAPI, HTTPException, Response
@@ -33,8 +33,12 @@ from faceloop.connectors.sandbox_platform.scenario import (
     seed_words,
     true_rates,
 )
-from faceloop.errors import InputError
-from faceloop.models import AudienceSegment, FaceParams, Model
+from faceloop.errors import FaceloopError, InputError
+from faceloop.models import AudienceSegment, FaceParams, Fidelity, Model
+from faceloop.storage.assets import AssetStore
+
+if TYPE_CHECKING:
+    from faceloop.generators.enforce import Perceive
 
 PLATFORM = "sandbox"
 MAX_WINDOW = 1_000_000
@@ -125,6 +129,13 @@ CREATE TABLE IF NOT EXISTS ads (
     status TEXT NOT NULL,
     UNIQUE (campaign_id, asset_id)
 );
+-- measured mode: the face parameters the perception module reads in an ad's image, which
+-- the simulated audience reacts to instead of the declared ones
+CREATE TABLE IF NOT EXISTS seen (
+    ad_id TEXT PRIMARY KEY REFERENCES ads (ad_id),
+    params TEXT NOT NULL,
+    fidelity TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS allocations (
     campaign_id TEXT NOT NULL,
     win INTEGER NOT NULL,
@@ -184,8 +195,24 @@ class _Store:
     """Campaign state in SQLite. One connection behind a lock serves this process; write
     transactions are BEGIN IMMEDIATE, so two processes on one file also stay consistent."""
 
-    def __init__(self, scenario: Scenario, state_path: Path | None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        state_path: Path | None,
+        assets: AssetStore | None = None,
+        perceive: Perceive | None = None,
+    ) -> None:
+        if scenario.audience_sees == "measured" and assets is None:
+            raise InputError(
+                "audience_sees",
+                [
+                    "measured mode reads each ad's image from the asset store: pass the "
+                    "store's folder (--assets, or `assets=` to create_app)"
+                ],
+            )
         self.scenario = scenario
+        self.assets = assets
+        self._perceive = perceive
         self.fingerprint = scenario.fingerprint()
         self.lock = threading.Lock()
         target = ":memory:" if state_path is None else str(state_path)
@@ -351,8 +378,31 @@ class _Store:
             placements=[f"{e['placement']} {e['media_type']}" for e in exports],
         )
 
+    def _seen(self, spec: AdSpec) -> tuple[FaceParams, Fidelity]:
+        """What the simulated audience sees in the ad's image (measured mode): read from the
+        asset store and measured by the perception module, the generate stage's reading."""
+        from faceloop.generators.enforce import seen_face
+        from faceloop.playbooks.schema import FidelitySettings
+
+        assert self.assets is not None  # checked in __init__
+        if self._perceive is None:
+            from faceloop.generators.perception import perceive
+
+            self._perceive = perceive
+        try:
+            rgb = self.assets.get_image(spec.creative_uri)
+        except (FaceloopError, OSError) as err:
+            raise HTTPException(
+                422,
+                f"creative_uri: the sandbox sees measured faces and cannot read the image "
+                f"({err}); deploy an image from the asset store it was started with",
+            ) from None
+        return seen_face(spec.params, rgb, self._perceive, FidelitySettings())
+
     def deploy(self, spec: AdSpec) -> tuple[AdDeployment, bool]:
-        """The ad for spec.asset_id, created if new; the bool says whether it was created."""
+        """The ad for spec.asset_id, created if new; the bool says whether it was created.
+        In measured mode its image is read first (outside the lock: perception is slow)."""
+        seen = self._seen(spec) if self.scenario.audience_sees == "measured" else None
         with self.tx() as cur:
             self._campaign(cur, spec.campaign_id)
             # The UNIQUE (campaign_id, asset_id) constraint is the idempotency guarantee
@@ -371,6 +421,17 @@ class _Store:
                 "SELECT * FROM ads WHERE campaign_id = ? AND asset_id = ?",
                 (spec.campaign_id, spec.asset_id),
             ).fetchone()
+            if seen is not None:
+                face, fidelity = seen
+                cur.execute(
+                    "INSERT INTO seen (ad_id, params, fidelity) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING",
+                    (
+                        row["ad_id"],
+                        face.model_dump_json(),
+                        fidelity.model_dump_json(exclude={"perception"}),
+                    ),
+                )
         return self._deployment(row), created == 1
 
     def list_ads(self, campaign_id: str) -> list[AdDeployment]:
@@ -417,6 +478,7 @@ class _Store:
                 "WHERE campaign_id = ? AND ad_id = ? AND status != 'removed'",
                 (campaign_id, ad_id),
             )
+            cur.execute("DELETE FROM seen WHERE ad_id = ?", (ad_id,))
             # allocations of windows not delivered yet would name an ad that no longer runs
             for table in ("allocations", "segment_allocations"):
                 cur.execute(
@@ -546,8 +608,10 @@ class _Store:
         # Geometric delay with the given mean: P(d) = p (1-p)^d, mean (1-p)/p.
         p_now = 1.0 / (1.0 + sc.conversion_delay.mean_windows)
         allocs = cur.execute(
-            "SELECT al.ad_id, al.impressions, ads.asset_id, ads.spec, ads.status "
+            "SELECT al.ad_id, al.impressions, ads.asset_id, ads.spec, ads.status, "
+            "seen.params AS seen_params "
             "FROM allocations al JOIN ads ON ads.ad_id = al.ad_id "
+            "LEFT JOIN seen ON seen.ad_id = ads.ad_id "
             "WHERE al.campaign_id = ? AND al.win = ? ORDER BY al.ad_id",
             (campaign_id, window),
         ).fetchall()
@@ -571,7 +635,13 @@ class _Store:
             # An ad paused after its allocation was set gets no impressions, as on a real
             # platform; it still gets (zero) rows so the insight table stays complete.
             total = int(a["impressions"]) if a["status"] == "active" else 0
-            params = FaceParams.model_validate(json.loads(a["spec"])["params"])
+            # measured mode: the face read from the image; an ad deployed in declared
+            # mode (no reading) is seen as declared
+            params = (
+                FaceParams.model_validate_json(a["seen_params"])
+                if a["seen_params"] is not None and sc.audience_sees == "measured"
+                else FaceParams.model_validate(json.loads(a["spec"])["params"])
+            )
             so_far = cur.execute(
                 "SELECT COALESCE(SUM(impressions), 0) FROM deliveries "
                 "WHERE campaign_id = ? AND ad_id = ? AND win < ?",
@@ -665,10 +735,17 @@ class _Store:
         return out
 
 
-def create_app(scenario: Scenario, state_path: Path | None = None) -> FastAPI:
+def create_app(
+    scenario: Scenario,
+    state_path: Path | None = None,
+    assets: Path | None = None,
+    perceive: Perceive | None = None,
+) -> FastAPI:
     """The sandbox platform as an ASGI app. Raises InputError if `state_path` exists and is
-    not a sandbox state file."""
-    store = _Store(scenario, state_path)
+    not a sandbox state file, or if the scenario's audience sees measured faces and no
+    asset store folder (`assets`) is given. `perceive` replaces the perception module
+    (tests)."""
+    store = _Store(scenario, state_path, AssetStore(assets) if assets else None, perceive)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -738,12 +815,21 @@ def serve(
     port: int = 8765,
     state_path: str | Path | None = None,
     log_level: str = "warning",
+    assets: str | Path | None = None,
+    audience_sees: Literal["declared", "measured"] | None = None,
 ) -> None:
-    """Run the sandbox platform with uvicorn until interrupted (blocks)."""
+    """Run the sandbox platform with uvicorn until interrupted (blocks). `audience_sees`
+    overrides the scenario's; `assets` is the asset store measured mode reads images from."""
     import uvicorn
 
     scenario = load_scenario(scenario_path)
-    app = create_app(scenario, None if state_path is None else Path(state_path))
+    if audience_sees is not None:
+        scenario = scenario.model_copy(update={"audience_sees": audience_sees})
+    app = create_app(
+        scenario,
+        None if state_path is None else Path(state_path),
+        None if assets is None else Path(assets),
+    )
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

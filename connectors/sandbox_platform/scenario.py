@@ -197,6 +197,11 @@ class Scenario(Model):
     feedback: Feedback | None = Field(
         default=None, description="hides and reports per ad; unset: not reported"
     )
+    audience_sees: Literal["declared", "measured"] = Field(
+        default="declared",
+        description="what the simulated audience reacts to: the parameters an ad declares "
+        "(declared), or those the perception module measures in its image (measured)",
+    )
 
     @field_validator("segments")
     @classmethod
@@ -224,7 +229,10 @@ class Scenario(Model):
 
     def fingerprint(self) -> str:
         """Hash of the whole scenario: a state file remembers which audience it simulated."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        # declared is the behaviour before the option existed: left out of the hash, so
+        # state files written then still match their scenario
+        exclude = {"audience_sees"} if self.audience_sees == "declared" else None
+        return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 
 def load_scenario(path: str | Path) -> Scenario:

@@ -95,6 +95,14 @@ def demo(
         ),
     ] = 10.0,
     playbook: Annotated[str | None, typer.Option(help=PLAYBOOK_HELP)] = None,
+    audience_sees: Annotated[
+        str | None,
+        typer.Option(
+            help="what the sandbox's simulated audience reacts to: declared (the face "
+            "parameters each ad declares) or measured (those the perception module reads in "
+            "its image); default: FACELOOP_SANDBOX_AUDIENCE_SEES, else the scenario's"
+        ),
+    ] = None,
 ) -> None:
     """Run a whole campaign on an embedded stack started for it, then write the report.
 
@@ -107,6 +115,21 @@ def demo(
     from faceloop.playbooks.schema import load_playbook
 
     settings = get_settings()
+    if audience_sees is not None:
+        if audience_sees not in ("declared", "measured"):
+            raise fail(
+                FaceloopError(
+                    f"--audience-sees must be declared or measured, got {audience_sees!r}"
+                )
+            )
+        if settings.sandbox_url is not None:
+            raise fail(
+                FaceloopError(
+                    "--audience-sees sets the sandbox the demo starts, but FACELOOP_SANDBOX_URL "
+                    "names a running one: start that one with --audience-sees, or unset the URL"
+                )
+            )
+        settings = settings.model_copy(update={"sandbox_audience_sees": audience_sees})
     try:
         b, config = load_brief_and_config(brief or example_path("brief.yaml"))
         # validated before the stack starts: a campaign never starts on an invalid playbook
@@ -157,6 +180,8 @@ async def _demo(
         con.print(
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | worker in-process"
         )
+        if settings.sandbox_audience_sees is not None:
+            con.print(f"sandbox audience sees {settings.sandbox_audience_sees} face parameters")
         res = Resources.open(stack.effective_settings())
         workers = build_workers(client, res)
         try:

@@ -20,6 +20,7 @@ from faceloop.errors import FaceloopError
 from faceloop.models import Decision, Variant
 from faceloop.optimization.report import pareto_section, regret_section
 from faceloop.optimization.study import Optimizer
+from faceloop.report.fidelity import entry_fidelity, fidelity_section
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import AuditEntry, CampaignRow, Catalog
 
@@ -158,6 +159,8 @@ def build_model(
         "winner": winner,
         "analysis": analyses,
         "prompt_only_params": sorted(prompt_only),
+        # requested vs measured per face parameter (generate stage, playbook fidelity)
+        "fidelity": fidelity_section(variants),
         "audit_entries": len(entries),
         "audit_intact": not audit_problems,
         "audit_problems": audit_problems,
@@ -332,6 +335,7 @@ def _entry_json(e: Entry) -> dict[str, Any]:
         "variant_id": v.variant_id,
         "asset_id": v.asset.asset_id if v.asset else None,
         "params": v.params.model_dump(mode="json"),
+        "fidelity": entry_fidelity(v),
         "decision": v.decision.value if v.decision else None,
         "decision_reason": v.decision_reason,
         **_kpi_json(e.kpi),

@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from faceloop.models import Decision, FaceParams
+from faceloop.models import Decision, FaceParams, Variant
 from faceloop.report.data import Entry, ReportModel, total
 
 TEMPLATE = "report.html.j2"
@@ -74,6 +74,10 @@ def render_html(model: ReportModel, plot: str | None, prompt_only: frozenset[str
             plot=plot,
             winner=winner_view,
             prompt_only=[PARAM_LABELS[p] for p in sorted(prompt_only)],
+            fidelity_rows=[
+                {"key": k, "label": PARAM_LABELS[k], **data["fidelity"]["params"][k]}
+                for k in PARAM_LABELS
+            ],
             stats=stats,
         )
     )
@@ -139,9 +143,29 @@ def _tile(e: Entry, winner_id: str | None, prompt_only: frozenset[str]) -> dict[
             for name, c in e.checks.items()
         ],
         "reason": "" if decision == "deploy" else v.decision_reason,
+        "fidelity": _fidelity_view(v),
         "impressions": _num(e.kpi.impressions),
         "clicks": _num(e.kpi.clicks),
         "conversions": _num(e.kpi.conversions),
         "ctr": _pct(e.kpi.ctr),
         "cvr": _pct(e.kpi.cvr, 1),
     }
+
+
+def _fidelity_view(v: Variant) -> str:
+    """One line: what the image shows where it differs from the request, and its tries."""
+    f = v.fidelity
+    if f is None:
+        return "not measured"
+    if not f.found:
+        return f"no face measured · {f.tries} {'try' if f.tries == 1 else 'tries'}"
+    off = [
+        f"{PARAM_LABELS.get(k, k)} {p.measured} (asked {p.requested})"
+        for k, p in f.params.items()
+        if p.ok is False
+    ]
+    parts = [("shows " + ", ".join(off)) if off else "as asked"]
+    parts.append(f"{f.tries} {'try' if f.tries == 1 else 'tries'}")
+    if f.not_rendered:
+        parts.append("not rendered: " + ", ".join(f.not_rendered))
+    return " · ".join(parts)

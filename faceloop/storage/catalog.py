@@ -35,6 +35,7 @@ from faceloop.models import (
     CheckResult,
     Decision,
     FaceParams,
+    Fidelity,
     GuardrailReport,
     KpiObservation,
     PlacementExport,
@@ -337,6 +338,11 @@ class Catalog(SubjectRecords):
             "asset_generator": asset.generator if asset else None,
             "asset_model_version": asset.model_version if asset else None,
             "asset_seed": asset.seed if asset else None,
+            "measured": v.fidelity.perception if v.fidelity else None,
+            "fidelity": (
+                v.fidelity.model_dump(mode="json", exclude={"perception"}) if v.fidelity else None
+            ),
+            "tries": v.fidelity.tries if v.fidelity else None,
             "decision": v.decision.value if v.decision else None,
             "decision_reason": v.decision_reason,
             "ad_id": v.ad_id,
@@ -748,6 +754,11 @@ def _variant(
         negative_prompt=row["negative_prompt"],
         disclosure=row["disclosure"],
         asset=asset,
+        fidelity=(
+            Fidelity.model_validate({**row["fidelity"], "perception": row["measured"] or {}})
+            if row["fidelity"] is not None
+            else None
+        ),
         report=report,
         decision=Decision(row["decision"]) if row["decision"] else None,
         decision_reason=row["decision_reason"],

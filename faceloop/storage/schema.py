@@ -145,6 +145,11 @@ variants = Table(
     Column("asset_generator", String),
     Column("asset_model_version", String),
     Column("asset_seed", BigInteger),
+    # what the image shows, measured from its pixels (generate stage): the perception
+    # reading, requested vs measured per parameter, and how many images were made
+    Column("measured", _Json),
+    Column("fidelity", _Json),
+    Column("tries", Integer),
     Column("decision", String),
     Column("decision_reason", Text, nullable=False),
     Column("ad_id", String),

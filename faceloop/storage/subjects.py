@@ -426,6 +426,8 @@ class SubjectRecords(AuditLog):
                         negative_prompt="",
                         decision_reason="",
                         asset_uri=None,
+                        # the perception reading of the face, like guardrail evidence
+                        measured=None,
                         live=False,
                         erased_at=now,
                         updated_at=now,

@@ -42,7 +42,7 @@ def _render(gen: Generator, size: int = 256, **params: object) -> list[np.ndarra
 
 def test_model_version_names_weights_and_post_processing(dcgan: Generator) -> None:
     assert dcgan.model_version.startswith("dcgan-digiface64-")
-    assert dcgan.model_version.endswith("+faceloop-post2")
+    assert dcgan.model_version.endswith("+faceloop-post3")
 
 
 def test_prompt_only_lists_what_the_network_cannot_show() -> None:

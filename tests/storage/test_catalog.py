@@ -7,6 +7,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import sqlalchemy as sa
 
 from faceloop.errors import FaceloopError
 from faceloop.models import (
@@ -17,12 +18,15 @@ from faceloop.models import (
     CheckResult,
     Decision,
     FaceParams,
+    Fidelity,
     GuardrailReport,
     KpiObservation,
+    ParamShown,
     Variant,
     Verdict,
 )
 from faceloop.storage.catalog import Catalog
+from faceloop.storage.schema import variants
 
 CAMPAIGN = "cmp-1"
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -160,6 +164,40 @@ def test_variant_round_trips_every_field(catalog: Catalog) -> None:
     catalog.upsert_variant(v)
     assert catalog.get_variant("v1") == v
     assert catalog.get_variant("missing") is None
+
+
+def test_variant_fidelity_round_trips_and_lands_in_its_columns(
+    catalog: Catalog,
+) -> None:
+    fidelity = Fidelity(
+        found=True,
+        params={
+            "skin_tone": ParamShown(requested=2, measured=7, ok=False),
+            "expression": ParamShown(requested="laugh", measured="smile", ok=True),
+            "age_band": ParamShown(requested="25-34"),
+        },
+        tries=3,
+        enforced=True,
+        not_rendered=["skin_tone"],
+        perception={"found": True, "skin_tone": 7, "raw": {"ita": -12.5, "bg_hue": None}},
+    )
+    v = variant(3, fidelity=fidelity)
+    catalog.upsert_variant(v)
+    assert catalog.get_variant("v3") == v
+    with catalog._read() as conn:
+        row = conn.execute(
+            sa.select(variants.c.measured, variants.c.fidelity, variants.c.tries).where(
+                variants.c.variant_id == "v3"
+            )
+        ).one()
+    assert row.tries == 3
+    assert row.measured["raw"]["ita"] == -12.5
+    assert row.fidelity["params"]["skin_tone"] == {"requested": 2, "measured": 7, "ok": False}
+    assert "perception" not in row.fidelity
+    # a variant made before fidelity was measured keeps NULLs and reads back None
+    catalog.upsert_variant(variant(4))
+    got = catalog.get_variant("v4")
+    assert got is not None and got.fidelity is None
 
 
 def test_variant_without_asset_or_decision_round_trips(catalog: Catalog) -> None:

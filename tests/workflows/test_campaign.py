@@ -93,6 +93,8 @@ async def test_two_round_campaign_end_to_end(
             assert v.asset is not None and store.exists(v.asset.uri)
             assert v.prompt and v.decision is not None
             assert v.asset.width >= 256 and v.asset.generator == "dcgan"
+            # measured from its pixels in the generate stage, within the playbook's tries
+            assert v.fidelity is not None and 1 <= v.fidelity.tries <= 3
             trace = catalog.trace(v.asset.asset_id)
             assert trace["params"] == v.params.model_dump(mode="json") or trace["params"]
         deployed = [v for v in variants if v.decision == Decision.deploy]
@@ -146,6 +148,10 @@ async def test_two_round_campaign_end_to_end(
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     assert report["winner"]["asset_id"]
     assert {e["placement"] for e in report["winner"]["exports"]} == {"1:1", "4:5", "9:16", "1.91:1"}
+    assert report["fidelity"]["measured"] == len(variants)
+    assert set(report["fidelity"]["params"]["skin_tone"]["confusion"]) <= {
+        str(t) for t in range(1, 11)
+    }
     # the analyst's plain-language summary of each round, with the numbers it rests on
     assert [a["round"] for a in report["analysis"]] == [0, 1]
     assert all("impressions" in a["text"] for a in report["analysis"])

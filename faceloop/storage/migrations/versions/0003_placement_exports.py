@@ -1,7 +1,7 @@
 """Per-placement exports of signed creatives (branch h13-formats).
 
-Revision ID: 0002_h13_formats
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-03
 
 One row per variant, placement (1:1, 4:5, 9:16, 1.91:1) and media type: the exported
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_h13_formats"
-down_revision: str | None = "0001"
+revision = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
