@@ -9,7 +9,9 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.errors import GenerationError
+from faceloop.generation import GenerationConfig
 from faceloop.generators.base import GenerationRequest, Generator
+from faceloop.generators.production import ConsentRefusedError, ProductionPath
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
 from faceloop.storage.assets import AssetStore
@@ -17,10 +19,22 @@ from faceloop.storage.catalog import Catalog
 
 
 class GeneratorActivities:
-    def __init__(self, generator: Generator, store: AssetStore, catalog: Catalog) -> None:
+    """`generator` makes the batches that carry no production path; `production` builds
+    the generator a campaign's GenerationConfig names (default: on top of `generator`)."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        store: AssetStore,
+        catalog: Catalog,
+        production: ProductionPath | None = None,
+    ) -> None:
         self.generator = generator
         self.store = store
         self.catalog = catalog
+        self.production = production or ProductionPath(
+            generator, GenerationConfig(backend=generator.name), store=store, catalog=catalog
+        )
 
     @activity.defn
     async def generate(self, inp: GenerateInput) -> VariantsPayload:
@@ -30,24 +44,37 @@ class GeneratorActivities:
             # the generator runs in a thread; heartbeats must be sent from the event loop
             loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
 
-        return await asyncio.to_thread(self._generate, inp, progress)
+        info = activity.info()
+        key = f"{info.workflow_run_id}:{info.activity_id}"
+        return await asyncio.to_thread(self._generate, inp, progress, key)
 
     def _generate(
-        self, inp: GenerateInput, progress: Callable[[int, int], None]
+        self, inp: GenerateInput, progress: Callable[[int, int], None], audit_key: str = ""
     ) -> VariantsPayload:
-        requests = [
-            GenerationRequest(
-                params=v.params,
-                seed=v.seed,
-                size=inp.size,
-                prompt=v.prompt,
-                negative_prompt=v.negative_prompt,
-            )
-            for v in inp.variants
-        ]
+        production = self.production.open(
+            inp.generation,
+            campaign_id=inp.campaign_id,
+            persona=inp.persona,
+            markets=inp.markets,
+            audit_key=audit_key or None,
+        )
         try:
-            self.generator.validate(requests)
-            images = self.generator.generate(requests, progress=progress)
+            with production as run:
+                requests = [
+                    GenerationRequest(
+                        params=v.params,
+                        seed=v.seed,
+                        size=inp.size,
+                        prompt=run.prompt(v.prompt, v.params),
+                        negative_prompt=v.negative_prompt,
+                        aspect_ratio=run.aspect_ratio,
+                    )
+                    for v in inp.variants
+                ]
+                run.generator.validate(requests)
+                images = run.generator.generate(requests, progress=progress)
+        except ConsentRefusedError as exc:
+            raise ApplicationError(str(exc), type="ConsentRefused", non_retryable=True) from exc
         except GenerationError as exc:
             raise ApplicationError(str(exc), type="GenerationError", non_retryable=True) from exc
         out = []
@@ -58,8 +85,8 @@ class GeneratorActivities:
                 uri=uri,
                 width=int(rgb.shape[1]),
                 height=int(rgb.shape[0]),
-                generator=self.generator.name,
-                model_version=self.generator.model_version,
+                generator=run.generator.name,
+                model_version=run.model_version,
                 seed=v.seed,
             )
             v = v.model_copy(update={"asset": asset})
