@@ -24,11 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = [
     "ADAPTER_BACKENDS",
     "ASPECT_RATIOS",
+    "POSE_TEMPLATES",
     "AspectRatio",
     "ControlNetConfig",
     "GenerationConfig",
     "LoraRef",
-    "POSE_TEMPLATES",
     "PoseTemplate",
     "dimensions",
     "generation_problems",

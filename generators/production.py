@@ -52,10 +52,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdapterUse",
-    "campaign_generation",
     "ConsentRefusedError",
     "ProductionPath",
     "Run",
+    "campaign_generation",
     "check_generation",
     "source_hash",
 ]
@@ -487,4 +487,3 @@ def _free_device_memory() -> None:
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
-

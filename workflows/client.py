@@ -38,9 +38,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from faceloop.connectors.channels import check_channels
-from faceloop.generators.production import campaign_generation
 from faceloop.erasure import ErasureInput, ErasureReport, erasure_workflow_id
 from faceloop.errors import FaceloopError, InputError
+from faceloop.generators.production import campaign_generation
 from faceloop.messages import PendingEscalation, ReviewInput, ScheduledRoundInput
 from faceloop.models import Brief, CampaignConfig, CampaignState
 from faceloop.playbooks.schema import Playbook, load_playbook, revalidated

@@ -116,7 +116,10 @@ def test_field_errors_carry_their_path(data: dict[str, Any], loc: str) -> None:
             "loras: the dcgan backend cannot load LoRA adapters; remove them or set backend",
         ),
         (
-            {"backend": "dcgan", "controlnet": {"model": "MODEL", "pose_template": "headshot-front"}},
+            {
+                "backend": "dcgan",
+                "controlnet": {"model": "MODEL", "pose_template": "headshot-front"},
+            },
             "controlnet: the dcgan backend has no ControlNet",
         ),
         ({"backend": "dcgan", "model": "MODEL"}, "model: the dcgan backend has its own"),
@@ -155,7 +158,11 @@ def test_field_errors_carry_their_path(data: dict[str, Any], loc: str) -> None:
             "is not a diffusers pipeline folder (no model_index.json)",
         ),
         (
-            {"backend": "diffusers", "model": "MODEL", "loras": [{"source": "MISSING/l.safetensors"}]},
+            {
+                "backend": "diffusers",
+                "model": "MODEL",
+                "loras": [{"source": "MISSING/l.safetensors"}],
+            },
             "loras.0.source: ",
         ),
         (

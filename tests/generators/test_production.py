@@ -25,6 +25,7 @@ from faceloop.generators.diffusion import DiffusersGenerator
 from faceloop.generators.persona import (
     ADAPTER_FILE,
     StoredAdapter,
+    TrainResult,
     store_adapter,
     train_persona_lora,
 )
@@ -93,7 +94,9 @@ def path_for(model_dir: Path, tmp_path: Path, **kw: Any) -> tuple[ProductionPath
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
     default = GenerationConfig(backend="diffusers", model=str(model_dir), steps=STEPS)
     store = AssetStore(tmp_path / "assets")
-    return ProductionPath(get_generator("dcgan"), default, store=store, catalog=catalog, **kw), catalog
+    return ProductionPath(
+        get_generator("dcgan"), default, store=store, catalog=catalog, **kw
+    ), catalog
 
 
 def test_one_generator_per_config_least_recently_used_out(model_dir: Path, tmp_path: Path) -> None:
@@ -149,7 +152,9 @@ def test_loras_aspect_ratio_and_controlnet_are_honoured(
     assert not np.array_equal(plain, with_lora)
 
     with path.open(GenerationConfig(aspect_ratio="9:16"), campaign_id="c") as run:
-        (tall,) = run.generator.generate([req.model_copy(update={"aspect_ratio": run.aspect_ratio})])
+        (tall,) = run.generator.generate(
+            [req.model_copy(update={"aspect_ratio": run.aspect_ratio})]
+        )
     assert tall.shape == (88, 48, 3)
 
     import torch
@@ -174,15 +179,32 @@ def test_loras_aspect_ratio_and_controlnet_are_honoured(
     catalog.close()
 
 
+@pytest.fixture(scope="module")
+def trained(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
+    """A persona adapter trained once on the saved pipeline (its clear file is copied for
+    each test, because storing it scrubs the file)."""
+    base = DiffusersGenerator(str(model_dir), device="cpu").pipeline
+    out = tmp_path_factory.mktemp("persona")
+    return train_persona_lora(
+        base, _faces(), consent(), steps=5, rank=4, lr=3e-2, seed=0, out_dir=out
+    )
+
+
 @pytest.fixture
-def persona_world(model_dir: Path, tmp_path: Path) -> tuple[GeneratorActivities, Catalog, str]:
-    """A consented persona with an adapter trained on the saved pipeline, sealed in the
-    store; the activities of a GPU worker whose default path is that pipeline."""
+def persona_world(
+    model_dir: Path, trained: TrainResult, tmp_path: Path
+) -> tuple[GeneratorActivities, Catalog, str]:
+    """A consented persona with its adapter sealed in the store; the activities of a GPU
+    worker whose default path is the saved pipeline."""
     path, catalog = path_for(model_dir, tmp_path)
     catalog.record_consent(consent(), "dpo")
     assert path.store is not None
-    base = DiffusersGenerator(str(model_dir), device="cpu").pipeline
-    result = train_persona_lora(base, _faces(), consent(), steps=5, rank=4, lr=3e-2, seed=0)
+    copy = tmp_path / "adapter"
+    copy.mkdir()
+    (copy / ADAPTER_FILE).write_bytes((trained.adapter_dir / ADAPTER_FILE).read_bytes())
+    result = TrainResult(
+        trained.losses, trained.loss_before, trained.loss_after, copy, trained.meta
+    )
     stored: StoredAdapter = store_adapter(path.store, result, SubjectKeyStore(catalog))
     acts = GeneratorActivities(get_generator("dcgan"), path.store, catalog, path)
     return acts, catalog, stored.asset_id
@@ -257,7 +279,7 @@ def test_a_persona_needs_an_adapter_and_a_backend_that_loads_it(
     wrong = inp.model_copy(
         update={"persona": Persona(persona_id="ada", consent_ref="c-ada-1", adapter="0" * 64)}
     )
-    with pytest.raises(ApplicationError, match="brief.persona.adapter: no adapter 0000"):
+    with pytest.raises(ApplicationError, match=r"brief\.persona\.adapter: no adapter 0000"):
         acts._generate(wrong, lambda d, t: None)
     with pytest.raises(ApplicationError, match="cannot load the persona's LoRA adapter"):
         acts._generate(generate_input(backend="dcgan"), lambda d, t: None)
