@@ -46,6 +46,7 @@ from .base import Generator
 from .registry import GENERATORS, generator_names, get_generator
 
 if TYPE_CHECKING:
+    from faceloop.playbooks.schema import Playbook
     from faceloop.settings import Settings
     from faceloop.storage.assets import AssetStore
     from faceloop.storage.catalog import Catalog
@@ -123,12 +124,17 @@ def check_generation(config: GenerationConfig, *, persona: bool = False) -> list
     return problems
 
 
-def campaign_generation(settings: Settings, brief: Brief, config: CampaignConfig) -> CampaignConfig:
+def campaign_generation(
+    settings: Settings, brief: Brief, config: CampaignConfig, playbook: Playbook | None = None
+) -> CampaignConfig:
     """The campaign config with its production path resolved (the brief's
-    `campaign.generation` over the deployment's settings) and checked; InputError naming
-    each bad field and its fix, before anything starts."""
+    `campaign.generation` over the deployment's settings) and checked, also against the
+    playbook's `generation` policy; InputError naming each bad field and its fix, before
+    anything starts."""
     resolved = settings.generation_for(config.generation)
     problems = check_generation(resolved, persona=brief.persona is not None)
+    if playbook is not None:
+        problems += playbook.generation.problems(resolved.backend, resolved.model)
     if problems:
         raise InputError(
             "the production path (the brief's campaign.generation over the FACELOOP_GENERATOR "

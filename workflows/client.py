@@ -122,7 +122,7 @@ async def submit(
     await check_channels(brief, config, settings)
     # so does a production path its GPU workers would refuse; the resolved path (settings'
     # default + the brief's campaign.generation) is what travels with the campaign
-    config = campaign_generation(settings, brief, config)
+    config = campaign_generation(settings, brief, config, playbook)
     cid = campaign_id or new_campaign_id(brief)
     inp = CampaignInput(
         campaign_id=cid,

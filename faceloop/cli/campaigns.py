@@ -291,7 +291,7 @@ def submit(
         pb = load_playbook(playbook or settings.playbook)
         # the production path is checked before the server is looked for: a bad config
         # is the brief author's to fix, whatever state the stack is in
-        config = campaign_generation(settings, b, config)
+        config = campaign_generation(settings, b, config, pb)
     except FaceloopError as exc:
         raise fail(exc) from exc
     _require_server(settings)

@@ -263,3 +263,23 @@ def test_a_brief_file_carries_the_block_and_its_errors_name_the_path(tmp_path: P
     path.write_text(yaml.safe_dump(data))
     _, config = load_brief_and_config(path)
     assert config.generation == GenerationConfig(aspect_ratio="4:5", steps=20)
+
+
+def test_the_playbook_can_restrict_backends_and_models(tmp_path: Path, model_dir: Path) -> None:
+    from faceloop.playbooks.schema import GenerationPolicy, load_playbook
+
+    playbook = load_playbook("default").model_copy(
+        update={"generation": GenerationPolicy(backends=["diffusers"], models=["/models/ok"])}
+    )
+    settings = Settings(home=tmp_path)
+    with pytest.raises(InputError) as err:
+        campaign_generation(settings, brief(), CampaignConfig(), playbook)
+    assert err.value.problems == [
+        "campaign.generation.backend: 'dcgan' is not allowed by the playbook "
+        "(generation.backends: diffusers); pick one of them or use another playbook"
+    ]
+    other = CampaignConfig(generation=GenerationConfig(backend="diffusers", model=str(model_dir)))
+    with pytest.raises(InputError, match=r"campaign\.generation\.model: '.*' is not allowed"):
+        campaign_generation(settings, brief(), other, playbook)
+    # no policy (the default playbooks): anything the workers can load
+    assert campaign_generation(settings, brief(), other, load_playbook("default")).generation
