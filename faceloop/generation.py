@@ -165,7 +165,7 @@ class GenerationConfig(_Strict):
     )
 
     @property
-    def shape(self) -> str:
+    def shape(self) -> AspectRatio:
         return self.aspect_ratio or "1:1"
 
     def cache_key(self) -> str:

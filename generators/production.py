@@ -316,6 +316,7 @@ class ProductionPath:
         version = f"diffusers:{config.model}@{source_hash(config.model, config.revision)}"
         cn = config.controlnet
         pose = None
+        pose_tag = ""
         if cn is not None:
             from .poses import load_pose_image, template_pose
 
