@@ -262,7 +262,9 @@ class ProductionPath:
         `audit_key` makes the audit entries of a retried attempt land once (the activity
         passes its run and activity id)."""
         with self._lock:  # the GPU worker runs one batch at a time; this keeps it so
-            if config is None and persona is None:
+            if config is None:
+                # a campaign started before production paths travelled (submit now always
+                # resolves one): made as it was then, by the default, with no adapter
                 yield Run(self.default, self.default.model_version)
                 return
             resolved = resolve_generation(self.default_config, config)

@@ -111,9 +111,13 @@ def test_one_generator_per_config_least_recently_used_out(model_dir: Path, tmp_p
         assert run.generator is not first
     with path.open(GenerationConfig(), campaign_id="a") as run:
         assert run.generator is not first  # evicted at capacity 1, built again
-    # no config: the worker's default generator, as before configs travelled
+    # no config: the worker's default generator, as before configs travelled (a persona
+    # campaign of that time too: no adapter, as it was made then)
     with path.open(None, campaign_id="a") as run:
         assert run.generator.name == "dcgan"
+    ada = Persona(persona_id="ada", consent_ref="c-ada-1")
+    with path.open(None, campaign_id="a", persona=ada) as run:
+        assert run.generator.name == "dcgan" and run.adapter is None
     catalog.close()
 
 
