@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from faceloop.generation import GenerationConfig
 from faceloop.models import (
     Brief,
     CampaignConfig,
@@ -113,6 +114,17 @@ class GenerateInput(Model):
     fidelity: FidelitySettings = Field(
         default_factory=FidelitySettings,
         description="the playbook's fidelity section: tolerance, re-seeds, enforce or not",
+    )
+    # None in histories recorded before the production path travelled with the input: the
+    # GPU worker's default generator makes them, as it did then
+    generation: GenerationConfig | None = Field(
+        default=None, description="the campaign's resolved production path"
+    )
+    persona: Persona | None = Field(
+        default=None, description="a consented persona whose adapter the batch loads"
+    )
+    markets: list[str] = Field(
+        default_factory=list, description="the brief's markets: the consent must cover them"
     )
 
 

@@ -18,6 +18,8 @@ from pydantic import (
     model_validator,
 )
 
+from faceloop.generation import GenerationConfig
+
 # C0 and C1 control characters, DEL, and NUL among them: none has a place in a brief, and
 # NUL truncates strings in C libraries and PostgreSQL refuses it in text columns. Tab and
 # newline are kept where a field may hold more than one line.
@@ -185,6 +187,12 @@ class Persona(Model):
     persona_id: Line = Field(min_length=1, max_length=128)
     consent_ref: Line = Field(
         min_length=1, max_length=256, description="id of the signed consent record for this person"
+    )
+    adapter: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="asset id of the persona's LoRA adapter (`faceloop persona train` prints "
+        "it); unset: the persona's only adapter, or the one trained under consent_ref",
     )
 
 
@@ -538,6 +546,11 @@ class CampaignConfig(Model):
     )
     export: ExportConfig = Field(
         default_factory=ExportConfig, description="per-placement exports (docs/export.md)"
+    )
+    generation: GenerationConfig | None = Field(
+        default=None,
+        description="the production path (backend, model, LoRAs, ControlNet, aspect ratio); "
+        "unset fields take the deployment's settings; submit stores the resolved config",
     )
 
     @model_validator(mode="after")

@@ -27,6 +27,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from faceloop.errors import InputError
+from faceloop.generation import GenerationConfig, resolve_generation
 
 # Temporal's env config field -> the setting it fills when that setting is not set explicitly
 _TLS_FILES = {
@@ -168,6 +169,18 @@ class Settings(BaseSettings):
     )
     diffusers_steps: int | None = Field(
         default=None, ge=1, description="denoising steps of the diffusers backend"
+    )
+    generation_file: Path | None = Field(
+        default=None,
+        description="YAML/JSON GenerationConfig of the default production path (model, LoRAs, "
+        "ControlNet, aspect ratio; docs/generators.md); its backend/model win over "
+        "FACELOOP_GENERATOR/_DIFFUSERS_MODEL",
+    )
+    generator_cache_size: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="pipelines a GPU worker keeps loaded, one per production path (LRU)",
     )
     onnx_cache: Path | None = Field(
         default=None, description="where the ONNX export of the CPU generator is cached"
@@ -411,6 +424,39 @@ class Settings(BaseSettings):
     @property
     def resolved_sandbox_url(self) -> str:
         return self.sandbox_url or f"http://127.0.0.1:{self.sandbox_port}"
+
+    def default_generation(self) -> GenerationConfig:
+        """The deployment's production path: FACELOOP_GENERATION_FILE on top of
+        FACELOOP_GENERATOR / _DIFFUSERS_MODEL / _DIFFUSERS_STEPS; InputError naming the
+        file's bad fields."""
+        from faceloop.briefs import parse_model, read_document
+
+        base = self._diffusers_defaults(GenerationConfig(backend=self.generator))
+        if self.generation_file is None:
+            return base
+        source = f"FACELOOP_GENERATION_FILE {self.generation_file}"
+        from_file = parse_model(
+            GenerationConfig, read_document(self.generation_file, source), source
+        )
+        return self._diffusers_defaults(resolve_generation(base, from_file))
+
+    def generation_for(self, override: GenerationConfig | None) -> GenerationConfig:
+        """A campaign's production path: the brief's `campaign.generation` fields on top of
+        the deployment's default (faceloop.generation.resolve_generation)."""
+        resolved = resolve_generation(self.default_generation(), override)
+        return self._diffusers_defaults(resolved)
+
+    def _diffusers_defaults(self, config: GenerationConfig) -> GenerationConfig:
+        # FACELOOP_DIFFUSERS_MODEL / _STEPS belong to the diffusers backend only: they fill
+        # a diffusers config's unset model and steps, whichever layer chose diffusers
+        if config.backend != "diffusers":
+            return config
+        return config.model_copy(
+            update={
+                "model": config.model or self.diffusers_model,
+                "steps": config.steps or self.diffusers_steps,
+            }
+        )
 
     def effective(self) -> list[tuple[str, str, str, str]]:
         """(name, value, source, help) for every setting, for `faceloop config`."""

@@ -11,8 +11,10 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.errors import GenerationError
+from faceloop.generation import GenerationConfig
 from faceloop.generators.base import GenerationRequest, Generator
 from faceloop.generators.enforce import Perceive, render
+from faceloop.generators.production import ConsentRefusedError, ProductionPath
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
 from faceloop.storage.assets import AssetStore
@@ -23,7 +25,9 @@ if TYPE_CHECKING:
 
 
 class GeneratorActivities:
-    """`perceive` reads an image's face parameters from its pixels (default: the perception
+    """`generator` makes the batches that carry no production path; `production` builds
+    the generator a campaign's GenerationConfig names (default: on top of `generator`).
+    `perceive` reads an image's face parameters from its pixels (default: the perception
     module, imported on first use so the workflow worker that imports this class stays
     light); tests pass a fake."""
 
@@ -32,11 +36,15 @@ class GeneratorActivities:
         generator: Generator,
         store: AssetStore,
         catalog: Catalog,
+        production: ProductionPath | None = None,
         perceive: Perceive | None = None,
     ) -> None:
         self.generator = generator
         self.store = store
         self.catalog = catalog
+        self.production = production or ProductionPath(
+            generator, GenerationConfig(backend=generator.name), store=store, catalog=catalog
+        )
         self._perceive = perceive
 
     def perceive(self, rgb: np.ndarray) -> Perception:
@@ -54,24 +62,37 @@ class GeneratorActivities:
             # the generator runs in a thread; heartbeats must be sent from the event loop
             loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
 
-        return await asyncio.to_thread(self._generate, inp, progress)
+        info = activity.info()
+        key = f"{info.workflow_run_id}:{info.activity_id}"
+        return await asyncio.to_thread(self._generate, inp, progress, key)
 
     def _generate(
-        self, inp: GenerateInput, progress: Callable[[int, int], None]
+        self, inp: GenerateInput, progress: Callable[[int, int], None], audit_key: str = ""
     ) -> VariantsPayload:
-        requests = [
-            GenerationRequest(
-                params=v.params,
-                seed=v.seed,
-                size=inp.size,
-                prompt=v.prompt,
-                negative_prompt=v.negative_prompt,
-            )
-            for v in inp.variants
-        ]
+        production = self.production.open(
+            inp.generation,
+            campaign_id=inp.campaign_id,
+            persona=inp.persona,
+            markets=inp.markets,
+            audit_key=audit_key or None,
+        )
         try:
-            self.generator.validate(requests)
-            kept = render(self.generator, requests, self.perceive, inp.fidelity, progress)
+            with production as run:
+                requests = [
+                    GenerationRequest(
+                        params=v.params,
+                        seed=v.seed,
+                        size=inp.size,
+                        prompt=run.prompt(v.prompt, v.params),
+                        negative_prompt=v.negative_prompt,
+                        aspect_ratio=run.aspect_ratio,
+                    )
+                    for v in inp.variants
+                ]
+                run.generator.validate(requests)
+                kept = render(run.generator, requests, self.perceive, inp.fidelity, progress)
+        except ConsentRefusedError as exc:
+            raise ApplicationError(str(exc), type="ConsentRefused", non_retryable=True) from exc
         except GenerationError as exc:
             raise ApplicationError(str(exc), type="GenerationError", non_retryable=True) from exc
         out = []
@@ -82,8 +103,8 @@ class GeneratorActivities:
                 uri=uri,
                 width=int(r.image.shape[1]),
                 height=int(r.image.shape[0]),
-                generator=self.generator.name,
-                model_version=self.generator.model_version,
+                generator=run.generator.name,
+                model_version=run.model_version,
                 seed=r.seed,  # the seed of the kept try: the variant's own, or a re-seed
             )
             v = v.model_copy(update={"asset": asset, "fidelity": r.fidelity})

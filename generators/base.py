@@ -13,6 +13,7 @@ import numpy as np
 from pydantic import ConfigDict, Field, ValidationError
 
 from faceloop.errors import GenerationError
+from faceloop.generation import ASPECT_RATIOS, AspectRatio, dimensions
 from faceloop.models import CATEGORICAL_FIELDS, FaceParams, Model
 
 MIN_SIZE = 64
@@ -30,9 +31,22 @@ class GenerationRequest(Model):
 
     params: FaceParams
     seed: int = Field(ge=0, le=MAX_SEED)
-    size: int = Field(default=256, ge=MIN_SIZE, le=MAX_SIZE, description="square side, px")
+    size: int = Field(
+        default=256,
+        ge=MIN_SIZE,
+        le=MAX_SIZE,
+        description="square side, px; another aspect ratio keeps about this area",
+    )
     prompt: str = ""
     negative_prompt: str = ""
+    aspect_ratio: AspectRatio = "1:1"
+
+    @property
+    def width_height(self) -> tuple[int, int]:
+        """(width, height) in pixels: size x size for 1:1, the same area otherwise."""
+        if self.aspect_ratio == "1:1":
+            return self.size, self.size
+        return dimensions(self.size, self.aspect_ratio)
 
 
 _FIXES: dict[str, str] = {
@@ -40,6 +54,7 @@ _FIXES: dict[str, str] = {
     "size": f"use a square side between {MIN_SIZE} and {MAX_SIZE} pixels",
     "prompt": "pass the prompt as a string ('' for none)",
     "negative_prompt": "pass the negative prompt as a string ('' for none)",
+    "aspect_ratio": f"use one of: {', '.join(ASPECT_RATIOS)}",
     "params.skin_tone": "use a Monk skin tone from 1 (lightest) to 10 (darkest)",
     **{
         f"params.{name}": f"use one of: {', '.join(values)}"
@@ -70,6 +85,11 @@ class Generator(abc.ABC):
     # Face parameters the backend cannot show in pixels and only forwards to its prompt
     # (or ignores); reports list them so nobody reads a KPI effect into them.
     PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset()
+    # What a campaign's GenerationConfig may ask of the backend (faceloop.generation): read
+    # from the class at submit time, so a bad config is refused before any weights load.
+    ASPECT_RATIOS: ClassVar[frozenset[str]] = frozenset({"1:1"})
+    LOADS_ADAPTERS: ClassVar[bool] = False  # LoRAs, ControlNet, persona adapters
+    NAMED_MODEL: ClassVar[bool] = False  # takes a model path / hub id, steps, guidance
 
     def validate(self, requests: Sequence[GenerationRequest]) -> None:
         """Raise GenerationError naming every bad field and its fix; return None if all fit.
@@ -95,6 +115,12 @@ class Generator(abc.ABC):
                         f"{where}.{path}: {e['msg']} (got {e.get('input')!r}); {_fix_for(path)}"
                     )
                 continue
+            if req.aspect_ratio not in self.ASPECT_RATIOS:
+                problems.append(
+                    f"{where}.aspect_ratio: the {self.name} backend makes "
+                    f"{', '.join(sorted(self.ASPECT_RATIOS))} images only, not "
+                    f"{req.aspect_ratio}; use '1:1' or the diffusers backend"
+                )
             problems += [f"{where}.{p}" for p in self.request_problems(req)]
         if problems:
             lines = "\n".join(f"  - {p}" for p in problems)

@@ -23,9 +23,10 @@ import numpy as np
 
 from faceloop.agents.planner.deterministic import NEGATIVE_PROMPT, describe
 from faceloop.errors import GenerationError
+from faceloop.generation import ASPECT_RATIOS
 from faceloop.models import FaceParams
 
-from .base import GenerationRequest, Generator, Progress
+from .base import MAX_SIZE, GenerationRequest, Generator, Progress
 
 MODEL_ENV = "FACELOOP_DIFFUSERS_MODEL"
 STEPS_ENV = "FACELOOP_DIFFUSERS_STEPS"
@@ -60,6 +61,9 @@ class DiffusersGenerator(Generator):
 
     name: ClassVar[str] = "diffusers"
     PROMPT_ONLY: ClassVar[frozenset[str]] = frozenset()
+    ASPECT_RATIOS: ClassVar[frozenset[str]] = frozenset(ASPECT_RATIOS)
+    LOADS_ADAPTERS: ClassVar[bool] = True
+    NAMED_MODEL: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -72,6 +76,9 @@ class DiffusersGenerator(Generator):
         batch_size: int | None = None,
         controlnet: str | Any = None,
         pose_image: np.ndarray | None = None,
+        revision: str | None = None,
+        controlnet_revision: str | None = None,
+        controlnet_scale: float = 1.0,
     ) -> None:
         model = model or os.environ.get(MODEL_ENV, "")
         if pipeline is None and not model:
@@ -89,6 +96,9 @@ class DiffusersGenerator(Generator):
         self._pipe = pipeline
         self._controlnet_source = controlnet
         self.pose_image = pose_image
+        self.revision = revision  # a hub commit; None for local folders
+        self._controlnet_revision = controlnet_revision
+        self.controlnet_scale = controlnet_scale
         self._control_pipe: Any = None
         self.loras: dict[str, LoraSpec] = {}
         self._fused = False
@@ -140,6 +150,7 @@ class DiffusersGenerator(Generator):
             return DiffusionPipeline.from_pretrained(
                 str(local) if local.exists() else model,
                 torch_dtype=dtype,
+                revision=None if local.exists() else self.revision,
                 local_files_only=local.exists() or os.environ.get("HF_HUB_OFFLINE") == "1",
             )
         except (OSError, ValueError) as exc:
@@ -173,7 +184,15 @@ class DiffusersGenerator(Generator):
 
             net = self._controlnet_source
             if isinstance(net, str):
-                net = ControlNetModel.from_pretrained(net, torch_dtype=self.pipeline.dtype)
+                try:
+                    net = ControlNetModel.from_pretrained(
+                        net, torch_dtype=self.pipeline.dtype, revision=self._controlnet_revision
+                    )
+                except (OSError, ValueError) as exc:
+                    raise GenerationError(
+                        f"could not load a ControlNet from {net!r} ({exc}); use a folder "
+                        "holding config.json and the weights, or a hub id on a networked machine"
+                    ) from exc
             cls = (
                 StableDiffusionXLControlNetPipeline
                 if self.is_xl
@@ -187,7 +206,12 @@ class DiffusersGenerator(Generator):
     # ------------------------------------------------------------------ LoRA
 
     def load_lora(
-        self, name: str, source: str | Path | Mapping[str, Any], weight: float = 1.0
+        self,
+        name: str,
+        source: str | Path | Mapping[str, Any],
+        weight: float = 1.0,
+        *,
+        revision: str | None = None,
     ) -> None:
         """Attach an adapter (peft) by name; several can be active, each with its weight.
 
@@ -200,6 +224,8 @@ class DiffusersGenerator(Generator):
         if name in self.loras:
             raise GenerationError(f"a LoRA named {name!r} is already loaded; unload it first")
         kwargs: dict[str, Any] = {"adapter_name": name}
+        if revision is not None:
+            kwargs["revision"] = revision  # a hub LoRA pinned to a commit
         if isinstance(source, Mapping):
             target: Any = dict(source)
             label = f"<state dict: {len(target)} tensors>"
@@ -214,6 +240,16 @@ class DiffusersGenerator(Generator):
         except (OSError, ValueError, KeyError) as exc:
             raise GenerationError(f"could not load LoRA {name!r} from {label}: {exc}") from exc
         self.loras[name] = LoraSpec(name, label, weight)
+        self._apply_weights()
+
+    def unload_lora(self, name: str) -> None:
+        """Remove one adapter (a persona's, after its campaign's batch); the others stay."""
+        if name not in self.loras:
+            raise GenerationError(f"no LoRA named {name!r}; loaded: {sorted(self.loras)}")
+        if self._fused:
+            raise GenerationError("LoRA weights are fused; call unload_loras() instead")
+        del self.loras[name]
+        self.pipeline.delete_adapters([name])
         self._apply_weights()
 
     def set_lora_weight(self, name: str, weight: float) -> None:
@@ -256,6 +292,12 @@ class DiffusersGenerator(Generator):
                 f"size: {request.size} is not a multiple of 8, which the VAE needs; "
                 f"use {request.size - request.size % 8} or {request.size + 8 - request.size % 8}"
             ]
+        width, height = request.width_height
+        if max(width, height) > MAX_SIZE:
+            return [
+                f"size: {request.size} at {request.aspect_ratio} is {width}x{height}, beyond "
+                f"{MAX_SIZE} px; lower the size (image_size) so the long side fits"
+            ]
         return []
 
     def generate(
@@ -265,15 +307,15 @@ class DiffusersGenerator(Generator):
         import torch
 
         out: list[np.ndarray | None] = [None] * len(requests)
-        # batches share a size; order is restored afterwards
-        order = sorted(range(len(requests)), key=lambda i: requests[i].size)
+        # batches share a width and height; order is restored afterwards
+        order = sorted(range(len(requests)), key=lambda i: requests[i].width_height)
         done = 0
         for start in range(0, len(order), self.batch_size):
             idx = order[start : start + self.batch_size]
-            sizes = {requests[i].size for i in idx}
-            for size in sorted(sizes):
-                part = [i for i in idx if requests[i].size == size]
-                images = self._run([requests[i] for i in part], size, torch)
+            shapes = {requests[i].width_height for i in idx}
+            for shape in sorted(shapes):
+                part = [i for i in idx if requests[i].width_height == shape]
+                images = self._run([requests[i] for i in part], shape, torch)
                 for i, img in zip(part, images, strict=True):
                     out[i] = img
                 done += len(part)
@@ -281,7 +323,10 @@ class DiffusersGenerator(Generator):
                     progress(done, len(requests))
         return [img for img in out if img is not None]
 
-    def _run(self, reqs: Sequence[GenerationRequest], size: int, torch: Any) -> list[np.ndarray]:
+    def _run(
+        self, reqs: Sequence[GenerationRequest], shape: tuple[int, int], torch: Any
+    ) -> list[np.ndarray]:
+        width, height = shape
         prompts = [request_prompt(r) for r in reqs]
         gens = [torch.Generator(self.device).manual_seed(r.seed) for r in reqs]
         kwargs: dict[str, Any] = {
@@ -289,8 +334,8 @@ class DiffusersGenerator(Generator):
             "negative_prompt": [n for _, n in prompts],
             "num_inference_steps": self.steps,
             "guidance_scale": self.guidance_scale,
-            "height": size,
-            "width": size,
+            "height": height,
+            "width": width,
             "generator": gens,
             "output_type": "np",
         }
@@ -304,7 +349,8 @@ class DiffusersGenerator(Generator):
                 )
             from PIL import Image
 
-            kwargs["image"] = Image.fromarray(self.pose_image).resize((size, size))
+            kwargs["image"] = Image.fromarray(self.pose_image).resize((width, height))
+            kwargs["controlnet_conditioning_scale"] = self.controlnet_scale
             pipe = control
         with torch.inference_mode():
             result = pipe(**kwargs).images

@@ -37,6 +37,7 @@ __all__ = [
     "ConsentRecord",
     "StoredAdapter",
     "TrainResult",
+    "find_adapters",
     "load_adapter_meta",
     "load_consent",
     "load_images",
@@ -244,3 +245,27 @@ def load_adapter_meta(store: AssetStore, uri: str) -> dict[str, Any]:
         )
     meta: dict[str, Any] = json.loads(meta_path.read_text())
     return meta
+
+
+def find_adapters(store: AssetStore, persona_id: str) -> list[dict[str, Any]]:
+    """The sidecars of every stored adapter of the persona, by asset id (a persona campaign
+    picks one of these: generators/production.py)."""
+    found: dict[str, dict[str, Any]] = {}
+    for sidecar in sorted(store.root.glob(f"*/*{SEALED_SUFFIX}.json")):
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            continue
+        if (
+            isinstance(meta, dict)
+            and meta.get("kind") == "persona_lora"
+            and meta.get("persona_id") == persona_id
+            and meta.get("asset_id")
+        ):
+            found[str(meta["asset_id"])] = {**meta, "uri": _uri_of(store, sidecar)}
+    return [found[k] for k in sorted(found)]
+
+
+def _uri_of(store: AssetStore, sidecar: Path) -> str:
+    """The asset-store URI of the sealed file beside a sidecar."""
+    return sidecar.with_name(sidecar.name.removesuffix(".json")).resolve().as_uri()

@@ -681,6 +681,36 @@ class RollbackCriterion(Model):
         return self
 
 
+class GenerationPolicy(Model):
+    """Which production paths a campaign under this playbook may pick (docs/generators.md,
+    "Choosing the production path"); unset lists allow anything the GPU workers can load."""
+
+    backends: list[Annotated[Line, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=20, description="allowed generator backends, e.g. [diffusers]"
+    )
+    models: list[Annotated[Line, Field(min_length=1, max_length=1000)]] | None = Field(
+        default=None,
+        max_length=50,
+        description="allowed diffusers models (local folders or hub ids, as the brief writes "
+        "them); backends with shipped weights have no model and are not affected",
+    )
+
+    def problems(self, backend: str | None, model: str | None) -> list[str]:
+        """'field: what; fix' lines for a resolved production path; empty: allowed."""
+        out = []
+        if self.backends is not None and backend not in self.backends:
+            out.append(
+                f"backend: {backend!r} is not allowed by the playbook (generation.backends: "
+                f"{', '.join(self.backends)}); pick one of them or use another playbook"
+            )
+        if self.models is not None and model is not None and model not in self.models:
+            out.append(
+                f"model: {model!r} is not allowed by the playbook (generation.models: "
+                f"{', '.join(self.models)}); pick one of them or use another playbook"
+            )
+        return out
+
+
 class Playbook(Model):
     name: Line = Field(min_length=1, max_length=128)
     version: Line = Field(default="1", min_length=1, max_length=32)
@@ -703,6 +733,10 @@ class Playbook(Model):
     )
     rollback: list[RollbackCriterion] = Field(
         default_factory=list, max_length=50, description="signals that pause live ads"
+    )
+    generation: GenerationPolicy = Field(
+        default_factory=GenerationPolicy,
+        description="the production paths (backends, models) campaigns may pick",
     )
 
     @field_validator("rules", "rollback")

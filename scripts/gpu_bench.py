@@ -5,9 +5,13 @@ The compute of a diffusion step does not depend on the weights' values, so rando
 built from SDXL base's config (faceloop.generators.tiny.SDXL_UNET_CONFIG) time what real
 weights would, with no download. Per batch size: `steps` UNet passes with classifier-free
 guidance (2 x batch through the UNet, as the pipeline does), then one VAE decode; fp16 and
-PyTorch SDPA attention. Prints one JSON object with the card name.
+PyTorch SDPA attention; the base model only (the SDXL refiner is off, as in faceloop's
+DiffusersGenerator). `--compile` wraps the UNet in `torch.compile` first; its compile time
+is reported apart (the warm-up call of each batch size), not in the timed steps. Prints one
+JSON object with the card name.
 
     python scripts/gpu_bench.py                   # 1024 px, 30 steps, batch 1 and 4, fp16
+    python scripts/gpu_bench.py --compile         # the same with a torch.compile'd UNet
     python scripts/gpu_bench.py --tiny            # the same code on a toy config, CPU ok
 """
 
@@ -49,7 +53,13 @@ def build(tiny: bool, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]
 
 
 def run(
-    tiny: bool, size: int, steps: int, batches: list[int], device: str | None
+    tiny: bool,
+    size: int,
+    steps: int,
+    batches: list[int],
+    device: str | None,
+    compile_backend: str | None = None,
+    compile_mode: str | None = None,
 ) -> dict[str, Any]:
     import torch
 
@@ -57,6 +67,10 @@ def run(
     cuda = device.startswith("cuda")
     dtype = torch.float16 if cuda else torch.float32
     unet, vae, cfg = build(tiny, device, dtype)
+    params_m = round(sum(p.numel() for p in unet.parameters()) / 1e6, 1)
+    if compile_backend is not None:
+        # the UNet is where the time goes; the VAE decodes once per batch
+        unet = torch.compile(unet, backend=compile_backend, mode=compile_mode)
     text_dim = cfg["projection_class_embeddings_input_dim"] - 6 * cfg["addition_time_embed_dim"]
     lat = size // 8
 
@@ -76,8 +90,11 @@ def run(
             ),
         }
         with torch.inference_mode():
-            unet(x, 999, encoder_hidden_states=ctx, added_cond_kwargs=added)  # warm-up
+            t0 = time.perf_counter()
+            # warm-up: with torch.compile, this call compiles for the batch's shapes
+            unet(x, 999, encoder_hidden_states=ctx, added_cond_kwargs=added)
             sync()
+            t_warm = time.perf_counter() - t0
             if cuda:
                 torch.cuda.reset_peak_memory_stats()
             t0 = time.perf_counter()
@@ -94,6 +111,7 @@ def run(
         results.append(
             {
                 "batch": b,
+                "warmup_s": round(t_warm, 3),
                 "unet_s": round(t_unet, 3),
                 "unet_steps_per_s": round(steps / t_unet, 2),
                 "vae_decode_s": round(t_vae, 3),
@@ -112,10 +130,15 @@ def run(
         "torch": torch.__version__,
         "dtype": str(dtype).removeprefix("torch."),
         "config": "tiny" if tiny else "sdxl-base-1.0 unet, random weights",
-        "unet_params_m": round(sum(p.numel() for p in unet.parameters()) / 1e6, 1),
+        "unet_params_m": params_m,
         "size": size,
         "steps": steps,
         "cfg": True,
+        "refiner": False,
+        "attention": "sdpa",
+        "compile": None
+        if compile_backend is None
+        else {"backend": compile_backend, "mode": compile_mode or "default"},
         "results": results,
     }
 
@@ -127,11 +150,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batches", default=None, help="comma-separated, default 1,4")
     ap.add_argument("--device", default=None)
+    ap.add_argument("--compile", action="store_true", help="torch.compile the UNet first")
+    ap.add_argument(
+        "--compile-backend", default="inductor", help="torch.compile backend (default inductor)"
+    )
+    ap.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode, e.g. max-autotune (default: none)"
+    )
     args = ap.parse_args(argv)
     size = args.size or (64 if args.tiny else 1024)
     steps = args.steps or (2 if args.tiny else 30)
     batches = [int(b) for b in (args.batches or ("1,2" if args.tiny else "1,4")).split(",")]
-    print(json.dumps(run(args.tiny, size, steps, batches, args.device), indent=1))
+    backend = args.compile_backend if args.compile else None
+    report = run(args.tiny, size, steps, batches, args.device, backend, args.compile_mode)
+    print(json.dumps(report, indent=1))
     return 0
 
 

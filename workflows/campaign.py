@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from faceloop.agents.activities import AnalystActivities, PlannerActivities
@@ -223,22 +223,34 @@ class CampaignWorkflow:
 
         # generate on the GPU queue; heartbeats carry progress, so a dead worker is noticed
         self._stage("generate")
-        generated = await workflow.execute_activity_method(
-            GeneratorActivities.generate,
-            # the activity re-seeds images off their request (playbook fidelity); the
-            # command is the same one, so recorded histories replay unchanged
-            GenerateInput(
-                campaign_id=cid,
-                round=rnd,
-                size=config.image_size,
-                variants=new,
-                fidelity=playbook.fidelity,
-            ),
-            task_queue=inp.gpu_task_queue,
-            start_to_close_timeout=timedelta(minutes=20),
-            heartbeat_timeout=timedelta(seconds=60),
-            retry_policy=RETRY,
-        )
+        # the activity re-seeds images off their request (playbook fidelity); the campaign's
+        # production path travels with the batch; a persona's adapter is
+        # loaded only if its consent still holds when the batch starts (checked there)
+        try:
+            generated = await workflow.execute_activity_method(
+                GeneratorActivities.generate,
+                GenerateInput(
+                    campaign_id=cid,
+                    round=rnd,
+                    size=config.image_size,
+                    variants=new,
+                    fidelity=playbook.fidelity,
+                    generation=config.generation,
+                    persona=brief.persona,
+                    markets=list(brief.markets),
+                ),
+                task_queue=inp.gpu_task_queue,
+                start_to_close_timeout=timedelta(minutes=20),
+                heartbeat_timeout=timedelta(seconds=60),
+                retry_policy=RETRY,
+            )
+        except ActivityError as err:
+            cause = err.cause
+            if not (isinstance(cause, ApplicationError) and cause.type == "ConsentRefused"):
+                raise
+            # consent withdrawn between the round's check and the batch: as at the check
+            await self._pause_live(state, f"consent: {cause.message}")
+            return await self._finish(state, "blocked", f"consent: {cause.message}")
 
         self._stage("guard")
         guarded = await workflow.execute_activity_method(

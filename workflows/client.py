@@ -40,6 +40,7 @@ from temporalio.service import RPCError
 from faceloop.connectors.channels import check_channels
 from faceloop.erasure import ErasureInput, ErasureReport, erasure_workflow_id
 from faceloop.errors import FaceloopError, InputError
+from faceloop.generators.production import campaign_generation
 from faceloop.messages import PendingEscalation, ReviewInput, ScheduledRoundInput
 from faceloop.models import Brief, CampaignConfig, CampaignState
 from faceloop.playbooks.schema import Playbook, load_playbook, revalidated
@@ -119,6 +120,9 @@ async def submit(
     playbook = revalidated(playbook) if playbook else load_playbook(settings.playbook)
     # a channel the deployment cannot serve stops the campaign here, before it starts
     await check_channels(brief, config, settings)
+    # so does a production path its GPU workers would refuse; the resolved path (settings'
+    # default + the brief's campaign.generation) is what travels with the campaign
+    config = campaign_generation(settings, brief, config, playbook)
     cid = campaign_id or new_campaign_id(brief)
     inp = CampaignInput(
         campaign_id=cid,

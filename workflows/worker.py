@@ -130,9 +130,20 @@ def build_workers(
             )
         )
     if "gpu" in queues:
+        from faceloop.generators.production import ProductionPath
         from faceloop.generators.registry import get_generator
 
-        gen = GeneratorActivities(get_generator(s.generator), res.store, res.catalog)
+        default = get_generator(s.generator)
+        # each campaign's GenerationConfig picks its pipeline; the settings' default fills
+        # the fields a campaign left unset, and serves campaigns that carry no config
+        production = ProductionPath(
+            default,
+            s.default_generation(),
+            store=res.store,
+            catalog=res.catalog,
+            capacity=s.generator_cache_size,
+        )
+        gen = GeneratorActivities(default, res.store, res.catalog, production)
         workers.append(
             Worker(
                 client,

@@ -307,12 +307,16 @@ def submit(
 ) -> None:
     """Validate a brief and start its campaign on the running stack."""
     from faceloop.briefs import load_brief_and_config
+    from faceloop.generators.production import campaign_generation
     from faceloop.playbooks.schema import load_playbook
 
     settings = get_settings()
     try:
         b, config = load_brief_and_config(brief)
         pb = load_playbook(playbook or settings.playbook)
+        # the production path is checked before the server is looked for: a bad config
+        # is the brief author's to fix, whatever state the stack is in
+        config = campaign_generation(settings, b, config, pb)
     except FaceloopError as exc:
         raise fail(exc) from exc
     _require_server(settings)

@@ -40,3 +40,19 @@ def test_tiny_run_prints_json_with_the_card() -> None:
 
 def test_shell_wrapper_is_valid_bash() -> None:
     subprocess.run(["bash", "-n", str(ROOT / "scripts" / "gpu_bench.sh")], check=True)
+
+
+@pytest.mark.slow
+def test_tiny_compile_variant_runs_the_compiled_path() -> None:
+    # the "eager" compile backend traces the UNet with dynamo but needs no C++ toolchain:
+    # the GPU run's --compile path (default inductor) is the same code up to the backend
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gpu_bench.py"), "--tiny", "--batches", "1",
+         "--compile", "--compile-backend", "eager"],
+        capture_output=True, text=True, check=True, timeout=600,
+    )  # fmt: skip
+    report = json.loads(out.stdout)
+    assert report["compile"] == {"backend": "eager", "mode": "default"}
+    assert report["refiner"] is False and report["attention"] == "sdpa"
+    (row,) = report["results"]
+    assert row["warmup_s"] > 0 and row["images_per_s"] > 0

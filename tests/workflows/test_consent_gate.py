@@ -128,8 +128,22 @@ def test_eu_playbook_with_valid_consent_waits_for_four_eyes(tmp_path: Path) -> N
 async def test_a_campaign_with_a_revoked_persona_makes_nothing(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
+    pytest.importorskip("diffusers")
+    from faceloop.generation import GenerationConfig
+    from faceloop.generators.tiny import tiny_pipeline
+
+    # a persona campaign needs a backend that loads the persona's adapter (checked at
+    # submit); this one never gets to generate
+    model = settings.resolved_home / "tiny-sd15"
+    tiny_pipeline("sd15").save_pretrained(model)
     brief = persona_brief(["DE"])
-    config = CampaignConfig(rounds=1, variants_per_round=2, incumbents=1, kpi_window_seconds=0.5)
+    config = CampaignConfig(
+        rounds=1,
+        variants_per_round=2,
+        incumbents=1,
+        kpi_window_seconds=0.5,
+        generation=GenerationConfig(backend="diffusers", model=str(model), steps=2),
+    )
     with Catalog(settings.resolved_database_url) as catalog:
         catalog.record_consent(consent(["DE"]), "dpo")
         catalog.revoke_consent("c-anna-1", "withdrawn", "dpo")
