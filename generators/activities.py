@@ -36,6 +36,7 @@ class GeneratorActivities:
         generator: Generator,
         store: AssetStore,
         catalog: Catalog,
+        *,
         production: ProductionPath | None = None,
         perceive: Perceive | None = None,
     ) -> None:

@@ -143,7 +143,7 @@ def build_workers(
             catalog=res.catalog,
             capacity=s.generator_cache_size,
         )
-        gen = GeneratorActivities(default, res.store, res.catalog, production)
+        gen = GeneratorActivities(default, res.store, res.catalog, production=production)
         workers.append(
             Worker(
                 client,

@@ -82,7 +82,9 @@ def _run(
     tmp_path: Path, gen: Generator, variants: list[Variant], settings: FidelitySettings
 ) -> tuple[list[Variant], Catalog]:
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    acts = GeneratorActivities(gen, AssetStore(tmp_path / "assets"), catalog, fake_perceive)
+    acts = GeneratorActivities(
+        gen, AssetStore(tmp_path / "assets"), catalog, perceive=fake_perceive
+    )
     inp = GenerateInput(campaign_id="cmp", round=0, size=64, variants=variants, fidelity=settings)
     return acts._generate(inp, lambda done, total: None).variants, catalog
 
@@ -166,7 +168,9 @@ def test_an_image_without_a_face_is_reseeded_and_never_preferred(tmp_path: Path)
 
     gen = FakeToneGenerator(faithful=set())  # every face renders Monk 9 (asked 2: off)
     catalog = Catalog(f"sqlite:///{tmp_path / 'catalog.db'}")
-    acts = GeneratorActivities(gen, AssetStore(tmp_path / "assets"), catalog, faceless_first)
+    acts = GeneratorActivities(
+        gen, AssetStore(tmp_path / "assets"), catalog, perceive=faceless_first
+    )
     inp = GenerateInput(
         campaign_id="cmp",
         round=0,

@@ -173,7 +173,7 @@ async def test_a_persona_campaign_generates_with_its_adapter(
     assert v.asset is not None
     got = store.get_image(v.asset.uri)
     req = GenerationRequest(
-        params=v.params, seed=v.seed, size=64, prompt=f"{TOKEN_PROMPT}, {v.prompt}"
+        params=v.params, seed=v.asset.seed, size=64, prompt=f"{TOKEN_PROMPT}, {v.prompt}"
     )
     gen = DiffusersGenerator(str(model_dir), steps=STEPS, device="cpu")
     (without,) = gen.generate([req])
