@@ -245,13 +245,14 @@ def test_a_catalog_written_by_a_newer_faceloop_is_refused(catalog_url: str) -> N
         migrations.upgrade(catalog_url)
 
 
+# the revision after this faceloop's head, whatever that is
 NEXT_REVISION = '''
 """A column for the test."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "next"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -270,18 +271,20 @@ def test_a_catalog_behind_head_is_refused_and_upgrade_runs_the_new_revision(
 ) -> None:
     with Catalog(catalog_url) as catalog:
         catalog.record_export(tmp_path / "r.html", "report", "cmp-1")
-    # this faceloop, one release later: the shipped revisions plus 0002
+    shipped = migrations.head()
+    # this faceloop, one release later: the shipped revisions plus one more
     scripts = tmp_path / "migrations"
     shutil.copytree(Path(migrations.__file__).parent / "versions", scripts / "versions")
-    (scripts / "versions" / "0002_note.py").write_text(NEXT_REVISION)
+    (scripts / "versions" / "9999_note.py").write_text(NEXT_REVISION.replace("{head}", shipped))
     monkeypatch.setattr(migrations, "_script", lambda: ScriptDirectory(str(scripts)))
 
     with pytest.raises(
-        FaceloopError, match=r"revision 0001 \(behind\); this faceloop needs 0002: run `faceloop db"
+        FaceloopError,
+        match=rf"revision {shipped} \(behind\); this faceloop needs next: run `faceloop db",
     ):
         Catalog(catalog_url)
     before, after = migrations.upgrade(catalog_url)
-    assert (before.current, after.current, after.kind) == ("0001", "0002", "head")
+    assert (before.current, after.current, after.kind) == (shipped, "next", "head")
     with Catalog(catalog_url) as catalog:
         assert [e.kind for e in catalog.exports(campaign_ids=["cmp-1"])] == ["report"]
     engine = sa.create_engine(catalog_url)
