@@ -93,6 +93,21 @@ class Settings(BaseSettings):
         default=None, description="where the ONNX export of the CPU generator is cached"
     )
     sandbox_port: int = Field(default=8765, description="port of the embedded sandbox ad platform")
+    console_host: str = Field(
+        default="127.0.0.1",
+        description="address the web console and HTTP API listen on; anything but loopback "
+        "needs TLS in front (docs/console.md)",
+    )
+    console_port: int = Field(
+        default=8780, ge=0, le=65535, description="port of the web console and HTTP API"
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="how long a console login lasts"
+    )
+    console_secure_cookies: bool = Field(
+        default=False,
+        description="mark session cookies Secure (set it when the console is served over HTTPS)",
+    )
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox platform; unset: start one"
     )

@@ -191,9 +191,20 @@ async def _demo(
 
 def up(
     queues: Annotated[str, typer.Option(help="worker queues: main,gpu,cpu")] = "main,gpu,cpu",
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="port of the web console and HTTP API (default FACELOOP_CONSOLE_PORT, 8780; "
+            "0: do not serve it)",
+        ),
+    ] = None,
 ) -> None:
-    """Start the embedded stack and a worker in the foreground until Ctrl-C."""
+    """Start the embedded stack, a worker and the web console in the foreground until Ctrl-C."""
     settings = get_settings()
+    if api_port is not None:
+        settings = settings.model_copy(update={"console_port": api_port})
     qs = _parse_queues(queues)
     upgrade_catalog(settings)
     run(_up(settings, qs))
@@ -215,16 +226,49 @@ def _parse_queues(text: str) -> list[Queue]:
 async def _up(settings: Settings, queues: list[Queue]) -> None:
     from faceloop.workflows.stack import embedded_stack
 
-    async with embedded_stack(settings) as (stack, client):
+    async with embedded_stack(settings, web_ui=True) as (stack, client):
+        ui = stack.temporal_ui_url
         console.print(
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | "
             f"data {settings.resolved_home}\n"
-            f"submit from another shell with:\n"
+            + (f"temporal web UI {ui}\n" if ui else "")
+            + (
+                f"console http://{settings.console_host}:{settings.console_port} "
+                "(users: `faceloop users add NAME --role admin`)\n"
+                if settings.console_port
+                else ""
+            )
+            + f"submit from another shell with:\n"
             f"  FACELOOP_HOME={settings.resolved_home} "
             f"FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} faceloop submit BRIEF --wait\n"
             "Ctrl-C stops everything."
         )
-        await _serve_workers(stack.effective_settings(), client, queues)
+        effective = stack.effective_settings()
+        serving = [_serve_workers(effective, client, queues)]
+        if settings.console_port:
+            serving.append(_serve_console(effective, ui))
+        await asyncio.gather(*serving)
+
+
+async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
+    """The web console and HTTP API in this process, until the stack stops."""
+    import uvicorn
+
+    from faceloop.console import create_app
+
+    app = create_app(settings, temporal_ui_url=temporal_ui)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=settings.console_host,
+            port=settings.console_port,
+            log_level="warning",
+            # Ctrl-C and SIGTERM belong to the stack, which cancels this task
+            lifespan="on",
+        )
+    )
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    await server.serve()
 
 
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:
