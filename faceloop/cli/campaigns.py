@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -256,19 +256,18 @@ async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
 
     from faceloop.console import create_app
 
+    class EmbeddedServer(uvicorn.Server):
+        # Ctrl-C and SIGTERM belong to the stack (it cancels this task and then stops what
+        # it started); uvicorn's own handlers would swallow the first Ctrl-C
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
     app = create_app(settings, temporal_ui_url=temporal_ui)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=settings.console_host,
-            port=settings.console_port,
-            log_level="warning",
-            # Ctrl-C and SIGTERM belong to the stack, which cancels this task
-            lifespan="on",
-        )
+    config = uvicorn.Config(
+        app, host=settings.console_host, port=settings.console_port, log_level="warning"
     )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    await server.serve()
+    await EmbeddedServer(config).serve()
 
 
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:

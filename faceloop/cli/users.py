@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -16,6 +16,9 @@ from rich.table import Table
 
 from faceloop.cli.console import console, err, fail, group
 from faceloop.errors import FaceloopError
+
+if TYPE_CHECKING:
+    from faceloop.console.users import UserStore
 
 
 def register(app: typer.Typer, bench_app: typer.Typer) -> None:
@@ -30,7 +33,7 @@ def register(app: typer.Typer, bench_app: typer.Typer) -> None:
     app.add_typer(users, name="users")
 
 
-def _store():  # type: ignore[no-untyped-def]
+def _store() -> UserStore:
     from faceloop.console.users import UserStore
     from faceloop.settings import get_settings
 
