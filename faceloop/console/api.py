@@ -25,6 +25,7 @@ from faceloop.console.auth import (
     state_of,
 )
 from faceloop.console.backend import ScheduleInfo, VoteRefused
+from faceloop.console.insight import CampaignInsight, campaign_insight
 from faceloop.console.schemas import (
     AuditVerify,
     BriefCheck,
@@ -241,6 +242,10 @@ def rounds_of(variants: list[Variant]) -> list[RoundView]:
     ]
 
 
+def insight_of(catalog: Catalog, campaign_id: str) -> CampaignInsight:
+    return campaign_insight(catalog.variants(campaign_id), catalog.audit_entries(campaign_id))
+
+
 def verify_audit(catalog: Catalog) -> AuditVerify:
     problems = catalog.verify_audit()
     seq, digest, count = catalog.audit_tip()
@@ -365,6 +370,13 @@ def _campaigns() -> APIRouter:
         await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
         obs = await asyncio.to_thread(_catalog(request).observations, campaign_id)
         return CampaignKpis(campaign_id=campaign_id, observations=obs)
+
+    @r.get("/{campaign_id}/insight", responses={403: {}, 404: {}})
+    async def insight(request: Request, who: Who, campaign_id: str) -> CampaignInsight:
+        """CTR per round and per face-parameter value, the winner (or leader) with its 95%
+        credible interval and chance of being best, winners per segment."""
+        await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
+        return await asyncio.to_thread(insight_of, _catalog(request), campaign_id)
 
     @r.get("/{campaign_id}/audit", responses={403: {}, 404: {}})
     async def campaign_audit(request: Request, who: Who, campaign_id: str) -> list[AuditEntry]:

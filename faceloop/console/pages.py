@@ -153,10 +153,12 @@ def build_pages() -> APIRouter:
             live = await state_of(request).backend.state(campaign_id)
         except FaceloopError as exc:
             live_error = str(exc)
+        insight = await asyncio.to_thread(api.insight_of, catalog, campaign_id)
         return _page(
             request,
             me,
             "campaign.html.j2",
+            insight=insight,
             row=row,
             rounds=sorted(by_round.items()),
             summary=api.rounds_of(variants),

@@ -417,3 +417,47 @@ def test_the_openapi_spec_describes_every_resource(env: tuple) -> None:
         assert p in paths
     assert "Variant" in spec["components"]["schemas"]
     assert client.get("/static/console.css").status_code == 200
+
+
+def test_the_campaign_page_shows_ctr_per_round_and_parameter_and_the_leader(env: tuple) -> None:
+    client, _, settings = env
+    cid = submit_as(client, "mara")
+    with Catalog(settings.resolved_database_url) as catalog:
+        for i, (age, imp, clk) in enumerate([("18-24", 1000, 10), ("35-44", 1000, 40)]):
+            catalog.upsert_variant(
+                Variant(
+                    variant_id=f"{cid}-r0-t{i}",
+                    campaign_id=cid,
+                    round=0,
+                    seed=i,
+                    params=FaceParams(age_band=age),
+                    decision=Decision.deploy,
+                    impressions=imp,
+                    clicks=clk,
+                )
+            )
+        catalog.audit(
+            cid,
+            "round.learned",
+            "round-0",
+            "optimizer",
+            {
+                "p_best": {f"{cid}-r0-t1": 0.97, f"{cid}-r0-t0": 0.03},
+                "winners": {"all": f"{cid}-r0-t1"},
+            },
+        )
+    got = client.get(f"/api/v1/campaigns/{cid}/insight").json()
+    assert [b["ctr"] for b in got["rounds"]] == [pytest.approx(0.025)]
+    assert [(b["label"], b["ctr"]) for b in got["by_parameter"]["age_band"]] == [
+        ("18-24", pytest.approx(0.01)),
+        ("35-44", pytest.approx(0.04)),
+    ]
+    leader = got["leader"]
+    assert leader["variant_id"] == f"{cid}-r0-t1" and leader["recorded"] is False
+    # Beta(41, 961): about 2.9% to 5.3%
+    assert 0.027 < leader["ci_low"] < 0.04 < leader["ci_high"] < 0.056
+    assert leader["p_best"] == pytest.approx(0.97)
+    assert got["segment_winners"] == {"all": f"{cid}-r0-t1"}
+    page = client.get(f"/campaigns/{cid}").text
+    assert "CTR by age_band" in page and "<svg" in page and "chance of being best" in page
+    assert "4.00%" in page and "97%" in page
