@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
@@ -35,6 +35,7 @@ from faceloop.console.schemas import (
     ErasureRequest,
     ErasureStarted,
     FieldProblem,
+    KpiImported,
     LoginRequest,
     LoginResult,
     NewToken,
@@ -242,6 +243,44 @@ def rounds_of(variants: list[Variant]) -> list[RoundView]:
     ]
 
 
+def import_kpis(
+    catalog: Catalog,
+    campaign_id: str,
+    csv: str,
+    mapping: str,
+    replace: bool,
+    dry_run: bool,
+    who: Identity,
+) -> KpiImported:
+    import tempfile
+    from pathlib import Path
+
+    from faceloop.connectors.kpi_import import apply_import, load_mapping, plan_import
+
+    spec = load_mapping(mapping)
+    # the importer reads a file (its errors name lines); the upload lives only for the call
+    with tempfile.TemporaryDirectory(prefix="faceloop-kpis-") as tmp:
+        path = Path(tmp) / "upload.csv"
+        path.write_text(csv, encoding="utf-8")
+        try:
+            plan = plan_import(catalog, campaign_id, path, spec, replace=replace)
+        except InputError as exc:
+            raise HTTPException(422, [p.model_dump() for p in problems_of(exc)]) from exc
+        result = None if dry_run else apply_import(catalog, plan, who.user.username)
+    return KpiImported(
+        campaign_id=campaign_id,
+        sha256=plan.sha256,
+        mapping=plan.mapping,
+        rows=len(plan.rows),
+        new=plan.count("new"),
+        replaced=plan.count("replaced"),
+        unchanged=plan.count("unchanged"),
+        dry_run=dry_run,
+        written=bool(result and result.written),
+        audit_seq=result.audit_seq if result else None,
+    )
+
+
 def insight_of(catalog: Catalog, campaign_id: str) -> CampaignInsight:
     return campaign_insight(catalog.variants(campaign_id), catalog.audit_entries(campaign_id))
 
@@ -370,6 +409,24 @@ def _campaigns() -> APIRouter:
         await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
         obs = await asyncio.to_thread(_catalog(request).observations, campaign_id)
         return CampaignKpis(campaign_id=campaign_id, observations=obs)
+
+    @r.post("/{campaign_id}/kpis/import", responses={403: {}, 404: {}, 422: {}})
+    async def kpi_import(
+        request: Request,
+        who: Submitter,
+        campaign_id: str,
+        csv: Annotated[str, Body(media_type="text/csv", max_length=20_000_000)],
+        mapping: Annotated[Literal["meta", "google", "tiktok"], Query()],
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> KpiImported:
+        """Per-window KPIs from a channel's CSV export, as `faceloop kpis import` reads it:
+        every bad row by line and column (422), nothing half-written. Only the shipped
+        mappings: a mapping path would make the server read a file of the caller's choice."""
+        await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
+        return await asyncio.to_thread(
+            import_kpis, _catalog(request), campaign_id, csv, mapping, replace, dry_run, who
+        )
 
     @r.get("/{campaign_id}/insight", responses={403: {}, 404: {}})
     async def insight(request: Request, who: Who, campaign_id: str) -> CampaignInsight:

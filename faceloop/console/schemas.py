@@ -166,3 +166,16 @@ class PlaybookCheck(BaseModel):
     valid: bool
     problems: list[FieldProblem]
     summary: dict[str, Any] = Field(default_factory=dict)
+
+
+class KpiImported(BaseModel):
+    campaign_id: str
+    sha256: str = Field(description="of the uploaded file, as the audit entry records it")
+    mapping: str
+    rows: int
+    new: int
+    replaced: int
+    unchanged: int
+    dry_run: bool
+    written: bool
+    audit_seq: int | None

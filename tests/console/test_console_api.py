@@ -461,3 +461,46 @@ def test_the_campaign_page_shows_ctr_per_round_and_parameter_and_the_leader(env:
     page = client.get(f"/campaigns/{cid}").text
     assert "CTR by age_band" in page and "<svg" in page and "chance of being best" in page
     assert "4.00%" in page and "97%" in page
+
+
+def test_kpi_import_by_the_campaigns_marketer_with_errors_by_line(env: tuple) -> None:
+    client, _, settings = env
+    cid = submit_as(client, "mara")
+    with Catalog(settings.resolved_database_url) as catalog:
+        catalog.set_campaign_status(cid, "running", 1)
+        catalog.upsert_variant(
+            Variant(
+                variant_id="v1",
+                campaign_id=cid,
+                round=0,
+                params=FaceParams(),
+                seed=1,
+                decision=Decision.deploy,
+                ad_id="120001",
+                live=True,
+            )
+        )
+        catalog.record_deployment("v1", f"{1:064x}", "120001", "google", cid)
+        camp = catalog.get_campaign(cid)
+    assert camp is not None
+    d0 = camp.created_at.astimezone(UTC).date().isoformat()
+    head = "Ad ID,Day,Impr.,Clicks,Conversions\n"
+    h = login(client, "mara")
+    url = f"/api/v1/campaigns/{cid}/kpis/import?mapping=google"
+    csv = {**h, "Content-Type": "text/csv"}
+    bad = client.post(url, content=head + f"120001,{d0},10,11,0\n", headers=csv)
+    assert bad.status_code == 422 and bad.json()["detail"][0]["field"].startswith("line 2")
+    ok = client.post(url, content=head + f"120001,{d0},1000,11,1\n", headers=csv)
+    assert ok.status_code == 200, ok.text
+    assert (ok.json()["new"], ok.json()["written"]) == (1, True)
+    kpis = client.get(f"/api/v1/campaigns/{cid}/kpis").json()["observations"]
+    assert [(o["impressions"], o["clicks"]) for o in kpis] == [(1000, 11)]
+    # a mapping is a shipped name, never a path on the server
+    path = client.post(f"{url[:-6]}%2Fetc%2Fpasswd.yaml", content=head, headers=csv)
+    assert path.status_code == 422
+    # another marketer may not import into it
+    other = login(client, "otto")
+    assert (
+        client.post(url, content=head, headers={**other, "Content-Type": "text/csv"}).status_code
+        == 403
+    )
