@@ -10,7 +10,9 @@ also checks both before sending the vote, so a refusal is a clear 403/409 here.
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -53,6 +55,7 @@ from faceloop.console.users import Role, User, canonical_username
 from faceloop.errors import FaceloopError, InputError
 from faceloop.messages import PendingEscalation
 from faceloop.models import CampaignState, Decision, Variant
+from faceloop.settings import Settings
 from faceloop.storage.audit import AuditEntry
 from faceloop.storage.catalog import CampaignRow, Catalog
 
@@ -253,7 +256,6 @@ def import_kpis(
     who: Identity,
 ) -> KpiImported:
     import tempfile
-    from pathlib import Path
 
     from faceloop.connectors.kpi_import import apply_import, load_mapping, plan_import
 
@@ -279,6 +281,18 @@ def import_kpis(
         written=bool(result and result.written),
         audit_seq=result.audit_seq if result else None,
     )
+
+
+def report_dir(settings: Settings, campaign_id: str) -> Path:
+    """Write the campaign's report (report.json, report.html, plots, thumbnails) under the
+    data dir, as `faceloop report` does, and return the folder. The catalog records the
+    files as exports, so an erasure of the campaign or its persona removes them too."""
+    from faceloop.workflows.client import write_report
+
+    out = settings.resolved_home / "console" / "reports" / campaign_id
+    out.mkdir(parents=True, exist_ok=True)
+    write_report(settings, campaign_id, out)
+    return out
 
 
 def insight_of(catalog: Catalog, campaign_id: str) -> CampaignInsight:
@@ -427,6 +441,15 @@ def _campaigns() -> APIRouter:
         return await asyncio.to_thread(
             import_kpis, _catalog(request), campaign_id, csv, mapping, replace, dry_run, who
         )
+
+    @r.get("/{campaign_id}/report", responses={403: {}, 404: {}})
+    async def report(request: Request, who: Who, campaign_id: str) -> dict[str, Any]:
+        """report.json, built now from the catalog (`faceloop report`); the HTML version
+        with its plots is the page /campaigns/{id}/report/report.html."""
+        await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
+        out = await asyncio.to_thread(report_dir, state_of(request).settings, campaign_id)
+        data: dict[str, Any] = json.loads((out / "report.json").read_text(encoding="utf-8"))
+        return data
 
     @r.get("/{campaign_id}/insight", responses={403: {}, 404: {}})
     async def insight(request: Request, who: Who, campaign_id: str) -> CampaignInsight:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 import yaml
 from fastapi import APIRouter, Depends, Form, HTTPException, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from faceloop.console import api
@@ -164,6 +164,29 @@ def build_pages() -> APIRouter:
             summary=api.rounds_of(variants),
             live=live,
             live_error=live_error,
+        )
+
+    @r.get("/campaigns/{campaign_id}/report/{name:path}")
+    async def report_file(request: Request, who: MaybeWho, campaign_id: str, name: str) -> Response:
+        """The campaign's HTML report and its plots and thumbnails; report.html is built
+        afresh from the catalog each time it is opened."""
+        me = _need(who)
+        await asyncio.to_thread(api.campaign_row_for, request, me, campaign_id)
+        settings = state_of(request).settings
+        out = settings.resolved_home / "console" / "reports" / campaign_id
+        if name == "report.html" or not (out / "report.html").exists():
+            out = await asyncio.to_thread(api.report_dir, settings, campaign_id)
+        path = (out / name).resolve()
+        if not path.is_relative_to(out.resolve()) or not path.is_file():
+            raise HTTPException(404, f"no {name!r} in this campaign's report")
+        # the report carries its own <style>; it runs no script and is never framed
+        return FileResponse(
+            path,
+            headers={
+                "Content-Security-Policy": "default-src 'none'; img-src 'self'; "
+                "style-src 'unsafe-inline'; frame-ancestors 'none'",
+                "Cache-Control": "no-store",
+            },
         )
 
     @r.get("/variants/{variant_id}/image")

@@ -461,6 +461,20 @@ def test_the_campaign_page_shows_ctr_per_round_and_parameter_and_the_leader(env:
     page = client.get(f"/campaigns/{cid}").text
     assert "CTR by age_band" in page and "<svg" in page and "chance of being best" in page
     assert "4.00%" in page and "97%" in page
+    # the full report, as `faceloop report` writes it, for who may see the campaign
+    report = client.get(f"/api/v1/campaigns/{cid}/report")
+    assert report.status_code == 200, report.text
+    assert report.json()["campaign_id"] == cid and report.json()["audit_intact"] is True
+    assert len(report.json()["rounds"][0]["variants"]) == 2
+    html = client.get(f"/campaigns/{cid}/report/report.html")
+    assert (
+        html.status_code == 200
+        and "style-src 'unsafe-inline'" in html.headers["content-security-policy"]
+    )
+    escape = client.get(f"/campaigns/{cid}/report/..%2F..%2F..%2Ffaceloop.db")
+    assert escape.status_code == 404 and "no '../../../faceloop.db'" in escape.text
+    login(client, "otto")
+    assert client.get(f"/api/v1/campaigns/{cid}/report").status_code == 403
 
 
 def test_kpi_import_by_the_campaigns_marketer_with_errors_by_line(env: tuple) -> None:
