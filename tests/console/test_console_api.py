@@ -1,15 +1,15 @@
 """The console's HTTP API and pages: logins, roles, CSRF, rate limit, and votes taken on
 identities.
 
-The Temporal side is `FakeBackend` (a fake: no workflow runs). Its escalations live on the
-real `ReviewBoard` the campaign workflow uses, so a vote the API lets through is judged by
-the same rules (submitter, four eyes, role) as in a running campaign; a submitted brief is
-recorded in a real catalog, as the workflow's first activity would.
+The Temporal side is `FakeBackend` (console_fakes.py; a fake: no workflow runs). Its
+escalations live on the real `ReviewBoard` the campaign workflow uses, so a vote the API
+lets through is judged by the same rules (submitter, four eyes, role) as in a running
+campaign; a submitted brief is recorded in a real catalog, as the workflow's first activity
+would.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -18,16 +18,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
+from console_fakes import FakeBackend
 from fastapi.testclient import TestClient
 
 from faceloop.console import Role, create_app, security
-from faceloop.console.backend import ScheduleInfo, VoteRefused
 from faceloop.console.security import LoginRateLimiter, sha256_hex
 from faceloop.console.users import UserStore
-from faceloop.erasure import ErasureInput
-from faceloop.messages import PendingEscalation, ReviewInput
-from faceloop.models import Brief, CampaignConfig, CampaignState, Decision, FaceParams, Variant
-from faceloop.playbooks.schema import Escalation, Playbook
+from faceloop.messages import ReviewInput
+from faceloop.models import Decision, FaceParams, Variant
+from faceloop.playbooks.schema import Escalation
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.review import ReviewBoard
@@ -42,60 +41,6 @@ BRIEF = {
     "submitted_by": "someone-else",
     "campaign": {"rounds": 1, "variants_per_round": 3},
 }
-
-
-class FakeBackend:
-    """A fake Temporal side: submissions go to the catalog, escalations to a real board."""
-
-    def __init__(self, catalog_url: str) -> None:
-        self.catalog_url = catalog_url
-        self.boards: dict[str, ReviewBoard] = {}
-        self.votes: list[ReviewInput] = []
-        self.erasures: list[ErasureInput] = []
-        self._ids = itertools.count(1)
-
-    async def submit(self, brief: Brief, config: CampaignConfig, playbook: Playbook | None) -> str:
-        cid = f"cmp-{next(self._ids)}"
-        with Catalog(self.catalog_url) as catalog:
-            catalog.upsert_campaign(cid, brief, config, "running")
-        self.boards[cid] = ReviewBoard(brief.submitted_by)
-        return cid
-
-    def escalate(self, campaign_id: str, approvers: int = 2, role: str = "compliance") -> str:
-        variant = Variant(
-            variant_id=f"{campaign_id}-r0-t0",
-            campaign_id=campaign_id,
-            round=0,
-            params=FaceParams(),
-            seed=1,
-            decision=Decision.escalate,
-            decision_reason="identity: looks like a known person",
-        )
-        chain = Escalation(role=role, sla_seconds=3600, approvers=approvers)
-        self.boards[campaign_id].open(variant, chain, datetime.now(UTC))
-        return variant.variant_id
-
-    async def state(self, campaign_id: str) -> CampaignState | None:
-        return None
-
-    async def escalations(self, campaign_id: str | None = None) -> list[PendingEscalation]:
-        return [p for cid, b in self.boards.items() for p in b.pending(cid)]
-
-    async def review(self, vote: ReviewInput) -> str:
-        board = self.boards[vote.campaign_id]
-        try:
-            records = board.cast(vote, datetime.now(UTC))
-        except ValueError as exc:
-            raise VoteRefused(str(exc)) from exc
-        self.votes.append(vote)
-        return "; ".join(f"{r.event} {r.decision}" for r in records)
-
-    async def schedules(self) -> list[ScheduleInfo]:
-        return []
-
-    async def erase(self, inp: ErasureInput) -> str:
-        self.erasures.append(inp)
-        return f"erase-{inp.kind}-{inp.target}"
 
 
 @pytest.fixture(autouse=True)
