@@ -108,6 +108,23 @@ class Settings(BaseSettings):
         default=False,
         description="mark session cookies Secure (set it when the console is served over HTTPS)",
     )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Slack-compatible webhook told of escalations (opened, before the "
+        "deadline, decided); unset: none",
+    )
+    notify_smtp_host: str | None = Field(
+        default=None, description="SMTP server for escalation e-mails; unset: no e-mail"
+    )
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535, description="its port")
+    notify_email_from: str = Field(
+        default="faceloop@localhost", description="sender of escalation e-mails"
+    )
+    notify_emails: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="playbook role -> addresses told of its escalations, as JSON: "
+        '{"compliance": ["review@example.com"]}',
+    )
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox platform; unset: start one"
     )

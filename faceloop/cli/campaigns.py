@@ -255,6 +255,7 @@ async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
     import uvicorn
 
     from faceloop.console import create_app
+    from faceloop.console.app import notifier_for
 
     class EmbeddedServer(uvicorn.Server):
         # Ctrl-C and SIGTERM belong to the stack (it cancels this task and then stops what
@@ -267,7 +268,11 @@ async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
     config = uvicorn.Config(
         app, host=settings.console_host, port=settings.console_port, log_level="warning"
     )
-    await EmbeddedServer(config).serve()
+    notifier = notifier_for(app)
+    if notifier.enabled:
+        await asyncio.gather(EmbeddedServer(config).serve(), notifier.run())
+    else:
+        await EmbeddedServer(config).serve()
 
 
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from faceloop.console.api import build_router
 from faceloop.console.auth import ConsoleState
 from faceloop.console.backend import Backend, TemporalBackend
+from faceloop.console.notify import Notifier
 from faceloop.console.pages import LoginRequired, build_pages
 from faceloop.console.security import LoginRateLimiter
 from faceloop.console.users import UserStore
@@ -25,7 +26,7 @@ from faceloop.errors import FaceloopError, InputError
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "notifier_for"]
 
 STATIC = Path(__file__).parent / "static"
 
@@ -107,3 +108,18 @@ def create_app(
     app.include_router(build_pages())
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def notifier_for(app: FastAPI) -> Notifier:
+    """The escalation notifier of a console app: its backend's waiting list, its catalog's
+    record of how a vanished escalation ended."""
+    state: ConsoleState = app.state.console
+    catalog: Catalog = app.state.catalog
+
+    def decided(variant_id: str) -> str:
+        v = catalog.get_variant(variant_id)
+        if v is None or v.decision is None:
+            return "see the audit log"  # a round's plan, or not recorded yet
+        return f"{v.decision.value} ({v.decision_reason})"
+
+    return Notifier(state.settings, state.backend.escalations, decided)
