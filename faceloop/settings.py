@@ -108,6 +108,14 @@ class Settings(BaseSettings):
         default=False,
         description="mark session cookies Secure (set it when the console is served over HTTPS)",
     )
+    api_url: str | None = Field(
+        default=None,
+        description="console URL (e.g. http://127.0.0.1:8780): `escalations`, `approve` and "
+        "`reject` go through its API as the token's user; unset: straight to Temporal",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="API token for FACELOOP_API_URL (`faceloop users token`)"
+    )
     notify_webhook_url: str | None = Field(
         default=None,
         description="Slack-compatible webhook told of escalations (opened, before the "
