@@ -63,7 +63,8 @@ def create_app(
         "`Authorization: Bearer <token>` (`faceloop users token`) or a session from "
         "POST /api/v1/auth/login plus its CSRF token as X-CSRF-Token.",
         openapi_url="/api/openapi.json",
-        docs_url="/api/docs",
+        # FastAPI's Swagger page loads its script from a CDN: the spec is served, not the page
+        docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
     )

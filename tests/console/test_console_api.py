@@ -362,6 +362,8 @@ def test_the_openapi_spec_describes_every_resource(env: tuple) -> None:
         assert p in paths
     assert "Variant" in spec["components"]["schemas"]
     assert client.get("/static/console.css").status_code == 200
+    # no page that loads a script from a CDN
+    assert client.get("/api/docs").status_code == 404
 
 
 def test_the_campaign_page_shows_ctr_per_round_and_parameter_and_the_leader(env: tuple) -> None:
