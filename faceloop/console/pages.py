@@ -104,7 +104,48 @@ def build_pages() -> APIRouter:
     @r.get("/briefs/new", response_class=HTMLResponse)
     async def new_brief(request: Request, who: MaybeWho) -> Response:
         me = _need(who, *api.SUBMITTERS)
-        return _page(request, me, "brief.html.j2", text=_EXAMPLE_BRIEF, problems=[], **_pbs())
+        return _page(
+            request,
+            me,
+            "brief.html.j2",
+            text=_EXAMPLE_BRIEF,
+            problems=[],
+            form=_FORM_DEFAULTS,
+            errors={},
+            **_pbs(),
+        )
+
+    @r.post("/briefs/form", response_class=HTMLResponse)
+    async def submit_form(request: Request, who: MaybeWho) -> Response:
+        """The brief as form fields; each problem is shown under the field it belongs to."""
+        me = _need(who, *api.SUBMITTERS)
+        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        values = {k: form.get(k, "")[:10_000] for k in _FORM_DEFAULTS}
+        problems: list[api.FieldProblem] = []
+        try:
+            done = await api.submit_brief(
+                request, me, _brief_from_form(values), values["playbook"] or None
+            )
+        except InputError as exc:
+            problems = api.problems_of(exc)
+        except FaceloopError as exc:
+            problems = [api.FieldProblem(field="(service)", message=str(exc))]
+        if problems:
+            errors: dict[str, list[str]] = {}
+            for p in problems:
+                errors.setdefault(_form_field(p.field), []).append(f"{p.field}: {p.message}")
+            return _page(
+                request,
+                me,
+                "brief.html.j2",
+                422,
+                text=_EXAMPLE_BRIEF,
+                problems=[],
+                form=values,
+                errors=errors,
+                **_pbs(),
+            )
+        return _back(f"/campaigns/{quote(done.campaign_id)}", "campaign submitted")
 
     @r.post("/briefs/new", response_class=HTMLResponse)
     async def submit_brief(
@@ -135,6 +176,8 @@ def build_pages() -> APIRouter:
                 text=text,
                 problems=problems,
                 chosen=playbook,
+                form=_FORM_DEFAULTS,
+                errors={},
                 **_pbs(),
             )
         return _back(f"/campaigns/{quote(done.campaign_id)}", "campaign submitted")
@@ -278,6 +321,60 @@ def build_pages() -> APIRouter:
         return _back("/erasure", f"erasure started: {wid}")
 
     return r
+
+
+# the form's fields, with what a new brief starts from
+_FORM_DEFAULTS = {
+    "product": "",
+    "message": "",
+    "tone": "friendly",
+    "markets": "DE",
+    "audience": "adults: 18-65, everyone",
+    "budget_impressions": "20000",
+    "kpi_goal": "ctr",
+    "constraints": "",
+    "rounds": "2",
+    "variants_per_round": "4",
+    "playbook": "",
+}
+_CAMPAIGN_FIELDS = ("rounds", "variants_per_round")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _brief_from_form(v: dict[str, str]) -> dict[str, Any]:
+    """The form as a brief document; what does not parse is passed on as typed, so the
+    brief's own validation names the field (never a guess at what was meant)."""
+    segments = []
+    lines = _lines(v["audience"])
+    for line in lines:
+        name, _, description = line.partition(":")
+        segments.append(
+            {"name": name.strip(), "description": description.strip(), "share": 1 / len(lines)}
+        )
+    return {
+        "product": v["product"],
+        "message": v["message"],
+        "tone": v["tone"],
+        "markets": [
+            m.strip().upper() for m in v["markets"].replace(";", ",").split(",") if m.strip()
+        ],
+        "audience": segments,
+        "budget_impressions": v["budget_impressions"].strip().replace("_", ""),
+        "kpi_goal": v["kpi_goal"],
+        "constraints": _lines(v["constraints"]),
+        "campaign": {k: v[k].strip() for k in _CAMPAIGN_FIELDS},
+    }
+
+
+def _form_field(path: str) -> str:
+    """The form input a problem's field path belongs to (audience.0.name -> audience)."""
+    parts = path.split(".")
+    if parts[0] == "campaign" and len(parts) > 1 and parts[1] in _CAMPAIGN_FIELDS:
+        return parts[1]
+    return parts[0] if parts[0] in _FORM_DEFAULTS else "(root)"
 
 
 def _pbs() -> dict[str, Any]:

@@ -465,3 +465,48 @@ def test_kpi_import_by_the_campaigns_marketer_with_errors_by_line(env: tuple) ->
         client.post(url, content=head, headers={**other, "Content-Type": "text/csv"}).status_code
         == 403
     )
+
+
+def test_the_brief_form_shows_each_problem_at_its_field_and_submits_a_good_one(
+    env: tuple,
+) -> None:
+    client, backend, _ = env
+    login(client, "mara")
+    page = client.get("/briefs/new")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    form = {
+        "csrf_token": token.group(1),
+        "product": "",
+        "message": "Sun protection.",
+        "tone": "warm",
+        "markets": "DE, Germany",
+        "audience": "Young Urban: 18-34",
+        "budget_impressions": "lots",
+        "kpi_goal": "ctr",
+        "constraints": "",
+        "rounds": "0",
+        "variants_per_round": "4",
+        "playbook": "",
+    }
+    bad = client.post("/briefs/form", data=form)
+    assert bad.status_code == 422 and backend.boards == {}
+    errors = dict(re.findall(r'<span class="error field-error" id="e-([a-z_]+)">([^<]+)', bad.text))
+    assert set(errors) >= {"product", "markets", "audience", "budget_impressions", "rounds"}
+    assert errors["markets"].startswith("markets.1:")
+    assert errors["audience"].startswith("audience.0.name:")
+    assert 'id="f-product" name="product" value="" aria-invalid="true"' in bad.text
+    # what was typed stays in the form
+    assert 'value="DE, Germany"' in bad.text
+
+    good = {
+        **form,
+        "product": "Lumen SPF 50",
+        "markets": "de, fr",
+        "audience": "young_urban: 18-34\nestablished: 35-54",
+        "budget_impressions": "20_000",
+        "rounds": "2",
+    }
+    done = client.post("/briefs/form", data=good, follow_redirects=False)
+    assert done.status_code == 303 and done.headers["location"].startswith("/campaigns/cmp-1")
+    assert backend.boards["cmp-1"].submitted_by == "mara"
