@@ -19,6 +19,7 @@ import yaml
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from faceloop.consent import RegisteredConsent
 from faceloop.console.auth import (
     SESSION_COOKIE,
     Identity,
@@ -46,6 +47,8 @@ from faceloop.console.schemas import (
     PlaybookInfo,
     ReviewRequest,
     ReviewResult,
+    Revoked,
+    RevokeRequest,
     RoundView,
     Submitted,
     TokenRequest,
@@ -280,6 +283,51 @@ def import_kpis(
         dry_run=dry_run,
         written=bool(result and result.written),
         audit_seq=result.audit_seq if result else None,
+    )
+
+
+async def revoke_consent(
+    request: Request, who: Identity, consent_id: str, body: RevokeRequest
+) -> Revoked:
+    from faceloop.erasure import ErasureInput
+
+    catalog = _catalog(request)
+    if await asyncio.to_thread(catalog.get_consent, consent_id) is None:
+        raise HTTPException(404, f"no consent {consent_id!r}")
+    revoked = await asyncio.to_thread(
+        catalog.revoke_consent, consent_id, body.reason, who.user.username
+    )
+    remaining = [
+        c.consent_id
+        for c in await asyncio.to_thread(catalog.consents, revoked.persona_id)
+        if c.revoked_at is None and c.erased_at is None
+    ]
+    if not body.erase:
+        return Revoked(
+            consent_id=consent_id,
+            persona_id=revoked.persona_id,
+            erasure_workflow_id=None,
+            note="erasure not started (erase: false)",
+        )
+    if remaining:
+        return Revoked(
+            consent_id=consent_id,
+            persona_id=revoked.persona_id,
+            erasure_workflow_id=None,
+            note=f"erasure not started: live consent(s) {', '.join(remaining)} remain",
+        )
+    inp = ErasureInput(
+        kind="persona",
+        target=revoked.persona_id,
+        requested_by=who.user.username,
+        ticket=body.ticket,
+    )
+    wid = await state_of(request).backend.erase(inp)
+    return Revoked(
+        consent_id=consent_id,
+        persona_id=revoked.persona_id,
+        erasure_workflow_id=wid,
+        note="persona erasure started",
     )
 
 
@@ -546,9 +594,17 @@ def _governance() -> APIRouter:
     @r.get("/consents")
     async def consents(
         request: Request, who: Reviewer, persona_id: str | None = None
-    ) -> list[dict[str, Any]]:
-        rows = await asyncio.to_thread(_catalog(request).consents, persona_id)
-        return [c.model_dump(mode="json") for c in rows]
+    ) -> list[RegisteredConsent]:
+        return await asyncio.to_thread(_catalog(request).consents, persona_id)
+
+    @r.post("/consents/{consent_id}/revoke", responses={404: {}, 422: {}, 503: {}})
+    async def revoke(
+        request: Request, who: Reviewer, consent_id: str, body: RevokeRequest
+    ) -> Revoked:
+        """Revoke a consent (the persona's campaigns stop at their next consent check) and,
+        unless `erase` is false or another live consent remains, start the persona's
+        erasure, as `faceloop consent revoke` does."""
+        return await revoke_consent(request, who, consent_id, body)
 
     @r.get("/playbooks")
     async def playbooks(who: Who) -> list[PlaybookInfo]:

@@ -300,6 +300,27 @@ def build_pages() -> APIRouter:
         consents = await asyncio.to_thread(request.app.state.catalog.consents, None)
         return _page(request, me, "erasure.html.j2", consents=consents)
 
+    @r.post("/consents/{consent_id}/revoke")
+    async def revoke(
+        request: Request,
+        who: MaybeWho,
+        consent_id: str,
+        reason: Annotated[str, Form(max_length=2000)] = "",
+        ticket: Annotated[str, Form(max_length=128)] = "",
+    ) -> Response:
+        me = _need(who, *api.REVIEWERS)
+        if not reason.strip():
+            return _back("/erasure", "a revocation needs a reason")
+        try:
+            done = await api.revoke_consent(
+                request, me, consent_id, api.RevokeRequest(reason=reason, ticket=ticket)
+            )
+        except HTTPException as exc:
+            return _back("/erasure", f"refused: {exc.detail}")
+        except FaceloopError as exc:
+            return _back("/erasure", f"refused: {exc}")
+        return _back("/erasure", f"consent {consent_id} revoked: {done.note}")
+
     @r.post("/erasure")
     async def erasure(
         request: Request,

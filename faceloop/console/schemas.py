@@ -179,3 +179,18 @@ class KpiImported(BaseModel):
     dry_run: bool
     written: bool
     audit_seq: int | None
+
+
+class RevokeRequest(_In):
+    reason: str = Field(min_length=1, max_length=2000)
+    erase: bool = Field(
+        default=True, description="start the persona's erasure when no live consent remains"
+    )
+    ticket: str = Field(default="", max_length=128)
+
+
+class Revoked(BaseModel):
+    consent_id: str
+    persona_id: str
+    erasure_workflow_id: str | None
+    note: str

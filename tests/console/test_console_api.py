@@ -510,3 +510,37 @@ def test_the_brief_form_shows_each_problem_at_its_field_and_submits_a_good_one(
     done = client.post("/briefs/form", data=good, follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"].startswith("/campaigns/cmp-1")
     assert backend.boards["cmp-1"].submitted_by == "mara"
+
+
+def test_compliance_revokes_a_consent_and_the_personas_erasure_starts(env: tuple) -> None:
+    import datetime as dt
+
+    from faceloop.consent import ConsentRecord
+
+    client, backend, settings = env
+    with Catalog(settings.resolved_database_url) as catalog:
+        catalog.record_consent(
+            ConsentRecord(
+                consent_id="c-1",
+                persona_id="anna",
+                subject_name="Anna Example",
+                scope=["ads"],
+                markets=["DE"],
+                expires=dt.date(2030, 1, 1),
+                evidence_sha256="a" * 64,
+            ),
+            "cli",
+        )
+    h = login(client, "mara")
+    body = {"reason": "the subject withdrew", "ticket": "DSR-1"}
+    assert client.post("/api/v1/consents/c-1/revoke", json=body, headers=h).status_code == 403
+    h = login(client, "cora")
+    assert [c["consent_id"] for c in client.get("/api/v1/consents").json()] == ["c-1"]
+    done = client.post("/api/v1/consents/c-1/revoke", json=body, headers=h)
+    assert done.status_code == 200, done.text
+    assert done.json()["erasure_workflow_id"] == "erase-persona-anna"
+    assert [(e.kind, e.target, e.requested_by, e.ticket) for e in backend.erasures] == [
+        ("persona", "anna", "cora", "DSR-1")
+    ]
+    assert client.get("/api/v1/consents").json()[0]["revoked_at"] is not None
+    assert client.post("/api/v1/consents/nope/revoke", json=body, headers=h).status_code == 404
