@@ -265,14 +265,32 @@ async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
             yield
 
     app = create_app(settings, temporal_ui_url=temporal_ui)
+    # lifespan off: its task outlives a cancelled serve() and logs a traceback at Ctrl-C;
+    # what the lifespan would close is closed below
     config = uvicorn.Config(
-        app, host=settings.console_host, port=settings.console_port, log_level="warning"
+        app,
+        host=settings.console_host,
+        port=settings.console_port,
+        log_level="warning",
+        lifespan="off",
     )
+    server = EmbeddedServer(config)
+    serving = asyncio.ensure_future(server.serve())
     notifier = notifier_for(app)
-    if notifier.enabled:
-        await asyncio.gather(EmbeddedServer(config).serve(), notifier.run())
-    else:
-        await EmbeddedServer(config).serve()
+    notifying = asyncio.ensure_future(notifier.run()) if notifier.enabled else None
+    try:
+        # shielded: a cancelled stack lets uvicorn finish its requests and its lifespan
+        # (a cancelled serve() logs a traceback) before this task ends
+        await asyncio.shield(serving)
+    finally:
+        if notifying is not None:
+            notifying.cancel()
+        server.should_exit = True
+        try:
+            await serving
+        finally:
+            app.state.console.users.close()
+            app.state.catalog.close()
 
 
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:
