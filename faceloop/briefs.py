@@ -129,7 +129,13 @@ def load_brief(path: Path) -> Brief:
 
 
 def load_brief_and_config(path: Path) -> tuple[Brief, CampaignConfig]:
-    data = read_document(path)
+    return brief_and_config(read_document(path), str(path))
+
+
+def brief_and_config(data: Any, source: str) -> tuple[Brief, CampaignConfig]:
+    """A brief document (already parsed: a file, a form, an API body) as Brief and
+    CampaignConfig; an InputError lists every bad field of both, by path."""
+    path = source
     if not isinstance(data, dict):
         raise InputError(str(path), ["(root): expected a mapping of brief fields"])
     data = dict(data)

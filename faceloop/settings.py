@@ -186,6 +186,46 @@ class Settings(BaseSettings):
         default=None, description="where the ONNX export of the CPU generator is cached"
     )
     sandbox_port: int = Field(default=8765, description="port of the embedded sandbox ad platform")
+    console_host: str = Field(
+        default="127.0.0.1",
+        description="address the web console and HTTP API listen on; anything but loopback "
+        "needs TLS in front (docs/console.md)",
+    )
+    console_port: int = Field(
+        default=8780, ge=0, le=65535, description="port of the web console and HTTP API"
+    )
+    console_session_hours: float = Field(
+        default=12.0, gt=0, le=24 * 30, description="how long a console login lasts"
+    )
+    console_secure_cookies: bool = Field(
+        default=False,
+        description="mark session cookies Secure (set it when the console is served over HTTPS)",
+    )
+    api_url: str | None = Field(
+        default=None,
+        description="console URL (e.g. http://127.0.0.1:8780): `escalations`, `approve` and "
+        "`reject` go through its API as the token's user; unset: straight to Temporal",
+    )
+    api_token: SecretStr | None = Field(
+        default=None, description="API token for FACELOOP_API_URL (`faceloop users token`)"
+    )
+    notify_webhook_url: str | None = Field(
+        default=None,
+        description="Slack-compatible webhook told of escalations (opened, before the "
+        "deadline, decided); unset: none",
+    )
+    notify_smtp_host: str | None = Field(
+        default=None, description="SMTP server for escalation e-mails; unset: no e-mail"
+    )
+    notify_smtp_port: int = Field(default=25, ge=1, le=65535, description="its port")
+    notify_email_from: str = Field(
+        default="faceloop@localhost", description="sender of escalation e-mails"
+    )
+    notify_emails: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="playbook role -> addresses told of its escalations, as JSON: "
+        '{"compliance": ["review@example.com"]}',
+    )
     sandbox_url: str | None = Field(
         default=None, description="URL of a running sandbox platform; unset: start one"
     )

@@ -27,6 +27,10 @@ def test_wheel_contains_the_mapped_packages_and_imports(tmp_path: Path) -> None:
         "faceloop/report/build.py",
         # the report page is a Jinja2 file loaded as package data, not a string in the code
         "faceloop/report/templates/report.html.j2",
+        # the console's pages and stylesheet are package data too
+        "faceloop/console/app.py",
+        "faceloop/console/templates/base.html.j2",
+        "faceloop/console/static/console.css",
         "faceloop/agents/planner/deterministic.py",
         "faceloop/agents/planner/graph.py",
         "faceloop/agents/analyst/summary.py",

@@ -150,9 +150,15 @@ def lock_home(home: Path) -> IO[bytes]:
 class EmbeddedStack:
     """Start what is not configured elsewhere; the caller gets a connected client."""
 
-    def __init__(self, settings: Settings, *, fresh_ports: bool = False) -> None:
+    def __init__(
+        self, settings: Settings, *, fresh_ports: bool = False, web_ui: bool = False
+    ) -> None:
         self.settings = settings
         self.fresh_ports = fresh_ports
+        # Temporal's Web UI on 127.0.0.1 for operators (`faceloop up`); demos and tests run
+        # headless, one port and one process fewer
+        self.web_ui = web_ui
+        self.temporal_ui_url: str | None = None
         self.children: list[Child] = []
         self.temporal_address = settings.temporal_address or ""
         self.sandbox_url = settings.sandbox_url or ""
@@ -182,6 +188,12 @@ class EmbeddedStack:
         if self.fresh_ports or port_open(port):
             port = free_port()
         http_port = free_port()
+        ui_port = free_port() if self.web_ui else None
+        ui_args = (
+            ["--ui-ip", "127.0.0.1", "--ui-port", str(ui_port), "--ui-disable-news-fetch"]
+            if ui_port
+            else ["--headless"]
+        )
         child = Child(
             "temporal dev server",
             [
@@ -204,7 +216,7 @@ class EmbeddedStack:
                 f'frontend.httpAllowedHosts=["{HTTP_API_OFF_HOST}"]',
                 "--metrics-port",
                 str(free_port()),
-                "--headless",
+                *ui_args,
                 "--log-level",
                 "warn",
             ],
@@ -218,6 +230,8 @@ class EmbeddedStack:
             private_file(db)
         self.temporal_address = f"127.0.0.1:{port}"
         self.temporal_http_port = http_port
+        if ui_port:
+            self.temporal_ui_url = f"http://127.0.0.1:{ui_port}"
 
     async def _start_sandbox(self, home: Path) -> None:
         port = self.settings.sandbox_port
@@ -267,11 +281,11 @@ class EmbeddedStack:
 
 @contextlib.asynccontextmanager
 async def embedded_stack(
-    settings: Settings, *, fresh_ports: bool = False
+    settings: Settings, *, fresh_ports: bool = False, web_ui: bool = False
 ) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
     from faceloop.workflows.client import connect
 
-    stack = EmbeddedStack(settings, fresh_ports=fresh_ports)
+    stack = EmbeddedStack(settings, fresh_ports=fresh_ports, web_ui=web_ui)
     # SIGTERM (a supervisor, `kill`) takes the same path as Ctrl-C under asyncio.run: the
     # main task is cancelled, so workers shut down while the server they talk to still runs,
     # and only then is the stack stopped

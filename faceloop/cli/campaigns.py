@@ -8,7 +8,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -216,9 +216,20 @@ async def _demo(
 
 def up(
     queues: Annotated[str, typer.Option(help="worker queues: main,gpu,cpu")] = "main,gpu,cpu",
+    api_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="port of the web console and HTTP API (default FACELOOP_CONSOLE_PORT, 8780; "
+            "0: do not serve it)",
+        ),
+    ] = None,
 ) -> None:
-    """Start the embedded stack and a worker in the foreground until Ctrl-C."""
+    """Start the embedded stack, a worker and the web console in the foreground until Ctrl-C."""
     settings = get_settings()
+    if api_port is not None:
+        settings = settings.model_copy(update={"console_port": api_port})
     qs = _parse_queues(queues)
     upgrade_catalog(settings)
     run(_up(settings, qs))
@@ -240,16 +251,71 @@ def _parse_queues(text: str) -> list[Queue]:
 async def _up(settings: Settings, queues: list[Queue]) -> None:
     from faceloop.workflows.stack import embedded_stack
 
-    async with embedded_stack(settings) as (stack, client):
+    async with embedded_stack(settings, web_ui=True) as (stack, client):
+        ui = stack.temporal_ui_url
         console.print(
             f"temporal {stack.temporal_address} | sandbox {stack.sandbox_url} | "
             f"data {settings.resolved_home}\n"
-            f"submit from another shell with:\n"
+            + (f"temporal web UI {ui}\n" if ui else "")
+            + (
+                f"console http://{settings.console_host}:{settings.console_port} "
+                "(users: `faceloop users add NAME --role admin`)\n"
+                if settings.console_port
+                else ""
+            )
+            + f"submit from another shell with:\n"
             f"  FACELOOP_HOME={settings.resolved_home} "
             f"FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} faceloop submit BRIEF --wait\n"
             "Ctrl-C stops everything."
         )
-        await _serve_workers(stack.effective_settings(), client, queues)
+        effective = stack.effective_settings()
+        serving = [_serve_workers(effective, client, queues)]
+        if settings.console_port:
+            serving.append(_serve_console(effective, ui))
+        await asyncio.gather(*serving)
+
+
+async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
+    """The web console and HTTP API in this process, until the stack stops."""
+    import uvicorn
+
+    from faceloop.console import create_app
+    from faceloop.console.app import notifier_for
+
+    class EmbeddedServer(uvicorn.Server):
+        # Ctrl-C and SIGTERM belong to the stack (it cancels this task and then stops what
+        # it started); uvicorn's own handlers would swallow the first Ctrl-C
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    app = create_app(settings, temporal_ui_url=temporal_ui)
+    # lifespan off: its task outlives a cancelled serve() and logs a traceback at Ctrl-C;
+    # what the lifespan would close is closed below
+    config = uvicorn.Config(
+        app,
+        host=settings.console_host,
+        port=settings.console_port,
+        log_level="warning",
+        lifespan="off",
+    )
+    server = EmbeddedServer(config)
+    serving = asyncio.ensure_future(server.serve())
+    notifier = notifier_for(app)
+    notifying = asyncio.ensure_future(notifier.run()) if notifier.enabled else None
+    try:
+        # shielded: a cancelled stack lets uvicorn finish its requests and its lifespan
+        # (a cancelled serve() logs a traceback) before this task ends
+        await asyncio.shield(serving)
+    finally:
+        if notifying is not None:
+            notifying.cancel()
+        server.should_exit = True
+        try:
+            await serving
+        finally:
+            app.state.console.users.close()
+            app.state.catalog.close()
 
 
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:

@@ -9,7 +9,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -18,7 +18,7 @@ from rich.table import Table
 from faceloop.cli.console import console, err, fail, group, run
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision
-from faceloop.settings import get_settings
+from faceloop.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from faceloop.messages import PendingEscalation
@@ -29,7 +29,7 @@ ReviewerOpt = Annotated[
     typer.Option(
         envvar="FACELOOP_REVIEWER",
         help="who votes (default: $FACELOOP_REVIEWER, else the login name); recorded in the "
-        "audit log",
+        "audit log. With FACELOOP_API_URL the console's user votes and this is ignored",
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option(help="why; recorded in the audit log")]
@@ -61,7 +61,16 @@ def escalations(
     async def main() -> list[PendingEscalation]:
         return await list_escalations(await reachable_client(get_settings()), campaign)
 
-    waiting = run(main())
+    settings = get_settings()
+    if settings.api_url:
+        from faceloop.messages import PendingEscalation as Pending
+
+        rows = _api(settings, "GET", "/api/v1/escalations")
+        waiting = [Pending.model_validate(r) for r in rows]
+        if campaign is not None:
+            waiting = [p for p in waiting if p.campaign_id == campaign]
+    else:
+        waiting = run(main())
     if as_json:
         typer.echo(json.dumps([p.model_dump(mode="json") for p in waiting], indent=2))
         return
@@ -94,12 +103,50 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def _api(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """Call the console's API as the token's user; its refusals are the command's error
+    (exit 1 for a refused vote, 2 for anything else)."""
+    import httpx
+
+    if settings.api_token is None:
+        raise fail(
+            FaceloopError(
+                "FACELOOP_API_URL is set but FACELOOP_API_TOKEN is not: make one with "
+                "`faceloop users token NAME`"
+            )
+        )
+    url = str(settings.api_url).rstrip("/") + path
+    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
+    try:
+        r = httpx.request(method, url, json=body, headers=headers, timeout=30)
+    except httpx.HTTPError as exc:
+        raise fail(
+            FaceloopError(f"the console at {settings.api_url} is not reachable: {exc}")
+        ) from exc
+    if r.is_success:
+        return r.json()
+    try:
+        detail = r.json().get("detail", r.text)
+    except ValueError:
+        detail = r.text
+    raise fail(FaceloopError(f"{r.status_code}: {detail}"), 1 if r.status_code in (403, 409) else 2)
+
+
 def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
     from faceloop.messages import ReviewInput
     from faceloop.workflows.client import ReviewRefused, cast_review, reachable_client
 
     if not reason.strip():
         raise fail(FaceloopError("--reason is required: say why, it goes into the audit log"))
+    settings = get_settings()
+    if settings.api_url:
+        # the console decides who votes: the token's user, as the role the level waits for
+        verb = "approve" if decision == Decision.deploy else "reject"
+        done = _api(settings, "POST", f"/api/v1/escalations/{variant}/{verb}", {"reason": reason})
+        console.print(
+            f"{escape(done['reviewer'])} ({escape(done['role'])}): {escape(done['answer'])}"
+        )
+        return
     vote = ReviewInput(
         campaign_id="",  # filled in from the campaign that waits for this variant
         variant_id=variant,

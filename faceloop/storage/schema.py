@@ -57,9 +57,13 @@ __all__ = [
     "UtcDateTime",
     "audit_head",
     "audit_log",
+    "campaign_owners",
     "campaigns",
     "connect",
     "consents",
+    "console_sessions",
+    "console_tokens",
+    "console_users",
     "deployments",
     "exports",
     "guardrail_checks",
@@ -304,6 +308,58 @@ placement_exports = Table(
     Column("watermark_recall", Float, nullable=False),
     Column("refused", Text, nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+# --------------------------------------------------------------------------- the console
+# People who log in to the web console and HTTP API (faceloop/console). The username is
+# stored in its canonical form (workflows/review.py `canonical`), unique, because it is the
+# identity the review board compares: submitter and reviewers must never collide by case.
+console_users = Table(
+    "console_users",
+    metadata,
+    Column("user_id", String, primary_key=True),
+    Column("username", String(128), nullable=False, unique=True),
+    Column("role", String(32), nullable=False),
+    # playbook escalation roles this person may vote as (e.g. ["compliance", "legal"])
+    Column("review_roles", _Json, nullable=False),
+    # argon2id, PHC string format (argon2-cffi)
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("disabled_at", UtcDateTime),
+)
+
+# API tokens: only the SHA-256 of the random token is kept; the token is shown once
+console_tokens = Table(
+    "console_tokens",
+    metadata,
+    Column("token_id", String, primary_key=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("name", String(128), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_used_at", UtcDateTime),
+    Column("revoked_at", UtcDateTime),
+)
+
+# server-side sessions: the cookie holds a random id, the table its SHA-256 and the
+# session's CSRF token (synchronizer pattern)
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_sha256", String(64), primary_key=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)
+
+# who submitted a campaign through the console or API: a marketer sees these campaigns only
+campaign_owners = Table(
+    "campaign_owners",
+    metadata,
+    Column("campaign_id", String, primary_key=True),
+    Column("user_id", String, nullable=False, index=True),
+    Column("submitted_at", UtcDateTime, nullable=False),
 )
 
 

@@ -245,6 +245,7 @@ def test_a_catalog_written_by_a_newer_faceloop_is_refused(catalog_url: str) -> N
         migrations.upgrade(catalog_url)
 
 
+# the revision after this faceloop's head, whatever that is
 NEXT_REVISION = '''
 """A column for the test."""
 import sqlalchemy as sa
