@@ -180,6 +180,19 @@ class Drift(Model):
     effects: Effects
 
 
+class BenchUse(Model):
+    """How `faceloop bench optimize` uses a scenario: which set it belongs to and the KPI
+    its campaigns optimise. Not part of the audience: the sandbox ignores it."""
+
+    split: Literal["tuning", "heldout"] = Field(
+        description="tuning: the optimiser's settings may be chosen on it (tuning seeds); "
+        "heldout: only reported, never tuned on (and benched on seeds disjoint from tuning)"
+    )
+    goal: Literal["ctr", "conversions"] = Field(
+        default="ctr", description="the KPI the benched campaigns optimise"
+    )
+
+
 class Scenario(Model):
     """A simulated audience. Everything in it is ground truth and stays inside the sandbox."""
 
@@ -196,6 +209,11 @@ class Scenario(Model):
     drift: list[Drift] = Field(default_factory=list, max_length=100)
     feedback: Feedback | None = Field(
         default=None, description="hides and reports per ad; unset: not reported"
+    )
+    bench: BenchUse | None = Field(
+        default=None,
+        description="how `faceloop bench optimize` uses it (tuning or held-out set, KPI); "
+        "every shipped scenario has one",
     )
 
     @field_validator("segments")
@@ -223,8 +241,9 @@ class Scenario(Model):
         return next((s for s in self.segments if s.name == name), None)
 
     def fingerprint(self) -> str:
-        """Hash of the whole scenario: a state file remembers which audience it simulated."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        """Hash of the audience: a state file remembers which audience it simulated (the
+        `bench` section is left out: it does not change what the audience does)."""
+        return hashlib.sha256(self.model_dump_json(exclude={"bench"}).encode()).hexdigest()
 
 
 def load_scenario(path: str | Path) -> Scenario:
@@ -448,6 +467,7 @@ def worst_params(
 
 
 __all__ = [
+    "BenchUse",
     "ConversionDelay",
     "Drift",
     "Effects",

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_rates
+from faceloop.connectors.sandbox_platform.scenario import (
+    Effects,
+    best_params,
+    load_scenario,
+    true_rates,
+    worst_params,
+)
 from faceloop.examples import example_path
 from faceloop.models import CampaignConfig, FaceParams
 from faceloop.optimization.simulate import (
@@ -28,12 +34,24 @@ SCENARIOS = example_path("scenarios")  # shipped in the wheel
 SMALL = BenchConfig(rounds=4, impressions_per_round=3_000, ab_test_rounds=1)
 
 
-def test_every_shipped_scenario_loads_and_has_a_clear_optimum() -> None:
+def test_every_shipped_scenario_loads_and_carries_its_split() -> None:
+    """Issue 17: at least 8 scenarios, each in the tuning or the held-out set (both sets
+    used), and a `flat` one where no parameter moves the KPI (the do-no-harm check)."""
     names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
-    assert {"smooth", "segments", "multimodal", "drift_fatigue"} <= set(names)
+    assert {"smooth", "segments", "multimodal", "drift_fatigue", "flat"} <= set(names)
+    assert len(names) >= 8
+    splits: dict[str, str] = {}
     for name in names:
         sc = load_scenario(SCENARIOS / f"{name}.yaml")
         assert sc.name == name
+        assert sc.bench is not None, f"{name}.yaml has no bench section (split)"
+        splits[name] = sc.bench.split
+    assert set(splits.values()) == {"tuning", "heldout"}
+    flat = load_scenario(SCENARIOS / "flat.yaml")
+    assert flat.effects == Effects() and not flat.segments and not flat.drift
+    _, best = best_params(flat)
+    _, worst = worst_params(flat)
+    assert best == pytest.approx(worst)  # no face is better than another
 
 
 def test_audience_draws_match_the_scenarios_true_rates() -> None:
