@@ -341,6 +341,7 @@ def run_optuna_loop(
             refresh=cfg.campaign.refresh_creatives,
             stop_below=cfg.stop_below,
             min_impressions=cfg.min_impressions,
+            places=cfg.campaign.variants_per_round,
         )
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]

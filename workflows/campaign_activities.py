@@ -402,6 +402,7 @@ class CampaignActivities:
             objectives=inp.config.objectives,
             refresh=inp.config.refresh_creatives,
             paused=inp.paused,
+            places=inp.config.variants_per_round,
         )
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]

@@ -21,8 +21,10 @@ from faceloop.optimization.simulate import (
     BenchConfig,
     SimArm,
     Tally,
+    _ci95,
     bench,
     campaign_segments,
+    run_ab_test,
     run_best_fixed,
     run_optuna_loop,
     run_oracle,
@@ -266,3 +268,27 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
     # against the upper-bound oracle (issue 17): 0.832 at 20 seeds, docs/benchmarks.md
     assert s["faceloop"]["oracle_fraction"] > 0.8
     assert s["faceloop"]["clicks_mean"] > s["best_fixed"]["clicks_mean"]
+
+
+def test_do_no_harm_on_the_flat_scenario_short() -> None:
+    """Issue 17, "do no harm": where no parameter moves the KPI, faceloop's clicks are not
+    below the A/B test's. A short campaign on two seeds: the faceloop mean must reach the
+    A/B test's 95% interval (the slow test below runs the full campaign on 20 seeds)."""
+    sc = load_scenario(SCENARIOS / "flat.yaml")
+    cfg = BenchConfig(rounds=10, impressions_per_round=8_000, ab_test_rounds=3)
+    mine = [run_optuna_loop(sc, cfg, s, "thompson", None, "faceloop").clicks for s in (0, 1)]
+    ab = [run_ab_test(sc, cfg, s, None).clicks for s in (0, 1)]
+    lo, _ = _ci95(np.array(ab, dtype=float))
+    assert np.mean(mine) >= lo, (mine, ab)
+
+
+@pytest.mark.slow
+def test_do_no_harm_on_the_flat_scenario() -> None:
+    """The full bench campaign on 20 seeds: the lift over the A/B test's clicks is not
+    significantly negative (its 95% interval reaches 0 or above)."""
+    sc = load_scenario(SCENARIOS / "flat.yaml")
+    out = bench(sc, BenchConfig(), seeds=20, jobs=2)
+    assert out["lift_vs_ab_ci95"][1] >= 0.0, out["lift_vs_ab_ci95"]
+    assert out["strategies"]["faceloop"]["clicks_mean"] >= out["strategies"]["ab_test"][
+        "clicks_ci95"
+    ][0]
