@@ -190,10 +190,9 @@ def bench_optimize(
 
 def _print_table(out: dict[str, Any]) -> None:
     cfg = out["config"]
-    split = f" ({out['split']})" if out.get("split") else ""
     table = Table(
-        title=f"{out['scenario']}{split}: {out['seeds']} seeds from {out.get('first_seed', 0)}, "
-        f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions, goal {cfg['goal']}"
+        title=f"{out['scenario']}: {out['seeds']} seeds, "
+        f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions"
     )
     cols = ("strategy", "clicks (95% CI)", "conversions", "oracle fraction", "best share")
     for col in cols:
@@ -208,6 +207,11 @@ def _print_table(out: dict[str, Any]) -> None:
             f"{s['best_share']:.3f}",
         )
     console.print(table)
+    first = out.get("first_seed", 0)
+    console.print(
+        f"set {out.get('split') or '-'}, seeds {first}-{first + out['seeds'] - 1}, "
+        f"goal {cfg['goal']}"
+    )
     lo, hi = out["lift_vs_ab_ci95"]
     console.print(
         f"lift vs A/B ({cfg['goal']}): {out['lift_vs_ab']:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})"

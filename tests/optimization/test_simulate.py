@@ -289,6 +289,7 @@ def test_do_no_harm_on_the_flat_scenario() -> None:
     sc = load_scenario(SCENARIOS / "flat.yaml")
     out = bench(sc, BenchConfig(), seeds=20, jobs=2)
     assert out["lift_vs_ab_ci95"][1] >= 0.0, out["lift_vs_ab_ci95"]
-    assert out["strategies"]["faceloop"]["clicks_mean"] >= out["strategies"]["ab_test"][
-        "clicks_ci95"
-    ][0]
+    assert (
+        out["strategies"]["faceloop"]["clicks_mean"]
+        >= out["strategies"]["ab_test"]["clicks_ci95"][0]
+    )
