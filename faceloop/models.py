@@ -522,7 +522,12 @@ class CampaignConfig(Model):
         le=64,
         description="variants live in a round: the incumbents plus new proposals",
     )
-    incumbents: int = Field(default=2, ge=0, description="best variants kept live into next round")
+    incumbents: int = Field(
+        default=2,
+        ge=0,
+        description="best variants always kept live into the next round; more are kept "
+        "while they beat a new creative (docs/optimization.md)",
+    )
     kpi_window_seconds: float = Field(default=3600.0, gt=0)
     impressions_per_round: int | None = Field(
         default=None, gt=0, description="default: the brief's budget split evenly over rounds"

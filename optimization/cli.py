@@ -35,9 +35,24 @@ def bench_optimize(
         bool,
         typer.Option("--all", help="every shipped scenario (examples/scenarios/*.yaml)"),
     ] = False,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="with --all: only the scenarios of this set, tuning or heldout (each "
+            "scenario's bench.split)"
+        ),
+    ] = None,
     seeds: Annotated[
         int, typer.Option(min=1, max=1000, help="simulated campaigns per strategy")
     ] = 20,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="seeds first-seed .. first-seed+seeds-1; the published figures use 0-19, "
+            "tuning uses 1000 and up (docs/benchmarks.md)",
+        ),
+    ] = 0,
     rounds: Annotated[
         int, typer.Option(min=2, max=500, help="rounds (KPI windows) per campaign")
     ] = 28,
@@ -125,6 +140,8 @@ def bench_optimize(
         raise fail(FaceloopError("give one of --scenario FILE or --all (every shipped scenario)"))
     if all_scenarios and plot is not None:
         raise fail(FaceloopError("--plot draws one scenario; with --all use --plot-dir DIR"))
+    if split is not None and (not all_scenarios or split not in ("tuning", "heldout")):
+        raise fail(FaceloopError(f"--split takes tuning or heldout, with --all; got {split!r}"))
     files = sorted(example_path("scenarios").glob("*.yaml")) if scenario is None else [scenario]
     try:
         campaign = (
@@ -138,6 +155,13 @@ def bench_optimize(
             campaign=campaign,
         )
         scenarios = [load_scenario(f) for f in files]
+        if split is not None:
+            chosen = [
+                (f, sc)
+                for f, sc in zip(files, scenarios, strict=True)
+                if sc.bench is not None and sc.bench.split == split
+            ]
+            files, scenarios = [f for f, _ in chosen], [sc for _, sc in chosen]
         if audience_sees is not None:
             scenarios = [sc.model_copy(update={"audience_sees": audience_sees}) for sc in scenarios]
     except (FaceloopError, ValueError) as exc:
@@ -162,6 +186,7 @@ def bench_optimize(
                     jobs or min(2, os.cpu_count() or 1),
                     storage,
                     on_seed=partial(progress.advance, task),
+                    first_seed=first_seed,
                 )
             except (FaceloopError, ValueError) as exc:
                 raise fail(exc) from exc
@@ -199,7 +224,16 @@ def _print_table(out: dict[str, Any]) -> None:
             f"{s['best_share']:.3f}",
         )
     console.print(table)
-    console.print(f"lift vs A/B: {out['lift_vs_ab']:+.1%}   ({out['seconds']} s)")
+    first = out.get("first_seed", 0)
+    console.print(
+        f"set {out.get('split') or '-'}, seeds {first}-{first + out['seeds'] - 1}, "
+        f"goal {cfg['goal']}"
+    )
+    lo, hi = out["lift_vs_ab_ci95"]
+    console.print(
+        f"lift vs A/B ({cfg['goal']}): {out['lift_vs_ab']:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})"
+        f"   ({out['seconds']} s)"
+    )
 
 
 def write_regret_plot(out: dict[str, Any], path: Path) -> Path:

@@ -65,7 +65,13 @@ from faceloop.optimization.evidence import (
 # how much two creatives of the same face differ, and how far an ordinal value's effect
 # carries to its neighbours. They describe creatives in general, not any one scenario.
 EFFECT_SD = 0.1
+# The creative effect's sd is estimated from each campaign's data (empirical Bayes,
+# `FaceModel._creative_var_estimate`): CREATIVE_SD is the prior's centre, worth
+# CREATIVE_PRIOR_WEIGHT creatives, and the estimate stays within CREATIVE_SD_RANGE (a
+# variance of exactly 0 would make every image of a face the same creative).
 CREATIVE_SD = 0.1
+CREATIVE_PRIOR_WEIGHT = 5.0
+CREATIVE_SD_RANGE = (0.01, 1.0)
 ORDINAL_LENGTH = 1.5
 ORDINAL_FIELDS = ("skin_tone", "age_band")
 # Proposals draw from the posterior with its spread scaled by this factor (a tempered
@@ -111,13 +117,13 @@ class FaceModel:
         evidence: Iterable[Evidence] = (),
         *,
         effect_sd: float = EFFECT_SD,
-        creative_sd: float = CREATIVE_SD,
+        creative_sd: float | None = None,
         ordinal_length: float = ORDINAL_LENGTH,
     ) -> None:
-        if effect_sd <= 0 or creative_sd < 0 or ordinal_length <= 0:
+        if effect_sd <= 0 or (creative_sd is not None and creative_sd < 0) or ordinal_length <= 0:
             raise ValueError(
                 f"effect_sd ({effect_sd}) and ordinal_length ({ordinal_length}) must be > 0, "
-                f"creative_sd ({creative_sd}) >= 0"
+                f"creative_sd ({creative_sd}) >= 0 or None (estimated from the data)"
             )
         self.space = space
         self.values: dict[str, list[Any]] = {f: _values(space, f) for f in FIELDS}
@@ -127,28 +133,62 @@ class FaceModel:
             self.offsets[f] = n
             n += len(self.values[f])
         self.n_features = n + 1  # + intercept, last
-        self.creative_var = creative_sd**2
         data = [e for e in evidence if e.impressions > 0]
         total_n = sum(e.impressions for e in data)
         total_s = sum(e.successes for e in data)
         # the campaign's pooled rate: centre of the intercept's prior and the rate at which
         # counts are turned into logits (so one creative with 0 clicks is not a -inf outlier)
         self.pooled = (total_s + 1.0) / (total_n + 100.0)
-        precision = self._prior_precision(effect_sd, ordinal_length)
-        rhs = np.zeros(self.n_features)
-        rhs[-1] = _logit(self.pooled) * precision[-1, -1]
+        self._precision0 = self._prior_precision(effect_sd, ordinal_length)
         if data:
-            x = np.stack([self.features(e.params) for e in data])
-            y, var = self._logits(
+            self._x = np.stack([self.features(e.params) for e in data])
+            self._y, self._var = self._logits(
                 np.array([e.impressions for e in data]), np.array([e.successes for e in data])
             )
-            w = 1.0 / (var + self.creative_var)
-            precision = precision + x.T @ (w[:, None] * x)
-            rhs = rhs + x.T @ (w * y)
+        else:
+            self._x, self._y, self._var = np.zeros((0, self.n_features)), np.zeros(0), np.zeros(0)
+        self.creative_var = CREATIVE_SD**2 if creative_sd is None else creative_sd**2
+        self._fit()
+        if creative_sd is None:
+            # empirical Bayes: two passes of the moment estimate, each refitting the effects
+            for _ in range(2):
+                self.creative_var = self._creative_var_estimate()
+                self._fit()
+
+    def _fit(self) -> None:
+        """The Gaussian posterior of the effects, each creative weighed by its sampling
+        variance plus the creative variance (its own effect is noise to the face model)."""
+        precision = self._precision0.copy()
+        rhs = np.zeros(self.n_features)
+        rhs[-1] = _logit(self.pooled) * precision[-1, -1]
+        if len(self._y):
+            w = 1.0 / (self._var + self.creative_var)
+            precision = precision + self._x.T @ (w[:, None] * self._x)
+            rhs = rhs + self._x.T @ (w * self._y)
         self.cov = np.linalg.inv(precision)
         self.cov = (self.cov + self.cov.T) / 2.0
         self.mean = self.cov @ rhs
         self._chol = np.linalg.cholesky(self.cov + 1e-12 * np.eye(self.n_features))
+
+    def _creative_var_estimate(self) -> float:
+        """How much creatives differ beyond their faces (the variance of the per-creative
+        effect), estimated from the data (empirical Bayes, method of moments).
+
+        A creative's residual from its face's prediction has variance creative_var + its
+        sampling variance, less what the fit itself absorbed (its leverage); the estimate
+        is the mean excess of the squared residuals, leverage-corrected, pooled with
+        CREATIVE_PRIOR_WEIGHT pseudo-creatives at CREATIVE_SD so that a campaign's first
+        dozen creatives do not decide it alone."""
+        k0 = CREATIVE_PRIOR_WEIGHT
+        prior = CREATIVE_SD**2
+        if not len(self._y):
+            return prior
+        r = self._y - self._x @ self.mean
+        total = self._var + self.creative_var
+        leverage = np.einsum("ij,jk,ik->i", self._x, self.cov, self._x) / total
+        excess = r**2 / np.clip(1.0 - leverage, 0.05, 1.0) - self._var
+        var = (k0 * prior + float(np.sum(excess))) / (k0 + len(r))
+        return float(np.clip(var, CREATIVE_SD_RANGE[0] ** 2, CREATIVE_SD_RANGE[1] ** 2))
 
     def _prior_precision(self, effect_sd: float, ordinal_length: float) -> np.ndarray:
         p = np.zeros((self.n_features, self.n_features))
@@ -250,6 +290,20 @@ class FaceModel:
         """Posterior mean rate of a fresh creative with these parameters (logit mean)."""
         return float(1.0 / (1.0 + math.exp(-float(self.features(params) @ self.mean))))
 
+    def new_creative_rate(self) -> float:
+        """The expected rate of a new creative of the posterior's best face: its face's
+        predicted rate, its own effect drawn from the creative prior (mean 0, variance
+        `creative_var`, which raises the expected rate a little on the logit scale). A
+        live creative whose posterior mean is below it is worth replacing."""
+        face = self.best(self.mean)
+        x = self.features(face)
+        mu = float(x @ self.mean)
+        sd = math.sqrt(float(x @ self.cov @ x) + self.creative_var)
+        # E[sigmoid(N(mu, sd^2))] by Gauss-Hermite quadrature (9 nodes: plenty at sd < 1)
+        nodes, weights = np.polynomial.hermite_e.hermegauss(9)
+        rates = 1.0 / (1.0 + np.exp(-(mu + sd * nodes)))
+        return float(np.sum(weights * rates) / np.sum(weights))
+
     def best(
         self,
         effects: np.ndarray,
@@ -314,10 +368,13 @@ assert set(CATEGORICAL_FIELDS) | {"skin_tone"} == set(FIELDS)
 
 
 def segment_models(
-    space: SearchSpace, history: Mapping[str, Sequence[ArmStats]]
+    space: SearchSpace,
+    history: Mapping[str, Sequence[ArmStats]],
+    creative_sd: float | None = None,
 ) -> dict[str, FaceModel]:
     """The KPI model of each segment, fitted on every creative the campaign has shown there
-    (live and retired: a retired face still says what its attribute values are worth)."""
+    (live and retired: a retired face still says what its attribute values are worth);
+    `creative_sd` None: the creative effect's spread estimated from the data."""
     return {
         segment: FaceModel(
             space,
@@ -326,6 +383,7 @@ def segment_models(
                 for a in arms
                 if a.params is not None and a.impressions > 0
             ],
+            creative_sd=creative_sd,
         )
         for segment, arms in history.items()
     }
@@ -366,7 +424,10 @@ def choose_memory(
         if not any(fresh.values()):
             continue
         for memory in choices:
-            models = segment_models(space, history(memory, w - 1))
+            # scored with the creative effect's prior spread, not each fit's own estimate:
+            # the estimate takes up whatever the faces do not explain, a drift included,
+            # and would excuse the stale model's misses that this check is meant to catch
+            models = segment_models(space, history(memory, w - 1), CREATIVE_SD)
             scores[memory] += sum(
                 models[s].log_likelihood(
                     Evidence(a.params, a.impressions, a.successes)
@@ -591,7 +652,9 @@ def _evidence(
 
 
 __all__ = [
+    "CREATIVE_PRIOR_WEIGHT",
     "CREATIVE_SD",
+    "CREATIVE_SD_RANGE",
     "EFFECT_SD",
     "MEMORY_CHOICES",
     "MEMORY_LOOKBACK",

@@ -26,6 +26,8 @@ from faceloop.optimization.study import Optimizer
 # STOP_BELOW in every segment it runs in after STOP_MIN_IMPRESSIONS impressions.
 STOP_BELOW = 0.02
 STOP_MIN_IMPRESSIONS = 2000.0
+# the id of the hypothetical new creative the keep rule weighs each live one against
+NEW_CREATIVE = "(new creative)"
 
 # A creative is worn out when its last window's CTR is this much below its first windows'
 # and the drop is this many standard errors: then a fresh copy (same face, new image) takes
@@ -80,11 +82,19 @@ def plan_learn(
     min_impressions: float = STOP_MIN_IMPRESSIONS,
     models: Mapping[str, FaceModel] | None = None,
     windows: Mapping[str, Mapping[int, tuple[float, float]]] | None = None,
+    places: int | None = None,
 ) -> LearnPlan:
     """Which live variants stay, which are retired, which are refreshed, and the winner.
 
-    Kept: up to `incumbents` variants, taken round-robin from each segment's ranking by
-    posterior mean (with segments, each segment keeps its own best face). A variant whose
+    Kept: variants taken round-robin from each segment's ranking by posterior mean (with
+    segments, each segment keeps its own best face). The first `incumbents` are kept in any
+    case. With `places` (the campaign's variants per round) and a KPI model per segment,
+    more are kept while their posterior mean (their face's prediction plus their own
+    effect) makes them at least as likely to be the segment's best as a new creative of
+    the model's best face (its own effect drawn from the creative prior), up to
+    `places - 1` (a round always has room for one new proposal): a new creative is made
+    only where it beats keeping. Without
+    `places` exactly `incumbents` are kept (a fixed quota of new ones). A variant whose
     P(best) is below `stop_below` in every segment it runs in, after `min_impressions`, is
     a clear loser: it is stopped even if a place is free, so a new proposal replaces it.
     A kept variant whose CTR wore out (`fatigued`, from `windows`: impressions and clicks
@@ -115,13 +125,30 @@ def plan_learn(
         )
     impressions = {a.variant_id: a.impressions for a in pooled}
     stopped = [v for v in means if impressions[v] >= min_impressions and pb[v] < stop_below]
+    # a new creative of each segment's best face, as one more arm: a live variant is worth
+    # its place while it is at least as likely as that new one to be the segment's best
+    # (its own effect against a fresh draw from the creative prior; a mean comparison alone
+    # would keep every slightly-above-average creative and never look for a better one)
+    beats: set[str] = set()
+    for segment, arms in arms_by_segment.items():
+        model = (models or {}).get(segment)
+        if not arms or model is None or places is None:
+            continue
+        new = ArmStats(NEW_CREATIVE, 0.0, 0.0, model.best(model.mean))
+        pb_new = p_best([*arms, new], stable_seed(seed, "keep", segment), model=model)
+        beats |= {a.variant_id for a in arms if pb_new[a.variant_id] >= pb_new[NEW_CREATIVE]}
+
+    def beats_new(v: str) -> bool:
+        return v in beats
+
+    limit = max(places - 1, incumbents) if places is not None and models else incumbents
     keep: list[str] = []
     depth = 0
-    while len(keep) < incumbents and any(depth < len(r) for r in rankings):
+    while len(keep) < limit and any(depth < len(r) for r in rankings):
         for r in rankings:
-            if depth < len(r) and len(keep) < incumbents:
+            if depth < len(r) and len(keep) < limit:
                 v = r[depth]
-                if v not in keep and v not in stopped:
+                if v not in keep and v not in stopped and (len(keep) < incumbents or beats_new(v)):
                     keep.append(v)
         depth += 1
     refresh = [v for v in keep if windows is not None and fatigued(windows.get(v, {}))]
@@ -186,6 +213,7 @@ def learn_round(
     paused: Collection[str] = (),
     stop_below: float = STOP_BELOW,
     min_impressions: float = STOP_MIN_IMPRESSIONS,
+    places: int | None = None,
 ) -> LearnPlan:
     """The learn step after window `round_`, on the campaign's `evidence` through it.
 
@@ -193,8 +221,10 @@ def learn_round(
     variant did not ship (blocked, rejected): that trial is told FAIL so the sampler learns
     the infeasible region; a deployed one is told its KPI (`trial_value`), or one value
     per objective (`objective_values`) in a multi-objective campaign. Then `plan_learn`
-    decides on the live variants; ads in `paused` (rolled back) leave the plan; each
-    worn-out creative (`refresh`) gets a fresh copy queued on the study for the next round.
+    decides on the live variants (`places`: the campaign's variants per round, so live
+    creatives that beat a new one are kept beyond `incumbents`); ads in `paused` (rolled
+    back) leave the plan; each worn-out creative (`refresh`) gets a fresh copy queued on
+    the study for the next round.
     Writes nothing but the study: the caller records the plan.
     """
     stats = evidence.arms
@@ -221,6 +251,7 @@ def learn_round(
         min_impressions,
         models=evidence.models,
         windows=evidence.windows if refresh else None,
+        places=places,
     )
     if paused:
         plan = _without(plan, set(paused))

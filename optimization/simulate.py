@@ -32,6 +32,7 @@ is an upper bound only in declared mode.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -375,6 +376,7 @@ def run_optuna_loop(
             refresh=cfg.campaign.refresh_creatives,
             stop_below=cfg.stop_below,
             min_impressions=cfg.min_impressions,
+            places=cfg.campaign.variants_per_round,
         )
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
@@ -603,6 +605,12 @@ def run_seed(
     return runs
 
 
+def for_scenario(cfg: BenchConfig, scenario: Scenario) -> BenchConfig:
+    """The bench config with the scenario's KPI goal (its `bench.goal`; CTR without one)."""
+    goal = KpiGoal(scenario.bench.goal) if scenario.bench is not None else cfg.goal
+    return cfg if goal == cfg.goal else dataclasses.replace(cfg, goal=goal)
+
+
 def _run_seed_args(args: tuple[Scenario, BenchConfig, int, str | None]) -> dict[str, Tally]:
     return run_seed(*args)
 
@@ -617,23 +625,46 @@ def _ci95(x: np.ndarray) -> list[float]:
     return [float(x.mean()) - half, float(x.mean()) + half]
 
 
+def _lift_ci95(faceloop: np.ndarray, ab: np.ndarray, resamples: int = 2000) -> list[float]:
+    """95% interval of the lift (ratio of mean KPIs - 1) over seeds: a paired bootstrap
+    (each resample draws seeds, both strategies' runs on them), with a fixed seed so the
+    report is reproducible."""
+    if len(faceloop) < 2 or ab.sum() <= 0:
+        lift = float(faceloop.mean() / ab.mean() - 1.0) if ab.mean() else 0.0
+        return [lift, lift]
+    rng = np.random.default_rng(17)
+    idx = rng.integers(0, len(faceloop), size=(resamples, len(faceloop)))
+    lifts = faceloop[idx].mean(axis=1) / np.maximum(ab[idx].mean(axis=1), 1e-12) - 1.0
+    lo, hi = np.percentile(lifts, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
 def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]) -> dict[str, Any]:
     """The bench JSON: per strategy clicks_mean, clicks_ci95, conversions_mean,
-    oracle_fraction, expected_fraction (true expected KPI / the oracle's, the bound that
-    holds by construction), best_share and regret_curve; lift_vs_ab for faceloop."""
-    oracle_clicks = np.array([r["oracle"].clicks for r in runs], dtype=float)
+    kpi_mean and kpi_ci95 (clicks or conversions: the campaign's goal), oracle_fraction (of
+    the goal's KPI), expected_fraction (true expected KPI / the oracle's, the bound that
+    holds by construction), best_share and regret_curve (clicks); lift_vs_ab (of the goal's
+    KPI) with its 95% interval for faceloop."""
+
+    def kpi(t: Tally) -> float:
+        return float(t.clicks if cfg.goal == KpiGoal.ctr else t.conversions)
+
+    oracle_kpi = np.array([kpi(r["oracle"]) for r in runs], dtype=float)
     oracle_expected = float(np.mean([r["oracle"].expected for r in runs]))
     oracle_rounds = np.array([r["oracle"].clicks_by_round for r in runs], dtype=float)
     out: dict[str, Any] = {}
     for name in STRATEGIES:
         clicks = np.array([r[name].clicks for r in runs], dtype=float)
+        values = np.array([kpi(r[name]) for r in runs], dtype=float)
         rounds = np.array([r[name].clicks_by_round for r in runs], dtype=float)
         regret = np.cumsum(oracle_rounds - rounds, axis=1).mean(axis=0)
         out[name] = {
             "clicks_mean": float(clicks.mean()),
             "clicks_ci95": _ci95(clicks),
             "conversions_mean": float(np.mean([r[name].conversions for r in runs])),
-            "oracle_fraction": float(clicks.mean() / oracle_clicks.mean()),
+            "kpi_mean": float(values.mean()),
+            "kpi_ci95": _ci95(values),
+            "oracle_fraction": float(values.mean() / oracle_kpi.mean()),
             "expected_fraction": float(np.mean([r[name].expected for r in runs]) / oracle_expected),
             "best_share": float(
                 sum(r[name].near_best for r in runs)
@@ -641,16 +672,20 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
             ),
             "regret_curve": [round(float(x), 1) for x in regret],
         }
-    ab = out["ab_test"]["clicks_mean"]
+    ab = out["ab_test"]["kpi_mean"]
+    mine = np.array([kpi(r["faceloop"]) for r in runs], dtype=float)
+    theirs = np.array([kpi(r["ab_test"]) for r in runs], dtype=float)
     return {
         "scenario": scenario.name,
         # declared: the audience reacts to the declared face parameters (no images);
         # measured: to those measured in each creative's rendered image (optimization/sees.py)
         "audience_sees": scenario.audience_sees,
+        "split": scenario.bench.split if scenario.bench is not None else None,
         "seeds": len(runs),
         "config": cfg.to_json(),
         "strategies": out,
-        "lift_vs_ab": float(out["faceloop"]["clicks_mean"] / ab - 1.0) if ab else None,
+        "lift_vs_ab": float(out["faceloop"]["kpi_mean"] / ab - 1.0) if ab else None,
+        "lift_vs_ab_ci95": _lift_ci95(mine, theirs),
     }
 
 
@@ -661,12 +696,15 @@ def bench(
     jobs: int = 1,
     storage_url: str | None = None,
     on_seed: Callable[[], None] | None = None,
+    first_seed: int = 0,
 ) -> dict[str, Any]:
-    """Run every strategy on seeds 0..seeds-1 (in `jobs` processes) and summarize.
+    """Run every strategy on seeds first_seed..first_seed+seeds-1 (in `jobs` processes) and
+    summarize. The KPI is the scenario's bench goal (`bench.goal`, default CTR).
     `storage_url`: RDB storage for the studies (None: Optuna's in-memory storage).
     `on_seed` is called as each seed finishes (a progress bar)."""
     t0 = time.perf_counter()
-    args = [(scenario, cfg, s, storage_url) for s in range(seeds)]
+    cfg = for_scenario(cfg, scenario)
+    args = [(scenario, cfg, s, storage_url) for s in range(first_seed, first_seed + seeds)]
     runs: list[dict[str, Tally]] = []
     if jobs > 1 and seeds > 1:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -682,6 +720,7 @@ def bench(
             if on_seed is not None:
                 on_seed()
     out = summarize(scenario, cfg, runs)
+    out["first_seed"] = first_seed
     out["seconds"] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -694,6 +733,7 @@ __all__ = [
     "Tally",
     "bench",
     "campaign_segments",
+    "for_scenario",
     "new_per_round",
     "run_ab_test",
     "run_best_fixed",

@@ -409,6 +409,7 @@ class CampaignActivities:
             objectives=inp.config.objectives,
             refresh=inp.config.refresh_creatives,
             paused=[*inp.paused, *inp.failed],
+            places=inp.config.variants_per_round,
         )
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]

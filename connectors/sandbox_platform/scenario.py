@@ -180,6 +180,19 @@ class Drift(Model):
     effects: Effects
 
 
+class BenchUse(Model):
+    """How `faceloop bench optimize` uses a scenario: which set it belongs to and the KPI
+    its campaigns optimise. Not part of the audience: the sandbox ignores it."""
+
+    split: Literal["tuning", "heldout"] = Field(
+        description="tuning: the optimiser's settings may be chosen on it (tuning seeds); "
+        "heldout: only reported, never tuned on (and benched on seeds disjoint from tuning)"
+    )
+    goal: Literal["ctr", "conversions"] = Field(
+        default="ctr", description="the KPI the benched campaigns optimise"
+    )
+
+
 class Scenario(Model):
     """A simulated audience. Everything in it is ground truth and stays inside the sandbox."""
 
@@ -201,6 +214,11 @@ class Scenario(Model):
         default="declared",
         description="what the simulated audience reacts to: the parameters an ad declares "
         "(declared), or those the perception module measures in its image (measured)",
+    )
+    bench: BenchUse | None = Field(
+        default=None,
+        description="how `faceloop bench optimize` uses it (tuning or held-out set, KPI); "
+        "every shipped scenario has one",
     )
 
     @field_validator("segments")
@@ -228,10 +246,11 @@ class Scenario(Model):
         return next((s for s in self.segments if s.name == name), None)
 
     def fingerprint(self) -> str:
-        """Hash of the whole scenario: a state file remembers which audience it simulated."""
+        """Hash of the audience: a state file remembers which audience it simulated (the
+        `bench` section is left out: it does not change what the audience does)."""
         # declared is the behaviour before the option existed: left out of the hash, so
         # state files written then still match their scenario
-        exclude = {"audience_sees"} if self.audience_sees == "declared" else None
+        exclude = {"bench"} if self.audience_sees == "measured" else {"bench", "audience_sees"}
         return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 
@@ -456,6 +475,7 @@ def worst_params(
 
 
 __all__ = [
+    "BenchUse",
     "ConversionDelay",
     "Drift",
     "Effects",

@@ -292,3 +292,22 @@ def test_evidence_with_other_live_variants_is_the_evidence_read_for_them() -> No
     partial = campaign_evidence(ROWS, {"a": FACES["a"]}, {"a": "x"}, shares, KpiGoal.ctr, SMALL, 1)
     with pytest.raises(ValueError, match="campaign_evidence"):
         partial.with_live(live, faces)
+
+
+def test_the_creative_effects_spread_is_estimated_from_the_data() -> None:
+    """Empirical Bayes: creatives whose images differ by sd 0.3 beyond their faces give an
+    estimate near 0.3; creatives that are exactly their faces' prediction one near 0 (the
+    prior, CREATIVE_SD, is worth only a few creatives)."""
+    rng = np.random.default_rng(3)
+    wide, none = [], []
+    for p in faces(120, seed=4):
+        u = rng.normal(0.0, 0.3)
+        r = 1 / (1 + math.exp(-(math.log(rate(p) / (1 - rate(p))) + u)))
+        wide.append(Evidence(p, 40_000, float(rng.binomial(40_000, r))))
+        none.append(Evidence(p, 40_000, float(rng.binomial(40_000, rate(p)))))
+    assert math.sqrt(FaceModel(SMALL, wide).creative_var) == pytest.approx(0.3, abs=0.06)
+    assert math.sqrt(FaceModel(SMALL, none).creative_var) < 0.06
+    # a fixed creative_sd is used as given
+    assert FaceModel(SMALL, wide, creative_sd=0.1).creative_var == pytest.approx(0.01)
+    # without data: the prior's centre
+    assert FaceModel(SMALL).creative_var == pytest.approx(0.01)

@@ -11,7 +11,7 @@ from optuna.trial import TrialState
 
 from faceloop.errors import FaceloopError
 from faceloop.models import FaceParams, KpiGoal, KpiObservation, SearchSpace
-from faceloop.optimization.allocation import posterior_mean
+from faceloop.optimization.allocation import posterior_mean, thompson_allocation
 from faceloop.optimization.evidence import ALL, ArmStats
 from faceloop.optimization.facemodel import campaign_evidence, segment_models
 from faceloop.optimization.learn import (
@@ -186,3 +186,35 @@ def test_learn_round_tells_each_objective_of_a_multi_objective_campaign() -> Non
         ("ctr", "cpa"),
     )
     assert opt.trials("c")[0].values == pytest.approx(expected)
+
+
+def test_a_creative_that_beats_its_faces_prediction_gets_traffic_and_is_kept() -> None:
+    """Issue 17: the per-creative effect, shrunk toward the face's prediction, is what
+    allocation and the keep rule read. Three live images of the same face: `lucky` has
+    clicked at 1.4x what the face's ten earlier images did, `plain` at the face's rate,
+    `dud` at 0.7x. Thompson allocation gives `lucky` the most traffic; with no incumbents
+    guaranteed, the keep rule keeps `lucky` (it beats a new image of the best face) and
+    replaces `dud` (a new image is expected to do better)."""
+    face = FaceParams(expression="smile", background="warm", skin_tone=5)
+    other = FaceParams(expression="serious", background="white", skin_tone=5)
+    earlier = [ArmStats(f"old{i}", 20_000, 400, face) for i in range(10)]
+    earlier += [ArmStats(f"bad{i}", 20_000, 260, other) for i in range(10)]
+    live = [
+        ArmStats("lucky", 30_000, 840, face),
+        ArmStats("plain", 30_000, 600, face),
+        ArmStats("dud", 30_000, 420, face),
+    ]
+    space = SearchSpace()
+    models = segment_models(space, {ALL: earlier + live})
+    model = models[ALL]
+    new = model.new_creative_rate()
+    means = posterior_mean(live, model)
+    # shrunk toward the face's prediction (0.02), but not all the way
+    assert new < means["lucky"] < 0.028 and means["dud"] < new
+    shares = thompson_allocation(live, 0.02, seed=1, model=model)
+    assert shares["lucky"] > 0.8 and shares["lucky"] > 10 * shares["plain"]
+    plan = plan_learn({ALL: live}, {ALL: 1.0}, incumbents=0, seed=0, models=models, places=12)
+    assert "lucky" in plan.keep and "dud" in plan.retire
+    # without `places` the fixed quota of the old rule: exactly `incumbents` kept
+    quota = plan_learn({ALL: live}, {ALL: 1.0}, incumbents=1, seed=0, models=models)
+    assert quota.keep == ["lucky"]

@@ -88,6 +88,24 @@ def test_bench_optimize_all_writes_a_table_and_a_plot_per_scenario(tmp_path: Pat
     assert all(o["strategies"]["faceloop"]["expected_fraction"] <= 1.0 for o in outs)
 
 
+def test_bench_optimize_runs_one_set_on_the_seeds_asked() -> None:
+    """--split picks the tuning or held-out scenarios, --first-seed the seeds (tuning seeds
+    are disjoint from the published ones); each JSON names its set and its first seed."""
+    args = ["bench", "optimize", "--all", "--split", "heldout", "--seeds", "1", "--rounds", "2"]
+    args += ["--impressions", "500", "--variants", "4", "--jobs", "1", "--first-seed", "1000"]
+    res = runner.invoke(_app(), [*args, "--json"])
+    assert res.exit_code == 0, res.output
+    outs = json.loads(res.stdout)
+    assert outs and {o["split"] for o in outs} == {"heldout"}
+    assert all(o["first_seed"] == 1000 for o in outs)
+    goals = {o["scenario"]: o["config"]["goal"] for o in outs}
+    assert goals["slow_conversions"] == "conversions" and goals["multimodal"] == "ctr"
+    lo, hi = outs[0]["lift_vs_ab_ci95"]
+    assert lo <= outs[0]["lift_vs_ab"] <= hi
+    res = runner.invoke(_app(), ["bench", "optimize", "--all", "--split", "both"])
+    assert res.exit_code == 2 and "--split" in res.output
+
+
 def test_bench_optimize_needs_exactly_one_of_scenario_and_all(tmp_path: Path) -> None:
     res = runner.invoke(_app(), ["bench", "optimize"])
     assert res.exit_code == 2 and "--all" in res.output

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from optuna.trial import TrialState
 
-from faceloop.connectors.sandbox_platform.scenario import load_scenario, true_rates
+from faceloop.connectors.sandbox_platform.scenario import (
+    Effects,
+    best_params,
+    load_scenario,
+    true_rates,
+    worst_params,
+)
 from faceloop.examples import example_path
 from faceloop.models import CampaignConfig, FaceParams
 from faceloop.optimization.simulate import (
@@ -15,8 +21,10 @@ from faceloop.optimization.simulate import (
     BenchConfig,
     SimArm,
     Tally,
+    _ci95,
     bench,
     campaign_segments,
+    run_ab_test,
     run_best_fixed,
     run_optuna_loop,
     run_oracle,
@@ -28,12 +36,24 @@ SCENARIOS = example_path("scenarios")  # shipped in the wheel
 SMALL = BenchConfig(rounds=4, impressions_per_round=3_000, ab_test_rounds=1)
 
 
-def test_every_shipped_scenario_loads_and_has_a_clear_optimum() -> None:
+def test_every_shipped_scenario_loads_and_carries_its_split() -> None:
+    """Issue 17: at least 8 scenarios, each in the tuning or the held-out set (both sets
+    used), and a `flat` one where no parameter moves the KPI (the do-no-harm check)."""
     names = sorted(p.stem for p in SCENARIOS.glob("*.yaml"))
-    assert {"smooth", "segments", "multimodal", "drift_fatigue"} <= set(names)
+    assert {"smooth", "segments", "multimodal", "drift_fatigue", "flat"} <= set(names)
+    assert len(names) >= 8
+    splits: dict[str, str] = {}
     for name in names:
         sc = load_scenario(SCENARIOS / f"{name}.yaml")
         assert sc.name == name
+        assert sc.bench is not None, f"{name}.yaml has no bench section (split)"
+        splits[name] = sc.bench.split
+    assert set(splits.values()) == {"tuning", "heldout"}
+    flat = load_scenario(SCENARIOS / "flat.yaml")
+    assert flat.effects == Effects() and not flat.segments and not flat.drift
+    _, best = best_params(flat)
+    _, worst = worst_params(flat)
+    assert best == pytest.approx(worst)  # no face is better than another
 
 
 def test_audience_draws_match_the_scenarios_true_rates() -> None:
@@ -144,7 +164,8 @@ def test_best_fixed_serves_the_creative_with_the_best_true_total() -> None:
 def test_faceloop_runs_the_real_optuna_study(tmp_path: Path) -> None:
     """The bench's loop writes its trials to an Optuna RDB study, as the workflow does: 12
     trials in round 0 (the default variants per round), then one per place a retired
-    variant leaves free, each targeted at a segment, half for each of two equal segments."""
+    variant leaves free (at least one: the keep rule keeps at most 11), each targeted at a
+    segment, half for each of two equal segments."""
     sc = load_scenario(SCENARIOS / "segments.yaml")
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     cfg = BenchConfig(rounds=4, impressions_per_round=5_000, campaign=CampaignConfig())
@@ -152,7 +173,7 @@ def test_faceloop_runs_the_real_optuna_study(tmp_path: Path) -> None:
     trials = Optimizer(url).trials("faceloop-7")
     rounds = [t.user_attrs["round"] for t in trials]
     assert rounds[:12] == [0] * 12
-    assert all(10 <= rounds.count(r) <= 12 for r in range(1, 4))
+    assert all(1 <= rounds.count(r) <= 12 for r in range(1, 4))
     assert all(t.state == TrialState.COMPLETE for t in trials)
     segments = [t.user_attrs["segment"] for t in trials if t.user_attrs["round"] == 0]
     assert segments.count("gen_z") == segments.count("professionals") == 6
@@ -248,3 +269,33 @@ def test_faceloop_beats_random_and_ab_on_the_smooth_scenario() -> None:
     # against the upper-bound oracle (issue 17): 0.832 at 20 seeds, docs/benchmarks.md
     assert s["faceloop"]["oracle_fraction"] > 0.8
     assert s["faceloop"]["clicks_mean"] > s["best_fixed"]["clicks_mean"]
+
+
+def test_do_no_harm_on_the_flat_scenario_short() -> None:
+    """Issue 17, "do no harm": where no parameter moves the KPI, faceloop's clicks are not
+    below the A/B test's. A short campaign on two seeds: the faceloop mean must reach the
+    A/B test's 95% interval (the slow test below runs the full campaign on 20 seeds)."""
+    sc = load_scenario(SCENARIOS / "flat.yaml")
+    cfg = BenchConfig(rounds=10, impressions_per_round=8_000, ab_test_rounds=3)
+    mine = [run_optuna_loop(sc, cfg, s, "thompson", None, "faceloop").clicks for s in (0, 1)]
+    ab = [run_ab_test(sc, cfg, s, None).clicks for s in (0, 1)]
+    lo, _ = _ci95(np.array(ab, dtype=float))
+    assert np.mean(mine) >= lo, (mine, ab)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 17 point 3 not met yet: on flat faceloop's clicks are 4.5% below the A/B "
+    "test's (95% CI -8.5% to -1.3%, tuning seeds 1000-1003, docs/benchmarks.md)",
+)
+def test_do_no_harm_on_the_flat_scenario() -> None:
+    """The full bench campaign on 20 seeds: the lift over the A/B test's clicks is not
+    significantly negative (its 95% interval reaches 0 or above)."""
+    sc = load_scenario(SCENARIOS / "flat.yaml")
+    out = bench(sc, BenchConfig(), seeds=20, jobs=2)
+    assert out["lift_vs_ab_ci95"][1] >= 0.0, out["lift_vs_ab_ci95"]
+    assert (
+        out["strategies"]["faceloop"]["clicks_mean"]
+        >= out["strategies"]["ab_test"]["clicks_ci95"][0]
+    )

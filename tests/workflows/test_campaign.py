@@ -86,8 +86,10 @@ async def test_two_round_campaign_end_to_end(
     catalog = Catalog(settings.resolved_database_url)
     try:
         variants = catalog.variants(cid)
-        # round 0: 4 new; round 1: 1 incumbent kept + 3 new
-        assert Counter(v.round for v in variants) == {0: 4, 1: 3}
+        # round 0: 4 new; round 1: the incumbent and any variant that beats a new creative
+        # kept (at most 3: one place stays for a new proposal), the places left new
+        made = Counter(v.round for v in variants)
+        assert made[0] == 4 and 1 <= made[1] <= 3 and set(made) == {0, 1}
         store = AssetStore(settings.resolved_asset_root)
         for v in variants:
             assert v.asset is not None and store.exists(v.asset.uri)
@@ -135,7 +137,7 @@ async def test_two_round_campaign_end_to_end(
 
     # one Optuna trial per proposal, each told once: a value if deployed, failed if blocked
     trials = Optimizer(optuna_url(settings)).trials(cid)
-    assert len(trials) == 7
+    assert len(trials) == len(variants)
     states = Counter(t.state for t in trials)
     assert states[TrialState.COMPLETE] == len(deployed)
     assert states[TrialState.RUNNING] == 0
