@@ -22,6 +22,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -142,6 +143,19 @@ class Settings(BaseSettings):
         default=None, description="Temporal Cloud API key (implies TLS); keep it in a secret store"
     )
     temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
+    # worker processes (`faceloop up`, `faceloop worker`, `demo`) serve Prometheus metrics
+    # here, on 127.0.0.1 only: the endpoint has no authentication (docs/observability.md)
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Prometheus /metrics port of worker processes, bound to 127.0.0.1; 0: off",
+    )
+    tracing: str = Field(
+        default="off",
+        description="OpenTelemetry traces: off, console, or an OTLP/HTTP traces URL "
+        "(http://127.0.0.1:4318/v1/traces; needs opentelemetry-exporter-otlp-proto-http)",
+    )
     task_queue: str = Field(
         default="faceloop", description="task queue of orchestration + io activities"
     )
@@ -358,6 +372,19 @@ class Settings(BaseSettings):
 
     # settings filled from Temporal's env config, for `faceloop config`'s source column
     _from_temporal_env: set[str] = PrivateAttr(default_factory=set)
+
+    @field_validator("tracing")
+    @classmethod
+    def _tracing_value(cls, v: str) -> str:
+        v = v.strip()
+        if v.lower() in ("off", "console"):
+            return v.lower()
+        if v.startswith(("http://", "https://")):
+            return v
+        raise ValueError(
+            f"FACELOOP_TRACING={v!r}: use off, console, or an OTLP/HTTP traces URL such as "
+            "http://127.0.0.1:4318/v1/traces"
+        )
 
     @model_validator(mode="after")
     def _temporal_connection(self) -> Settings:

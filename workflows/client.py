@@ -70,7 +70,14 @@ def temporal_tls(settings: Settings) -> TLSConfig | bool:
     )
 
 
-async def connect(settings: Settings, address: str | None = None) -> Client:
+async def connect(
+    settings: Settings, address: str | None = None, *, worker_process: bool = False
+) -> Client:
+    """`worker_process`: the client of a process that runs workers (`faceloop up`, `worker`,
+    `demo`); it gets the Runtime that serves Prometheus metrics (workers use their client's
+    runtime). Other commands use the SDK's default runtime and never bind the metrics port."""
+    from faceloop.workflows.telemetry import client_interceptors, worker_runtime
+
     target = address or settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
     key = settings.temporal_api_key
     return await Client.connect(
@@ -79,6 +86,9 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
         api_key=key.get_secret_value() if key else None,
         tls=temporal_tls(settings),
         data_converter=pydantic_data_converter,
+        # OpenTelemetry spans on client calls; workers built on this client inherit it
+        interceptors=client_interceptors(settings),
+        runtime=worker_runtime(settings) if worker_process else None,
     )
 
 
@@ -86,12 +96,14 @@ async def connect(settings: Settings, address: str | None = None) -> Client:
 CONNECT_TIMEOUT_S = 5.0
 
 
-async def reachable_client(settings: Settings) -> Client:
+async def reachable_client(settings: Settings, *, worker_process: bool = False) -> Client:
     """A Temporal client for a CLI command, or a FaceloopError that names the address and
     says how to start a server."""
     target = settings.temporal_address or f"127.0.0.1:{settings.temporal_port}"
     try:
-        return await asyncio.wait_for(connect(settings), CONNECT_TIMEOUT_S)
+        return await asyncio.wait_for(
+            connect(settings, worker_process=worker_process), CONNECT_TIMEOUT_S
+        )
     except (RuntimeError, OSError, TimeoutError) as exc:
         raise FaceloopError(
             f"no Temporal server reachable at {target} ({type(exc).__name__}); start the stack "

@@ -33,6 +33,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from temporalio import workflow
+from temporalio.common import MetricMeter
+
 from faceloop.messages import PendingEscalation, ReviewInput, ReviewRecord, Vote
 from faceloop.models import Decision, Variant
 from faceloop.playbooks.schema import Escalation
@@ -50,6 +53,12 @@ def _never_deploy_on_expiry(chain: Escalation) -> Escalation:
     then = _never_deploy_on_expiry(chain.then) if chain.then is not None else None
     expiry = Decision.block if chain.on_expiry == Decision.deploy else chain.on_expiry
     return chain.model_copy(update={"on_expiry": expiry, "then": then})
+
+
+def _meter() -> MetricMeter | None:
+    # the workflow's meter records nothing during replay, so a replayed history never
+    # counts a breach twice; outside a workflow (unit tests of the board) nothing is recorded
+    return workflow.metric_meter() if workflow.in_workflow() else None
 
 
 def canonical(name: str) -> str:
@@ -115,6 +124,7 @@ class ReviewBoard:
             level_no=0,
             deadline=now + timedelta(seconds=chain.sla_seconds),
         )
+        self._report_waiting()
 
     def open_plan(
         self, campaign_id: str, round_: int, reason: str, chain: Escalation, now: datetime
@@ -131,6 +141,7 @@ class ReviewBoard:
             level_no=0,
             deadline=now + timedelta(seconds=chain.sla_seconds),
         )
+        self._report_waiting()
         return subject
 
     # ------------------------------------------------------------------ votes
@@ -212,6 +223,7 @@ class ReviewBoard:
         elif len(item.approvals) >= item.level.approvers:
             reason = f"approved by {', '.join(item.approvals)}: {vote.reason}"
             records.append(self._decide(item, Decision.deploy, vote.reviewer, reason))
+        self._report_waiting()
         return records
 
     # ------------------------------------------------------------------ time
@@ -232,6 +244,7 @@ class ReviewBoard:
                 f"({len(item.approvals)}/{level.approvers} approvals)"
             )
             action = _expiry(level)
+            self._report_breach(level.role, action)
             if action == "escalate" and level.then is not None:
                 item.level = level.then
                 item.level_no += 1
@@ -250,7 +263,31 @@ class ReviewBoard:
                 continue
             decision = Decision.deploy if action == "deploy" else Decision.block
             records.append(self._decide(item, decision, "sla-timer", why))
+        if records:
+            self._report_waiting()
         return records
+
+    # ------------------------------------------------------------------ metrics
+
+    def _report_waiting(self) -> None:
+        meter = _meter()
+        if meter is None:
+            return
+        gauge = meter.create_gauge(
+            "faceloop_escalations_waiting", "escalated items waiting for a reviewer"
+        )
+        waiting: dict[str, int] = {}
+        for i in self.items.values():
+            waiting[i.campaign_id] = waiting.get(i.campaign_id, 0) + (i.outcome is None)
+        for campaign_id, n in waiting.items():
+            gauge.set(n, {"campaign_id": campaign_id})
+
+    def _report_breach(self, role: str, on_expiry: str) -> None:
+        meter = _meter()
+        if meter is not None:
+            meter.create_counter(
+                "faceloop_sla_breaches_total", "review deadlines passed without a decision"
+            ).add(1, {"role": role, "on_expiry": on_expiry})
 
     # ------------------------------------------------------------------ reading
 

@@ -285,6 +285,9 @@ async def embedded_stack(
 ) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
     from faceloop.workflows.client import connect
 
+    if fresh_ports and settings.metrics_port:
+        # tests run stacks side by side: each its own metrics port too
+        settings = settings.model_copy(update={"metrics_port": free_port()})
     stack = EmbeddedStack(settings, fresh_ports=fresh_ports, web_ui=web_ui)
     # SIGTERM (a supervisor, `kill`) takes the same path as Ctrl-C under asyncio.run: the
     # main task is cancelled, so workers shut down while the server they talk to still runs,
@@ -298,7 +301,8 @@ async def embedded_stack(
             handled = True
     try:
         await stack.start()
-        client = await connect(settings, stack.temporal_address)
+        # this process runs the workers: its client carries the metrics runtime
+        client = await connect(settings, stack.temporal_address, worker_process=True)
         yield stack, client
     finally:
         stack.stop()

@@ -33,6 +33,7 @@ from faceloop.workflows.consent_activities import ConsentActivities
 from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.erasure_activities import ErasureActivities
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
+from faceloop.workflows.telemetry import MetricsInterceptor
 
 Queue = Literal["main", "gpu", "cpu"]
 ALL_QUEUES: tuple[Queue, ...] = ("main", "gpu", "cpu")
@@ -83,6 +84,8 @@ def build_workers(
 ) -> list[Worker]:
     s = res.settings
     executor = ThreadPoolExecutor(max_workers=4)
+    # stage latency, generation time and guardrail verdicts of every activity
+    interceptors = [MetricsInterceptor()]
     workers = []
     queues = list(queues)
     if "main" in queues:
@@ -127,6 +130,7 @@ def build_workers(
                     *erasure.activities(),
                 ],
                 activity_executor=executor,
+                interceptors=interceptors,
             )
         )
     if "gpu" in queues:
@@ -151,6 +155,7 @@ def build_workers(
                 activities=[gen.generate],
                 # one generation batch at a time: it saturates the device (or the CPU) alone
                 max_concurrent_activities=1,
+                interceptors=interceptors,
             )
         )
     if "cpu" in queues:
@@ -176,6 +181,7 @@ def build_workers(
                     guard.recheck,
                     consent.check_consent,
                 ],
+                interceptors=interceptors,
             )
         )
     return workers

@@ -263,6 +263,7 @@ async def _up(settings: Settings, queues: list[Queue]) -> None:
                 if settings.console_port
                 else ""
             )
+            + f"{_metrics_line(stack.settings)}\n"
             + f"submit from another shell with:\n"
             f"  FACELOOP_HOME={settings.resolved_home} "
             f"FACELOOP_TEMPORAL_ADDRESS={stack.temporal_address} faceloop submit BRIEF --wait\n"
@@ -318,14 +319,36 @@ async def _serve_console(settings: Settings, temporal_ui: str | None) -> None:
             app.state.catalog.close()
 
 
+def _metrics_line(settings: Settings) -> str:
+    from faceloop.workflows.telemetry import metrics_address
+
+    address = metrics_address(settings)
+    metrics = f"metrics http://{address}/metrics" if address else "metrics off"
+    return f"{metrics} | tracing {escape(settings.tracing)}"
+
+
 async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]) -> None:
+    from faceloop.workflows.telemetry import poll_queue_depth, worker_runtime
     from faceloop.workflows.worker import Resources, build_workers
 
     res = Resources.open(settings)
+    runtime = worker_runtime(settings)
+    task_queues = {
+        "main": settings.task_queue,
+        "gpu": settings.gpu_task_queue,
+        "cpu": settings.cpu_task_queue,
+    }
+    depth = (
+        asyncio.ensure_future(poll_queue_depth(client, runtime, [task_queues[q] for q in queues]))
+        if runtime is not None
+        else None
+    )
     try:
         workers = build_workers(client, res, queues)
         await asyncio.gather(*(w.run() for w in workers))
     finally:
+        if depth is not None:
+            depth.cancel()
         await res.aclose()
 
 
@@ -347,9 +370,10 @@ def worker(
     async def main() -> None:
         from faceloop.workflows.client import reachable_client
 
-        client = await reachable_client(settings)
+        client = await reachable_client(settings, worker_process=True)
         console.print(
-            f"worker on {escape(str(settings.temporal_address))}, queues {escape(str(qs))}"
+            f"worker on {escape(str(settings.temporal_address))}, queues {escape(str(qs))} | "
+            f"{_metrics_line(settings)}"
         )
         await _serve_workers(settings, client, qs)
 
