@@ -304,7 +304,7 @@ async def test_marketer_and_compliance_in_chromium(
     if refused:
         # the deploy gate checks every approved creative again (C2PA, watermark on each
         # placement) and may still stop one; the reviewers' approval is then overruled
-        # by that gate, which is not the console's doing (seen once in ~8 runs)
+        # by that gate, which is not the console's doing
         assert approved_card.startswith("block"), approved_card
         print(f"the approved variant was stopped by the deploy gate: {sorted(refused)}")
     else:
