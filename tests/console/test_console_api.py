@@ -544,3 +544,22 @@ def test_compliance_revokes_a_consent_and_the_personas_erasure_starts(env: tuple
     ]
     assert client.get("/api/v1/consents").json()[0]["revoked_at"] is not None
     assert client.post("/api/v1/consents/nope/revoke", json=body, headers=h).status_code == 404
+
+
+def test_a_campaign_page_before_the_workflow_records_the_campaign(env: tuple) -> None:
+    """Submitting redirects to the campaign page at once; until the workflow's first
+    activity writes the catalog row, the page says it is starting and reloads itself."""
+    client, _, settings = env
+    with UserStore(settings.resolved_database_url) as users:
+        mara = users.by_name("mara")
+        assert mara is not None
+        users.record_owner("cmp-not-yet", mara)
+    login(client, "mara")
+    page = client.get("/campaigns/cmp-not-yet")
+    assert page.status_code == 200 and "Campaign starting" in page.text
+    assert '<meta http-equiv="refresh" content="2">' in page.text
+    # an id nobody submitted stays a 404 for compliance (and a 403 for a marketer)
+    login(client, "cora")
+    assert client.get("/campaigns/cmp-never").status_code == 404
+    login(client, "mara")
+    assert client.get("/campaigns/cmp-never").status_code == 403
