@@ -177,7 +177,7 @@ def test_readme_links_resolve() -> None:
 
 
 def stage_table() -> list[list[str]]:
-    rows = table(section(ARCHITECTURE, "One workflow per campaign, one run per round"))
+    rows = table(section(ARCHITECTURE, "One workflow per campaign, a bounded run of rounds"))
     assert rows and len(rows[0]) == 5, "docs/architecture.md: the stage table has 5 columns"
     return rows
 

@@ -1,4 +1,5 @@
-"""CampaignWorkflow: one per campaign, one round per run, continue-as-new between rounds.
+"""CampaignWorkflow: one per campaign, up to ROUNDS_PER_RUN rounds per run, continue-as-new
+between runs (sooner when the history grows past a safe share of Temporal's limits).
 
 Orchestration only: every piece of I/O (optimizer, planner, generator, guardrails, catalog,
 ad platform) is an activity. Time comes from workflow.now() and timers, never the clock.
@@ -63,6 +64,16 @@ SHORT = timedelta(seconds=30)
 PLATFORM = timedelta(minutes=10)
 HEARTBEAT = timedelta(seconds=15)
 HISTORY_KEPT = 5
+# the state carries only the latest rollbacks, so it does not grow with rounds; every one is
+# in the audit log (`rollback.paused`), which is what the report reads
+ROLLBACKS_KEPT = 50
+# History bounds (docs/architecture.md "History bounds"): a run ends with continue-as-new
+# after ROUNDS_PER_RUN rounds, or sooner past these thresholds, a fifth and a tenth of
+# Temporal's hard limits (51,200 events, 50 MB) so a round that runs long (many review votes,
+# retries) still ends far under them
+ROUNDS_PER_RUN = 20
+HISTORY_EVENTS_LIMIT = 10_000
+HISTORY_BYTES_LIMIT = 5 * 1024 * 1024
 
 
 @workflow.defn
@@ -131,6 +142,55 @@ class CampaignWorkflow:
     async def run(self, inp: CampaignInput) -> CampaignState:
         state = CampaignState.model_validate(inp.model_dump(exclude=set(CAMPAIGN_INPUT_ONLY)))
         self._state = state
+        # prompt filter findings reviewers approved: grows in a round's plan review and is
+        # carried to the next round, in this run or the next
+        cleared = list(inp.approved_plan_findings)
+        rounds_this_run = 0
+        while True:
+            finished = await self._round(inp, state, cleared)
+            if finished is not None:
+                return finished
+            rounds_this_run += 1
+            state.round += 1
+            state.stage = "propose"
+            if self._run_is_full(rounds_this_run):
+                break
+        # only the bounded state travels (live variants, the last HISTORY_KEPT summaries, the
+        # last ROLLBACKS_KEPT rollbacks); everything else is in the catalog and audit log
+        workflow.continue_as_new(
+            CampaignInput(
+                **state.model_dump(),
+                playbook=inp.playbook,
+                gpu_task_queue=inp.gpu_task_queue,
+                cpu_task_queue=inp.cpu_task_queue,
+                approved_plan_findings=cleared,
+            )
+        )
+
+    def _run_is_full(self, rounds_this_run: int) -> bool:
+        """Whether this run should hand over to a new one (continue-as-new) before the next
+        round: after ROUNDS_PER_RUN rounds, or earlier when Temporal suggests it or the
+        history nears a safe share of Temporal's limits (51,200 events / 50 MB), whichever
+        comes first. A round is short next to these thresholds (about 96 events; 80 KB with
+        the smallest outputs, more with real ones), so a run never nears the hard limits.
+
+        Patched: campaigns recorded before this ran one round per run and continued as new
+        after each; they replay that way."""
+        if not workflow.patched("rounds-per-run"):
+            return True
+        info = workflow.info()
+        return (
+            rounds_this_run >= ROUNDS_PER_RUN
+            or info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
+            or info.get_current_history_size() > HISTORY_BYTES_LIMIT
+        )
+
+    async def _round(
+        self, inp: CampaignInput, state: CampaignState, cleared: list[str]
+    ) -> CampaignState | None:
+        """One round, propose to learn. None when the campaign goes on with another round;
+        its final state when it ended (done after the last round, or blocked)."""
         cid, brief, config, playbook = state.campaign_id, state.brief, state.config, inp.playbook
         rnd = state.round
 
@@ -173,7 +233,6 @@ class CampaignWorkflow:
 
         # plan: one prompt per variant, under the campaign's playbook's prompt filter
         self._stage("plan")
-        cleared = list(inp.approved_plan_findings)
 
         async def plan() -> PlanOutput:
             return await workflow.execute_activity_method(
@@ -373,7 +432,7 @@ class CampaignWorkflow:
         refused: set[str] = set()
         if observed.disapproved and workflow.patched("platform-review-disapprovals"):
             refused = {r.variant_id for r in observed.disapproved}
-            state.rollbacks = [*state.rollbacks, *observed.disapproved]
+            state.rollbacks = [*state.rollbacks, *observed.disapproved][-ROLLBACKS_KEPT:]
         per_variant: dict[str, tuple[int, int, int]] = {}
         for o in observed.observations:
             i, c, k = per_variant.get(o.variant_id, (0, 0, 0))
@@ -440,7 +499,7 @@ class CampaignWorkflow:
                 heartbeat_timeout=HEARTBEAT,
                 retry_policy=RETRY,
             )
-            state.rollbacks = [*state.rollbacks, *rolled.paused]
+            state.rollbacks = [*state.rollbacks, *rolled.paused][-ROLLBACKS_KEPT:]
 
         self._stage("learn")
         live_ids = {v.variant_id for v in live}
@@ -495,17 +554,7 @@ class CampaignWorkflow:
         state.live = learned.incumbents
         if rnd + 1 >= config.rounds:
             return await self._finish(state, "done", "")
-
-        state.round = rnd + 1
-        state.stage = "propose"
-        next_input = CampaignInput(
-            **state.model_dump(),
-            playbook=playbook,
-            gpu_task_queue=inp.gpu_task_queue,
-            cpu_task_queue=inp.cpu_task_queue,
-            approved_plan_findings=cleared,
-        )
-        workflow.continue_as_new(next_input)
+        return None
 
     async def _escalations(
         self, variants: list[Variant], chains: dict[str, Escalation], playbook: Playbook

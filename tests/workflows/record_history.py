@@ -3,7 +3,8 @@
 Run after a deliberate, versioned change to the workflow:
     .venv/bin/python tests/workflows/record_history.py
 It starts the embedded stack in a temporary data dir, runs a 2-round campaign, and writes
-one JSON history per run (continue-as-new makes one run per round) to histories/.
+one JSON history per run to histories/ (since the `rounds-per-run` patch a 2-round campaign
+is one run; the files recorded before it hold one run per round).
 """
 
 from __future__ import annotations
