@@ -31,10 +31,12 @@ from .base import GenerationRequest, Generator, Progress
 if TYPE_CHECKING:
     import torch
 
+    from faceloop.guardrails.vision import Face
+
 NZ = 100  # latent size
 NATIVE = 64  # side of the network's output, px
 WORK_MAX = 512  # largest side the post-processing works at
-POST_VERSION = "faceloop-post3"  # bump whenever the post-processing or directions change
+POST_VERSION = "faceloop-post4"  # bump whenever the post-processing or directions change
 DIRECTIONS_FILE = Path(__file__).parent / "data" / "latent_directions.json"
 _INSTALL_HINT = "pip install --no-deps gan-face-generate"
 
@@ -222,24 +224,31 @@ class Ellipse:
 
 # Median YuNet box of 200 samples: used when the detector finds no face in a raw sample.
 _DEFAULT_BOX = (0.165, 0.095, 0.67, 0.91)
+_PROBE = 256  # side of the copy YuNet looks at: a 64 px face is near its smallest
 
 
-def locate_face(raw: Float) -> Ellipse:
-    """Where the face sits in a raw sample: YuNet on a 256 px copy, a typical box otherwise.
-
-    The box spans brow to chin; the ellipse is widened and raised to keep hair and ears.
-    """
+def _probe_face(raw: Float) -> Face | None:
+    """YuNet's best face on a 256 px copy of a raw sample, in 256 px coordinates."""
     from faceloop.guardrails.vision import detect_faces
 
-    probe = cv2.resize(_to_uint8(raw), (256, 256), interpolation=cv2.INTER_LANCZOS4)
+    probe = cv2.resize(_to_uint8(raw), (_PROBE, _PROBE), interpolation=cv2.INTER_LANCZOS4)
     try:
         faces = detect_faces(probe, min_score=0.5)
     except FaceloopError as exc:
         raise GenerationError(
             f"the dcgan generator places its face mask with YuNet: {exc}"
         ) from exc
-    if faces:
-        x, y, w, h = (v / 256 for v in faces[0].box)
+    return faces[0] if faces else None
+
+
+def locate_face(raw: Float, found: Face | None = None) -> Ellipse:
+    """Where the face sits in a raw sample: YuNet on a 256 px copy, a typical box otherwise.
+
+    The box spans brow to chin; the ellipse is widened and raised to keep hair and ears.
+    """
+    found = found if found is not None else _probe_face(raw)
+    if found is not None:
+        x, y, w, h = (v / _PROBE for v in found.box)
     else:
         x, y, w, h = _DEFAULT_BOX
     return Ellipse(cx=x + w / 2, cy=y + h * 0.46, ax=w * 0.6, ay=h * 0.6)
@@ -265,7 +274,11 @@ def _render(raw: Float, params: FaceParams, size: int, seed: int) -> Float:
     xx = (xx + 0.5) / size
     yy = (yy + 0.5) / size
     dist = np.sqrt(((xx - face.cx) / face.ax) ** 2 + ((yy - face.cy) / face.ay) ** 2)
-    subject = _subject_mask(face, dist, xx, yy) * inside
+    if params.framing == "close_up":
+        subject = _subject_mask(face, dist, xx, yy) * inside
+        neck = np.zeros_like(dist)
+    else:
+        img, subject, neck = _body(img, raw, face, dist, inside, xx, yy, seed)
     img = _background(img, params.background, subject, inside, xx, yy, seed)
     img = _lighting(img, params.lighting, xx, yy)
     # Skin tone after the light and the photographic grade: the tone asked for is the one
@@ -274,8 +287,8 @@ def _render(raw: Float, params: FaceParams, size: int, seed: int) -> Float:
     # direction and falloff stay; exposure and colour cast show on the scene. An
     # illustration redraws the colours it is given (flat fills, ink), so it comes after.
     if params.style == "illustration":
-        return _style(_skin_tone(img, params.skin_tone, dist), params.style)
-    return _skin_tone(_style(img, params.style), params.skin_tone, dist)
+        return _style(_skin_tone(img, params.skin_tone, dist, neck), params.style)
+    return _skin_tone(_style(img, params.style), params.skin_tone, dist, neck)
 
 
 def _subject_mask(face: Ellipse, dist: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> Any:
@@ -291,8 +304,34 @@ def _subject_mask(face: Ellipse, dist: np.ndarray, xx: np.ndarray, yy: np.ndarra
     return np.maximum(head, column)
 
 
+# Face box (brow to chin, as YuNet draws it) height / frame height per wider shot, and where
+# the box's top sits. The 64 px sample is a face crop with no body: a wider shot shows that
+# face smaller and draws the neck and shoulders below it (_body). The heights sit inside the
+# shot-size bands of generators/perception.py (close-up >= 0.44, half body < 0.27), not on
+# their edges, so a detector's few per cent of box jitter does not change the shot.
+_SHOT: dict[str, tuple[float, float]] = {"head_shoulders": (0.35, 0.17), "half_body": (0.2, 0.12)}
+# YuNet misses about half of faces whose box is ~13 px high (a half-body shot at 64 px) and
+# finds all at ~22 px: below that a wider shot keeps the face at this height, so a small
+# image stays a face the quality guardrail and perception can find (a half body at 64 px
+# then reads as head and shoulders, and fidelity records it not rendered).
+_MIN_FACE_PX = 22.0
+# Plain clothing colours (sRGB, 0..1): the seed picks one, so a variant is reproducible.
+_CLOTHES: tuple[tuple[float, float, float], ...] = (
+    (0.16, 0.19, 0.27),  # navy
+    (0.80, 0.80, 0.78),  # light grey
+    (0.25, 0.25, 0.26),  # charcoal
+    (0.55, 0.18, 0.17),  # brick red
+    (0.26, 0.40, 0.30),  # forest green
+    (0.62, 0.52, 0.40),  # camel
+    (0.35, 0.52, 0.70),  # denim blue
+    (0.90, 0.89, 0.85),  # off-white
+    (0.42, 0.30, 0.45),  # plum
+)
+
+
 def _frame(raw: Float, face: Ellipse, framing: str, size: int) -> tuple[Float, Ellipse, Float]:
-    """Crop in, keep, or shrink the sample; returns image, face ellipse and in-frame weight."""
+    """Crop in, or shrink the sample to the shot's face size; returns image, face ellipse and
+    the sample's in-frame weight (0 where the frame shows no sample pixels)."""
     if framing == "close_up":
         scale = 1.35
         win = 1.0 / scale
@@ -300,13 +339,13 @@ def _frame(raw: Float, face: Ellipse, framing: str, size: int) -> tuple[Float, E
         x0 = float(np.clip(face.cx - win / 2, 0.0, 1.0 - win))
         y0 = float(np.clip(face.cy - win / 2, 0.0, 1.0 - win))
         tx, ty = -scale * x0, -scale * y0
-    elif framing == "half_body":
-        # A 64 px sample holds no body to reveal: show the face smaller, in more background,
-        # with the sample's bottom edge on the frame's so the neck runs out of the frame.
-        scale = 0.68
-        tx, ty = 0.5 - scale * face.cx, 1.0 - scale
     else:
-        scale, tx, ty = 1.0, 0.0, 0.0
+        height, top = _SHOT[framing]
+        height = max(height, _MIN_FACE_PX / size)
+        box_h = face.ay / 0.6  # locate_face: ay = 0.6 box height, cy = top + 0.46 box height
+        scale = height / box_h
+        tx = 0.5 - scale * face.cx
+        ty = top - scale * (face.cy - 0.46 * box_h)
     a = scale * size / NATIVE
     m = np.array([[a, 0, a * 0.5 + tx * size - 0.5], [0, a, a * 0.5 + ty * size - 0.5]], np.float32)
     img = cv2.warpAffine(
@@ -315,10 +354,77 @@ def _frame(raw: Float, face: Ellipse, framing: str, size: int) -> tuple[Float, E
     if scale < 1.0:
         ones = np.ones(raw.shape[:2], np.float32)
         inside = cv2.warpAffine(ones, m, (size, size), flags=cv2.INTER_LINEAR)
-        inside = cv2.GaussianBlur(inside, (0, 0), size / 30)
+        inside = cv2.GaussianBlur(inside, (0, 0), max(0.5, size * scale / 60))
     else:
         inside = np.ones((size, size), np.float32)
     return np.clip(img, 0.0, 1.0), face.mapped(scale, tx, ty), inside
+
+
+def _body(
+    img: Float,
+    raw: Float,
+    face: Ellipse,
+    dist: np.ndarray,
+    inside: np.ndarray,
+    xx: np.ndarray,
+    yy: np.ndarray,
+    seed: int,
+) -> tuple[Float, np.ndarray, np.ndarray]:
+    """Draw a neck and a clothed shoulders-and-torso silhouette under the shrunken head.
+
+    Returns the image, the subject mask (head + body) and the neck mask, which the skin
+    tone step moves with the face so neck and face read as one person's skin. Proportions
+    are in face box heights: shoulders about 2.3 wide, the neck 0.45 wide.
+    """
+    size = img.shape[0]
+    h = face.ay / 0.6
+    chin = face.cy + 0.54 * h
+    edge = 1.5 / size  # anti-aliased edges, about a pixel and a half
+    head = (1.0 - _smoothstep(0.85, 1.05, dist)) * np.clip(inside * 1.2, 0.0, 1.0)
+
+    neck_hw = 0.24 * h
+    neck = (1.0 - _smoothstep(neck_hw - edge, neck_hw + edge, np.abs(xx - face.cx))) * (
+        _smoothstep(face.cy - edge, face.cy + edge, yy)
+    )
+    shoulder_y = chin + 0.12 * h  # where the clothing starts at the collar
+    round_h = 0.4 * h  # the shoulders' curve from the collar to their full width
+    full_hw = 1.15 * h
+    t = np.clip((yy - shoulder_y) / round_h, 0.0, 1.0)
+    hw = neck_hw * 1.6 + (full_hw - neck_hw * 1.6) * np.sqrt(1.0 - (1.0 - t) ** 2)
+    hw = hw * (1.0 - 0.05 * np.clip((yy - shoulder_y - round_h) / h, 0.0, 3.0))
+    torso = (1.0 - _smoothstep(hw - edge, hw + edge, np.abs(xx - face.cx))) * _smoothstep(
+        shoulder_y - edge, shoulder_y + edge, yy
+    )
+    # A V collar shows a little more neck at the centre line (a hard edge, like the rest).
+    v_depth = 0.3 * h - 0.9 * np.abs(xx - face.cx)
+    torso = torso * _smoothstep(-edge, edge, yy - shoulder_y - v_depth)
+
+    # The neck's colour is the face's own (median of the core), a little shaded by the chin.
+    raw_face = raw[
+        raw.shape[0] // 3 : raw.shape[0] * 2 // 3, raw.shape[1] // 3 : raw.shape[1] * 2 // 3
+    ]
+    skin = np.median(raw_face.reshape(-1, 3), axis=0).astype(np.float32)
+    shade = 0.72 + 0.16 * _smoothstep(chin, chin + 0.25 * h, yy)
+    neck_rgb = skin * shade[..., None]
+
+    rng = np.random.default_rng([seed, 3])
+    cloth = np.asarray(_CLOTHES[int(rng.integers(len(_CLOTHES)))], np.float32)
+    # Round the torso with light: darker towards its sides and under the collar.
+    across = np.clip(np.abs(xx - face.cx) / np.maximum(hw, 1e-3), 0.0, 1.0)
+    # Soft folds and a fine fabric grain: a flat fill reads as drawn, not photographed.
+    grain = cv2.GaussianBlur(rng.normal(0.0, 1.0, (size, size)).astype(np.float32), (0, 0), 0.7)
+    fold = 1.0 + 0.05 * _noise(size, rng, 6, 0.02) + 0.05 * grain
+    cloth_shade = (1.0 - 0.3 * across**2) * (
+        0.85 + 0.15 * _smoothstep(0.0, 0.4 * h, yy - shoulder_y)
+    )
+    cloth_rgb = cloth * (cloth_shade * fold)[..., None]
+
+    body = np.maximum(neck, torso)
+    under = cloth_rgb * torso[..., None] + neck_rgb * (1.0 - torso[..., None])
+    out = img * head[..., None] + under * (1.0 - head[..., None])
+    subject = np.maximum(head, body)
+    neck_only = neck * (1.0 - torso) * (1.0 - head)
+    return np.clip(out, 0.0, 1.0).astype(np.float32), subject, neck_only
 
 
 def _unsharp(img: Float, sigma: float, amount: float) -> Float:
@@ -353,7 +459,7 @@ def _y_to_l(y: np.ndarray) -> Any:
     return 116.0 * np.cbrt(y) - 16.0
 
 
-def _skin_tone(img: Float, tone: int, dist: np.ndarray) -> Float:
+def _skin_tone(img: Float, tone: int, dist: np.ndarray, neck: np.ndarray | None = None) -> Float:
     """Move the face's luminance and warmth to the Monk swatch, as rendered skin reads.
 
     Two passes: luminance gain saturates at white and the median of the core moves with
@@ -365,7 +471,10 @@ def _skin_tone(img: Float, tone: int, dist: np.ndarray) -> Float:
         return img
     target = _monk_lab(tone)
     target_y = float(_l_to_y(_RENDER_L[0] * target[0] + _RENDER_L[1]))
-    weight = (1.0 - _smoothstep(0.6, 1.0, dist))[..., None]
+    weight = 1.0 - _smoothstep(0.6, 1.0, dist)
+    if neck is not None:
+        weight = np.maximum(weight, neck)  # the drawn neck is the same skin: same gain
+    weight = weight[..., None]
     for _ in range(2):
         lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
         current = np.median(lab[core], axis=0)
@@ -374,6 +483,13 @@ def _skin_tone(img: Float, tone: int, dist: np.ndarray) -> Float:
         y = _l_to_y(lab[..., 0]) * np.power(gain, weight[..., 0])
         lab[..., 0] = np.clip(_y_to_l(np.clip(y, 0.0, 1.0)), 0.0, 100.0)
         lab[..., 1:] += weight * (target[1:] - current[1:])
+        img = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
+    if neck is not None and neck.any():
+        # The drawn neck is darker than the face (shaded by the chin), so the face's colour
+        # shift would grey it out: give it the face's new hue, keep its own lightness.
+        lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
+        hue = np.median(lab[core], axis=0)[1:]
+        lab[..., 1:] += neck[..., None] * (hue - lab[..., 1:])
         img = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
     return img
 

@@ -42,7 +42,7 @@ def _render(gen: Generator, size: int = 256, **params: object) -> list[np.ndarra
 
 def test_model_version_names_weights_and_post_processing(dcgan: Generator) -> None:
     assert dcgan.model_version.startswith("dcgan-digiface64-")
-    assert dcgan.model_version.endswith("+faceloop-post3")
+    assert dcgan.model_version.endswith("+faceloop-post4")
 
 
 def test_prompt_only_lists_what_the_network_cannot_show() -> None:
@@ -128,6 +128,28 @@ def test_framing_changes_how_much_of_the_frame_the_face_fills(dcgan: Generator) 
     }
     assert medians["close_up"] > medians["head_shoulders"] * 1.3, medians
     assert medians["half_body"] < medians["head_shoulders"] * 0.7, medians
+
+
+def test_wider_shots_show_their_shot_size_with_a_body_below(dcgan: Generator) -> None:
+    # perception's shot sizes are definitions (face box height / frame height); the 64 px
+    # sample is a face crop, so a wider shot shrinks it and draws neck and shoulders
+    from faceloop.generators.perception import perceive
+
+    for framing in ("head_shoulders", "half_body"):
+        for img in _render(dcgan, framing=framing)[:4]:
+            seen = perceive(img, gender=False)
+            assert seen.found and seen.framing == framing, (framing, seen.face_height)
+            # below the face box: clothing, not the backdrop (the top corners)
+            x, y, w, h = seen.box
+            torso = img[min(255, int(y + 2.2 * h)), int(x + w / 2)].astype(float)
+            assert np.abs(torso - _corners(img).mean(axis=0)).max() > 8
+
+
+def test_small_images_keep_a_detectable_face_in_every_shot(dcgan: Generator) -> None:
+    # a half body at 64 px would be a ~13 px face, which YuNet misses about half the time
+    for framing in ("close_up", "head_shoulders", "half_body"):
+        for img in _render(dcgan, size=64, framing=framing)[:4]:
+            assert detect_faces(img, min_score=0.5), framing
 
 
 def test_editorial_is_less_saturated_and_illustration_flatter(dcgan: Generator) -> None:

@@ -35,7 +35,9 @@ def test_passes_generated_faces(generated_faces: list[np.ndarray]) -> None:
         assert result.score >= 0.6
         ev: dict[str, Any] = result.evidence
         assert ev["face_count"] == 1 and ev["width"] == 256 and ev["height"] == 256
-        assert 0.2 < ev["face_share"] <= 1.0
+        # FaceParams() is a head-and-shoulders shot: the face box is about 0.35 of the frame
+        # high (dcgan post4), so about a tenth of its area
+        assert 0.05 < ev["face_share"] <= 0.25
         assert ev["reasons"] == []
 
 
