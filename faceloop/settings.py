@@ -10,6 +10,7 @@ field: an explicit FACELOOP_* setting, then Temporal's env config, then the defa
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Literal
@@ -560,3 +561,30 @@ def get_settings() -> Settings:
         return Settings()
     except ValidationError as err:
         raise InputError.from_validation("the settings (FACELOOP_* / TEMPORAL_*)", err) from err
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The settings as FACELOOP_* variables, for a worker or CLI process that must see the
+    same configuration: lists and dicts as JSON (as pydantic-settings parses them), nested
+    sections (google_ads, tiktok) as FACELOOP_<SECTION>__<FIELD>, secrets in plain text (the
+    caller hands them to a child process, never to a log). Unset (None) values are left out.
+    """
+
+    def plain(value: object) -> str:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, dict | list):
+            return json.dumps(value, default=str)
+        return str(value)
+
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, BaseModel):
+            for sub in type(value).model_fields:
+                sub_value = getattr(value, sub)
+                if sub_value is not None:
+                    env[f"FACELOOP_{name.upper()}__{sub.upper()}"] = plain(sub_value)
+        elif value is not None:
+            env[f"FACELOOP_{name.upper()}"] = plain(value)
+    return env

@@ -68,24 +68,27 @@ def test_skin_tone_is_read_as_measured_and_categoricals_only_when_off() -> None:
 
 
 def test_the_kpi_model_learns_the_shown_face_not_the_requested_one() -> None:
-    # both asked for Monk 2; "dark" rendered Monk 9 and drew six times the clicks
-    dark = _variant(
-        "dark",
-        _fidelity(skin_tone=ParamShown(requested=2, measured=9, ok=False)).model_copy(
-            update={"not_rendered": ["skin_tone"]}
-        ),
+    # all asked for Monk 2; "dark" and "dark2" rendered Monk 9 and drew six times the
+    # clicks. Two creatives per shown face: with one each, the KPI model's per-creative
+    # effect (issue 17) could as well credit the clicks to the creative as to its face
+    darker = _fidelity(skin_tone=ParamShown(requested=2, measured=9, ok=False)).model_copy(
+        update={"not_rendered": ["skin_tone"]}
     )
-    light = _variant("light", _fidelity(skin_tone=ParamShown(requested=2, measured=2, ok=True)))
+    as_asked = _fidelity(skin_tone=ParamShown(requested=2, measured=2, ok=True))
+    dark, dark2 = _variant("dark", darker), _variant("dark2", darker)
+    light, light2 = _variant("light", as_asked), _variant("light2", as_asked)
     old = _variant("old", None)  # made before fidelity was measured: read as requested
-    shown = shown_faces([dark, light, old])
+    shown = shown_faces([dark, dark2, light, light2, old])
     assert shown.faces["dark"].skin_tone == 9 and shown.faces["old"] == ASKED
-    assert shown.requested == {"dark": ASKED}
+    assert shown.requested == {"dark": ASKED, "dark2": ASKED}
     assert shown.shown_from["dark"]["skin_tone"] == "measured"
     assert set(shown.shown_from["old"].values()) == {"requested"}
 
-    rows = [_obs("dark", 1200), _obs("light", 200), _obs("old", 200)]
+    rows = [_obs(n, 1200) for n in ("dark", "dark2")] + [
+        _obs(n, 200) for n in ("light", "light2", "old")
+    ]
     space = SearchSpace()
-    live = {"dark": None, "light": None, "old": None}
+    live = dict.fromkeys(("dark", "dark2", "light", "light2", "old"))
     ev = campaign_evidence(
         rows,
         shown.faces,
@@ -98,8 +101,10 @@ def test_the_kpi_model_learns_the_shown_face_not_the_requested_one() -> None:
         shown_from=shown.shown_from,
     )
     model = ev.models["all"]
-    assert model.rate(ASKED.model_copy(update={"skin_tone": 9})) > 2 * model.rate(ASKED)
-    assert ev.requested == {"dark": ASKED}
+    # the per-creative effect (issue 17) takes part of the gap from five creatives, so the
+    # face effect is shrunk; it must still point to the shown skin tone, unlike below
+    assert model.rate(ASKED.model_copy(update={"skin_tone": 9})) > 1.1 * model.rate(ASKED)
+    assert ev.requested == {"dark": ASKED, "dark2": ASKED}
 
     # told the requests instead, the model cannot tell the two apart by skin tone
     asked = campaign_evidence(

@@ -4,7 +4,6 @@ and a real sandbox ad platform process."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -17,12 +16,12 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 import yaml
-from pydantic import BaseModel
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from faceloop.examples import example_path
 from faceloop.settings import Settings
+from faceloop.settings import settings_env as settings_as_env
 from faceloop.workflows.stack import free_port, port_open, temporal_binary
 
 
@@ -121,18 +120,4 @@ def settings(
 @pytest.fixture
 def settings_env(settings: Settings) -> dict[str, str]:
     """The same settings as FACELOOP_* variables, for a worker subprocess."""
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if isinstance(getattr(settings, name), BaseModel):
-            # a nested section (google_ads, tiktok): one FACELOOP_<SECTION>__<FIELD> each
-            for sub, sub_value in value.items():
-                if sub_value is not None:
-                    secret = getattr(sub_value, "get_secret_value", None)
-                    env[f"FACELOOP_{name.upper()}__{sub.upper()}"] = (
-                        secret() if secret else str(sub_value)
-                    )
-        elif isinstance(value, dict | list):
-            env[f"FACELOOP_{name.upper()}"] = json.dumps(value)
-        elif value is not None:
-            env[f"FACELOOP_{name.upper()}"] = str(value)
-    return env
+    return {**os.environ, **settings_as_env(settings)}

@@ -60,7 +60,7 @@ from faceloop.models import (
 from faceloop.optimization.study import Optimizer
 from faceloop.playbooks.schema import load_playbook
 from faceloop.report import build_report
-from faceloop.settings import Settings
+from faceloop.settings import Settings, settings_env
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import ERASED, Catalog
 from faceloop.storage.keys import SubjectKeyStore
@@ -105,12 +105,7 @@ def esettings(settings: Settings, sandbox: tuple[str, Path]) -> Settings:
 
 
 def env_of(settings: Settings) -> dict[str, str]:
-    env = dict(os.environ)
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            plain = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-            env[f"FACELOOP_{name.upper()}"] = plain
-    return env
+    return {**os.environ, **settings_env(settings)}
 
 
 # --------------------------------------------------------------------------- the data

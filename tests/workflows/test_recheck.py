@@ -38,14 +38,15 @@ async def test_a_live_ad_that_now_resembles_an_enrolled_real_person_is_paused(
     playbook = load_playbook(settings.playbook)  # the default: a safety-flag criterion
     assert [c.metric for c in playbook.rollback] == ["safety_flag"]
     # a long window: the enrolment below happens while the ads run
-    config = CampaignConfig(rounds=1, variants_per_round=3, incumbents=1, kpi_window_seconds=6)
+    config = CampaignConfig(rounds=1, variants_per_round=6, incumbents=1, kpi_window_seconds=6)
     res = Resources.open(settings)
     catalog = Catalog(settings.resolved_database_url)
     try:
         async with contextlib.AsyncExitStack() as stack:
             for w in build_workers(temporal_env.client, res):
                 await stack.enter_async_context(w)
-            # a fixed id fixes the seeds, so the batch has ads that passed the guardrails
+            # a fixed id fixes the seeds; six variants leave two or more that pass the
+            # guardrails (with dcgan post4 three of four were blocked or escalated)
             handle = await submit(
                 temporal_env.client, settings, brief, config, playbook, campaign_id="recheck-lumen"
             )
@@ -56,7 +57,9 @@ async def test_a_live_ad_that_now_resembles_an_enrolled_real_person_is_paused(
                 await asyncio.sleep(0.1)
             assert status is not None and status.stage == "observe", status
             deployed = catalog.deployments(handle.id)
-            assert len(deployed) >= 2, deployed  # one to flag, one that must stay live
+            assert len(deployed) >= 2, [  # one to flag, one that must stay live
+                (v.variant_id, v.decision, v.decision_reason) for v in catalog.variants(handle.id)
+            ]
             target = deployed[0]
             # someone complains that the first ad shows them: their photo (here, the ad's
             # own face) is enrolled as a real person while the ad runs
