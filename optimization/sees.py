@@ -7,7 +7,7 @@ images, the default playbook's fidelity re-seeds) and read with the perception m
 audience then reacts to the face the image shows (`Fidelity.shown`), and faceloop's
 optimizer learns that face, as the campaign's learn stage does.
 
-Rendering is the slow part (about half a second a creative on two CPU cores at 64 px), so
+Rendering is the slow part (about half a second a creative on two CPU cores at 64 px, more at 128 px), so
 readings are cached per process by (parameters, seed).
 """
 
@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from faceloop.generators.enforce import Perceive
     from faceloop.playbooks.schema import FidelitySettings
 
-# the smallest size the generators accept; the perception module finds the DCGAN's faces at it
-IMAGE_SIZE = 64
+# small for speed, but not the generators' 64 px minimum: since dcgan post4 draws
+# head-and-shoulders and half-body shots, a face at 64 px has too few cheek pixels for the
+# skin probe (its ITA is then unmeasured); at 128 px every framing's skin is read
+IMAGE_SIZE = 128
 
 
 class MeasuredFaces:

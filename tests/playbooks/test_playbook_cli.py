@@ -160,7 +160,7 @@ def _no_server(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Point submit at a server and record any attempt to reach it or start a stack."""
     calls: list[str] = []
 
-    async def connect(settings: Settings) -> Any:
+    async def connect(settings: Settings, **kwargs: Any) -> Any:
         calls.append("connect")
         raise AssertionError("an invalid playbook must not reach Temporal")
 
