@@ -7,8 +7,8 @@ images, the default playbook's fidelity re-seeds) and read with the perception m
 audience then reacts to the face the image shows (`Fidelity.shown`), and faceloop's
 optimizer learns that face, as the campaign's learn stage does.
 
-Rendering is the slow part (about half a second a creative on two CPU cores at 64 px, more at 128 px), so
-readings are cached per process by (parameters, seed).
+Rendering is the slow part (about half a second a creative on two CPU cores at 64 px, more
+at 128 px), so readings are cached per process by (parameters, seed).
 """
 
 from __future__ import annotations
