@@ -225,6 +225,8 @@ async def test_deploy_refuses_the_bad_creatives_and_deploys_the_rest(
     (live,) = out.live
     assert live.variant_id == "v1" and live.live and live.ad_id
     assert set(out.allocation) == {"v1"}
+    # what the workflow tells the optimizer as failed
+    assert set(out.refused) == {"v0", "v2"}
     ads = await conn.list_ads(CID)
     assert [a.ad_id for a in ads] == [live.ad_id]
 
@@ -243,6 +245,7 @@ async def test_deploy_refuses_the_bad_creatives_and_deploys_the_rest(
     # creates no second ad
     again = await ActivityEnvironment().run(acts.deploy, inp)
     assert [v.variant_id for v in again.live] == ["v1"] and again.live[0].ad_id == live.ad_id
+    assert again.refused == out.refused  # still told failed after a retry
     kinds = [e.kind for e in setup.catalog.audit_entries(CID)]
     assert kinds.count("ad.refused") == 2 and kinds.count("ad.deployed") == 1
     assert len(await conn.list_ads(CID)) == 1
