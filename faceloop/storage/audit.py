@@ -229,22 +229,7 @@ class AuditLog(CatalogBase):
             )
         seq = head.seq + 1
         digest = entry_hash(head.hash, seq, when, campaign_id, kind, subject, actor, payload_json)
-        conn.execute(
-            audit_log.insert().values(
-                seq=seq,
-                campaign_id=campaign_id,
-                kind=kind,
-                subject=subject,
-                actor=actor,
-                ts=when,
-                payload=payload_json,
-                prev_hash=head.hash,
-                hash=digest,
-                idem_key=key,
-            )
-        )
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
-        return AuditEntry(
+        entry = AuditEntry(
             seq=seq,
             campaign_id=campaign_id,
             kind=kind,
@@ -255,6 +240,11 @@ class AuditLog(CatalogBase):
             prev_hash=head.hash,
             hash=digest,
         )
+        # the stored payload is the hashed text itself, not a re-serialization of it
+        row = {**entry.model_dump(exclude={"payload"}), "payload": payload_json}
+        conn.execute(audit_log.insert().values(**row, idem_key=key))
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        return entry
 
     def audit_entries(self, campaign_id: str | None = None) -> list[AuditEntry]:
         """Entries in chain order; all of them, or those of one campaign."""

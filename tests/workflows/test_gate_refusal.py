@@ -20,13 +20,12 @@ from temporalio import activity
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
-from test_history_bounds import FakeRoundActivities, time_skipping_server
+from test_history_bounds import FakeRoundActivities, one_queue_input, time_skipping_server
 
 from faceloop.briefs import load_brief_and_config
-from faceloop.messages import CampaignInput, DeployInput, DeployOutput, LearnInput, LearnOutput
+from faceloop.messages import DeployInput, DeployOutput, LearnInput, LearnOutput
 from faceloop.models import CampaignConfig, Decision
 from faceloop.optimization import Optimizer
-from faceloop.playbooks.schema import load_playbook
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignWorkflow
 from faceloop.workflows.campaign_activities import CampaignActivities
@@ -93,14 +92,7 @@ async def test_a_variant_the_gate_refuses_is_told_failed(tmp_path: Path) -> None
         ):
             handle = await env.client.start_workflow(
                 CampaignWorkflow.run,
-                CampaignInput(
-                    campaign_id=wid,
-                    brief=brief,
-                    config=config,
-                    playbook=load_playbook(None),
-                    gpu_task_queue=queue,
-                    cpu_task_queue=queue,
-                ),
+                one_queue_input(wid, queue, brief, config),
                 id=wid,
                 task_queue=queue,
             )
