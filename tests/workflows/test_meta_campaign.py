@@ -1,11 +1,14 @@
 """A whole campaign through the Meta connector, on the real Temporal dev server, against the
 FAKE Graph API (faceloop.connectors.fakes.meta) served over HTTP: the brief's channel is
 meta, the fake's review disapproves one ad, and faceloop records it, pauses it, tells the
-optimizer it failed and raises it to the playbook's escalation role (compliance)."""
+optimizer it failed and raises it to the playbook's escalation role (compliance). The
+access token is then looked for in every event of the workflow's history and in the
+catalog: it is in neither."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import socket
 import threading
@@ -18,7 +21,7 @@ import pytest
 import uvicorn
 from optuna.trial import TrialState
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
@@ -57,6 +60,22 @@ def serve(fake: MetaFake) -> Iterator[str]:
         srv.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def assert_secret_absent(secret: str, histories: list[WorkflowHistory], db_url: str) -> None:
+    """`secret` is in no event of the histories (payloads are JSON bytes: searched raw and
+    as the history's JSON, where payload data is base64) and not in the catalog's file."""
+    assert len(secret) >= 8 and histories
+    encoded = base64.b64encode(secret.encode()).decode()[:-4]  # a prefix: alignment-safe
+    for history in histories:
+        raw = b"".join(e.SerializeToString() for e in history.events)
+        assert secret.encode() not in raw
+        text = history.to_json()
+        assert secret not in text and encoded not in text
+    db = Path(db_url.removeprefix("sqlite:///"))
+    assert db.is_file()
+    for f in db.parent.glob(db.name + "*"):  # with the write-ahead log, if any
+        assert secret.encode() not in f.read_bytes(), f
 
 
 async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
@@ -144,7 +163,9 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
     client = temporal_env.client
     run_ids = [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{cid}'")]
     replayer = Replayer(workflows=[CampaignWorkflow], data_converter=pydantic_data_converter)
-    for r in run_ids:
-        await replayer.replay_workflow(
-            await client.get_workflow_handle(cid, run_id=r).fetch_history()
-        )
+    histories = [await client.get_workflow_handle(cid, run_id=r).fetch_history() for r in run_ids]
+    for history in histories:
+        await replayer.replay_workflow(history)
+    # the token never entered Temporal: no event of any run (inputs, results, failures)
+    # holds it, though the worker called Meta with it all along; nor does the catalog
+    assert_secret_absent(TOKEN, histories, meta.resolved_database_url)
