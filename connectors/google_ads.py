@@ -14,8 +14,11 @@ How faceloop maps onto Google Ads (docs/connectors.md):
   segment's targeting on the ad group (faceloop does not map segment descriptions to Google
   audiences);
 - an ad (faceloop's `ad_id` = `fl-<asset id>`, the name every platform object of it
-  carries) = an image asset named `fl-<asset id>` + a responsive display ad of that name
-  in every segment's ad group, created in one `adGroupAds:mutate` with `partialFailure`;
+  carries) = its image assets + a responsive display ad of that name in every segment's ad
+  group, created in one `adGroupAds:mutate` with `partialFailure`. The marketing image is
+  the 1.91:1 placement export (asset `fl-<asset id> 1.91:1`), the square marketing image
+  the 1:1 export (`fl-<asset id> 1:1`), each as the deploy gate admitted it; where an
+  export is missing the creative itself (asset `fl-<asset id>`) stands in;
 - a KPI window = `window_days` reporting days from the campaign's start date; insights are a
   GAQL report over [start, end of window], so they are cumulative by construction;
 - an allocation = the campaign's daily budget (impressions x target CPM) plus which ads
@@ -48,7 +51,7 @@ from faceloop.connectors.segmented import (
     worst_reviews,
 )
 from faceloop.errors import ConnectorError
-from faceloop.models import AudienceSegment
+from faceloop.models import AudienceSegment, Placement
 from faceloop.settings import GoogleAdsSettings, Settings
 
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
@@ -57,6 +60,8 @@ _THROTTLE_STATUSES = {"RESOURCE_EXHAUSTED"}
 _TRANSIENT_STATUSES = {"INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED"}
 # Google's limits for a responsive display ad
 HEADLINE_MAX, LONG_HEADLINE_MAX, DESCRIPTION_MAX = 30, 90, 90
+# a responsive display ad's marketing image (landscape) and square marketing image
+PLACEMENTS: tuple[Placement, Placement] = ("1.91:1", "1:1")
 
 
 def _quote(text: str) -> str:
@@ -335,7 +340,7 @@ class GoogleAdsConnector(SegmentedConnector):
                 },
             )
 
-    def _ad(self, spec: AdSpec, ad_name: str, image: str) -> dict[str, Any]:
+    def _ad(self, spec: AdSpec, ad_name: str, images: tuple[str, str]) -> dict[str, Any]:
         if len(spec.disclosure) > DESCRIPTION_MAX:
             raise ConnectorError(
                 f"google_ads: the disclosure of {spec.variant_id} has {len(spec.disclosure)} "
@@ -352,7 +357,9 @@ class GoogleAdsConnector(SegmentedConnector):
             "name": ad_name,
             "finalUrls": [self.config.final_url],
             "responsiveDisplayAd": {
-                "marketingImages": [{"asset": image}],
+                # the 1.91:1 and the 1:1 placement exports (the creative where none)
+                "marketingImages": [{"asset": images[0]}],
+                "squareMarketingImages": [{"asset": images[1]}],
                 "headlines": [{"text": _short_headline(spec.headline)}],
                 "longHeadline": {"text": spec.headline},
                 # the visible AI label of every market the ad runs in
@@ -365,8 +372,8 @@ class GoogleAdsConnector(SegmentedConnector):
         ad_name = self.external_id(spec.asset_id)
         if self.config.validate_only:
             # the copy against Google's limits here, the image asset by Google
-            self._ad(spec, ad_name, "validate-only")
-            await self._image(spec, ad_name)
+            self._ad(spec, ad_name, ("validate-only", "validate-only"))
+            await self._images(spec, ad_name)
             return AdDeployment(
                 ad_id=ad_name,
                 asset_id=spec.asset_id,
@@ -384,8 +391,7 @@ class GoogleAdsConnector(SegmentedConnector):
         async def create() -> list[dict[str, Any]]:
             ads = await self._ads(camp, ad_name)
             missing = [s for s in groups if s not in {a["segment"] for a in ads}]
-            image = await self._image(spec, ad_name)
-            ad = self._ad(spec, ad_name, image)
+            ad = self._ad(spec, ad_name, await self._images(spec, ad_name))
             ops = [
                 {"create": {"adGroup": groups[s], "status": "ENABLED", "ad": ad}} for s in missing
             ]
@@ -395,16 +401,36 @@ class GoogleAdsConnector(SegmentedConnector):
             return await self._ads(camp, ad_name)
 
         ads = await self.create_once(f"ad {ad_name}", complete, create)
-        return self._deployment(spec.campaign_id, ad_name, [a["status"] for a in ads])
+        dep = self._deployment(spec.campaign_id, ad_name, [a["status"] for a in ads])
+        sent = [e for e in (spec.export_for(p) for p in PLACEMENTS) if e is not None]
+        return dep.model_copy(
+            update={"placements": [f"{e.placement} {e.media_type}" for e in sent]}
+        )
 
-    async def _image(self, spec: AdSpec, ad_name: str) -> str:
-        data = self.read_creative(spec.creative_uri)
+    async def _images(self, spec: AdSpec, ad_name: str) -> tuple[str, str]:
+        """The landscape (1.91:1) and square (1:1) image assets of the ad: the placement
+        exports the deploy gate admitted, the creative itself for a missing one."""
+        made: dict[str, str] = {}  # name -> asset: the creative is uploaded once
+        for placement in PLACEMENTS:
+            export = spec.export_for(placement)
+            name, uri = (
+                (ad_name, spec.creative_uri)
+                if export is None
+                else (f"{ad_name} {placement}", export.uri)
+            )
+            if name not in made:
+                made[name] = await self._image(name, uri)
+            made[placement] = made[name]
+        return made[PLACEMENTS[0]], made[PLACEMENTS[1]]
+
+    async def _image(self, name: str, uri: str) -> str:
+        data = self.read_creative(uri)
         return await self._create_named(
-            f"image asset {ad_name}",
+            f"image asset {name}",
             "assets",
-            f"SELECT asset.id FROM asset WHERE asset.name = {_quote(ad_name)}",
+            f"SELECT asset.id FROM asset WHERE asset.name = {_quote(name)}",
             {
-                "name": ad_name,
+                "name": name,
                 "type": "IMAGE",
                 "imageAsset": {"data": base64.b64encode(data).decode()},
                 # Google's AI-content attestation (Asset.synthetic_content_info, v22+)

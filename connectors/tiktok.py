@@ -10,8 +10,10 @@ The mapping (docs/connectors.md), like google_ads:
 - campaign `faceloop:<campaign id>` (objective TRAFFIC, no campaign budget);
 - one ad group per audience segment, named `<segment> share=<share>`, with a daily budget:
   the segment's targeting is set on the ad group by the marketer;
-- an ad (`ad_id` = `fl-<asset id>`) = an image uploaded as `fl-<asset id>.png` + a
-  single-image ad of that name in every segment's ad group, with
+- an ad (`ad_id` = `fl-<asset id>`) = an image + a single-image ad of that name in every
+  segment's ad group; the image is the 9:16 JPEG placement export as the deploy gate
+  admitted it (uploaded as `fl-<asset id>-9x16.jpg`), or the creative
+  (`fl-<asset id>.png`) where there is none; the ad carries
   `aigc_disclosure_type: SELF_DISCLOSURE` (TikTok's "Advertiser labeled as AI-generated"
   toggle) and the visible label per market (`AdSpec.disclosure`) in the ad text;
 - a window = `window_days` reporting days from the campaign's creation date; insights are
@@ -237,7 +239,13 @@ class TikTokConnector(SegmentedConnector):
             )
 
     async def _image(self, spec: AdSpec, ad_name: str) -> str:
-        file_name = f"{ad_name}.png"
+        """The ad's image: the 9:16 JPEG placement export the deploy gate admitted (TikTok
+        takes JPEG and PNG, not WebP), else the creative itself."""
+        export = spec.export_for("9:16", "image/jpeg")
+        if export is None:
+            file_name, uri, media_type = f"{ad_name}.png", spec.creative_uri, "image/png"
+        else:
+            file_name, uri, media_type = f"{ad_name}-9x16.jpg", export.uri, export.media_type
 
         async def find() -> str | None:
             for image in await self.get_all("file/image/ad/search/"):
@@ -246,7 +254,7 @@ class TikTokConnector(SegmentedConnector):
             return None
 
         async def upload() -> str:
-            data = self.read_creative(spec.creative_uri)
+            data = self.read_creative(uri)
             answer = await self.call(
                 "POST",
                 f"{self._prefix}/file/image/ad/upload/",
@@ -257,7 +265,7 @@ class TikTokConnector(SegmentedConnector):
                     # TikTok checks the upload against this MD5 (not a security use)
                     "image_signature": hashlib.md5(data).hexdigest(),
                 },
-                files={"image_file": (file_name, data, "image/png")},
+                files={"image_file": (file_name, data, media_type)},
                 retry_timeouts=False,
             )
             image_id = (answer.get("data") or {}).get("image_id")
@@ -306,7 +314,11 @@ class TikTokConnector(SegmentedConnector):
 
             await self.create_once(f"ad {ad_name} in {segment}", find, create)
         ads = await self._ads(camp, ad_name)
-        return self._deployment(spec.campaign_id, ad_name, self._statuses(ads))
+        dep = self._deployment(spec.campaign_id, ad_name, self._statuses(ads))
+        sent = spec.export_for("9:16", "image/jpeg")
+        return dep.model_copy(
+            update={"placements": [f"{sent.placement} {sent.media_type}"] if sent else []}
+        )
 
     async def set_allocation(
         self, campaign_id: str, window: int, impressions: dict[str, int]

@@ -395,18 +395,19 @@ class GoogleAdsFake(DailyDelivery):
                             _snake(key),
                         )
                     )
-        for img in rda.get("marketingImages") or [{}]:
-            if img.get("asset") not in self.objects:
-                out.append(
-                    error(
-                        {"mutateError": "RESOURCE_NOT_FOUND"},
-                        "The requested resource was not found.",
-                        "create",
-                        "ad",
-                        "responsive_display_ad",
-                        "marketing_images",
+        for field_name in ("marketingImages", "squareMarketingImages"):
+            for img in rda.get(field_name) or [{}]:
+                if img.get("asset") not in self.objects:
+                    out.append(
+                        error(
+                            {"mutateError": "RESOURCE_NOT_FOUND"},
+                            "The requested resource was not found.",
+                            "create",
+                            "ad",
+                            "responsive_display_ad",
+                            _snake(field_name),
+                        )
                     )
-                )
         return out
 
     def _apply(self, collection: str, op: dict[str, Any]) -> str:

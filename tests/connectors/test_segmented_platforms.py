@@ -12,9 +12,11 @@ from platforms import PLATFORMS, Fake, Platform
 
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.fakes.faults import FaultPlan
+from faceloop.connectors.fakes.google_ads import GoogleAdsFake
 from faceloop.connectors.http_base import PlatformRefused, RetryPolicy
 from faceloop.connectors.soak import soak
 from faceloop.errors import ConnectorError
+from faceloop.models import Placement, PlacementExport
 from faceloop.testing import ConnectorContract
 from faceloop.testing.connectors import SEGMENTS, ad_spec
 
@@ -134,3 +136,51 @@ async def test_soak_has_no_duplicates_or_lost_updates(platform: Platform) -> Non
     result = await soak(platform.name, ops=150, fault_rate=0.2, seed=3)
     assert set(result.faults_injected) == {"timeout_after_commit", "server_error", "throttle"}
     assert (result.duplicates, result.lost_updates, result.failed_ops) == (0, 0, 0)
+
+
+def export(placement: Placement, n: int) -> PlacementExport:
+    """A placement export as the deploy gate admits it (the FAKE reader returns PNG bytes
+    for any URI: the platform side is what is checked here)."""
+    w, h = {"1.91:1": (1200, 628), "1:1": (1080, 1080), "9:16": (1080, 1920)}.get(
+        placement, (1080, 1350)
+    )
+    return PlacementExport(
+        placement=placement,
+        asset_id=f"export-{n}-{placement}",
+        parent_asset_id=f"asset-{n:04d}",
+        uri=f"file:///exports/{n}/{placement.replace(':', 'x')}.jpg",
+        media_type="image/jpeg",
+        width=w,
+        height=h,
+        quality=90,
+        fit="crop",
+        manifest_ok=True,
+        watermark_bit_errors=0,
+        watermark_recall=1.0,
+    )
+
+
+async def test_the_platform_gets_its_placement_exports(platform: Platform, fake: Fake) -> None:
+    conn = platform.connect(fake)
+    exports = [export(p, 0) for p in ("1:1", "4:5", "9:16", "1.91:1")]
+    try:
+        await conn.ensure_campaign("c1", SEGMENTS)
+        dep = await conn.deploy(ad_spec("c1", 0).model_copy(update={"exports": exports}))
+        again = await conn.deploy(ad_spec("c1", 0).model_copy(update={"exports": exports}))
+    finally:
+        await conn.aclose()
+    assert fake.ledger.duplicates() == 0 and again == dep
+    if isinstance(fake, GoogleAdsFake):
+        assert dep.placements == ["1.91:1 image/jpeg", "1:1 image/jpeg"]
+        assets = {
+            o["resourceName"]: o["name"] for rn, o in fake.objects.items() if "/assets/" in rn
+        }
+        assert sorted(assets.values()) == ["fl-asset-0000 1.91:1", "fl-asset-0000 1:1"]
+        for rn, ad in fake.objects.items():
+            if "/adGroupAds/" in rn:
+                rda = ad["ad"]["responsiveDisplayAd"]
+                assert assets[rda["marketingImages"][0]["asset"]].endswith(" 1.91:1")
+                assert assets[rda["squareMarketingImages"][0]["asset"]].endswith(" 1:1")
+    else:
+        assert dep.placements == ["9:16 image/jpeg"]
+        assert [i["file_name"] for i in fake.images.values()] == ["fl-asset-0000-9x16.jpg"]
