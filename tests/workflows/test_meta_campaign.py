@@ -2,17 +2,19 @@
 FAKE Graph API (faceloop.connectors.fakes.meta) served over HTTP: the brief's channel is
 meta, the fake's review disapproves one ad, and faceloop records it, pauses it, tells the
 optimizer it failed and raises it to the playbook's escalation role (compliance). The
-access token is then looked for in every event of the workflow's history and in the
-catalog: it is in neither."""
+access token is then looked for in every event of the workflow's history, in the
+catalog and in every log record of the run: it is in none."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import logging
 import socket
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,6 +80,15 @@ def assert_secret_absent(secret: str, histories: list[WorkflowHistory], db_url: 
         assert secret.encode() not in f.read_bytes(), f
 
 
+def assert_not_logged(secret: str, caplog: pytest.LogCaptureFixture) -> None:
+    """No log record (message, arguments or traceback) of the run holds `secret`."""
+    assert caplog.records, "nothing was logged: the check would prove nothing"
+    for record in caplog.records:
+        assert secret not in record.getMessage(), record.name
+        if record.exc_info:
+            assert secret not in "".join(traceback.format_exception(*record.exc_info))
+
+
 async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     brief = brief.model_copy(update={"channels": [Channel.meta]})
@@ -96,8 +107,9 @@ async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
 
 
 async def test_a_campaign_through_meta_with_a_disapproved_ad(
-    temporal_env: WorkflowEnvironment, settings: Settings
+    temporal_env: WorkflowEnvironment, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every record of the workers, httpx and the fake
     fake = MetaFake()
     fake.disapprove_next(1, "Ads may not use misleading imagery")
     cid = "meta-e2e"
@@ -169,3 +181,4 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
     # the token never entered Temporal: no event of any run (inputs, results, failures)
     # holds it, though the worker called Meta with it all along; nor does the catalog
     assert_secret_absent(TOKEN, histories, meta.resolved_database_url)
+    assert_not_logged(TOKEN, caplog)
