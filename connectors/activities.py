@@ -91,7 +91,7 @@ class ProvenanceGate:
         # the anchors and method the sign stage uses (Signer.from_settings), so whatever a
         # worker of this deployment signed verifies here
         gs = GuardrailSettings(settings)
-        return cls(store, gs.anchors_path, gs.watermark_method)  # type: ignore[arg-type]
+        return cls(store, gs.anchors_path, gs.watermark_method)
 
     def reader(self) -> Provenance:
         with self._lock:
