@@ -1,9 +1,10 @@
 """A whole campaign through the Meta connector, on the real Temporal dev server, against the
 FAKE Graph API (faceloop.connectors.fakes.meta) served over HTTP: the brief's channel is
-meta, the fake's review disapproves one ad, and faceloop records it, pauses it, tells the
-optimizer it failed and raises it to the playbook's escalation role (compliance). The
-access token is then looked for in every event of the workflow's history, in the
-catalog and in every log record of the run: it is in none."""
+meta, each ad shows the placement exports the deploy gate admitted (one ad image each,
+placement asset customization), the fake's review disapproves one ad, and faceloop records
+it, pauses it, tells the optimizer it failed and raises it to the playbook's escalation
+role (compliance). The access token is then looked for in every event of the workflow's
+history, in the catalog and in every log record of the run: it is in none."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from temporalio.worker import Replayer
 
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.meta import ACCOUNT, PAGE, TOKEN, MetaFake
+from faceloop.connectors.meta import image_label
 from faceloop.models import CampaignConfig, CampaignState, Channel
 from faceloop.optimization import Optimizer
 from faceloop.settings import Settings
@@ -141,6 +143,26 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
             assert ad["name"].startswith(f"faceloop:{cid}:")
             targeting = fake.objects[ad["adset_id"]]["targeting"]
             assert targeting == {"geo_locations": {"countries": ["DE", "FR", "NL"]}}
+
+        # each ad shows the JPEG exports the deploy gate admitted (the audit's record),
+        # one ad image each, by placement asset customization
+        admitted = {
+            e.payload["ad_id"]: [x.split()[0] for x in e.payload["exports"] if "jpeg" in x]
+            for e in catalog.audit_entries(cid)
+            if e.kind == "ad.deployed"
+        }
+        assert set(admitted) == set(ads) and any(admitted.values())
+        for ad_id, placements in admitted.items():
+            creative = fake.objects[fake.objects[ad_id]["creative"]["id"]]
+            feed = creative.get("asset_feed_spec")
+            if not placements:
+                assert feed is None and "link_data" in creative["object_story_spec"]
+                continue
+            assert feed is not None
+            labels = {i["adlabels"][0]["name"] for i in feed["images"]}
+            want = {image_label(p) for p in placements}
+            assert labels == (want if "1:1" in placements else want | {image_label(None)})
+            assert all(i["hash"] in fake.images for i in feed["images"])
 
         # the disapproved ad: recorded, paused on Meta, raised to compliance, never live
         (bad,) = [a for a in ads.values() if a["review"] == "DISAPPROVED"]
