@@ -91,7 +91,7 @@ class ProvenanceGate:
         # the anchors and method the sign stage uses (Signer.from_settings), so whatever a
         # worker of this deployment signed verifies here
         gs = GuardrailSettings(settings)
-        return cls(store, gs.anchors_path, gs.watermark_method)  # type: ignore[arg-type]
+        return cls(store, gs.anchors_path, gs.watermark_method)
 
     def reader(self) -> Provenance:
         with self._lock:
@@ -163,6 +163,9 @@ class ConnectorActivities:
         conn = self.connector(inp.config.connector)
         await conn.ensure_campaign(inp.campaign_id, inp.brief.audience)
         live = []
+        # refused by the deploy gate, now or on an earlier attempt: the workflow tells the
+        # optimizer they failed, as it does for a disapproval by the platform's review
+        refused: dict[str, str] = {}
         for n, v in enumerate(inp.live):
             activity.heartbeat({"deployed": n, "total": len(inp.live)})
             stored = await asyncio.to_thread(self.catalog.get_variant, v.variant_id)
@@ -174,7 +177,9 @@ class ConnectorActivities:
             assert asset is not None, "deploy needs generated variants"
             if v.ad_id is None:
                 if stored is not None and _refused(stored, asset):
-                    continue  # refused on an earlier attempt, already recorded
+                    # refused on an earlier attempt, already recorded
+                    refused[v.variant_id] = stored.decision_reason or "refused by the deploy gate"
+                    continue
                 try:
                     await asyncio.to_thread(self.gate.admit, v.variant_id, asset)
                 except ApplicationError as exc:
@@ -183,6 +188,7 @@ class ConnectorActivities:
                     # one bad file must not end the campaign: it is recorded, never shipped,
                     # and the rest of the batch deploys
                     await asyncio.to_thread(self._refuse, inp, v, asset, exc)
+                    refused[v.variant_id] = exc.message
                     continue
                 exports = await asyncio.to_thread(self._admit_exports, inp, v, asset)
                 # the platform dedupes on asset id, so a retry after a crash returns the same ad
@@ -247,7 +253,7 @@ class ConnectorActivities:
                 "segment_targeting": conn.segment_targeting,
             },
         )
-        return DeployOutput(live=live, allocation=totals)
+        return DeployOutput(live=live, allocation=totals, refused=refused)
 
     def _admit_exports(self, inp: DeployInput, v: Variant, asset: Asset) -> list[PlacementExport]:
         """The variant's placement exports that pass the gate. One that fails is recorded

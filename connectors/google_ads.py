@@ -14,8 +14,11 @@ How faceloop maps onto Google Ads (docs/connectors.md):
   segment's targeting on the ad group (faceloop does not map segment descriptions to Google
   audiences);
 - an ad (faceloop's `ad_id` = `fl-<asset id>`, the name every platform object of it
-  carries) = an image asset named `fl-<asset id>` + a responsive display ad of that name
-  in every segment's ad group, created in one `adGroupAds:mutate` with `partialFailure`;
+  carries) = its image assets + a responsive display ad of that name in every segment's ad
+  group, created in one `adGroupAds:mutate` with `partialFailure`. The marketing image is
+  the 1.91:1 placement export (asset `fl-<asset id> 1.91:1`), the square marketing image
+  the 1:1 export (`fl-<asset id> 1:1`), each as the deploy gate admitted it; where an
+  export is missing the creative itself (asset `fl-<asset id>`) stands in;
 - a KPI window = `window_days` reporting days from the campaign's start date; insights are a
   GAQL report over [start, end of window], so they are cumulative by construction;
 - an allocation = the campaign's daily budget (impressions x target CPM) plus which ads
@@ -37,47 +40,33 @@ from typing import Any
 
 import httpx
 
-from faceloop.connectors.base import (
-    AdDeployment,
-    AdInsight,
-    AdReview,
-    AdSpec,
-    AdStatus,
-    ReviewStatus,
+from faceloop.connectors.base import AdDeployment, AdInsight, AdReview, AdSpec, ReviewStatus
+from faceloop.connectors.http_base import Failure, PlatformRefused, Uncertain
+from faceloop.connectors.segmented import (
+    SegmentedConnector,
+    asset_of,
+    asset_reader,
+    segment_name,
+    segment_of,
+    worst_reviews,
 )
-from faceloop.connectors.http_base import Failure, HttpConnector, PlatformRefused, Uncertain
 from faceloop.errors import ConnectorError
-from faceloop.models import AudienceSegment
+from faceloop.models import AudienceSegment, Placement
 from faceloop.settings import GoogleAdsSettings, Settings
 
-# An id faceloop writes into a name: safe in GAQL literals and Google's name fields.
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 _RETRY_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 # RESOURCE_EXHAUSTED and friends: retried after the delay Google names
 _THROTTLE_STATUSES = {"RESOURCE_EXHAUSTED"}
 _TRANSIENT_STATUSES = {"INTERNAL", "UNAVAILABLE", "DEADLINE_EXCEEDED", "ABORTED"}
 # Google's limits for a responsive display ad
 HEADLINE_MAX, LONG_HEADLINE_MAX, DESCRIPTION_MAX = 30, 90, 90
-_STATUS = {"ENABLED": "active", "PAUSED": "paused", "REMOVED": "removed"}
-
-
-def external_id(asset_id: str) -> str:
-    """The name every Google object of one faceloop ad carries: its reconcile key."""
-    if not _SAFE_ID.match(asset_id):
-        raise ConnectorError(
-            f"google_ads: asset id {asset_id!r} cannot name a Google Ads object; asset ids are "
-            "content hashes (letters, digits, '_.:-', at most 200 characters)"
-        )
-    return f"fl-{asset_id}"
+# a responsive display ad's marketing image (landscape) and square marketing image
+PLACEMENTS: tuple[Placement, Placement] = ("1.91:1", "1:1")
 
 
 def _quote(text: str) -> str:
     """A GAQL string literal."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _segment_name(segment: AudienceSegment) -> str:
-    return f"{segment.name} share={segment.share:g}"
 
 
 def _short_headline(text: str) -> str:
@@ -86,12 +75,6 @@ def _short_headline(text: str) -> str:
         return text
     cut = text[: HEADLINE_MAX - 1].rsplit(" ", 1)[0].rstrip(" ,.;:-")
     return f"{cut or text[: HEADLINE_MAX - 1]}…"
-
-
-def _status_of(statuses: list[str]) -> AdStatus:
-    if all(s == "REMOVED" for s in statuses):
-        return "removed"
-    return "active" if "ENABLED" in statuses else "paused"
 
 
 def _failure_text(errors: list[dict[str, Any]]) -> str:
@@ -115,11 +98,13 @@ def _google_errors(details: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class GoogleAdsConnector(HttpConnector):
+class GoogleAdsConnector(SegmentedConnector):
     """AdConnector for Google Ads (see the module docstring for the mapping)."""
 
     name = "google_ads"
-    segment_targeting = True
+    platform_label = "Google Ads"
+    env_prefix = "FACELOOP_GOOGLE_ADS__"
+    serving_word, paused_word, removed_word = "ENABLED", "PAUSED", "REMOVED"
     credentials_hint = (
         "check FACELOOP_GOOGLE_ADS__DEVELOPER_TOKEN (approved for this account), "
         "__ACCESS_TOKEN (not expired) and __CUSTOMER_ID"
@@ -131,15 +116,7 @@ class GoogleAdsConnector(HttpConnector):
         read_creative: Callable[[str], bytes],
         **kw: Any,
     ) -> None:
-        missing = [
-            f"FACELOOP_GOOGLE_ADS__{n.upper()}"
-            for n in ("customer_id", "developer_token", "access_token")
-            if getattr(config, n) is None
-        ]
-        if missing:
-            raise ConnectorError(
-                f"google_ads is not configured: set {', '.join(missing)} (docs/connectors.md)"
-            )
+        self.require(config, ("customer_id", "developer_token", "access_token"))
         assert config.developer_token and config.access_token and config.customer_id
         token, dev = (
             config.access_token.get_secret_value(),
@@ -151,10 +128,8 @@ class GoogleAdsConnector(HttpConnector):
         super().__init__(config.base_url, headers=headers, secrets=[token, dev], **kw)
         self.config = config
         self.read_creative = read_creative
+        self.account = f"customer {config.customer_id}"
         self._prefix = f"/{config.api_version}/customers/{config.customer_id}"
-        # windows this process has read insights of: re-allocating one is refused (the
-        # platform cannot undo delivered days); see docs/connectors.md for the limits
-        self._delivered: set[tuple[str, int]] = set()
 
     # -- platform facts -------------------------------------------------------------------
 
@@ -245,25 +220,13 @@ class GoogleAdsConnector(HttpConnector):
         )
         return rows[0]["campaign"] if rows else None
 
-    async def _need_campaign(self, campaign_id: str) -> dict[str, Any]:
-        camp = await self._campaign(campaign_id)
-        if camp is None:
-            raise ConnectorError(
-                f"google_ads: no campaign 'faceloop:{campaign_id}' in customer "
-                f"{self.config.customer_id}; deploy creates it (ensure_campaign)",
-                status=404,
-            )
-        return camp
-
     async def _ad_groups(self, campaign: dict[str, Any]) -> dict[str, str]:
         """Segment name -> ad group resource name."""
         rows = await self.search(
             "SELECT ad_group.name, ad_group.status FROM ad_group WHERE campaign.id = "
             f"{campaign['id']} AND ad_group.status != 'REMOVED'"
         )
-        return {
-            r["adGroup"]["name"].split(" share=")[0]: r["adGroup"]["resourceName"] for r in rows
-        }
+        return {segment_of(r["adGroup"]["name"]): r["adGroup"]["resourceName"] for r in rows}
 
     async def _ads(self, campaign: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
         where = f" AND ad_group_ad.ad.name = {_quote(name)}" if name else ""
@@ -276,19 +239,27 @@ class GoogleAdsConnector(HttpConnector):
                 "resourceName": r["adGroupAd"]["resourceName"],
                 "name": r["adGroupAd"]["ad"]["name"],
                 "status": r["adGroupAd"]["status"],
-                "segment": r["adGroup"]["name"].split(" share=")[0],
+                "segment": segment_of(r["adGroup"]["name"]),
             }
             for r in rows
         ]
 
-    def _deployment(self, campaign_id: str, ad_id: str, ads: list[dict[str, Any]]) -> AdDeployment:
-        return AdDeployment(
-            ad_id=ad_id,
-            asset_id=ad_id.removeprefix("fl-"),
-            campaign_id=campaign_id,
-            platform=self.name,
-            status=_status_of([a["status"] for a in ads]),
-        )
+    async def _copies(
+        self, campaign: dict[str, Any], name: str | None
+    ) -> list[tuple[str, str, str]]:
+        return [
+            (a["name"], a["resourceName"], a["status"]) for a in await self._ads(campaign, name)
+        ]
+
+    async def _set_copies(self, handles: list[str], remove: bool) -> None:
+        if remove:
+            ops: list[dict[str, Any]] = [{"remove": rn} for rn in handles]
+        else:
+            ops = [
+                {"update": {"resourceName": rn, "status": "PAUSED"}, "updateMask": "status"}
+                for rn in handles
+            ]
+        await self.mutate("adGroupAds", ops)
 
     async def _create_named(
         self, what: str, collection: str, lookup: str, create: dict[str, Any]
@@ -316,12 +287,7 @@ class GoogleAdsConnector(HttpConnector):
     # -- the contract ---------------------------------------------------------------------
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
-        if not _SAFE_ID.match(campaign_id):
-            raise ConnectorError(
-                f"google_ads: campaign id {campaign_id!r} cannot name a Google Ads campaign; "
-                "use letters, digits and '_.:-', at most 200 characters"
-            )
-        name = f"faceloop:{campaign_id}"
+        name = self.check_campaign_id(campaign_id)
         camp = await self._campaign(campaign_id)
         if camp is None:
             budget = await self._create_named(
@@ -358,15 +324,9 @@ class GoogleAdsConnector(HttpConnector):
             "SELECT ad_group.name FROM ad_group WHERE campaign.id = "
             f"{camp['id']} AND ad_group.status != 'REMOVED'"
         )
-        have = {r["adGroup"]["name"] for r in existing}
-        want = {_segment_name(s) for s in segments}
-        if have and have != want:
-            raise ConnectorError(
-                f"google_ads: campaign {name!r} exists with segments {sorted(have)}, not "
-                f"{sorted(want)}; a campaign's audience cannot change: use a new campaign id"
-            )
+        self.check_segments(name, {r["adGroup"]["name"] for r in existing}, segments)
         for seg in segments:
-            ag = _segment_name(seg)
+            ag = segment_name(seg)
             await self._create_named(
                 f"ad group {ag!r} of {name}",
                 "adGroups",
@@ -380,7 +340,7 @@ class GoogleAdsConnector(HttpConnector):
                 },
             )
 
-    def _ad(self, spec: AdSpec, ad_name: str, image: str) -> dict[str, Any]:
+    def _ad(self, spec: AdSpec, ad_name: str, images: tuple[str, str]) -> dict[str, Any]:
         if len(spec.disclosure) > DESCRIPTION_MAX:
             raise ConnectorError(
                 f"google_ads: the disclosure of {spec.variant_id} has {len(spec.disclosure)} "
@@ -397,7 +357,9 @@ class GoogleAdsConnector(HttpConnector):
             "name": ad_name,
             "finalUrls": [self.config.final_url],
             "responsiveDisplayAd": {
-                "marketingImages": [{"asset": image}],
+                # the 1.91:1 and the 1:1 placement exports (the creative where none)
+                "marketingImages": [{"asset": images[0]}],
+                "squareMarketingImages": [{"asset": images[1]}],
                 "headlines": [{"text": _short_headline(spec.headline)}],
                 "longHeadline": {"text": spec.headline},
                 # the visible AI label of every market the ad runs in
@@ -407,11 +369,11 @@ class GoogleAdsConnector(HttpConnector):
         }
 
     async def deploy(self, spec: AdSpec) -> AdDeployment:
-        ad_name = external_id(spec.asset_id)
+        ad_name = self.external_id(spec.asset_id)
         if self.config.validate_only:
             # the copy against Google's limits here, the image asset by Google
-            self._ad(spec, ad_name, "validate-only")
-            await self._image(spec, ad_name)
+            self._ad(spec, ad_name, ("validate-only", "validate-only"))
+            await self._images(spec, ad_name)
             return AdDeployment(
                 ad_id=ad_name,
                 asset_id=spec.asset_id,
@@ -429,8 +391,7 @@ class GoogleAdsConnector(HttpConnector):
         async def create() -> list[dict[str, Any]]:
             ads = await self._ads(camp, ad_name)
             missing = [s for s in groups if s not in {a["segment"] for a in ads}]
-            image = await self._image(spec, ad_name)
-            ad = self._ad(spec, ad_name, image)
+            ad = self._ad(spec, ad_name, await self._images(spec, ad_name))
             ops = [
                 {"create": {"adGroup": groups[s], "status": "ENABLED", "ad": ad}} for s in missing
             ]
@@ -440,16 +401,36 @@ class GoogleAdsConnector(HttpConnector):
             return await self._ads(camp, ad_name)
 
         ads = await self.create_once(f"ad {ad_name}", complete, create)
-        return self._deployment(spec.campaign_id, ad_name, ads)
+        dep = self._deployment(spec.campaign_id, ad_name, [a["status"] for a in ads])
+        sent = [e for e in (spec.export_for(p) for p in PLACEMENTS) if e is not None]
+        return dep.model_copy(
+            update={"placements": [f"{e.placement} {e.media_type}" for e in sent]}
+        )
 
-    async def _image(self, spec: AdSpec, ad_name: str) -> str:
-        data = self.read_creative(spec.creative_uri)
+    async def _images(self, spec: AdSpec, ad_name: str) -> tuple[str, str]:
+        """The landscape (1.91:1) and square (1:1) image assets of the ad: the placement
+        exports the deploy gate admitted, the creative itself for a missing one."""
+        made: dict[str, str] = {}  # name -> asset: the creative is uploaded once
+        for placement in PLACEMENTS:
+            export = spec.export_for(placement)
+            name, uri = (
+                (ad_name, spec.creative_uri)
+                if export is None
+                else (f"{ad_name} {placement}", export.uri)
+            )
+            if name not in made:
+                made[name] = await self._image(name, uri)
+            made[placement] = made[name]
+        return made[PLACEMENTS[0]], made[PLACEMENTS[1]]
+
+    async def _image(self, name: str, uri: str) -> str:
+        data = self.read_creative(uri)
         return await self._create_named(
-            f"image asset {ad_name}",
+            f"image asset {name}",
             "assets",
-            f"SELECT asset.id FROM asset WHERE asset.name = {_quote(ad_name)}",
+            f"SELECT asset.id FROM asset WHERE asset.name = {_quote(name)}",
             {
-                "name": ad_name,
+                "name": name,
                 "type": "IMAGE",
                 "imageAsset": {"data": base64.b64encode(data).decode()},
                 # Google's AI-content attestation (Asset.synthetic_content_info, v22+)
@@ -487,11 +468,7 @@ class GoogleAdsConnector(HttpConnector):
         total: int,
     ) -> None:
         """The campaign budget buys `total`; the ads a segment names serve there."""
-        if (campaign_id, window) in self._delivered:
-            raise ConnectorError(
-                f"google_ads: window {window} of {campaign_id} was already delivered and "
-                "reported; its numbers are history: allocate a later window"
-            )
+        self.check_not_delivered(campaign_id, window)
         ads = await self._ads(camp)
         ops = []
         for ad in ads:
@@ -533,8 +510,8 @@ class GoogleAdsConnector(HttpConnector):
             out.append(
                 AdInsight(
                     ad_id=name,
-                    asset_id=name.removeprefix("fl-"),
-                    segment=r["adGroup"]["name"].split(" share=")[0],
+                    asset_id=asset_of(name),
+                    segment=segment_of(r["adGroup"]["name"]),
                     impressions=int(m.get("impressions", 0)),
                     clicks=int(m.get("clicks", 0)),
                     # Google reports conversions as a double (fractional attribution)
@@ -555,13 +532,7 @@ class GoogleAdsConnector(HttpConnector):
             "ad_group_ad.policy_summary.policy_topic_entries FROM ad_group_ad "
             f"WHERE campaign.id = {camp['id']} AND ad_group_ad.status != 'REMOVED'"
         )
-        rank: dict[ReviewStatus, int] = {
-            "approved": 0,
-            "pending": 1,
-            "with_issues": 2,
-            "disapproved": 3,
-        }
-        found: dict[str, tuple[ReviewStatus, str, list[str]]] = {}
+        reviews = []
         for r in rows:
             ad = r["adGroupAd"]
             policy = ad.get("policySummary") or {}
@@ -576,73 +547,25 @@ class GoogleAdsConnector(HttpConnector):
                 status = "pending"
             else:
                 status = "approved"
-            reasons = [
-                f"{e.get('type', '')}: {e.get('topic', '')}"
-                for e in policy.get("policyTopicEntries") or []
-            ]
             name = ad["ad"]["name"]
-            prev = found.get(name)
-            if prev is None or rank[status] > rank[prev[0]]:
-                found[name] = (status, approval, sorted({*reasons, *(prev[2] if prev else [])}))
-            else:
-                found[name] = (prev[0], prev[1], sorted({*prev[2], *reasons}))
-        return [
-            AdReview(
-                ad_id=name,
-                asset_id=name.removeprefix("fl-"),
-                status=status,
-                platform_status=approval,
-                reasons=reasons,
+            reviews.append(
+                AdReview(
+                    ad_id=name,
+                    asset_id=asset_of(name),
+                    status=status,
+                    platform_status=approval,
+                    reasons=[
+                        f"{e.get('type', '')}: {e.get('topic', '')}"
+                        for e in policy.get("policyTopicEntries") or []
+                    ],
+                )
             )
-            for name, (status, approval, reasons) in sorted(found.items())
-        ]
-
-    async def _set_status(self, campaign_id: str, ad_id: str, remove: bool) -> AdDeployment:
-        camp = await self._need_campaign(campaign_id)
-        ads = await self._ads(camp, ad_id)
-        if not ads:
-            raise ConnectorError(
-                f"google_ads: no ad {ad_id!r} in campaign {campaign_id}", status=404
-            )
-        live = [a for a in ads if a["status"] != "REMOVED"]
-        if remove:
-            ops = [{"remove": a["resourceName"]} for a in live]
-        else:
-            ops = [
-                {
-                    "update": {"resourceName": a["resourceName"], "status": "PAUSED"},
-                    "updateMask": "status",
-                }
-                for a in live
-                if a["status"] != "PAUSED"
-            ]
-        if ops:
-            await self.mutate("adGroupAds", ops)
-            ads = await self._ads(camp, ad_id)
-        return self._deployment(campaign_id, ad_id, ads)
-
-    async def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
-        return await self._set_status(campaign_id, ad_id, remove=False)
-
-    async def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
-        """Removes the ad from every ad group (its copy goes with it). The image asset stays
-        in the account's asset library: the API has no asset removal; docs/connectors.md."""
-        return await self._set_status(campaign_id, ad_id, remove=True)
-
-    async def list_ads(self, campaign_id: str) -> list[AdDeployment]:
-        camp = await self._need_campaign(campaign_id)
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for ad in await self._ads(camp):
-            by_name.setdefault(ad["name"], []).append(ad)
-        return [self._deployment(campaign_id, n, ads) for n, ads in sorted(by_name.items())]
+        return worst_reviews(reviews)
 
 
 def google_ads_from_settings(settings: Settings) -> GoogleAdsConnector:
     """The google_ads connector with the settings' account; creatives read from the asset store."""
-    from faceloop.storage.assets import AssetStore
-
-    store = AssetStore(settings.resolved_asset_root)
-    return GoogleAdsConnector(settings.google_ads, store.get_bytes)
+    return GoogleAdsConnector(settings.google_ads, asset_reader(settings))
 
 
-__all__ = ["GoogleAdsConnector", "external_id", "google_ads_from_settings"]
+__all__ = ["GoogleAdsConnector", "google_ads_from_settings"]

@@ -347,7 +347,9 @@ class HttpConnector(AdConnector):
             if failure.kind == "transient":
                 self.stats.server_errors += 1
                 if not retry_timeouts:
-                    raise Uncertain(f"{endpoint} failed with {status}: {failure.describe()}")
+                    raise Uncertain(
+                        self.redact(f"{endpoint} failed with {status}: {failure.describe()}")
+                    )
                 continue
             if failure.kind == "not_found":
                 raise ConnectorError(

@@ -9,9 +9,10 @@ reach the catalog exactly as the observe step's do and the learn step reads them
 
 Counts are per window (the catalog's semantics): impressions, clicks and conversions
 reported in that window, never running totals. A file with any bad row is refused whole,
-every problem named by line and column; nothing is half-applied. An import is idempotent
-per (ad, window, segment): the same file again changes nothing, and a row that differs from
-what is stored for its key is a conflict unless `replace`.
+every problem named by line and column; a good file is written in one transaction with its
+audit entry, so nothing is ever half-applied. An import is idempotent per (ad, window,
+segment): the same file again changes nothing, and a row that differs from what is stored
+for its key is a conflict unless `replace`.
 """
 
 from __future__ import annotations
@@ -481,12 +482,15 @@ def _row_window(
 
 
 def apply_import(catalog: Catalog, plan: ImportPlan, actor: str) -> ImportResult:
-    """Write a plan's new and replaced rows, after its `kpis.imported` audit entry.
+    """Write a plan's new and replaced rows and its `kpis.imported` audit entry, in one
+    transaction: a failure anywhere (the database, a crash, a window changed since the plan
+    was made) leaves neither a row nor the entry, and running the import again finds the
+    same rows to write. A plan with nothing to change writes neither.
 
-    The entry goes first, keyed by the file and the rows it writes: if the write fails,
-    running the import again finds the same rows to write and the same entry, so the log
-    never misses a write and never holds one twice. A plan with nothing to change writes
-    neither."""
+    The entry is keyed by the file and the rows it writes, so a second import of the same
+    rows is recorded once."""
+    from faceloop.storage.catalog import AuditRecord
+
     changes = plan.changes
     if not changes:
         return ImportResult(plan, written=False, audit_seq=None)
@@ -495,12 +499,11 @@ def apply_import(catalog: Catalog, plan: ImportPlan, actor: str) -> ImportResult
             f"{r.status} {r.observation.model_dump_json(exclude={'observed_at'})}" for r in changes
         ).encode()
     ).hexdigest()
-    entry = catalog.audit(
-        plan.campaign_id,
-        AUDIT_KIND,
-        plan.campaign_id,
-        actor,
-        {
+    audit = AuditRecord(
+        kind=AUDIT_KIND,
+        subject=plan.campaign_id,
+        actor=actor,
+        payload={
             "file": Path(plan.file).name,
             "sha256": plan.sha256,
             "mapping": plan.mapping,
@@ -512,5 +515,26 @@ def apply_import(catalog: Catalog, plan: ImportPlan, actor: str) -> ImportResult
         },
         key=f"{AUDIT_KIND}:{plan.campaign_id}:{plan.sha256}:{digest}",
     )
-    catalog.record_observations([r.observation for r in changes])
+
+    def unchanged_since_plan(stored: list[KpiObservation]) -> None:
+        # what the plan found must still hold inside the transaction: a window that another
+        # import or the observe step wrote meanwhile would otherwise be overwritten unasked
+        now = {_key(o): o for o in stored}
+        problems = []
+        for r in plan.rows:
+            old = now.get(_key(r.observation))
+            status = "new" if old is None else "unchanged" if _same(old, r.observation) else None
+            if r.status == status or (r.status == "replaced" and old is not None):
+                continue
+            problems.append(
+                f"line {r.line}: ad {r.observation.ad_id!r}, window {r.observation.round}, "
+                f"segment {r.observation.segment!r} changed in the catalog since the file was "
+                "checked; nothing was written: run the import again"
+            )
+        if problems:
+            raise KpiImportError(plan.file, problems)
+
+    entry = catalog.import_observations(
+        plan.campaign_id, [r.observation for r in changes], unchanged_since_plan, audit
+    )
     return ImportResult(plan, written=True, audit_seq=entry.seq)

@@ -5,11 +5,18 @@ How faceloop's contract maps onto Graph API objects (docs/connectors.md has the 
 - a faceloop campaign is a Meta campaign named `faceloop:<campaign_id>`; its audience
   segments ride along as ad labels `faceloop-segment:<name>` so `ensure_campaign` can tell
   "same campaign" from "other segments";
-- a deployed creative is an ad image (content-addressed by Meta: uploading the same bytes
-  again returns the same hash), an ad creative, an ad set and an ad, all named
+- a deployed creative is its ad images (content-addressed by Meta: uploading the same bytes
+  again returns the same hash), an ad creative, an ad set and an ad, the last three named
   `faceloop:<campaign_id>:<asset_id>`. That name is the deterministic external id: before
   every create the connector looks it up (`HttpConnector.create_once`), so a retry after a
   timeout finds what the platform already made;
+- the images are the placement exports the deploy gate admitted, one ad image each, put
+  together by placement asset customization (`asset_feed_spec` with labelled images and
+  `asset_customization_rules`): the 4:5 export (else the 1:1) in the Facebook and
+  Instagram feeds, the 9:16 in stories and reels, the 1.91:1 in the right column and
+  search results, and the 1:1 (else the creative itself) everywhere else (the default
+  rule). A spec without JPEG exports gets the creative as one image (`link_data`), as
+  before;
 - one ad set per ad, because Meta budgets live on ad sets: an allocation of n impressions
   becomes a daily budget of n * CPM / 1000 (`meta_cpm_minor`), zero pauses the ad set;
 - window w is day w of the campaign (its start_time's date + w days, in the account's
@@ -56,7 +63,7 @@ from faceloop.connectors.http_base import (
     Usage,
 )
 from faceloop.errors import ConnectorError, FaceloopError
-from faceloop.models import AudienceSegment
+from faceloop.models import AudienceSegment, Placement, PlacementExport
 from faceloop.settings import Settings
 
 PREFIX = "faceloop"
@@ -83,6 +90,69 @@ ALL_STATUSES = [
     "IN_PROCESS",
     "WITH_ISSUES",
 ]
+# Placement asset customization (Marketing API, "Placement Asset Customization"): which
+# positions each export serves, after the placement groups Ads Manager asks images for
+# (feeds; stories and reels; right column and search results). Positions no rule names
+# (marketplace, explore, Audience Network ...) take the default rule's image.
+PLACEMENT_POSITIONS: tuple[tuple[tuple[Placement, ...], dict[str, list[str]]], ...] = (
+    (
+        ("4:5", "1:1"),  # Meta recommends 4:5 in feeds; 1:1 where there is no 4:5
+        {
+            "publisher_platforms": ["facebook", "instagram"],
+            "facebook_positions": ["feed"],
+            "instagram_positions": ["stream"],
+        },
+    ),
+    (
+        ("9:16",),
+        {
+            "publisher_platforms": ["facebook", "instagram"],
+            "facebook_positions": ["story", "facebook_reels"],
+            "instagram_positions": ["story", "reels"],
+        },
+    ),
+    (
+        ("1.91:1",),
+        {
+            "publisher_platforms": ["facebook"],
+            "facebook_positions": ["right_hand_column", "search"],
+        },
+    ),
+)
+# the default rule (an empty customization_spec, lowest priority) shows the square export
+DEFAULT_PLACEMENT: Placement = "1:1"
+# Meta's image ad specs name JPG and PNG: a WebP export is not sent
+EXPORT_TYPE = "image/jpeg"
+CREATIVE_LABEL = "faceloop_creative"
+
+
+def image_label(placement: Placement | None) -> str:
+    """The ad label of a placement's image in the creative's asset feed (None: the creative
+    itself); deterministic, so a retried deploy sends the same creative."""
+    if placement is None:
+        return CREATIVE_LABEL
+    return "faceloop_" + placement.replace(".", "").replace(":", "x")
+
+
+def placement_rules(
+    spec: AdSpec,
+) -> list[tuple[dict[str, list[str]], PlacementExport | None]]:
+    """(customization_spec, the export it shows; None: the creative) of every asset
+    customization rule of `spec`'s ad, in priority order, the default rule last; empty when
+    no rule would name a placement (the ad is then the creative as one image)."""
+    rules: list[tuple[dict[str, list[str]], PlacementExport | None]] = []
+    for placements, positions in PLACEMENT_POSITIONS:
+        export = next(
+            (e for p in placements if (e := spec.export_for(p, EXPORT_TYPE)) is not None), None
+        )
+        if export is not None:
+            rules.append((positions, export))
+    if not rules:
+        return []
+    rules.append(({}, spec.export_for(DEFAULT_PLACEMENT, EXPORT_TYPE)))
+    return rules
+
+
 REVIEW: dict[str, ReviewStatus] = {
     "PENDING_REVIEW": "pending",
     "IN_PROCESS": "pending",
@@ -312,26 +382,36 @@ class MetaConnector(HttpConnector):
 
     async def deploy(self, spec: AdSpec) -> AdDeployment:
         name = self._name(spec.campaign_id, spec.asset_id)
+        rules = placement_rules(spec)
+        shown = {(e.placement, e.media_type) for _, e in rules if e is not None}
+        # the exports the ad shows, as 'placement media_type', in the spec's order
+        placements = [
+            f"{e.placement} {e.media_type}"
+            for e in spec.exports
+            if (e.placement, e.media_type) in shown
+        ]
         found = await self._find("ads", name, "id,name,status,effective_status")
         if found is not None:
-            return self._deployment(spec.campaign_id, found)
+            dep = self._deployment(spec.campaign_id, found)
+            return dep.model_copy(update={"placements": placements})
         campaign = await self._campaign(spec.campaign_id)
-        image_hash = await self._upload(spec)
-        creative_id = await self._ensure(
-            "adcreatives",
-            name,
-            {
+        # the visible AI label goes with the copy wherever the ad shows
+        message = f"{spec.headline}\n\n{spec.disclosure}".strip()
+        if rules:
+            creative = await self._customized(spec, rules, message)
+        else:
+            image_hash = await self._upload(spec, spec.creative_uri, f"{spec.asset_id}.png")
+            creative = {
                 "object_story_spec": {
                     "page_id": self.page_id,
                     "link_data": {
                         "image_hash": image_hash,
                         "link": self.link_url,
-                        # the visible AI label goes with the copy wherever the ad shows
-                        "message": f"{spec.headline}\n\n{spec.disclosure}".strip(),
+                        "message": message,
                     },
                 },
-            },
-        )
+            }
+        creative_id = await self._ensure("adcreatives", name, creative)
         adset_id = await self._ensure(
             "adsets",
             name,
@@ -355,18 +435,59 @@ class MetaConnector(HttpConnector):
         ad = await self.call(
             "GET", f"/{ad_id}", params={"fields": "id,name,status,effective_status"}
         )
-        return self._deployment(spec.campaign_id, ad)
+        return self._deployment(spec.campaign_id, ad).model_copy(update={"placements": placements})
 
-    async def _upload(self, spec: AdSpec) -> str:
-        """Upload the creative's bytes; Meta keys images by content, so this is idempotent."""
+    async def _customized(
+        self,
+        spec: AdSpec,
+        rules: list[tuple[dict[str, list[str]], PlacementExport | None]],
+        message: str,
+    ) -> dict[str, Any]:
+        """The ad creative of placement asset customization: one ad image per export the
+        rules show (the creative for a default rule without a 1:1 export), labelled, and a
+        rule per placement group naming its image's label."""
+        hashes: dict[str, str] = {}  # label -> image hash, each image uploaded once
+        for _, export in rules:
+            label = image_label(export.placement if export else None)
+            if label in hashes:
+                continue
+            if export is None:
+                uri, filename = spec.creative_uri, f"{spec.asset_id}.png"
+            else:
+                uri, filename = export.uri, f"{spec.asset_id}-{label.removeprefix('faceloop_')}.jpg"
+            hashes[label] = await self._upload(spec, uri, filename)
+        return {
+            # an asset feed creative's story spec carries the Page only: the link, copy and
+            # images are the feed's
+            "object_story_spec": {"page_id": self.page_id},
+            "asset_feed_spec": {
+                "ad_formats": ["SINGLE_IMAGE"],
+                "optimization_type": "PLACEMENT",
+                "images": [{"hash": h, "adlabels": [{"name": lab}]} for lab, h in hashes.items()],
+                "bodies": [{"text": message}],
+                "link_urls": [{"website_url": self.link_url}],
+                "call_to_action_types": ["LEARN_MORE"],
+                "asset_customization_rules": [
+                    {
+                        "customization_spec": positions,
+                        "image_label": {"name": image_label(e.placement if e else None)},
+                        # 1 first; the default rule (empty spec) must be the lowest
+                        "priority": i,
+                    }
+                    for i, (positions, e) in enumerate(rules, start=1)
+                ],
+            },
+        }
+
+    async def _upload(self, spec: AdSpec, uri: str, filename: str) -> str:
+        """Upload one image's bytes; Meta keys images by content, so this is idempotent."""
         try:
-            data = self.read_creative(spec.creative_uri)
+            data = self.read_creative(uri)
         except (OSError, ValueError, FaceloopError) as err:
             raise ConnectorError(
-                f"meta: cannot read creative {spec.creative_uri} of asset {spec.asset_id} "
-                f"({err}); is FACELOOP_ASSET_ROOT the store the workers write?"
+                f"meta: cannot read {uri} of asset {spec.asset_id} ({err}); is "
+                "FACELOOP_ASSET_ROOT the store the workers write?"
             ) from err
-        filename = f"{spec.asset_id}.png"
         body = {"bytes": base64.b64encode(data).decode(), "name": filename}
         out = await self.call("POST", f"/{self.account}/adimages", data=body)
         images = out.get("images", {})
@@ -556,7 +677,7 @@ class MetaConnector(HttpConnector):
 
 def meta_from_settings(settings: Settings) -> MetaConnector:
     """The Meta connector configured by FACELOOP_META_* (faceloop.settings.Settings)."""
-    from faceloop.storage.assets import AssetStore
+    from faceloop.connectors.segmented import asset_reader
 
     account, page = settings.meta_ad_account_id, settings.meta_page_id
     token, link = settings.meta_access_token, settings.meta_link_url
@@ -574,7 +695,6 @@ def meta_from_settings(settings: Settings) -> MetaConnector:
         raise ConnectorError(
             f"meta connector is not configured: set {', '.join(missing)} (docs/connectors.md)"
         )
-    store = AssetStore(settings.resolved_asset_root)
     return MetaConnector(
         base_url=settings.meta_base_url,
         api_version=settings.meta_api_version,
@@ -582,7 +702,7 @@ def meta_from_settings(settings: Settings) -> MetaConnector:
         page_id=page,
         access_token=token.get_secret_value(),
         link_url=link,
-        read_creative=store.get_bytes,
+        read_creative=asset_reader(settings),
         countries=settings.meta_countries,
         segment_ages=settings.meta_segment_ages,
         cpm_minor=settings.meta_cpm_minor,
@@ -590,4 +710,10 @@ def meta_from_settings(settings: Settings) -> MetaConnector:
     )
 
 
-__all__ = ["AGE_BUCKETS", "MetaConnector", "meta_from_settings"]
+__all__ = [
+    "AGE_BUCKETS",
+    "MetaConnector",
+    "image_label",
+    "meta_from_settings",
+    "placement_rules",
+]

@@ -37,7 +37,7 @@ from faceloop.connectors.base import AdConnector, AdSpec
 from faceloop.connectors.fakes.faults import FakePlatform, FaultPlan
 from faceloop.connectors.http_base import CallStats, HttpConnector, VirtualClock
 from faceloop.errors import ConnectorError, FaceloopError
-from faceloop.models import AudienceSegment, FaceParams
+from faceloop.models import AudienceSegment, FaceParams, Placement, PlacementExport
 
 
 class SoakFake(FakePlatform, Protocol):
@@ -109,15 +109,40 @@ class SoakResult(BaseModel):
     wall_s: float
 
 
+# the placements a campaign exports by default for the channels the soak targets serve
+SOAK_PLACEMENTS: tuple[Placement, ...] = ("1:1", "4:5", "9:16", "1.91:1")
+
+
 def _spec(campaign_id: str, n: int) -> AdSpec:
+    """A creative with an admitted JPEG export per placement, as a campaign deploys it (so
+    each connector uploads what it uploads in a campaign); the fakes read any URI."""
+    asset_id = f"soak-asset-{campaign_id}-{n:04d}"
+    exports = [
+        PlacementExport(
+            placement=p,
+            asset_id=f"{asset_id}-{p}",
+            parent_asset_id=asset_id,
+            uri=f"file:///soak/{campaign_id}/{n:04d}-{p.replace(':', 'x')}.jpg",
+            media_type="image/jpeg",
+            width=1080,
+            height=1080,
+            quality=95,
+            fit="crop",
+            manifest_ok=True,
+            watermark_bit_errors=0,
+            watermark_recall=1.0,
+        )
+        for p in SOAK_PLACEMENTS
+    ]
     return AdSpec(
         campaign_id=campaign_id,
         variant_id=f"v{n}",
-        asset_id=f"soak-asset-{campaign_id}-{n:04d}",
+        asset_id=asset_id,
         creative_uri=f"file:///soak/{campaign_id}/{n:04d}.png",
         params=FaceParams(),
         headline="Soak test",
         disclosure="AI-generated image",
+        exports=exports,
     )
 
 

@@ -10,8 +10,10 @@ The mapping (docs/connectors.md), like google_ads:
 - campaign `faceloop:<campaign id>` (objective TRAFFIC, no campaign budget);
 - one ad group per audience segment, named `<segment> share=<share>`, with a daily budget:
   the segment's targeting is set on the ad group by the marketer;
-- an ad (`ad_id` = `fl-<asset id>`) = an image uploaded as `fl-<asset id>.png` + a
-  single-image ad of that name in every segment's ad group, with
+- an ad (`ad_id` = `fl-<asset id>`) = an image + a single-image ad of that name in every
+  segment's ad group; the image is the 9:16 JPEG placement export as the deploy gate
+  admitted it (uploaded as `fl-<asset id>-9x16.jpg`), or the creative
+  (`fl-<asset id>.png`) where there is none; the ad carries
   `aigc_disclosure_type: SELF_DISCLOSURE` (TikTok's "Advertiser labeled as AI-generated"
   toggle) and the visible label per market (`AdSpec.disclosure`) in the ad text;
 - a window = `window_days` reporting days from the campaign's creation date; insights are
@@ -26,46 +28,25 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
-from faceloop.connectors.base import (
-    AdDeployment,
-    AdInsight,
-    AdReview,
-    AdSpec,
-    AdStatus,
-    ReviewStatus,
-)
-from faceloop.connectors.http_base import Failure, HttpConnector, Uncertain
+from faceloop.connectors import segmented
+from faceloop.connectors.base import AdDeployment, AdInsight, AdReview, AdSpec, ReviewStatus
+from faceloop.connectors.http_base import Failure, Uncertain
+from faceloop.connectors.segmented import SegmentedConnector, segment_of
 from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
 from faceloop.settings import Settings, TikTokSettings
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 RATE_LIMIT = 40100  # "too many requests" (QPS/QPM/QPD of the app or the endpoint)
 # token missing / invalid / expired, no permission: a person must fix the settings.
 # From TikTok's return-code appendix as remembered, not checked against it here.
 _CREDENTIALS = {40001, 40102, 40104, 40105}
 AD_TEXT_MAX = 100  # TikTok's limit for ad_text (non-CJK), as documented for /ad/create/
 PAGE_SIZE = 1000
-
-
-def external_id(asset_id: str) -> str:
-    """The name every TikTok object of one faceloop ad carries: its reconcile key."""
-    if not _SAFE_ID.match(asset_id):
-        raise ConnectorError(
-            f"tiktok: asset id {asset_id!r} cannot name a TikTok object; asset ids are content "
-            "hashes (letters, digits, '_.:-', at most 200 characters)"
-        )
-    return f"fl-{asset_id}"
-
-
-def _segment_name(segment: AudienceSegment) -> str:
-    return f"{segment.name} share={segment.share:g}"
 
 
 def ad_text(headline: str, disclosure: str) -> str:
@@ -85,17 +66,13 @@ def ad_text(headline: str, disclosure: str) -> str:
     return headline + label
 
 
-def _status_of(statuses: list[str]) -> AdStatus:
-    if all(s == "DELETE" for s in statuses):
-        return "removed"
-    return "active" if "ENABLE" in statuses else "paused"
-
-
-class TikTokConnector(HttpConnector):
+class TikTokConnector(SegmentedConnector):
     """AdConnector for TikTok (see the module docstring for the mapping)."""
 
     name = "tiktok"
-    segment_targeting = True
+    platform_label = "TikTok"
+    env_prefix = "FACELOOP_TIKTOK__"
+    serving_word, paused_word, removed_word = "ENABLE", "DISABLE", "DELETE"
     credentials_hint = (
         "check FACELOOP_TIKTOK__ACCESS_TOKEN (valid, with the Ads Management scope) and "
         "FACELOOP_TIKTOK__ADVERTISER_ID (authorised for that token)"
@@ -104,23 +81,15 @@ class TikTokConnector(HttpConnector):
     def __init__(
         self, config: TikTokSettings, read_creative: Callable[[str], bytes], **kw: Any
     ) -> None:
-        missing = [
-            f"FACELOOP_TIKTOK__{n.upper()}"
-            for n in ("advertiser_id", "access_token")
-            if getattr(config, n) is None
-        ]
-        if missing:
-            raise ConnectorError(
-                f"tiktok is not configured: set {', '.join(missing)} (docs/connectors.md)"
-            )
+        self.require(config, ("advertiser_id", "access_token"))
         assert config.access_token is not None and config.advertiser_id is not None
         token = config.access_token.get_secret_value()
         super().__init__(config.base_url, headers={"Access-Token": token}, secrets=[token], **kw)
         self.config = config
         self.advertiser_id = config.advertiser_id
+        self.account = f"advertiser {config.advertiser_id}"
         self.read_creative = read_creative
         self._prefix = f"/open_api/{config.api_version}"
-        self._delivered: set[tuple[str, int]] = set()
 
     # -- platform facts -------------------------------------------------------------------
 
@@ -193,46 +162,37 @@ class TikTokConnector(HttpConnector):
         rows = await self.get_all("campaign/get/", filtering={"campaign_name": name})
         return next((c for c in rows if c.get("campaign_name") == name), None)
 
-    async def _need_campaign(self, campaign_id: str) -> dict[str, Any]:
-        camp = await self._campaign(campaign_id)
-        if camp is None:
-            raise ConnectorError(
-                f"tiktok: no campaign 'faceloop:{campaign_id}' in advertiser "
-                f"{self.advertiser_id}; deploy creates it (ensure_campaign)",
-                status=404,
-            )
-        return camp
-
     async def _ad_groups(self, camp: dict[str, Any]) -> dict[str, dict[str, Any]]:
         rows = await self.get_all("adgroup/get/", filtering={"campaign_ids": [camp["campaign_id"]]})
-        return {g["adgroup_name"].split(" share=")[0]: g for g in rows}
+        return {segment_of(g["adgroup_name"]): g for g in rows}
 
     async def _ads(self, camp: dict[str, Any], name: str | None = None) -> list[dict[str, Any]]:
         rows = await self.get_all("ad/get/", filtering={"campaign_ids": [camp["campaign_id"]]})
         return [
-            {**a, "segment": str(a.get("adgroup_name", "")).split(" share=")[0]}
+            {**a, "segment": segment_of(str(a.get("adgroup_name", "")))}
             for a in rows
             if name is None or a.get("ad_name") == name
         ]
 
-    def _deployment(self, campaign_id: str, ad_id: str, ads: list[dict[str, Any]]) -> AdDeployment:
-        return AdDeployment(
-            ad_id=ad_id,
-            asset_id=ad_id.removeprefix("fl-"),
-            campaign_id=campaign_id,
-            platform=self.name,
-            status=_status_of([a["operation_status"] for a in ads]),
-        )
+    async def _copies(
+        self, campaign: dict[str, Any], name: str | None
+    ) -> list[tuple[str, str, str]]:
+        return [
+            (a["ad_name"], a["ad_id"], a["operation_status"])
+            for a in await self._ads(campaign, name)
+        ]
+
+    async def _set_copies(self, handles: list[str], remove: bool) -> None:
+        status = self.removed_word if remove else self.paused_word
+        await self.post("ad/status/update/", {"ad_ids": handles, "operation_status": status})
+
+    def _statuses(self, ads: list[dict[str, Any]]) -> list[str]:
+        return [a["operation_status"] for a in ads]
 
     # -- the contract ---------------------------------------------------------------------
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
-        if not _SAFE_ID.match(campaign_id):
-            raise ConnectorError(
-                f"tiktok: campaign id {campaign_id!r} cannot name a TikTok campaign; use letters, "
-                "digits and '_.:-', at most 200 characters"
-            )
-        name = f"faceloop:{campaign_id}"
+        name = self.check_campaign_id(campaign_id)
 
         async def find_campaign() -> str | None:
             camp = await self._campaign(campaign_id)
@@ -251,14 +211,9 @@ class TikTokConnector(HttpConnector):
         )
         camp = {"campaign_id": cid}
         have = {g["adgroup_name"] for g in (await self._ad_groups(camp)).values()}
-        want = {_segment_name(s) for s in segments}
-        if have and have != want:
-            raise ConnectorError(
-                f"tiktok: campaign {name!r} exists with segments {sorted(have)}, not "
-                f"{sorted(want)}; a campaign's audience cannot change: use a new campaign id"
-            )
+        self.check_segments(name, have, segments)
         for seg in segments:
-            group_name = _segment_name(seg)
+            group_name = segmented.segment_name(seg)
 
             async def find_group(group_name: str = group_name) -> str | None:
                 groups = await self._ad_groups(camp)
@@ -284,7 +239,13 @@ class TikTokConnector(HttpConnector):
             )
 
     async def _image(self, spec: AdSpec, ad_name: str) -> str:
-        file_name = f"{ad_name}.png"
+        """The ad's image: the 9:16 JPEG placement export the deploy gate admitted (TikTok
+        takes JPEG and PNG, not WebP), else the creative itself."""
+        export = spec.export_for("9:16", "image/jpeg")
+        if export is None:
+            file_name, uri, media_type = f"{ad_name}.png", spec.creative_uri, "image/png"
+        else:
+            file_name, uri, media_type = f"{ad_name}-9x16.jpg", export.uri, export.media_type
 
         async def find() -> str | None:
             for image in await self.get_all("file/image/ad/search/"):
@@ -293,7 +254,7 @@ class TikTokConnector(HttpConnector):
             return None
 
         async def upload() -> str:
-            data = self.read_creative(spec.creative_uri)
+            data = self.read_creative(uri)
             answer = await self.call(
                 "POST",
                 f"{self._prefix}/file/image/ad/upload/",
@@ -304,7 +265,7 @@ class TikTokConnector(HttpConnector):
                     # TikTok checks the upload against this MD5 (not a security use)
                     "image_signature": hashlib.md5(data).hexdigest(),
                 },
-                files={"image_file": (file_name, data, "image/png")},
+                files={"image_file": (file_name, data, media_type)},
                 retry_timeouts=False,
             )
             image_id = (answer.get("data") or {}).get("image_id")
@@ -315,7 +276,7 @@ class TikTokConnector(HttpConnector):
         return str(await self.create_once(f"image {file_name}", find, upload))
 
     async def deploy(self, spec: AdSpec) -> AdDeployment:
-        ad_name = external_id(spec.asset_id)
+        ad_name = self.external_id(spec.asset_id)
         text = ad_text(spec.headline, spec.disclosure)
         camp = await self._need_campaign(spec.campaign_id)
         groups = await self._ad_groups(camp)
@@ -352,7 +313,12 @@ class TikTokConnector(HttpConnector):
                 return str(ids[0])
 
             await self.create_once(f"ad {ad_name} in {segment}", find, create)
-        return self._deployment(spec.campaign_id, ad_name, await self._ads(camp, ad_name))
+        ads = await self._ads(camp, ad_name)
+        dep = self._deployment(spec.campaign_id, ad_name, self._statuses(ads))
+        sent = spec.export_for("9:16", "image/jpeg")
+        return dep.model_copy(
+            update={"placements": [f"{sent.placement} {sent.media_type}"] if sent else []}
+        )
 
     async def set_allocation(
         self, campaign_id: str, window: int, impressions: dict[str, int]
@@ -391,11 +357,7 @@ class TikTokConnector(HttpConnector):
         totals: Mapping[str, int],
     ) -> None:
         """Each segment's ad group budget buys its total; the ads it names serve there."""
-        if (campaign_id, window) in self._delivered:
-            raise ConnectorError(
-                f"tiktok: window {window} of {campaign_id} was already delivered and reported; "
-                "its numbers are history: allocate a later window"
-            )
+        self.check_not_delivered(campaign_id, window)
         budgets = []
         for segment, group in groups.items():
             n = totals.get(segment, 0)
@@ -444,8 +406,8 @@ class TikTokConnector(HttpConnector):
             out.append(
                 AdInsight(
                     ad_id=name,
-                    asset_id=name.removeprefix("fl-"),
-                    segment=str(m.get("adgroup_name", "")).split(" share=")[0],
+                    asset_id=segmented.asset_of(name),
+                    segment=segment_of(str(m.get("adgroup_name", ""))),
                     impressions=int(float(m.get("impressions") or 0)),
                     clicks=int(float(m.get("clicks") or 0)),
                     conversions=round(float(m.get("conversion") or 0)),
@@ -463,75 +425,34 @@ class TikTokConnector(HttpConnector):
         for i in range(0, len(ads), 100):  # the endpoint takes at most 100 ids
             data = await self.get("ad/review_info/", ad_ids=[a["ad_id"] for a in ads[i : i + 100]])
             verdicts.update(data.get("ad_review_map") or {})
-        rank: dict[ReviewStatus, int] = {
-            "approved": 0,
-            "pending": 1,
-            "with_issues": 2,
-            "disapproved": 3,
-        }
         mapping: dict[str, ReviewStatus] = {
             "ALL_AVAILABLE": "approved",
             "PART_AVAILABLE": "with_issues",
             "UNAVAILABLE": "disapproved",
         }
-        found: dict[str, AdReview] = {}
+        reviews = []
         for ad in ads:
             verdict = verdicts.get(str(ad["ad_id"])) or {}
             word = str(verdict.get("review_status") or "NOT_REVIEWED")
-            reasons = [
-                str(reason)
-                for info in verdict.get("reject_info") or []
-                for reason in info.get("reasons") or []
-            ]
-            review = AdReview(
-                ad_id=ad["ad_name"],
-                asset_id=str(ad["ad_name"]).removeprefix("fl-"),
-                status=mapping.get(word, "pending"),
-                platform_status=word,
-                reasons=reasons,
+            reviews.append(
+                AdReview(
+                    ad_id=ad["ad_name"],
+                    asset_id=segmented.asset_of(str(ad["ad_name"])),
+                    status=mapping.get(word, "pending"),
+                    platform_status=word,
+                    reasons=[
+                        str(reason)
+                        for info in verdict.get("reject_info") or []
+                        for reason in info.get("reasons") or []
+                    ],
+                )
             )
-            prev = found.get(review.ad_id)
-            if prev is None or rank[review.status] > rank[prev.status]:
-                found[review.ad_id] = review
-        return [found[k] for k in sorted(found)]
-
-    async def _set_status(self, campaign_id: str, ad_id: str, status: str) -> AdDeployment:
-        camp = await self._need_campaign(campaign_id)
-        ads = await self._ads(camp, ad_id)
-        if not ads:
-            raise ConnectorError(f"tiktok: no ad {ad_id!r} in campaign {campaign_id}", status=404)
-        ids = [
-            a["ad_id"]
-            for a in ads
-            if a["operation_status"] != "DELETE" and a["operation_status"] != status
-        ]
-        if ids:
-            await self.post("ad/status/update/", {"ad_ids": ids, "operation_status": status})
-            ads = await self._ads(camp, ad_id)
-        return self._deployment(campaign_id, ad_id, ads)
-
-    async def pause(self, campaign_id: str, ad_id: str) -> AdDeployment:
-        return await self._set_status(campaign_id, ad_id, "DISABLE")
-
-    async def remove(self, campaign_id: str, ad_id: str) -> AdDeployment:
-        """Deletes the ad in every ad group (its text goes with it). The uploaded image stays
-        in the advertiser's asset library: docs/connectors.md says where to delete it."""
-        return await self._set_status(campaign_id, ad_id, "DELETE")
-
-    async def list_ads(self, campaign_id: str) -> list[AdDeployment]:
-        camp = await self._need_campaign(campaign_id)
-        by_name: dict[str, list[dict[str, Any]]] = {}
-        for ad in await self._ads(camp):
-            by_name.setdefault(ad["ad_name"], []).append(ad)
-        return [self._deployment(campaign_id, n, ads) for n, ads in sorted(by_name.items())]
+        return segmented.worst_reviews(reviews)
 
 
 def tiktok_from_settings(settings: Settings) -> TikTokConnector:
     """The tiktok connector with the settings' account; creatives read from the asset store."""
-    from faceloop.storage.assets import AssetStore
-
-    store = AssetStore(settings.resolved_asset_root)
-    return TikTokConnector(settings.tiktok, store.get_bytes)
+    return TikTokConnector(settings.tiktok, segmented.asset_reader(settings))
 
 
-__all__ = ["TikTokConnector", "ad_text", "external_id", "tiktok_from_settings"]
+__all__ = ["TikTokConnector", "ad_text", "tiktok_from_settings"]

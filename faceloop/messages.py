@@ -241,6 +241,11 @@ class DeployInput(Model):
 class DeployOutput(Model):
     live: list[Variant]
     allocation: dict[str, int]
+    refused: dict[str, str] = Field(
+        default_factory=dict,
+        description="variant id -> why the deploy gate refused its creative (do-not-serve): "
+        "never shipped, told to the optimizer as failed",
+    )
 
 
 class ObserveInput(Model):
@@ -282,7 +287,7 @@ class LearnInput(Model):
     )
     failed: list[str] = Field(
         default_factory=list,
-        description="variant ids the ad platform refused (review disapproved): told FAIL",
+        description="variant ids the ad platform's review or the deploy gate refused: told FAIL",
     )
 
 

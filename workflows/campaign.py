@@ -409,6 +409,23 @@ class CampaignWorkflow:
             retry_policy=RETRY,
         )
 
+        # the variants whose creative the deploy gate refused (do-not-serve): blocked in
+        # the round's record, so the learn step tells the optimizer they failed and the
+        # round summary shows them blocked. No new command: histories replay unchanged.
+        if deployed.refused:
+            round_variants = [
+                v.model_copy(
+                    update={
+                        "decision": Decision.block,
+                        "decision_reason": deployed.refused[v.variant_id],
+                        "live": False,
+                    }
+                )
+                if v.variant_id in deployed.refused
+                else v
+                for v in round_variants
+            ]
+
         # observe: a durable timer for the KPI window; a worker restart does not reset it
         self._stage("observe")
         await workflow.sleep(timedelta(seconds=config.kpi_window_seconds))
@@ -513,7 +530,7 @@ class CampaignWorkflow:
                 round_variants=[v for v in round_variants if v.variant_id not in live_ids] + live,
                 live=live,
                 paused=sorted(paused),
-                failed=sorted(refused),
+                failed=sorted(refused | set(deployed.refused)),
             ),
             start_to_close_timeout=SHORT,
             retry_policy=RETRY,

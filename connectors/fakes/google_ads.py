@@ -32,7 +32,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from fastapi import FastAPI, Request
@@ -41,12 +41,19 @@ from fastapi.responses import JSONResponse
 from faceloop.connectors.fakes.delivery import (
     CPM_MICROS,
     EPOCH,
+    DailyDelivery,
     clicks_and_conversions,
     day_date,
     day_index,
     split_evenly,
+    two_segment_rig,
 )
-from faceloop.connectors.fakes.faults import FakeLedger, FaultPlan, FaultyTransport
+from faceloop.connectors.fakes.faults import FakeLedger, FaultPlan
+
+if TYPE_CHECKING:
+    from faceloop.connectors.http_base import VirtualClock
+    from faceloop.connectors.soak import SoakRig
+    from faceloop.settings import GoogleAdsSettings
 
 COLLECTIONS = {
     "campaignBudgets": "campaign_budget",
@@ -88,8 +95,11 @@ def _snake(camel: str) -> str:
 
 
 @dataclass
-class GoogleAdsFake:
+class GoogleAdsFake(DailyDelivery):
     """State of one FAKE Google Ads customer, its ASGI app and its ledger."""
+
+    serving_word: ClassVar[str] = "ENABLED"
+    removed_word: ClassVar[str] = "REMOVED"
 
     version: str = "v26"
     customer_id: str = "1234567890"
@@ -107,33 +117,20 @@ class GoogleAdsFake:
         self._lock = threading.Lock()
         self.app = self._build_app()
 
-    # -- soak interface (faceloop.connectors.soak.SoakFake) ----------------------------------
+    def settings(self, **overrides: Any) -> GoogleAdsSettings:
+        """The google_ads connector's settings for this FAKE customer (`overrides` win)."""
+        from faceloop.settings import GoogleAdsSettings
 
-    def ad_status(self, ad_id: str) -> str | None:
-        statuses = [
-            o["status"]
-            for rn, o in self.objects.items()
-            if "/adGroupAds/" in rn and o["ad"].get("name") == ad_id
-        ]
-        return _deployment_status(statuses)
-
-    def allocation(self, campaign_id: str, window: int) -> dict[str, int]:
-        """Impressions per ad (by name) the fake served in `window` (a day) of the campaign
-        named `faceloop:{campaign_id}`, or would serve now if not delivered yet."""
-        cid = self._campaign_id_by_name(f"faceloop:{campaign_id}")
-        if cid is None:
-            return {}
-        # a delivered day is history (even an empty one); a later one is what would serve now
-        served = (
-            self.delivered[(cid, window)]
-            if (cid, window) in self.delivered
-            else self._plan_day(cid)
+        return GoogleAdsSettings.model_validate(
+            {
+                "base_url": "http://googleads.fake",
+                "customer_id": self.customer_id,
+                "developer_token": self.developer_token,
+                "access_token": self.access_token,
+                "api_version": self.version,
+                **overrides,
+            }
         )
-        out: dict[str, int] = {}
-        for rn, n in served.items():
-            name = self.objects[rn]["ad"].get("name", "")
-            out[name] = out.get(name, 0) + n
-        return out
 
     def disapprove(self, ad_name: str, topic: str = "MISLEADING_CONTENT") -> None:
         """FAKE-only: Google's review disapproves every ad named `ad_name` for `topic`."""
@@ -171,10 +168,6 @@ class GoogleAdsFake:
         return self._error_response(
             GoogleAdsFault("UNAVAILABLE", "The service is currently unavailable.", [])
         )
-
-    def transport(self, plan: FaultPlan | None = None) -> httpx.AsyncBaseTransport:
-        inner = httpx.ASGITransport(app=self.app)
-        return inner if plan is None else FaultyTransport(inner, self, plan)
 
     # -- plumbing -------------------------------------------------------------------------
 
@@ -402,18 +395,19 @@ class GoogleAdsFake:
                             _snake(key),
                         )
                     )
-        for img in rda.get("marketingImages") or [{}]:
-            if img.get("asset") not in self.objects:
-                out.append(
-                    error(
-                        {"mutateError": "RESOURCE_NOT_FOUND"},
-                        "The requested resource was not found.",
-                        "create",
-                        "ad",
-                        "responsive_display_ad",
-                        "marketing_images",
+        for field_name in ("marketingImages", "squareMarketingImages"):
+            for img in rda.get(field_name) or [{}]:
+                if img.get("asset") not in self.objects:
+                    out.append(
+                        error(
+                            {"mutateError": "RESOURCE_NOT_FOUND"},
+                            "The requested resource was not found.",
+                            "create",
+                            "ad",
+                            "responsive_display_ad",
+                            _snake(field_name),
+                        )
                     )
-                )
         return out
 
     def _apply(self, collection: str, op: dict[str, Any]) -> str:
@@ -537,8 +531,17 @@ class GoogleAdsFake:
                 return str(obj["id"])
         return None
 
+    def _ad_name(self, copy: str) -> str:
+        return str(self.objects[copy]["ad"].get("name", ""))
+
+    def _copy_statuses(self, ad_name: str) -> list[str]:
+        return [
+            o["status"]
+            for rn, o in self.objects.items()
+            if "/adGroupAds/" in rn and o["ad"].get("name") == ad_name
+        ]
+
     def _plan_day(self, cid: str) -> dict[str, int]:
-        """What a day of campaign `cid` delivers under its current budget and statuses."""
         rn = f"customers/{self.customer_id}/campaigns/{cid}"
         camp = self.objects[rn]
         if camp["status"] != "ENABLED":
@@ -554,21 +557,6 @@ class GoogleAdsFake:
             and self.objects[obj["adGroup"]]["campaign"] == rn
         )
         return split_evenly(total, serving)
-
-    def _deliver(self, cid: str, through: int) -> None:
-        day = 0
-        while (cid, day) in self.delivered:
-            day += 1
-        for d in range(day, through + 1):
-            self.delivered[(cid, d)] = self._plan_day(cid)
-
-
-def _deployment_status(statuses: list[str]) -> str | None:
-    if not statuses:
-        return None
-    if all(s == "REMOVED" for s in statuses):
-        return "removed"
-    return "active" if "ENABLED" in statuses else "paused"
 
 
 _COND = re.compile(
@@ -681,32 +669,13 @@ def day_of(date: str) -> int:
     return day_index(date)
 
 
-def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
+def soak_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> SoakRig:
     """The google_ads connector wired to a fresh FAKE through fault injection, for
     `faceloop bench connectors` (faceloop.connectors.soak)."""
     from faceloop.connectors.google_ads import GoogleAdsConnector
-    from faceloop.connectors.soak import SoakRig
-    from faceloop.models import AudienceSegment
-    from faceloop.settings import GoogleAdsSettings
 
     fake = GoogleAdsFake()
-    config = GoogleAdsSettings(
-        base_url="http://googleads.fake",
-        customer_id=fake.customer_id,
-        developer_token=fake.developer_token,
-        access_token=fake.access_token,
-        api_version=fake.version,
-    )
-    conn = GoogleAdsConnector(
-        config,
-        lambda uri: b"FAKE image " + uri.encode(),
-        transport=fake.transport(plan),
-        clock=clock,
-        rng=random.Random(seed),
-    )
-    segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
-    # Google splits a campaign budget over the serving ads itself
-    return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+    return two_segment_rig(fake, GoogleAdsConnector, fake.settings(), plan, clock, seed)
 
 
 __all__ = ["EPOCH", "GoogleAdsFake", "day_date", "day_of", "soak_rig"]

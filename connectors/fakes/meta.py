@@ -4,7 +4,10 @@ way the Marketing API documents them, with the same error bodies and usage heade
 
 - POST /act_{id}/adimages (base64 `bytes`; images keyed by content hash), POST and GET
   (with `filtering` on name, `effective_status`) of /act_{id}/campaigns, /adsets,
-  /adcreatives, /ads; GET /{campaign}/ads; GET, POST (status, daily_budget) and DELETE of
+  /adcreatives, /ads; an ad creative is a single image (`object_story_spec.link_data`) or
+  placement asset customization (`asset_feed_spec`: SINGLE_IMAGE images with `adlabels`,
+  `asset_customization_rules` of `customization_spec` + `image_label` + `priority`, checked
+  as `_check_asset_feed` lists); GET /{campaign}/ads; GET, POST (status, daily_budget) and DELETE of
   /{object id}; GET /{campaign}/insights at level=ad with breakdowns=age or level=campaign,
   over a `time_range`;
 - errors as {"error": {"message", "type", "code", "error_subcode", "fbtrace_id"}}: 190
@@ -56,6 +59,7 @@ AGES = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 AGE_WEIGHTS = (0.22, 0.26, 0.2, 0.14, 0.1, 0.08)
 JSON_FIELDS = {
     "adlabels",
+    "asset_feed_spec",
     "creative",
     "object_story_spec",
     "special_ad_categories",
@@ -71,6 +75,43 @@ REQUIRED = {
     "ads": ("name", "adset_id", "creative"),
 }
 HIDDEN = {"DELETED", "ARCHIVED"}
+# customization_spec keys and the positions the Marketing API documents for them
+# (placement targeting; Placement Asset Customization, "customization_spec")
+POSITIONS = {
+    "facebook_positions": (
+        "facebook",
+        {
+            "feed",
+            "right_hand_column",
+            "marketplace",
+            "video_feeds",
+            "search",
+            "story",
+            "facebook_reels",
+            "facebook_reels_overlay",
+            "profile_feed",
+            "instream_video",
+            "notification",
+        },
+    ),
+    "instagram_positions": (
+        "instagram",
+        {
+            "stream",
+            "story",
+            "explore",
+            "explore_home",
+            "reels",
+            "profile_feed",
+            "ig_search",
+            "profile_reels",
+        },
+    ),
+    "messenger_positions": ("messenger", {"messenger_home", "sponsored_messages", "story"}),
+    "audience_network_positions": ("audience_network", {"classic", "rewarded_video"}),
+    "threads_positions": ("threads", {"threads_stream"}),
+}
+PLATFORMS = {"facebook", "instagram", "messenger", "audience_network", "threads"}
 THROTTLES = (
     (4, None, "Application request limit reached"),
     (17, 2446079, "User request limit reached"),
@@ -345,13 +386,106 @@ class MetaFake:
             obj["review"] = "PENDING_REVIEW"
             obj["ad_review_feedback"] = {}
         elif kind == "adcreatives":
-            link = p["object_story_spec"].get("link_data", {})
-            if link.get("image_hash") not in self.images:
-                raise FakeMetaError(400, 100, "(#100) Invalid image hash", 1487242)
+            if "asset_feed_spec" in p:
+                if "link_data" in p["object_story_spec"]:
+                    raise FakeMetaError(
+                        400,
+                        100,
+                        "(#100) FAKE: object_story_spec.link_data and asset_feed_spec both "
+                        "give the ad's image and link; an asset feed creative's story spec "
+                        "names the Page only",
+                    )
+                self._check_asset_feed(p["asset_feed_spec"])
+            else:
+                link = p["object_story_spec"].get("link_data", {})
+                if link.get("image_hash") not in self.images:
+                    raise FakeMetaError(400, 100, "(#100) Invalid image hash", 1487242)
         self.objects[obj["id"]] = obj
         self.ledger.created(kind, str(p["name"]))
         self.ledger.writes += 1
         return {"id": obj["id"]}
+
+    def _check_asset_feed(self, feed: Any) -> None:
+        """The subset of asset_feed_spec faceloop sends (Placement Asset Customization):
+        SINGLE_IMAGE, images of this account's library each with one label, a link URL, at
+        most one description, at least two rules, each naming a label of the feed and
+        documented placements; the default rule (empty spec) has the lowest priority."""
+
+        def bad(message: str) -> FakeMetaError:
+            return FakeMetaError(400, 100, f"(#100) asset_feed_spec: {message}")
+
+        if not isinstance(feed, dict):
+            raise bad("must be a JSON object")
+        if feed.get("ad_formats") != ["SINGLE_IMAGE"]:
+            raise bad('FAKE: only ad_formats ["SINGLE_IMAGE"] is implemented')
+        if not feed.get("link_urls") or not all(
+            isinstance(u, dict) and u.get("website_url") for u in feed["link_urls"]
+        ):
+            raise bad('link_urls is required: [{"website_url": ...}]')
+        if len(feed.get("descriptions") or []) > 1:
+            raise bad("only one link description: it cannot be customized per placement")
+        images = feed.get("images")
+        if not isinstance(images, list) or not images:
+            raise bad("images is required for the SINGLE_IMAGE format")
+        labels: set[str] = set()
+        for i, image in enumerate(images):
+            if not isinstance(image, dict) or image.get("hash") not in self.images:
+                raise FakeMetaError(
+                    400, 100, f"(#100) asset_feed_spec: images[{i}]: Invalid image hash", 1487242
+                )
+            names = [a.get("name") for a in image.get("adlabels") or [] if isinstance(a, dict)]
+            if len(names) != 1 or not isinstance(names[0], str) or not names[0]:
+                raise bad(f'images[{i}].adlabels must be one label {{"name": ...}}')
+            if names[0] in labels:
+                raise bad(f"images[{i}]: label {names[0]!r} is on another image too")
+            labels.add(names[0])
+        rules = feed.get("asset_customization_rules")
+        if not isinstance(rules, list) or len(rules) < 2:
+            raise bad("placement asset customization needs more than one customization rule")
+        priorities: list[int] = []
+        default: int | None = None
+        for i, rule in enumerate(rules):
+            where = f"asset_customization_rules[{i}]"
+            if not isinstance(rule, dict) or not isinstance(rule.get("customization_spec"), dict):
+                raise bad(f"{where}.customization_spec is required")
+            label = (rule.get("image_label") or {}).get("name")
+            if label is None:
+                raise bad(f"{where}.image_label is required for the SINGLE_IMAGE format")
+            if label not in labels:
+                raise bad(f"{where}.image_label {label!r} is not a label of the feed's images")
+            priority = rule.get("priority", i + 1)
+            if not isinstance(priority, int) or priority < 1 or priority in priorities:
+                raise bad(f"{where}.priority must be a positive integer no other rule has")
+            priorities.append(priority)
+            spec = rule["customization_spec"]
+            if not spec:
+                default = priority
+                continue
+            self._check_customization(spec, where)
+        if default is not None and default != max(priorities):
+            raise bad("the default rule (empty customization_spec) must have the lowest priority")
+
+    @staticmethod
+    def _check_customization(spec: dict[str, Any], where: str) -> None:
+        def bad(message: str) -> FakeMetaError:
+            return FakeMetaError(400, 100, f"(#100) asset_feed_spec: {where}.{message}")
+
+        unknown = set(spec) - {"publisher_platforms", "device_platforms", *POSITIONS}
+        if unknown:
+            raise bad(f"customization_spec has unsupported fields {sorted(unknown)}")
+        platforms = spec.get("publisher_platforms")
+        if not isinstance(platforms, list) or not platforms or set(platforms) - PLATFORMS:
+            raise bad(f"publisher_platforms must be a non-empty list of {sorted(PLATFORMS)}")
+        for key, (platform, allowed) in POSITIONS.items():
+            positions = spec.get(key)
+            if positions is None:
+                if platform in platforms and platform in {"facebook", "instagram"}:
+                    raise bad(f"{key} is required when {platform} is a publisher platform")
+                continue
+            if platform not in platforms:
+                raise bad(f"{key} given but {platform} is not in publisher_platforms")
+            if not isinstance(positions, list) or not positions or set(positions) - allowed:
+                raise bad(f"{key} must be a non-empty list of {sorted(allowed)}")
 
     def _budget(self, value: Any) -> int:
         try:

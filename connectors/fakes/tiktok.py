@@ -32,7 +32,7 @@ import threading
 import uuid
 from dataclasses import dataclass, field
 from email.parser import BytesParser
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from fastapi import FastAPI, Request
@@ -40,11 +40,18 @@ from fastapi import FastAPI, Request
 from faceloop.connectors.fakes.delivery import (
     CPM_MICROS,
     EPOCH,
+    DailyDelivery,
     clicks_and_conversions,
     day_index,
     split_evenly,
+    two_segment_rig,
 )
-from faceloop.connectors.fakes.faults import FakeLedger, FaultPlan, FaultyTransport
+from faceloop.connectors.fakes.faults import FakeLedger, FaultPlan
+
+if TYPE_CHECKING:
+    from faceloop.connectors.http_base import VirtualClock
+    from faceloop.connectors.soak import SoakRig
+    from faceloop.settings import TikTokSettings
 
 THROTTLE, TOKEN_INVALID, NO_PERMISSION, BAD_PARAM, SYSTEM_ERROR = 40100, 40105, 40001, 40002, 50000
 AD_TEXT_MAX = 100
@@ -63,8 +70,11 @@ def envelope(code: int, message: str, data: Any = None) -> dict[str, Any]:
 
 
 @dataclass
-class TikTokFake:
+class TikTokFake(DailyDelivery):
     """State of one FAKE TikTok advertiser account, its ASGI app and its ledger."""
+
+    serving_word: ClassVar[str] = "ENABLE"
+    removed_word: ClassVar[str] = "DELETE"
 
     version: str = "v1.3"
     advertiser_id: str = "7000000000000000001"
@@ -82,38 +92,19 @@ class TikTokFake:
         self._lock = threading.Lock()
         self.app = self._build_app()
 
-    # -- soak interface --------------------------------------------------------------------
+    def settings(self, **overrides: Any) -> TikTokSettings:
+        """The tiktok connector's settings for this FAKE advertiser (`overrides` win)."""
+        from faceloop.settings import TikTokSettings
 
-    def ad_status(self, ad_id: str) -> str | None:
-        statuses = [a["operation_status"] for a in self.ads.values() if a["ad_name"] == ad_id]
-        if not statuses:
-            return None
-        if all(s == "DELETE" for s in statuses):
-            return "removed"
-        return "active" if "ENABLE" in statuses else "paused"
-
-    def allocation(self, campaign_id: str, window: int) -> dict[str, int]:
-        cid = next(
-            (
-                k
-                for k, c in self.campaigns.items()
-                if c["campaign_name"] == f"faceloop:{campaign_id}"
-            ),
-            None,
+        return TikTokSettings.model_validate(
+            {
+                "base_url": "http://tiktok.fake",
+                "advertiser_id": self.advertiser_id,
+                "access_token": self.access_token,
+                "api_version": self.version,
+                **overrides,
+            }
         )
-        if cid is None:
-            return {}
-        # a delivered day is history (even an empty one); a later one is what would serve now
-        served = (
-            self.delivered[(cid, window)]
-            if (cid, window) in self.delivered
-            else self._plan_day(cid)
-        )
-        out: dict[str, int] = {}
-        for ad_id, n in served.items():
-            name = self.ads[ad_id]["ad_name"]
-            out[name] = out.get(name, 0) + n
-        return out
 
     def throttle_response(self, request: httpx.Request, rng: random.Random) -> httpx.Response:
         return httpx.Response(
@@ -122,10 +113,6 @@ class TikTokFake:
 
     def server_error_response(self, request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, json=envelope(SYSTEM_ERROR, "System error, please retry."))
-
-    def transport(self, plan: FaultPlan | None = None) -> httpx.AsyncBaseTransport:
-        inner = httpx.ASGITransport(app=self.app)
-        return inner if plan is None else FaultyTransport(inner, self, plan)
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -419,12 +406,16 @@ class TikTokFake:
             out.update(split_evenly(total, serving))
         return out
 
-    def _deliver(self, cid: str, through: int) -> None:
-        day = 0
-        while (cid, day) in self.delivered:
-            day += 1
-        for d in range(day, through + 1):
-            self.delivered[(cid, d)] = self._plan_day(cid)
+    # -- DailyDelivery ----------------------------------------------------------------------
+
+    def _campaign_id_by_name(self, name: str) -> str | None:
+        return next((k for k, c in self.campaigns.items() if c["campaign_name"] == name), None)
+
+    def _ad_name(self, copy: str) -> str:
+        return str(self.ads[copy]["ad_name"])
+
+    def _copy_statuses(self, ad_name: str) -> list[str]:
+        return [a["operation_status"] for a in self.ads.values() if a["ad_name"] == ad_name]
 
 
 def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
@@ -442,31 +433,13 @@ def _multipart(content_type: str, body: bytes) -> dict[str, Any]:
     return out
 
 
-def soak_rig(plan: FaultPlan, clock: Any, seed: int) -> Any:
+def soak_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> SoakRig:
     """The tiktok connector wired to a fresh FAKE through fault injection, for
     `faceloop bench connectors` (faceloop.connectors.soak)."""
-    from faceloop.connectors.soak import SoakRig
     from faceloop.connectors.tiktok import TikTokConnector
-    from faceloop.models import AudienceSegment
-    from faceloop.settings import TikTokSettings
 
     fake = TikTokFake()
-    config = TikTokSettings(
-        base_url="http://tiktok.fake",
-        advertiser_id=fake.advertiser_id,
-        access_token=fake.access_token,
-        api_version=fake.version,
-    )
-    conn = TikTokConnector(
-        config,
-        lambda uri: b"FAKE image " + uri.encode(),
-        transport=fake.transport(plan),
-        clock=clock,
-        rng=random.Random(seed),
-    )
-    segments = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
-    # TikTok splits an ad group's budget over its ads itself
-    return SoakRig(conn, fake, clock, segments, exact_allocation=False)
+    return two_segment_rig(fake, TikTokConnector, fake.settings(), plan, clock, seed)
 
 
 __all__ = ["AD_TEXT_MAX", "THROTTLE", "TikTokFake", "envelope", "soak_rig"]

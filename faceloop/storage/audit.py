@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import RowMapping
+from sqlalchemy.engine import Connection, RowMapping
 
 from faceloop.errors import FaceloopError
 from faceloop.storage.schema import CatalogBase, Row, audit_head, audit_log, utc
@@ -187,53 +187,49 @@ class AuditLog(CatalogBase):
         (workflow run, activity id) plus kind and subject, so a retried activity does not
         record the same fact twice.
         """
-        payload_json = canonical_json(payload)
         key = key if key is not None else _activity_audit_key(kind, subject)
+        with self._write() as conn:
+            return self._append_audit(conn, campaign_id, kind, subject, actor, payload, ts, key)
+
+    def _append_audit(
+        self,
+        conn: Connection,
+        campaign_id: str | None,
+        kind: str,
+        subject: str,
+        actor: str,
+        payload: dict[str, Any],
+        ts: datetime | None,
+        key: str | None,
+    ) -> AuditEntry:
+        """`audit` inside the caller's write transaction, so an entry and the change it
+        records commit together or not at all (the KPI import)."""
+        payload_json = canonical_json(payload)
         # the database keeps microseconds; hash exactly what will read back
         when = utc(ts or datetime.now(UTC))
-        with self._write() as conn:
-            if key is not None:
-                existing = (
-                    conn.execute(select(audit_log).where(audit_log.c.idem_key == key))
-                    .mappings()
-                    .first()
-                )
-                if existing is not None:
-                    return entry_from_row(existing)
-            head_q = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            if self.dialect == "postgresql":
-                # SQLite already holds the write lock (BEGIN IMMEDIATE); PostgreSQL needs the
-                # row lock, or two appenders would both extend the same head
-                head_q = head_q.with_for_update()
-            head = conn.execute(head_q).first()
-            if head is None:
-                raise FaceloopError(
-                    f"the audit log at {self._safe_url()} has no head row (audit_head id 1): "
-                    "it was deleted outside faceloop, so the end of the chain cannot be "
-                    "checked and nothing is appended; `faceloop audit verify` reports it"
-                )
-            seq = head.seq + 1
-            digest = entry_hash(
-                head.hash, seq, when, campaign_id, kind, subject, actor, payload_json
+        if key is not None:
+            existing = (
+                conn.execute(select(audit_log).where(audit_log.c.idem_key == key))
+                .mappings()
+                .first()
             )
-            conn.execute(
-                audit_log.insert().values(
-                    seq=seq,
-                    campaign_id=campaign_id,
-                    kind=kind,
-                    subject=subject,
-                    actor=actor,
-                    ts=when,
-                    payload=payload_json,
-                    prev_hash=head.hash,
-                    hash=digest,
-                    idem_key=key,
-                )
+            if existing is not None:
+                return entry_from_row(existing)
+        head_q = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        if self.dialect == "postgresql":
+            # SQLite already holds the write lock (BEGIN IMMEDIATE); PostgreSQL needs the
+            # row lock, or two appenders would both extend the same head
+            head_q = head_q.with_for_update()
+        head = conn.execute(head_q).first()
+        if head is None:
+            raise FaceloopError(
+                f"the audit log at {self._safe_url()} has no head row (audit_head id 1): "
+                "it was deleted outside faceloop, so the end of the chain cannot be "
+                "checked and nothing is appended; `faceloop audit verify` reports it"
             )
-            conn.execute(
-                update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest)
-            )
-        return AuditEntry(
+        seq = head.seq + 1
+        digest = entry_hash(head.hash, seq, when, campaign_id, kind, subject, actor, payload_json)
+        entry = AuditEntry(
             seq=seq,
             campaign_id=campaign_id,
             kind=kind,
@@ -244,6 +240,11 @@ class AuditLog(CatalogBase):
             prev_hash=head.hash,
             hash=digest,
         )
+        # the stored payload is the hashed text itself, not a re-serialization of it
+        row = {**entry.model_dump(exclude={"payload"}), "payload": payload_json}
+        conn.execute(audit_log.insert().values(**row, idem_key=key))
+        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        return entry
 
     def audit_entries(self, campaign_id: str | None = None) -> list[AuditEntry]:
         """Entries in chain order; all of them, or those of one campaign."""

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,6 +71,7 @@ __all__ = [
     "ERASED",
     "GENESIS_HASH",
     "AuditEntry",
+    "AuditRecord",
     "CampaignRow",
     "Catalog",
     "ChainCheck",
@@ -98,6 +100,17 @@ _FREE_TEXT = ("product", "message", "tone", "constraints")
 def campaign_subject(campaign_id: str) -> str:
     """The key-store subject whose key seals a campaign's brief text."""
     return f"campaign:{campaign_id}"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An audit entry to append with the change it records (`Catalog.audit`'s arguments)."""
+
+    kind: str
+    subject: str
+    actor: str
+    payload: dict[str, Any]
+    key: str | None = None
 
 
 class CampaignRow(Row):
@@ -568,6 +581,38 @@ class Catalog(SubjectRecords):
 
     def record_observations(self, obs: list[KpiObservation]) -> None:
         """Store KPI windows; one row per (variant, round, segment), so a re-read replaces."""
+        with self._write() as conn:
+            self._record_observations(conn, obs)
+
+    def import_observations(
+        self,
+        campaign_id: str,
+        obs: list[KpiObservation],
+        check: Callable[[list[KpiObservation]], None],
+        audit: AuditRecord,
+    ) -> AuditEntry:
+        """Store imported KPI windows and the audit entry that records them in one
+        transaction: both commit, or neither does.
+
+        `check` is given the campaign's stored observations as the transaction sees them,
+        before anything is written, and raises to refuse (say, a window another import
+        changed since the file was checked)."""
+        with self._write() as conn:
+            check(self._observations(conn, kpi_observations.c.campaign_id == campaign_id))
+            entry = self._append_audit(
+                conn,
+                campaign_id,
+                audit.kind,
+                audit.subject,
+                audit.actor,
+                audit.payload,
+                None,
+                audit.key,
+            )
+            self._record_observations(conn, obs)
+        return entry
+
+    def _record_observations(self, conn: Connection, obs: list[KpiObservation]) -> None:
         now = datetime.now(UTC)
         # the last reading of a key within one batch wins, as it would across batches
         by_key = {(o.variant_id, o.round, o.segment): o for o in obs}
@@ -588,8 +633,7 @@ class Catalog(SubjectRecords):
             }
             for o in by_key.values()
         ]
-        with self._write() as conn:
-            self._upsert(conn, kpi_observations, rows, ["variant_id", "round", "segment"])
+        self._upsert(conn, kpi_observations, rows, ["variant_id", "round", "segment"])
 
     def observations(self, campaign_id: str) -> list[KpiObservation]:
         with self._read() as conn:

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -225,6 +226,8 @@ async def test_deploy_refuses_the_bad_creatives_and_deploys_the_rest(
     (live,) = out.live
     assert live.variant_id == "v1" and live.live and live.ad_id
     assert set(out.allocation) == {"v1"}
+    # what the workflow tells the optimizer as failed
+    assert set(out.refused) == {"v0", "v2"}
     ads = await conn.list_ads(CID)
     assert [a.ad_id for a in ads] == [live.ad_id]
 
@@ -243,6 +246,53 @@ async def test_deploy_refuses_the_bad_creatives_and_deploys_the_rest(
     # creates no second ad
     again = await ActivityEnvironment().run(acts.deploy, inp)
     assert [v.variant_id for v in again.live] == ["v1"] and again.live[0].ad_id == live.ad_id
+    assert again.refused == out.refused  # still told failed after a retry
     kinds = [e.kind for e in setup.catalog.audit_entries(CID)]
     assert kinds.count("ad.refused") == 2 and kinds.count("ad.deployed") == 1
     assert len(await conn.list_ads(CID)) == 1
+
+
+@pytest.mark.parametrize("platform", ["meta", "google_ads", "tiktok"])
+async def test_the_gate_stands_before_every_platform_connector(
+    setup: Setup, faces: list[np.ndarray], platform: str
+) -> None:
+    """The same do-not-serve for Meta, Google Ads and TikTok (each on its FAKE platform) as
+    for the sandbox above: the stripped copy never reaches the platform, counted on the
+    platform's side; the intact creative ships."""
+    from platforms import GOOGLE, TIKTOK
+
+    from faceloop.connectors.fakes.google_ads import GoogleAdsFake
+    from faceloop.connectors.fakes.meta import MetaFake, connector_for
+    from faceloop.connectors.fakes.tiktok import TikTokFake
+
+    fake: Any
+    if platform == "meta":
+        fake = MetaFake()
+        conn: Any = connector_for(fake)
+    elif platform == "google_ads":
+        fake = GoogleAdsFake()
+        conn = GOOGLE.connect(fake)
+    else:
+        fake = TikTokFake()
+        conn = TIKTOK.connect(fake)
+    batch = [
+        _variant(setup, 0, stripped(setup, 0, faces[0])),
+        _variant(setup, 1, signed(setup, 1, faces[1])),
+    ]
+    for v in batch:
+        setup.catalog.upsert_variant(v)
+    acts = ConnectorActivities(lambda name: conn, setup.catalog, setup.gate)
+    try:
+        out = await ActivityEnvironment().run(
+            acts.deploy,
+            DeployInput(
+                campaign_id=CID, round=0, brief=BRIEF, config=CONFIG, live=batch, impressions=1_000
+            ),
+        )
+    finally:
+        await conn.aclose()
+    assert set(out.refused) == {"v0"} and [v.variant_id for v in out.live] == ["v1"]
+    bad, good = (v.asset.asset_id for v in batch if v.asset is not None)
+    created = [name for _, name in fake.ledger.creates]
+    assert not [n for n in created if bad in n]  # nothing of the stripped copy was created
+    assert [n for n in created if good in n]

@@ -7,91 +7,27 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from platforms import GOOGLE, PNG
 
-from faceloop.connectors.base import AdConnector
 from faceloop.connectors.fakes.faults import FaultPlan
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
 from faceloop.connectors.fakes.google_ads import soak_rig as google_soak_rig
 from faceloop.connectors.google_ads import GoogleAdsConnector
-from faceloop.connectors.http_base import PlatformRefused, RetryPolicy, Uncertain, VirtualClock
+from faceloop.connectors.http_base import PlatformRefused, Uncertain, VirtualClock
 from faceloop.connectors.soak import SoakRig, soak
 from faceloop.errors import ConnectorError
-from faceloop.settings import GoogleAdsSettings
-from faceloop.testing import ConnectorContract
 from faceloop.testing.connectors import SEGMENTS, ad_spec
 
-PNG = b"\x89PNG\r\n\x1a\n FAKE creative bytes"
-
-
-def config(fake: GoogleAdsFake, **kw: Any) -> GoogleAdsSettings:
-    base: dict[str, Any] = {
-        "base_url": "http://googleads.fake",
-        "customer_id": fake.customer_id,
-        "developer_token": fake.developer_token,
-        "access_token": fake.access_token,
-        "api_version": fake.version,
-    }
-    return GoogleAdsSettings.model_validate({**base, **kw})
-
-
-def connect(fake: GoogleAdsFake, plan: FaultPlan | None = None, **kw: Any) -> GoogleAdsConnector:
-    return GoogleAdsConnector(
-        config(fake, **kw),
-        lambda uri: PNG,
-        transport=fake.transport(plan),
-        clock=VirtualClock(),
-        rng=random.Random(0),
-    )
-
-
-class TestGoogleAdsContract(ConnectorContract):
-    # Google Ads has no per-ad budget: Google splits the campaign budget over serving ads
-    exact_delivery = False
-
-    @pytest.fixture
-    async def connector(self) -> AsyncIterator[AdConnector]:
-        conn = connect(GoogleAdsFake())
-        yield conn
-        await conn.aclose()
+connect = GOOGLE.connect
 
 
 @pytest.fixture
 def fake() -> GoogleAdsFake:
     return GoogleAdsFake()
-
-
-async def test_throttled_calls_wait_the_named_delay_and_succeed(fake: GoogleAdsFake) -> None:
-    conn = connect(fake, FaultPlan(rate=0.3, mix={"throttle": 1.0}, seed=3))
-    try:
-        await conn.ensure_campaign("c1", SEGMENTS)
-        dep = await conn.deploy(ad_spec("c1", 0))
-        assert dep.status == "active"
-        assert conn.stats.throttled > 0
-        # RESOURCE_EXHAUSTED carries quotaErrorDetails.retryDelay: at least that was waited
-        assert conn.stats.backoff_s >= conn.stats.throttled * 1.0
-        assert fake.ledger.duplicates() == 0
-    finally:
-        await conn.aclose()
-
-
-async def test_lost_answers_are_reconciled_by_name_not_created_twice(fake: GoogleAdsFake) -> None:
-    conn = connect(fake, FaultPlan(rate=0.25, mix={"timeout_after_commit": 1.0}, seed=7))
-    try:
-        await conn.ensure_campaign("c1", SEGMENTS)
-        for n in range(4):
-            await conn.deploy(ad_spec("c1", n))
-            await conn.deploy(ad_spec("c1", n))  # a Temporal retry of the activity
-        assert fake.ledger.injected["timeout_after_commit"] > 0
-        assert fake.ledger.duplicates() == 0
-        ads = [o for rn, o in fake.objects.items() if "/adGroupAds/" in rn]
-        assert len(ads) == 4 * len(SEGMENTS)
-    finally:
-        await conn.aclose()
 
 
 async def test_partial_failure_names_the_operation_and_field(fake: GoogleAdsFake) -> None:
@@ -165,22 +101,6 @@ async def test_bad_credentials_are_a_terminal_error_without_the_token(fake: Goog
         await conn.aclose()
 
 
-async def test_a_platform_down_for_good_ends_in_a_bounded_error(fake: GoogleAdsFake) -> None:
-    conn = GoogleAdsConnector(
-        config(fake),
-        lambda uri: PNG,
-        transport=fake.transport(FaultPlan(rate=0.99, mix={"server_error": 1.0})),
-        clock=VirtualClock(),
-        rng=random.Random(0),
-        policy=RetryPolicy(max_attempts=3),
-    )
-    try:
-        with pytest.raises(PlatformRefused, match="after 3 attempts"):
-            await conn.list_ads("c1")
-    finally:
-        await conn.aclose()
-
-
 async def test_the_ad_carries_the_ai_attestation_and_the_visible_label(fake: GoogleAdsFake) -> None:
     conn = connect(fake)
     try:
@@ -209,13 +129,8 @@ async def test_the_ad_carries_the_ai_attestation_and_the_visible_label(fake: Goo
         await conn.aclose()
 
 
-async def test_unconfigured_connector_names_the_settings() -> None:
-    with pytest.raises(ConnectorError, match="FACELOOP_GOOGLE_ADS__CUSTOMER_ID"):
-        GoogleAdsConnector(GoogleAdsSettings(), lambda uri: b"")
-
-
 async def test_credentials_stay_out_of_repr_and_dumps(fake: GoogleAdsFake) -> None:
-    cfg = config(fake)
+    cfg = fake.settings()
     assert fake.developer_token not in repr(cfg)
     assert fake.access_token not in str(cfg.model_dump())
     assert httpx  # imported for the transport types
@@ -240,12 +155,6 @@ def forgetful_rig(plan: FaultPlan, clock: VirtualClock, seed: int) -> SoakRig:
     return rig
 
 
-async def test_soak_google_ads_has_no_duplicates_or_lost_updates() -> None:
-    result = await soak("google_ads", ops=150, fault_rate=0.2, seed=3)
-    assert set(result.faults_injected) == {"timeout_after_commit", "server_error", "throttle"}
-    assert (result.duplicates, result.lost_updates, result.failed_ops) == (0, 0, 0)
-
-
 async def test_the_soak_sees_an_allocation_that_was_not_written() -> None:
     result = await soak(
         "google_ads-forgetful", ops=120, fault_rate=0.0, seed=3, builder=forgetful_rig
@@ -268,7 +177,7 @@ class BlindRetries(GoogleAdsConnector):
 
 async def test_the_fake_counts_duplicates_of_blind_retries(fake: GoogleAdsFake) -> None:
     conn = BlindRetries(
-        config(fake),
+        fake.settings(),
         lambda uri: PNG,
         transport=fake.transport(FaultPlan(rate=0.3, mix={"timeout_after_commit": 1.0}, seed=2)),
         clock=VirtualClock(),
@@ -281,27 +190,6 @@ async def test_the_fake_counts_duplicates_of_blind_retries(fake: GoogleAdsFake) 
     finally:
         await conn.aclose()
     assert fake.ledger.duplicates() > 0
-
-
-async def test_reviews_report_google_policy_disapprovals(fake: GoogleAdsFake) -> None:
-    conn = connect(fake)
-    try:
-        await conn.ensure_campaign("c1", SEGMENTS)
-        first = await conn.deploy(ad_spec("c1", 0))
-        second = await conn.deploy(ad_spec("c1", 1))
-        assert {r.status for r in await conn.reviews("c1")} == {"approved"}
-        fake.disapprove(second.ad_id, "MISLEADING_CONTENT")
-        by_ad = {r.ad_id: r for r in await conn.reviews("c1")}
-        assert by_ad[first.ad_id].status == "approved"
-        bad = by_ad[second.ad_id]
-        assert (bad.status, bad.platform_status, bad.asset_id) == (
-            "disapproved",
-            "DISAPPROVED",
-            "asset-0001",
-        )
-        assert bad.reasons == ["PROHIBITED: MISLEADING_CONTENT"]
-    finally:
-        await conn.aclose()
 
 
 def test_config_names_the_nested_variables_and_masks_the_tokens(

@@ -201,3 +201,12 @@ def test_redact_hides_token_shapes() -> None:
     out = redact(text, ["s3cr3t"])
     assert "EAAB123" not in out and "xyz" not in out and "s3cr3t" not in out
     assert "limit=1" in out
+
+
+async def test_an_uncertain_write_does_not_echo_the_token() -> None:
+    # a 5xx on a create whose body echoes the request (and its token) back
+    answer = err(500, "transient", message="upstream said: access_token=SECRET-TOKEN")
+    conn, _ = toy([answer], VirtualClock())
+    with pytest.raises(Uncertain) as info:
+        await conn.call("POST", "/create", retry_timeouts=False)
+    assert "SECRET-TOKEN" not in str(info.value) and "toy POST /create" in str(info.value)

@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Iterator
 from datetime import UTC, date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -217,6 +218,51 @@ def test_a_differing_row_is_a_conflict_unless_replace(catalog: Catalog, tmp_path
     assert [
         e.payload["replaced"] for e in catalog.audit_entries(CAMPAIGN) if e.kind == "kpis.imported"
     ] == [0, 1]
+
+
+# --------------------------------------------------------------------------- all or nothing
+
+
+def test_a_failure_mid_write_leaves_nothing_half_applied(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = google_csv(catalog, tmp_path)
+    plan = plan_import(catalog, CAMPAIGN, path, load_mapping("google"))
+    entries = len(catalog.audit_entries())
+    real_upsert = catalog._upsert
+
+    def half_then_fail(conn: Any, table: Any, rows: Any, keys: Any, *a: Any, **kw: Any) -> None:
+        # the first two rows reach the database, then it fails (disk full, killed, ...)
+        real_upsert(conn, table, rows[:2], keys, *a, **kw)
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(catalog, "_upsert", half_then_fail)
+    with pytest.raises(OSError, match="disk I/O error"):
+        apply_import(catalog, plan, "analyst@example.com")
+    assert catalog.observations(CAMPAIGN) == []
+    assert len(catalog.audit_entries()) == entries  # not the entry without its rows
+    assert catalog.verify_audit() == []
+
+    monkeypatch.undo()
+    assert import_file(catalog, path, "google") == "4 new, 0 replaced, 0 unchanged"
+    assert len(catalog.observations(CAMPAIGN)) == 4
+    assert [e.kind for e in catalog.audit_entries()[entries:]] == ["kpis.imported"]
+
+
+def test_a_window_written_after_the_check_refuses_the_whole_file(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    plan = plan_import(catalog, CAMPAIGN, google_csv(catalog, tmp_path), load_mapping("google"))
+    # the observe step (or another import) writes one of the file's windows meanwhile
+    (row,) = [r for r in plan.rows if r.line == 3]
+    catalog.record_observations([row.observation.model_copy(update={"clicks": 5})])
+    with pytest.raises(KpiImportError) as info:
+        apply_import(catalog, plan, "analyst@example.com")
+    (problem,) = info.value.problems
+    assert problem.startswith("line 3: ad '120002', window 0") and "run the import again" in problem
+    # nothing of the file was written, and no entry claims it was
+    assert [(o.variant_id, o.clicks) for o in catalog.observations(CAMPAIGN)] == [("v2", 5)]
+    assert not [e for e in catalog.audit_entries(CAMPAIGN) if e.kind == "kpis.imported"]
 
 
 # --------------------------------------------------------------------------- bad rows

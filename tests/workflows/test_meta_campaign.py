@@ -1,15 +1,21 @@
 """A whole campaign through the Meta connector, on the real Temporal dev server, against the
 FAKE Graph API (faceloop.connectors.fakes.meta) served over HTTP: the brief's channel is
-meta, the fake's review disapproves one ad, and faceloop records it, pauses it, tells the
-optimizer it failed and raises it to the playbook's escalation role (compliance)."""
+meta, each ad shows the placement exports the deploy gate admitted (one ad image each,
+placement asset customization), the fake's review disapproves one ad, and faceloop records
+it, pauses it, tells the optimizer it failed and raises it to the playbook's escalation
+role (compliance). The access token is then looked for in every event of the workflow's
+history, in the catalog and in every log record of the run: it is in none."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import logging
 import socket
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,13 +24,14 @@ import pytest
 import uvicorn
 from optuna.trial import TrialState
 from pydantic import SecretStr
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.meta import ACCOUNT, PAGE, TOKEN, MetaFake
+from faceloop.connectors.meta import image_label
 from faceloop.models import CampaignConfig, CampaignState, Channel
 from faceloop.optimization import Optimizer
 from faceloop.settings import Settings
@@ -59,6 +66,31 @@ def serve(fake: MetaFake) -> Iterator[str]:
         sock.close()
 
 
+def assert_secret_absent(secret: str, histories: list[WorkflowHistory], db_url: str) -> None:
+    """`secret` is in no event of the histories (payloads are JSON bytes: searched raw and
+    as the history's JSON, where payload data is base64) and not in the catalog's file."""
+    assert len(secret) >= 8 and histories
+    encoded = base64.b64encode(secret.encode()).decode()[:-4]  # a prefix: alignment-safe
+    for history in histories:
+        raw = b"".join(e.SerializeToString() for e in history.events)
+        assert secret.encode() not in raw
+        text = history.to_json()
+        assert secret not in text and encoded not in text
+    db = Path(db_url.removeprefix("sqlite:///"))
+    assert db.is_file()
+    for f in db.parent.glob(db.name + "*"):  # with the write-ahead log, if any
+        assert secret.encode() not in f.read_bytes(), f
+
+
+def assert_not_logged(secret: str, caplog: pytest.LogCaptureFixture) -> None:
+    """No log record (message, arguments or traceback) of the run holds `secret`."""
+    assert caplog.records, "nothing was logged: the check would prove nothing"
+    for record in caplog.records:
+        assert secret not in record.getMessage(), record.name
+        if record.exc_info:
+            assert secret not in "".join(traceback.format_exception(*record.exc_info))
+
+
 async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     brief = brief.model_copy(update={"channels": [Channel.meta]})
@@ -77,8 +109,9 @@ async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
 
 
 async def test_a_campaign_through_meta_with_a_disapproved_ad(
-    temporal_env: WorkflowEnvironment, settings: Settings
+    temporal_env: WorkflowEnvironment, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)  # every record of the workers, httpx and the fake
     fake = MetaFake()
     fake.disapprove_next(1, "Ads may not use misleading imagery")
     cid = "meta-e2e"
@@ -110,6 +143,26 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
             assert ad["name"].startswith(f"faceloop:{cid}:")
             targeting = fake.objects[ad["adset_id"]]["targeting"]
             assert targeting == {"geo_locations": {"countries": ["DE", "FR", "NL"]}}
+
+        # each ad shows the JPEG exports the deploy gate admitted (the audit's record),
+        # one ad image each, by placement asset customization
+        admitted = {
+            e.payload["ad_id"]: [x.split()[0] for x in e.payload["exports"] if "jpeg" in x]
+            for e in catalog.audit_entries(cid)
+            if e.kind == "ad.deployed"
+        }
+        assert set(admitted) == set(ads) and any(admitted.values())
+        for ad_id, placements in admitted.items():
+            creative = fake.objects[fake.objects[ad_id]["creative"]["id"]]
+            feed = creative.get("asset_feed_spec")
+            if not placements:
+                assert feed is None and "link_data" in creative["object_story_spec"]
+                continue
+            assert feed is not None
+            labels = {i["adlabels"][0]["name"] for i in feed["images"]}
+            want = {image_label(p) for p in placements}
+            assert labels == (want if "1:1" in placements else want | {image_label(None)})
+            assert all(i["hash"] in fake.images for i in feed["images"])
 
         # the disapproved ad: recorded, paused on Meta, raised to compliance, never live
         (bad,) = [a for a in ads.values() if a["review"] == "DISAPPROVED"]
@@ -144,7 +197,10 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
     client = temporal_env.client
     run_ids = [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{cid}'")]
     replayer = Replayer(workflows=[CampaignWorkflow], data_converter=pydantic_data_converter)
-    for r in run_ids:
-        await replayer.replay_workflow(
-            await client.get_workflow_handle(cid, run_id=r).fetch_history()
-        )
+    histories = [await client.get_workflow_handle(cid, run_id=r).fetch_history() for r in run_ids]
+    for history in histories:
+        await replayer.replay_workflow(history)
+    # the token never entered Temporal: no event of any run (inputs, results, failures)
+    # holds it, though the worker called Meta with it all along; nor does the catalog
+    assert_secret_absent(TOKEN, histories, meta.resolved_database_url)
+    assert_not_logged(TOKEN, caplog)

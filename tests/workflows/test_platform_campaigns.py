@@ -1,11 +1,14 @@
 """A whole campaign through the google_ads and the tiktok connector, each against its FAKE
 platform served over real HTTP, on the real Temporal dev server: the worker builds the
-connector from the settings (FACELOOP_GOOGLE_ADS__* / FACELOOP_TIKTOK__*) as in production."""
+connector from the settings (FACELOOP_GOOGLE_ADS__* / FACELOOP_TIKTOK__*) as in production,
+and its tokens are in no event of the workflow's history, not in the catalog and in no log
+record."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 import time
 from collections import Counter
@@ -16,6 +19,7 @@ from typing import Any
 import pytest
 import uvicorn
 from temporalio.testing import WorkflowEnvironment
+from test_meta_campaign import assert_not_logged, assert_secret_absent
 
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
@@ -76,8 +80,12 @@ def platform_settings(settings: Settings, name: str, url: str, fake: Any) -> Set
 
 @pytest.mark.parametrize("name", ["google_ads", "tiktok"])
 async def test_a_campaign_runs_through_the_platform(
-    temporal_env: WorkflowEnvironment, settings: Settings, name: str
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+    name: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     fake: GoogleAdsFake | TikTokFake = GoogleAdsFake() if name == "google_ads" else TikTokFake()
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     brief = brief.model_copy(update={"channels": [Channel(name)]})
@@ -103,6 +111,17 @@ async def test_a_campaign_runs_through_the_platform(
         finally:
             await res.aclose()
     assert state.stage == "done" and state.round == 1
+
+    # the platform's credentials never entered Temporal or the catalog
+    client = temporal_env.client
+    run_ids = [wf.run_id async for wf in client.list_workflows(f"WorkflowId = '{cid}'")]
+    histories = [await client.get_workflow_handle(cid, run_id=r).fetch_history() for r in run_ids]
+    secrets = [fake.access_token] + (
+        [fake.developer_token] if isinstance(fake, GoogleAdsFake) else []
+    )
+    for secret in secrets:
+        assert_secret_absent(secret, histories, s.resolved_database_url)
+        assert_not_logged(secret, caplog)
 
     catalog = Catalog(s.resolved_database_url)
     try:
