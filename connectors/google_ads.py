@@ -639,9 +639,9 @@ class GoogleAdsConnector(HttpConnector):
 
 def google_ads_from_settings(settings: Settings) -> GoogleAdsConnector:
     """The google_ads connector with the settings' account; creatives read from the asset store."""
-    from faceloop.storage.assets import AssetStore
+    from faceloop.storage.assets import open_asset_store
 
-    store = AssetStore(settings.resolved_asset_root)
+    store = open_asset_store(settings)
     return GoogleAdsConnector(settings.google_ads, store.get_bytes)
 
 

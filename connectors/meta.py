@@ -556,7 +556,7 @@ class MetaConnector(HttpConnector):
 
 def meta_from_settings(settings: Settings) -> MetaConnector:
     """The Meta connector configured by FACELOOP_META_* (faceloop.settings.Settings)."""
-    from faceloop.storage.assets import AssetStore
+    from faceloop.storage.assets import open_asset_store
 
     account, page = settings.meta_ad_account_id, settings.meta_page_id
     token, link = settings.meta_access_token, settings.meta_link_url
@@ -574,7 +574,7 @@ def meta_from_settings(settings: Settings) -> MetaConnector:
         raise ConnectorError(
             f"meta connector is not configured: set {', '.join(missing)} (docs/connectors.md)"
         )
-    store = AssetStore(settings.resolved_asset_root)
+    store = open_asset_store(settings)
     return MetaConnector(
         base_url=settings.meta_base_url,
         api_version=settings.meta_api_version,

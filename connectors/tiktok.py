@@ -528,9 +528,9 @@ class TikTokConnector(HttpConnector):
 
 def tiktok_from_settings(settings: Settings) -> TikTokConnector:
     """The tiktok connector with the settings' account; creatives read from the asset store."""
-    from faceloop.storage.assets import AssetStore
+    from faceloop.storage.assets import open_asset_store
 
-    store = AssetStore(settings.resolved_asset_root)
+    store = open_asset_store(settings)
     return TikTokConnector(settings.tiktok, store.get_bytes)
 
 
