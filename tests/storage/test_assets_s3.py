@@ -202,3 +202,47 @@ def test_bad_store_settings_name_the_field(
         monkeypatch.setenv(k, v)
     with pytest.raises(InputError, match=match):
         get_settings()
+
+
+# ------------------------------------------------------------------ erasure on S3
+
+
+async def test_erasure_deletes_the_objects_and_says_it_could_not_scrub(
+    s3_settings: S3Settings, s3_bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    """The erasure file step on an S3 store: the persona's adapter is found by its sidecar,
+    every object of the erased ids goes, the control asset stays, and the report's note
+    says the objects were deleted, not overwritten."""
+    import json
+
+    from temporalio.testing import ActivityEnvironment
+
+    from faceloop.erasure import ErasurePlan
+    from faceloop.storage.catalog import Catalog
+    from faceloop.workflows.erasure_activities import ErasureActivities
+
+    store = AssetStore(f"s3://{s3_bucket}/assets", s3_settings.storage_options())
+    image_id, _ = store.put_image(_image(1))
+    control_id, control = store.put_image(_image(2))
+    adapter_id, adapter = store.put_bytes(b"sealed weights", ".safetensors.enc")
+    meta = {"kind": "persona_lora", "persona_id": "ada", "asset_id": adapter_id}
+    store.put_sidecar(adapter, ".json", json.dumps(meta).encode())
+
+    catalog = Catalog(f"sqlite:///{tmp_path / 'faceloop.db'}")
+    try:
+        steps = ErasureActivities(catalog, store, connector=lambda name: None)
+        assert steps._adapters_of("ada") == [adapter_id]
+        assert steps._adapters_of("bob") == []
+        plan = ErasurePlan(
+            kind="persona", target="ada", asset_ids=[image_id], adapter_ids=[adapter_id]
+        )
+        report = await ActivityEnvironment().run(steps.delete_asset_files, plan)
+    finally:
+        catalog.close()
+    assert report.removed == 2 and sorted(report.ids) == sorted([image_id, adapter_id])
+    (note,) = report.notes
+    assert f"objects under s3://{s3_bucket}/assets deleted" in note
+    assert "cannot overwrite in place" in note
+    left = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
+    assert left == [control.removeprefix(f"s3://{s3_bucket}/")]
+    assert store.uris_of(control_id) == [control]
