@@ -33,9 +33,9 @@ _RANK: dict[ReviewStatus, int] = {"approved": 0, "pending": 1, "with_issues": 2,
 
 def asset_reader(settings: Settings) -> Callable[[str], bytes]:
     """Reads a creative by URI from the settings' asset store (what a connector uploads)."""
-    from faceloop.storage.assets import AssetStore
+    from faceloop.storage.assets import open_asset_store
 
-    return AssetStore(settings.resolved_asset_root).get_bytes
+    return open_asset_store(settings).get_bytes
 
 
 def segment_name(segment: AudienceSegment) -> str:

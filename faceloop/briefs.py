@@ -24,6 +24,10 @@ class _StrictLoader(yaml.SafeLoader):
 def _strict_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            # `<<: *defaults` (Compose files share settings this way): construct_mapping
+            # merges it below, keys given here winning as YAML says; not a key of its own
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
             first = seen.setdefault(key, key_node.start_mark.line + 1)

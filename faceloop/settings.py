@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -37,6 +37,45 @@ _TLS_FILES = {
     "temporal_tls_cert": ("client_cert", "TEMPORAL_TLS_CLIENT_CERT_PATH"),
     "temporal_tls_key": ("client_private_key", "TEMPORAL_TLS_CLIENT_KEY_PATH"),
 }
+
+
+class S3Settings(BaseModel):
+    """Endpoint and credentials of an S3-compatible asset store (FACELOOP_S3__<NAME>), used
+    when FACELOOP_ASSET_URL is s3://bucket/prefix (docs/storage.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    endpoint_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="endpoint of an S3-compatible server (MinIO, R2, ...); unset: AWS S3",
+    )
+    region: str | None = Field(default=None, description="region of the bucket; unset: the SDK's")
+    # never printed: SecretStr keeps them out of repr, logs, `faceloop config` and payloads;
+    # both unset: the AWS SDK's own chain (AWS_* variables, ~/.aws, an instance role)
+    access_key_id: SecretStr | None = Field(default=None, description="access key id")
+    secret_access_key: SecretStr | None = Field(default=None, description="secret access key")
+
+    @model_validator(mode="after")
+    def _both_keys(self) -> S3Settings:
+        if (self.access_key_id is None) != (self.secret_access_key is None):
+            raise ValueError(
+                "FACELOOP_S3__ACCESS_KEY_ID and FACELOOP_S3__SECRET_ACCESS_KEY go together: "
+                "set both, or neither to use the AWS SDK's credential chain"
+            )
+        return self
+
+    def storage_options(self) -> dict[str, Any]:
+        """s3fs's options; they hold the secret, so they are never logged."""
+        options: dict[str, Any] = {}
+        if self.access_key_id is not None and self.secret_access_key is not None:
+            options["key"] = self.access_key_id.get_secret_value()
+            options["secret"] = self.secret_access_key.get_secret_value()
+        if self.endpoint_url:
+            options["endpoint_url"] = self.endpoint_url
+        if self.region:
+            options["client_kwargs"] = {"region_name": self.region}
+        return options
 
 
 class GoogleAdsSettings(BaseModel):
@@ -173,6 +212,11 @@ class Settings(BaseSettings):
     )
     asset_root: str | None = Field(
         default=None, description="asset store folder; unset: <home>/assets"
+    )
+    asset_url: str | None = Field(
+        default=None,
+        description="asset store in an S3-compatible object store, s3://bucket/prefix "
+        "(endpoint and keys: FACELOOP_S3__*); unset: the folder FACELOOP_ASSET_ROOT",
     )
     generator: str = Field(
         default="dcgan", description="generator backend name: dcgan, onnx, diffusers"
@@ -370,6 +414,11 @@ class Settings(BaseSettings):
         default_factory=TikTokSettings,
         description="tiktok connector (FACELOOP_TIKTOK__ADVERTISER_ID, __ACCESS_TOKEN, ...)",
     )
+    s3: S3Settings = Field(
+        default_factory=S3Settings,
+        description="S3-compatible asset store of FACELOOP_ASSET_URL (FACELOOP_S3__ENDPOINT_URL, "
+        "__REGION, __ACCESS_KEY_ID, __SECRET_ACCESS_KEY)",
+    )
 
     # settings filled from Temporal's env config, for `faceloop config`'s source column
     _from_temporal_env: set[str] = PrivateAttr(default_factory=set)
@@ -386,6 +435,30 @@ class Settings(BaseSettings):
             f"FACELOOP_TRACING={v!r}: use off, console, or an OTLP/HTTP traces URL such as "
             "http://127.0.0.1:4318/v1/traces"
         )
+
+    @field_validator("asset_url")
+    @classmethod
+    def _asset_url_value(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from faceloop.storage.assets import parse_s3_url
+
+        try:
+            parse_s3_url(v.strip())
+        except Exception as exc:  # FaceloopError: reported as this field's error
+            raise ValueError(
+                f"FACELOOP_ASSET_URL: {exc}; a local folder goes in FACELOOP_ASSET_ROOT"
+            ) from None
+        return v.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_asset_store(self) -> Settings:
+        if self.asset_url is not None and self.asset_root is not None:
+            raise ValueError(
+                "FACELOOP_ASSET_URL and FACELOOP_ASSET_ROOT are both set: the assets live in "
+                "one store; unset one of them"
+            )
+        return self
 
     @model_validator(mode="after")
     def _temporal_connection(self) -> Settings:
@@ -488,6 +561,12 @@ class Settings(BaseSettings):
     @property
     def resolved_asset_root(self) -> str:
         return self.asset_root or str(self.resolved_home / "assets")
+
+    @property
+    def resolved_asset_url(self) -> str:
+        """Where the assets live: FACELOOP_ASSET_URL, else the local folder (open it with
+        faceloop.storage.assets.open_asset_store)."""
+        return self.asset_url or self.resolved_asset_root
 
     @property
     def resolved_sandbox_url(self) -> str:

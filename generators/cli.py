@@ -133,7 +133,7 @@ def persona_train_cmd(
     """
     from faceloop.generators import persona
     from faceloop.settings import get_settings
-    from faceloop.storage.assets import AssetStore
+    from faceloop.storage.assets import open_asset_store
     from faceloop.storage.catalog import Catalog
     from faceloop.storage.keys import SubjectKeyStore
 
@@ -158,9 +158,7 @@ def persona_train_cmd(
             pipe = DiffusersGenerator(model).pipeline
         pics = persona.load_images(images, size)
         result = persona.train_persona_lora(pipe, pics, record, steps=steps, rank=rank, lr=lr)
-        stored = persona.store_adapter(
-            AssetStore(settings.resolved_asset_root), result, SubjectKeyStore(catalog)
-        )
+        stored = persona.store_adapter(open_asset_store(settings), result, SubjectKeyStore(catalog))
     except FaceloopError as exc:
         raise fail(exc) from exc
     finally:
@@ -169,7 +167,7 @@ def persona_train_cmd(
     summary = {
         "asset_id": stored.asset_id,
         "uri": stored.uri,
-        "metadata": str(stored.meta_path),
+        "metadata": stored.meta_uri,
         "consent_id": record.consent_id,
         "persona_id": record.persona_id,
         "loss_before": round(result.loss_before, 5),

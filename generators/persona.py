@@ -22,7 +22,7 @@ import numpy as np
 # the consent model and loader live with the consent registry; imported here because
 # training is where consent was first checked, and callers import them from here
 from faceloop.consent import ConsentRecord, load_consent
-from faceloop.errors import GenerationError, InputError
+from faceloop.errors import FaceloopError, GenerationError, InputError
 from faceloop.storage.assets import AssetStore, scrub_file
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def train_persona_lora(
 class StoredAdapter:
     asset_id: str
     uri: str
-    meta_path: Path
+    meta_uri: str
     meta: dict[str, Any]
 
 
@@ -217,11 +217,10 @@ def store_adapter(store: AssetStore, result: TrainResult, keys: SubjectKeyStore)
     sealed = keys.seal(persona_id, clear_path.read_bytes(), SEAL_PURPOSE)
     asset_id, uri = store.put_bytes(sealed, SEALED_SUFFIX)
     meta = {**result.meta, "asset_id": asset_id, "sealed_for": persona_id}
-    path = store.path_of(uri)
-    meta_path = path.with_name(f"{path.name}.json")
-    meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    text = json.dumps(meta, indent=1, sort_keys=True) + "\n"
+    meta_uri = store.put_sidecar(uri, ".json", text.encode())
     scrub_file(clear_path)
-    return StoredAdapter(asset_id, uri, meta_path, meta)
+    return StoredAdapter(asset_id, uri, meta_uri, meta)
 
 
 def open_adapter(store: AssetStore, uri: str, keys: SubjectKeyStore) -> dict[str, Any]:
@@ -236,14 +235,13 @@ def open_adapter(store: AssetStore, uri: str, keys: SubjectKeyStore) -> dict[str
 
 def load_adapter_meta(store: AssetStore, uri: str) -> dict[str, Any]:
     """The sidecar of a stored adapter; GenerationError when it has none (no consent trail)."""
-    path = store.path_of(uri)
-    meta_path = path.with_name(f"{path.name}.json")
-    if not meta_path.is_file():
+    meta_uri = store.sidecar_uri(uri, ".json")
+    if not store.exists(meta_uri):
         raise GenerationError(
             f"adapter {uri} has no metadata sidecar, so no consent trail; retrain it with "
             "`faceloop persona train`"
         )
-    meta: dict[str, Any] = json.loads(meta_path.read_text())
+    meta: dict[str, Any] = json.loads(store.get_bytes(meta_uri))
     return meta
 
 
@@ -251,10 +249,10 @@ def find_adapters(store: AssetStore, persona_id: str) -> list[dict[str, Any]]:
     """The sidecars of every stored adapter of the persona, by asset id (a persona campaign
     picks one of these: generators/production.py)."""
     found: dict[str, dict[str, Any]] = {}
-    for sidecar in sorted(store.root.glob(f"*/*{SEALED_SUFFIX}.json")):
+    for sidecar in store.uris_ending(f"{SEALED_SUFFIX}.json"):
         try:
-            meta = json.loads(sidecar.read_text())
-        except (OSError, ValueError):
+            meta = json.loads(store.get_bytes(sidecar))
+        except (FaceloopError, ValueError):
             continue
         if (
             isinstance(meta, dict)
@@ -262,10 +260,6 @@ def find_adapters(store: AssetStore, persona_id: str) -> list[dict[str, Any]]:
             and meta.get("persona_id") == persona_id
             and meta.get("asset_id")
         ):
-            found[str(meta["asset_id"])] = {**meta, "uri": _uri_of(store, sidecar)}
+            # the sealed file beside the sidecar
+            found[str(meta["asset_id"])] = {**meta, "uri": sidecar.removesuffix(".json")}
     return [found[k] for k in sorted(found)]
-
-
-def _uri_of(store: AssetStore, sidecar: Path) -> str:
-    """The asset-store URI of the sealed file beside a sidecar."""
-    return sidecar.with_name(sidecar.name.removesuffix(".json")).resolve().as_uri()

@@ -46,7 +46,7 @@ from faceloop.models import Brief, CampaignConfig, CampaignState
 from faceloop.playbooks.schema import Playbook, load_playbook, revalidated
 from faceloop.report import build_report
 from faceloop.settings import Settings
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import open_asset_store
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign import CampaignInput, CampaignWorkflow
 from faceloop.workflows.erasure import ErasureWorkflow
@@ -202,7 +202,7 @@ def write_report(settings: Settings, campaign_id: str, out_dir: Path) -> tuple[P
 
         return build_report(
             catalog,
-            AssetStore(settings.resolved_asset_root),
+            open_asset_store(settings),
             campaign_id,
             out_dir,
             prompt_only=prompt_only_params(settings.generator),

@@ -189,17 +189,18 @@ class ErasureActivities:
     def _adapters_of(self, persona_id: str) -> list[str]:
         """Persona LoRA adapters in the asset store, found by their metadata sidecars."""
         found = []
-        for sidecar in self.store.root.glob("*/*.json"):
+        for sidecar in self.store.uris_ending(".json"):
             try:
-                meta = json.loads(sidecar.read_text())
-            except (OSError, ValueError):
+                meta = json.loads(self.store.get_bytes(sidecar))
+            except (FaceloopError, ValueError):
                 continue
             if (
                 isinstance(meta, dict)
                 and meta.get("kind") == "persona_lora"
                 and meta.get("persona_id") == persona_id
             ):
-                found.append(str(meta.get("asset_id") or sidecar.name.split(".", 1)[0]))
+                name = sidecar.rsplit("/", 1)[-1]
+                found.append(str(meta.get("asset_id") or name.split(".", 1)[0]))
         return sorted(set(found))
 
     # ------------------------------------------------------------------ (b) ads
@@ -275,10 +276,10 @@ class ErasureActivities:
                 done.add(report.store, asset_id)
         report.removed = len(report.ids)
         if report.removed:
-            report.notes.append(f"files under {self.store.root} overwritten with zeros, removed")
+            report.notes.append(self.store.erasure_note())
         return report
 
-    def _delete_asset(self, asset_id: str) -> list[Path]:
+    def _delete_asset(self, asset_id: str) -> list[str]:
         return self.store.delete(asset_id)
 
     @activity.defn

@@ -251,7 +251,7 @@ class EmbeddedStack:
                 str(home / "sandbox.db"),
                 # measured mode reads each ad's image from the stack's asset store
                 "--assets",
-                self.settings.resolved_asset_root,
+                self.settings.resolved_asset_url,
                 *(
                     ["--audience-sees", self.settings.sandbox_audience_sees]
                     if self.settings.sandbox_audience_sees

@@ -22,7 +22,7 @@ from faceloop.guardrails.base import Guardrail
 from faceloop.optimization import Optimizer
 from faceloop.playbooks.schema import Playbook, load_playbook
 from faceloop.settings import Settings
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import AssetStore, open_asset_store
 from faceloop.storage.catalog import Catalog
 from faceloop.storage.checkpoints import Checkpoints
 from faceloop.storage.files import private_dir
@@ -62,7 +62,7 @@ class Resources:
         return cls(
             settings=settings,
             catalog=Catalog(settings.resolved_database_url),
-            store=AssetStore(settings.resolved_asset_root),
+            store=open_asset_store(settings),
         )
 
     def connector(self, name: str) -> AdConnector:

@@ -39,9 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--assets",
-        type=Path,
         default=None,
-        help="asset store folder the ads' images are read from (needed in measured mode)",
+        help="asset store the ads' images are read from (needed in measured mode): a folder, "
+        "or s3://bucket/prefix with FACELOOP_S3__* for its endpoint and keys",
     )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     args = parser.parse_args(argv)

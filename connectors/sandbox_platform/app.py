@@ -735,17 +735,26 @@ class _Store:
         return out
 
 
+def _asset_store(location: str | Path) -> AssetStore:
+    if str(location).startswith("s3://"):
+        from faceloop.settings import get_settings
+
+        # the endpoint and keys come from FACELOOP_S3__*, as they do for the workers
+        return AssetStore(str(location), get_settings().s3.storage_options())
+    return AssetStore(location)
+
+
 def create_app(
     scenario: Scenario,
     state_path: Path | None = None,
-    assets: Path | None = None,
+    assets: str | Path | None = None,
     perceive: Perceive | None = None,
 ) -> FastAPI:
     """The sandbox platform as an ASGI app. Raises InputError if `state_path` exists and is
     not a sandbox state file, or if the scenario's audience sees measured faces and no
-    asset store folder (`assets`) is given. `perceive` replaces the perception module
-    (tests)."""
-    store = _Store(scenario, state_path, AssetStore(assets) if assets else None, perceive)
+    asset store (`assets`: a folder, or s3://bucket/prefix with FACELOOP_S3__* for its
+    endpoint and keys) is given. `perceive` replaces the perception module (tests)."""
+    store = _Store(scenario, state_path, _asset_store(assets) if assets else None, perceive)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -828,7 +837,7 @@ def serve(
     app = create_app(
         scenario,
         None if state_path is None else Path(state_path),
-        None if assets is None else Path(assets),
+        assets,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 

@@ -244,14 +244,14 @@ def build_pages() -> APIRouter:
     @r.get("/variants/{variant_id}/image")
     async def image(request: Request, who: MaybeWho, variant_id: str) -> Response:
         """A variant's image, for those who may see its campaign."""
-        from faceloop.storage.assets import AssetStore
+        from faceloop.storage.assets import open_asset_store
 
         me = _need(who)
         variant = await asyncio.to_thread(request.app.state.catalog.get_variant, variant_id)
         if variant is None or variant.asset is None or variant.erased_at is not None:
             raise HTTPException(404, "no image for this variant")
         await asyncio.to_thread(api.campaign_row_for, request, me, variant.campaign_id)
-        store = AssetStore(state_of(request).settings.resolved_asset_root)
+        store = open_asset_store(state_of(request).settings)
         try:
             data = await asyncio.to_thread(store.get_bytes, variant.asset.uri)
         except (OSError, FaceloopError) as exc:

@@ -1,5 +1,6 @@
-"""Storage: content-addressed asset store, catalog and hash-chained audit log, and the
-per-subject key store that crypto-shreds a persona's biometric data.
+"""Storage: content-addressed asset store (a folder or an S3 bucket), catalog and
+hash-chained audit log, and the per-subject key store that crypto-shreds a persona's
+biometric data.
 
 The catalog's parts: schema.py (tables, connections), audit.py (the audit log),
 subjects.py (consents, subject keys, exports, erasure), catalog.py (`Catalog`: campaigns,
@@ -7,7 +8,7 @@ variants, deployments, observations and the rest through its bases), migrations/
 versions; docs/storage.md).
 """
 
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import AssetStore, open_asset_store
 from faceloop.storage.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -37,5 +38,6 @@ __all__ = [
     "SubjectKeyStore",
     "canonical_json",
     "entry_hash",
+    "open_asset_store",
     "verify_chain",
 ]

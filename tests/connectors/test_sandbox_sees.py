@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import cv2
 import httpx
@@ -45,7 +46,7 @@ def _scenario(sees: str) -> Scenario:
 
 
 async def _clicks(sc: Scenario, store: AssetStore, uri: str, asset_id: str) -> tuple[int, int]:
-    app = create_app(sc, assets=store.root)
+    app = create_app(sc, assets=store.url)
     conn = SandboxConnector("http://sandbox.test", transport=httpx.ASGITransport(app=app))
     try:
         await conn.ensure_campaign("c1", ALL)
@@ -82,6 +83,23 @@ async def test_a_creative_declared_dark_but_rendered_light_is_seen_as_light(
     # declared Monk 10: CTR near sigmoid(logit(0.05) + 3) ~ 0.51; seen light: near 0.05
     assert declared_clicks > 2000
     assert measured_clicks < 600
+
+
+async def test_measured_mode_reads_the_image_from_an_s3_store(
+    s3_settings: Any, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sandbox given `--assets s3://...` reads the creative from the bucket, with the
+    endpoint and keys from FACELOOP_S3__* as the workers have them."""
+    for name, value in [
+        ("ENDPOINT_URL", s3_settings.endpoint_url),
+        ("ACCESS_KEY_ID", s3_settings.access_key_id.get_secret_value()),
+        ("SECRET_ACCESS_KEY", s3_settings.secret_access_key.get_secret_value()),
+    ]:
+        monkeypatch.setenv(f"FACELOOP_S3__{name}", value)
+    store = AssetStore(f"s3://{s3_bucket}/assets", s3_settings.storage_options())
+    asset_id, uri = store.put_image(_light_portrait())
+    clicks, seen_tone = await _clicks(_scenario("measured"), store, uri, asset_id)
+    assert seen_tone <= 3 and clicks < 600
 
 
 async def test_measured_mode_needs_the_asset_store_and_a_readable_image(tmp_path: Path) -> None:

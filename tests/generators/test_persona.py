@@ -112,7 +112,7 @@ def test_training_lowers_the_loss_and_the_adapter_round_trips(kind: str, tmp_pat
     stored = store_adapter(store, result, keys)
     meta = load_adapter_meta(store, stored.uri)
     assert meta["consent_id"] == "c-2031-0001" and meta["asset_id"] == stored.asset_id
-    assert json.loads(stored.meta_path.read_text())["persona_id"] == "ada"
+    assert json.loads(store.get_bytes(stored.meta_uri))["persona_id"] == "ada"
     # sealed at rest under the persona's key; the clear file training wrote is gone
     assert clear[64:128] not in store.get_bytes(stored.uri)
     assert not (result.adapter_dir / ADAPTER_FILE).exists()

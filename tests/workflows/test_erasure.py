@@ -504,7 +504,7 @@ class CrashOnce(ErasureActivities):
     crashes = 0
     removed = 0
 
-    def _delete_asset(self, asset_id: str) -> list[Path]:
+    def _delete_asset(self, asset_id: str) -> list[str]:
         if type(self).removed == 1 and type(self).crashes == 0:
             type(self).crashes += 1
             raise RuntimeError("worker died while deleting files")
