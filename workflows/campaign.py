@@ -141,7 +141,7 @@ class CampaignWorkflow:
         if outcome.event == "decided":
             assert outcome.decision is not None
             return f"{vote.variant_id}: {outcome.decision.value} ({outcome.reason})"
-        item = self._board.items[vote.variant_id]
+        item = board.items[vote.variant_id]
         return (
             f"{vote.variant_id}: approval {len(item.approvals)}/{item.level.approvers} "
             f"recorded; waiting for {item.level.approvers - len(item.approvals)} more "

@@ -126,11 +126,21 @@ def test_with_console_users_only_a_vote_the_console_signed_counts(
 def test_the_cli_without_the_console_refuses_to_vote_once_users_exist(
     store: UserStore, tmp_path: Path
 ) -> None:
-    store.add_user("cora", "correct horse battery", Role.compliance)
-    result = CliRunner().invoke(
+    env = {
+        "FACELOOP_HOME": str(tmp_path),
+        "FACELOOP_API_URL": None,
+        "FACELOOP_NEW_PASSWORD": "correct horse battery",
+    }
+    runner = CliRunner()
+    added = runner.invoke(cli, ["users", "add", "cora", "--role", "compliance"], env=env)
+    assert added.exit_code == 0, added.output
+    assert "first console user" in added.stdout  # says that votes change from now on
+    again = runner.invoke(cli, ["users", "add", "carl", "--role", "compliance"], env=env)
+    assert again.exit_code == 0 and "first console user" not in again.stdout, again.output
+    result = runner.invoke(
         cli,
         ["approve", "c1-r0-t0", "--reason", "ok", "--role", "compliance", "--reviewer", "cora"],
-        env={"FACELOOP_HOME": str(tmp_path), "FACELOOP_API_URL": None},
+        env=env,
     )
     assert result.exit_code == 1, result.output
     assert "FACELOOP_API_URL" in result.stderr and "FACELOOP_API_TOKEN" in result.stderr
