@@ -152,8 +152,11 @@ def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: st
     # without the console nobody proves who votes: that is only allowed while no console
     # user exists (one operator); the worker refuses an unsigned vote after that anyway,
     # this says why before anything is sent
-    with UserStore(settings.resolved_database_url) as users:
-        n_users = len(users.users())
+    try:
+        with UserStore(settings.resolved_database_url) as users:
+            n_users = len(users.users())
+    except FaceloopError as exc:  # the catalog unreachable: its one-line error
+        raise fail(exc) from exc
     if n_users:
         raise fail(
             FaceloopError(
