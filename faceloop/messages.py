@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 
 from faceloop.generation import GenerationConfig
 from faceloop.models import (
@@ -172,6 +172,16 @@ class ReviewDecision(Model):
     reason: Text = Field(max_length=2000)
 
 
+class VoteSignature(Model):
+    """The console's proof of who cast a vote (faceloop/votes.py): Ed25519 over the vote's
+    fields, the time and a nonce."""
+
+    key_id: str = Field(max_length=64, description="sha256 of the public key, 16 hex digits")
+    issued_at: AwareDatetime
+    nonce: str = Field(max_length=64)
+    signature: str = Field(max_length=200, description="base64 Ed25519 signature")
+
+
 class ReviewInput(ReviewDecision):
     """A compliance reviewer's vote on an escalated variant (the `review` update)."""
 
@@ -182,6 +192,16 @@ class ReviewInput(ReviewDecision):
         max_length=64,
         description="the role the reviewer votes as: the one the level waits for (required)",
     )
+    # required by the worker once console users exist; None: a single operator's vote
+    signature: VoteSignature | None = None
+
+
+class VoteCheck(Model):
+    """What the worker found checking who cast a vote (ReviewActivities.verify_vote)."""
+
+    ok: bool
+    identity: Literal["signed", "unverified"] = "unverified"
+    reason: str = ""
 
 
 class Vote(Model):
@@ -226,6 +246,8 @@ class ReviewRecord(Model):
     role: str | None = None
     level: int = 0
     approvals: list[str] = Field(default_factory=list)
+    # a vote's: "signed" (the console proved who cast it) or "unverified" (no console users)
+    identity: str | None = None
 
 
 class DeployInput(Model):

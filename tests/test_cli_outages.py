@@ -38,6 +38,8 @@ DATABASE_COMMANDS = [
     ["audit", "verify"],
     ["db", "current"],
     ["db", "upgrade"],
+    # a vote without the console first asks the catalog whether console users exist
+    ["approve", "v1", *VOTE],
 ]
 
 

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.workflows.campaign_activities import CampaignActivities
     from faceloop.workflows.consent_activities import ConsentActivities
     from faceloop.workflows.review import ReviewBoard
+    from faceloop.workflows.review_activities import ReviewActivities
 
 # Retries: transient failures (a worker crash, a 5xx from the platform) retry with backoff;
 # business rejections are raised non-retryable by the activities themselves.
@@ -110,13 +111,37 @@ class CampaignWorkflow:
     @workflow.update
     async def review(self, vote: ReviewInput) -> str:
         assert self._board is not None
-        records = self._board.cast(vote, workflow.now())
+        board = self._board
+        # who cast the vote is checked by an activity (keys, users, the clock are I/O);
+        # patched, so votes recorded before the check replay as they were accepted then
+        if workflow.patched("review-verified-votes"):
+            check = await workflow.execute_activity_method(
+                ReviewActivities.verify_vote,
+                vote,
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
+            if not check.ok:
+                raise ApplicationError(check.reason, type="VoteRefused", non_retryable=True)
+            if self._board is not board:
+                raise ApplicationError(
+                    f"the review of {vote.variant_id} ended while the vote was checked",
+                    type="VoteRefused",
+                    non_retryable=True,
+                )
+            try:
+                # the board may have moved while the check ran (another vote, a deadline)
+                records = board.cast(vote, workflow.now(), identity=check.identity)
+            except ValueError as exc:
+                raise ApplicationError(str(exc), type="VoteRefused", non_retryable=True) from None
+        else:
+            records = board.cast(vote, workflow.now())
         self._records.extend(records)
         outcome = records[-1]
         if outcome.event == "decided":
             assert outcome.decision is not None
             return f"{vote.variant_id}: {outcome.decision.value} ({outcome.reason})"
-        item = self._board.items[vote.variant_id]
+        item = board.items[vote.variant_id]
         return (
             f"{vote.variant_id}: approval {len(item.approvals)}/{item.level.approvers} "
             f"recorded; waiting for {item.level.approvers - len(item.approvals)} more "

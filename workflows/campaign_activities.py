@@ -315,6 +315,8 @@ class CampaignActivities:
                 "role": inp.role,
                 "level": inp.level,
                 "approvals": inp.approvals,
+                # only votes carry it; absent from entries written before votes were checked
+                **({"identity": inp.identity} if inp.identity is not None else {}),
             },
         )
 

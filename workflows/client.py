@@ -244,14 +244,21 @@ async def list_escalations(
 
 async def cast_review(client: Client, vote: ReviewInput) -> str:
     """Send a vote to the campaign that waits for it; the campaign's answer comes back."""
-    waiting = [p for p in await list_escalations(client) if p.variant_id == vote.variant_id]
+    waiting = [
+        p
+        for p in await list_escalations(client)
+        if p.variant_id == vote.variant_id and vote.campaign_id in ("", p.campaign_id)
+    ]
     if not waiting:
         raise ReviewRefused(
             f"variant {vote.variant_id} is not waiting for a review in any running campaign; "
             "`faceloop escalations` lists what waits"
         )
     target = waiting[0]
-    vote = vote.model_copy(update={"campaign_id": target.campaign_id})
+    if not vote.campaign_id:
+        # an unsigned vote names its variant only; a signed one already names (and signed)
+        # its campaign, and is left as it is
+        vote = vote.model_copy(update={"campaign_id": target.campaign_id})
     handle = client.get_workflow_handle(target.workflow_id)
     try:
         return await handle.execute_update(CampaignWorkflow.review, vote)

@@ -191,8 +191,11 @@ class ReviewBoard:
         if not vote.reason.strip():
             raise ValueError("a review needs a reason (--reason)")
 
-    def cast(self, vote: ReviewInput, now: datetime) -> list[ReviewRecord]:
-        """Apply a validated vote; returns the events to record (the vote, maybe the outcome)."""
+    def cast(
+        self, vote: ReviewInput, now: datetime, identity: str | None = None
+    ) -> list[ReviewRecord]:
+        """Apply a validated vote; returns the events to record (the vote, maybe the outcome).
+        `identity` is what the worker's check found (signed, unverified) for the audit log."""
         self.validate(vote, now)
         item = self.items[vote.variant_id]
         item.votes.append(
@@ -216,6 +219,7 @@ class ReviewBoard:
                 role=vote.role or item.level.role,
                 level=item.level_no,
                 approvals=item.approvals,
+                identity=identity,
             )
         ]
         if vote.decision == Decision.block:

@@ -16,6 +16,7 @@ from faceloop.agents.activities import PlannerActivities
 from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.registry import get_connector
+from faceloop.console.users import UserStore
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
@@ -27,11 +28,13 @@ from faceloop.storage.catalog import Catalog
 from faceloop.storage.checkpoints import Checkpoints
 from faceloop.storage.files import private_dir
 from faceloop.storage.keys import SubjectKeyStore
+from faceloop.votes import VoteVerifier
 from faceloop.workflows.campaign import CampaignWorkflow
 from faceloop.workflows.campaign_activities import CampaignActivities
 from faceloop.workflows.consent_activities import ConsentActivities
 from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.erasure_activities import ErasureActivities
+from faceloop.workflows.review_activities import ReviewActivities
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 from faceloop.workflows.telemetry import MetricsInterceptor
 
@@ -54,15 +57,19 @@ class Resources:
     settings: Settings
     catalog: Catalog
     store: AssetStore
+    # the console's users: who may cast a review vote once any exist
+    users: UserStore
     connectors: dict[str, AdConnector] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings) -> Resources:
         private_dir(settings.resolved_home)
+        catalog = Catalog(settings.resolved_database_url)
         return cls(
             settings=settings,
-            catalog=Catalog(settings.resolved_database_url),
+            catalog=catalog,
             store=open_asset_store(settings),
+            users=UserStore(catalog.url),
         )
 
     def connector(self, name: str) -> AdConnector:
@@ -74,6 +81,7 @@ class Resources:
         for c in self.connectors.values():
             await c.aclose()
         self.catalog.close()
+        self.users.close()
 
 
 def build_workers(
@@ -108,6 +116,8 @@ def build_workers(
         analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
         # GDPR erasure reaches every store (platforms, files, catalog, gallery, keys)
         erasure = ErasureActivities.from_settings(s, res.catalog, res.store, res.connector)
+        # who cast a review vote: console users and the console's public vote-signing key
+        reviews = ReviewActivities(res.users, VoteVerifier.open(s.resolved_home))
         workers.append(
             Worker(
                 client,
@@ -119,6 +129,7 @@ def build_workers(
                     campaign.propose,
                     campaign.decide,
                     campaign.record_review,
+                    reviews.verify_vote,
                     campaign.check_rollback,
                     campaign.learn,
                     campaign.finish,

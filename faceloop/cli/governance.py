@@ -29,7 +29,8 @@ ReviewerOpt = Annotated[
     typer.Option(
         envvar="FACELOOP_REVIEWER",
         help="who votes (default: $FACELOOP_REVIEWER, else the login name); recorded in the "
-        "audit log. With FACELOOP_API_URL the console's user votes and this is ignored",
+        "audit log as unverified. Only while no console user exists: after that, votes go "
+        "through FACELOOP_API_URL as the token's user and this is ignored",
     ),
 ]
 ReasonOpt = Annotated[str, typer.Option(help="why; recorded in the audit log")]
@@ -133,6 +134,7 @@ def _api(settings: Settings, method: str, path: str, body: dict[str, Any] | None
 
 
 def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
+    from faceloop.console.users import UserStore
     from faceloop.messages import ReviewInput
     from faceloop.workflows.client import ReviewRefused, cast_review, reachable_client
 
@@ -147,6 +149,24 @@ def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: st
             f"{escape(done['reviewer'])} ({escape(done['role'])}): {escape(done['answer'])}"
         )
         return
+    # without the console nobody proves who votes: that is only allowed while no console
+    # user exists (one operator); the worker refuses an unsigned vote after that anyway,
+    # this says why before anything is sent
+    try:
+        with UserStore(settings.resolved_database_url) as users:
+            n_users = len(users.users())
+    except FaceloopError as exc:  # the catalog unreachable: its one-line error
+        raise fail(exc) from exc
+    if n_users:
+        raise fail(
+            FaceloopError(
+                f"this catalog has {n_users} console user(s), so a vote counts only when the "
+                "console signs it for a logged-in user: set FACELOOP_API_URL (the console, "
+                "e.g. http://127.0.0.1:8780) and FACELOOP_API_TOKEN (`faceloop users token "
+                "NAME`) and vote again, or vote in the console"
+            ),
+            1,
+        )
     vote = ReviewInput(
         campaign_id="",  # filled in from the campaign that waits for this variant
         variant_id=variant,

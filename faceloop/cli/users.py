@@ -73,6 +73,7 @@ def add(
     password = _password(prompt=True)
     try:
         with _store() as store:
+            first = not store.users()
             user = store.add_user(username, password, parsed, review_role)
     except FaceloopError as exc:
         raise fail(exc) from exc
@@ -81,6 +82,12 @@ def add(
         + (f", votes as {escape(', '.join(user.review_roles))}" if user.review_roles else "")
         + ")"
     )
+    if first:
+        # the worker now counts only votes the console signed (docs/console.md)
+        console.print(
+            "the first console user: from now on review votes count only when cast in the "
+            "console or with FACELOOP_API_URL and FACELOOP_API_TOKEN"
+        )
 
 
 def list_users(

@@ -188,13 +188,17 @@ async def cast_vote(
         raise HTTPException(
             403, f"{variant_id} waits for role {item.role!r}; {me} votes as {who.user.review_roles}"
         )
-    vote = ReviewInput(
-        campaign_id=item.campaign_id,
-        variant_id=variant_id,
-        decision=decision,
-        reviewer=me,
-        reason=reason,
-        role=item.role,
+    # signed for the logged-in user: the worker refuses any vote the console did not sign
+    vote = st.signer.sign(
+        ReviewInput(
+            campaign_id=item.campaign_id,
+            variant_id=variant_id,
+            decision=decision,
+            reviewer=me,
+            reason=reason,
+            role=item.role,
+        ),
+        datetime.now(UTC),
     )
     try:
         answer = await st.backend.review(vote)

@@ -24,7 +24,9 @@ from faceloop.console.security import LoginRateLimiter
 from faceloop.console.users import UserStore
 from faceloop.errors import FaceloopError, InputError
 from faceloop.settings import Settings
+from faceloop.storage.audit import AuditEntry
 from faceloop.storage.catalog import Catalog
+from faceloop.votes import VoteSigner
 
 __all__ = ["create_app", "notifier_for"]
 
@@ -72,6 +74,7 @@ def create_app(
         settings=settings,
         users=users,
         backend=backend or TemporalBackend(settings),
+        signer=VoteSigner.open(settings.resolved_home),
         limiter=limiter or LoginRateLimiter(),
         temporal_ui_url=temporal_ui_url,
     )
@@ -112,8 +115,8 @@ def create_app(
 
 
 def notifier_for(app: FastAPI) -> Notifier:
-    """The escalation notifier of a console app: its backend's waiting list, its catalog's
-    record of how a vanished escalation ended."""
+    """The notifier of a console app: its backend's waiting list, its catalog's record of
+    how a vanished escalation ended, and the rollbacks its audit log records."""
     state: ConsoleState = app.state.console
     catalog: Catalog = app.state.catalog
 
@@ -123,4 +126,14 @@ def notifier_for(app: FastAPI) -> Notifier:
             return "see the audit log"  # a round's plan, or not recorded yet
         return f"{v.decision.value} ({v.decision_reason})"
 
-    return Notifier(state.settings, state.backend.escalations, decided)
+    def rollbacks(after_seq: int) -> list[AuditEntry]:
+        return catalog.audit_entries(after_seq=after_seq, kind="rollback.paused")
+
+    # from the log's end: rollbacks before this start are in the audit log and the report
+    return Notifier(
+        state.settings,
+        state.backend.escalations,
+        decided,
+        rollbacks,
+        audit_seq=catalog.audit_tip()[0],
+    )

@@ -23,6 +23,7 @@ from faceloop.console.backend import Backend
 from faceloop.console.security import LoginRateLimiter, same_secret
 from faceloop.console.users import Role, User, UserStore
 from faceloop.settings import Settings
+from faceloop.votes import VoteSigner
 
 __all__ = [
     "CSRF_FIELD",
@@ -49,6 +50,8 @@ class ConsoleState:
     settings: Settings
     users: UserStore
     backend: Backend
+    # signs each vote for the logged-in user: the worker counts no other (faceloop/votes.py)
+    signer: VoteSigner
     limiter: LoginRateLimiter = field(default_factory=LoginRateLimiter)
     temporal_ui_url: str | None = None
 

@@ -1,12 +1,16 @@
 """Telling people an escalation waits for them: when it opens (or moves to the next level's
-role), again before its deadline, and when it is decided.
+role), again before its deadline, and when it is decided; and telling a rollback
+criterion's `notify_role` when it paused an ad.
 
 `faceloop up` runs `Notifier.run`: every `interval_s` it reads the escalations waiting (the
 same list as the review queue) and compares with what it saw last. It is a watcher beside
 the workflows, not part of them: the workflows' history stays as it is, and a notification
 that cannot be delivered never holds a campaign up. What it saw is kept in memory, so after
 a restart every waiting escalation is announced again (at least once, never silently
-dropped).
+dropped). Rollbacks are read from the audit log (`rollback.paused`, written by the
+workflow's rollback check) past the last entry seen; the watcher starts at the log's end
+when the console starts, so one that happened while no console ran is in the audit log and
+the report, not sent.
 
 Channels: a Slack-compatible webhook (`{"text": ...}` POST; Slack, Mattermost, Rocket.Chat
 and most chat tools accept it) and e-mail over SMTP to the addresses configured per role.
@@ -27,12 +31,13 @@ import httpx
 
 from faceloop.messages import PendingEscalation
 from faceloop.settings import Settings
+from faceloop.storage.audit import AuditEntry
 
-__all__ = ["Notice", "Notifier", "Watcher", "send_email", "send_webhook"]
+__all__ = ["Notice", "Notifier", "Watcher", "rollback_notice", "send_email", "send_webhook"]
 
 log = logging.getLogger(__name__)
 
-Event = Literal["escalated", "reminder", "decided"]
+Event = Literal["escalated", "reminder", "decided", "rollback"]
 # the reminder goes once this share of the time between first sight and deadline is left
 REMINDER_LEFT = 0.25
 
@@ -118,6 +123,22 @@ class Watcher:
         return out
 
 
+def rollback_notice(entry: AuditEntry) -> Notice:
+    """The notice for one `rollback.paused` audit entry, to its criterion's notify_role."""
+    p = entry.payload
+    role = str(p.get("notify_role") or "compliance")
+    ad = f"ad {p['ad_id']}" if p.get("ad_id") else "its ad"
+    return Notice(
+        "rollback",
+        role,
+        entry.subject,
+        entry.campaign_id or "",
+        f"[faceloop] rollback: {ad} of variant {entry.subject} (campaign "
+        f"{entry.campaign_id}, round {p.get('round')}) was paused by "
+        f"{', '.join(p.get('criteria') or [])}: {p.get('reason', '')}.",
+    )
+
+
 async def send_webhook(url: str, text: str, timeout: float = 10.0) -> None:
     async with httpx.AsyncClient(timeout=timeout) as client:
         r = await client.post(url, json={"text": text})
@@ -140,11 +161,16 @@ class Notifier:
         settings: Settings,
         pending: Callable[[], Awaitable[list[PendingEscalation]]],
         decided: Callable[[str], str],
+        rollbacks: Callable[[int], list[AuditEntry]] | None = None,
+        audit_seq: int = 0,
     ) -> None:
         self.settings = settings
         self.pending = pending
         self.decided = decided
         self.watcher = Watcher()
+        # `rollbacks(seq)`: the rollback.paused entries after seq; audit_seq: the last seen
+        self.rollbacks = rollbacks
+        self.audit_seq = audit_seq
 
     @property
     def enabled(self) -> bool:
@@ -153,6 +179,11 @@ class Notifier:
 
     async def sweep(self, now: datetime | None = None) -> list[Notice]:
         notices = self.watcher.sweep(await self.pending(), now or datetime.now(UTC), self.decided)
+        if self.rollbacks is not None:
+            entries = await asyncio.to_thread(self.rollbacks, self.audit_seq)
+            notices += [rollback_notice(e) for e in entries]
+            if entries:
+                self.audit_seq = entries[-1].seq
         for n in notices:
             await self.deliver(n)
         return notices

@@ -32,7 +32,6 @@ from faceloop.console.security import (
     verify_password,
 )
 from faceloop.errors import FaceloopError, InputError
-from faceloop.storage import migrations
 from faceloop.storage.audit import AuditLog
 from faceloop.storage.schema import (
     Row,
@@ -108,19 +107,7 @@ def _user(row: RowMapping) -> User:
 class UserStore(AuditLog):
     """Users, tokens, sessions and campaign owners on the catalog's database."""
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        try:
-            migrations.prepare(self._engine, url)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    def __enter__(self) -> UserStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    prepares_schema = True
 
     # ------------------------------------------------------------------ users
 

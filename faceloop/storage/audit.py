@@ -246,11 +246,16 @@ class AuditLog(CatalogBase):
         conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
         return entry
 
-    def audit_entries(self, campaign_id: str | None = None) -> list[AuditEntry]:
-        """Entries in chain order; all of them, or those of one campaign."""
-        query = select(audit_log).order_by(audit_log.c.seq)
+    def audit_entries(
+        self, campaign_id: str | None = None, after_seq: int = 0, kind: str | None = None
+    ) -> list[AuditEntry]:
+        """Entries in chain order; all of them, or those of one campaign, after a seq, of
+        one kind."""
+        query = select(audit_log).where(audit_log.c.seq > after_seq).order_by(audit_log.c.seq)
         if campaign_id is not None:
             query = query.where(audit_log.c.campaign_id == campaign_id)
+        if kind is not None:
+            query = query.where(audit_log.c.kind == kind)
         with self._read() as conn:
             return [entry_from_row(r) for r in conn.execute(query).mappings()]
 

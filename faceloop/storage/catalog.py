@@ -42,7 +42,6 @@ from faceloop.models import (
     PlacementExport,
     Variant,
 )
-from faceloop.storage import migrations
 from faceloop.storage.audit import (
     GENESIS_HASH,
     AuditEntry,
@@ -144,19 +143,7 @@ class Catalog(SubjectRecords):
     Methods are synchronous and thread-safe; call them from activities via a thread.
     """
 
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        try:
-            migrations.prepare(self._engine, url)
-        except BaseException:
-            self._engine.dispose()
-            raise
-
-    def __enter__(self) -> Catalog:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    prepares_schema = True
 
     # ------------------------------------------------------------------ campaigns
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -461,12 +461,30 @@ class CatalogBase:
     Methods are synchronous and thread-safe; call them from activities via a thread.
     """
 
+    # the stores a process opens on its own (Catalog, the console's UserStore) bring an empty
+    # database to head and refuse an outdated one; the parts they are built from do not
+    prepares_schema: ClassVar[bool] = False
+
     def __init__(self, url: str) -> None:
         self._engine = open_engine(url)
         self.url = url
         self.dialect = self._engine.dialect.name
         # on SQLite this option makes the begin hook take the write lock up front (see there)
         self._writer = self._engine.execution_options(faceloop_write=True)
+        if self.prepares_schema:
+            from faceloop.storage import migrations  # it imports this module
+
+            try:
+                migrations.prepare(self._engine, url)
+            except BaseException:
+                self._engine.dispose()
+                raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         self._engine.dispose()

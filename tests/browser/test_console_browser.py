@@ -3,9 +3,11 @@ workers and the console served by uvicorn on a free 127.0.0.1 port.
 
 A marketer logs in, submits a brief through the page and watches the campaign reach its
 review; two compliance users approve one escalated variant (four eyes) and reject the other
-through the review queue's forms; the campaign finishes and the marketer's page says so.
+through the review queue's forms, the second on a phone; the campaign finishes and the
+marketer's page says so.
 Every request the browser makes stays on the console's origin (the issue wants every asset
-served locally), and the campaign page has no horizontal scroll on a 390 px phone.
+served locally), and the review queue and the campaign page have no horizontal scroll on a
+390 px phone.
 Screenshots of each step go to build/test-artifacts/browser/ (kept by CI as artefacts).
 
 Chromium is Debian's (`apt-get install chromium`; `make test` installs it when run as root),
@@ -20,7 +22,7 @@ import contextlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +123,23 @@ class Shots:
         self.n += 1
         await page.screenshot(path=str(ARTIFACTS / f"{self.n:02d}-{name}.png"), full_page=True)
 
+    def on_failure(self, contexts: list[Any]) -> Callable[..., Awaitable[bool]]:
+        """An exit callback: when the test body raised, a screenshot of every open page."""
+
+        async def shoot(exc_type: type[BaseException] | None, *_: object) -> bool:
+            if exc_type is None:
+                return False
+            for i, ctx in enumerate(contexts):
+                for j, page in enumerate(ctx.pages):
+                    with contextlib.suppress(async_api.Error):
+                        await page.screenshot(
+                            path=str(ARTIFACTS / f"failed-{i}-{j}.png"), full_page=True
+                        )
+                        print(f"at the failure, page {i}-{j} showed {page.url}")
+            return False  # the failure goes on
+
+        return shoot
+
 
 async def login(page: Any, origin: str, name: str) -> None:
     await page.goto(f"{origin}/login")
@@ -161,6 +180,25 @@ async def reload_until(page: Any, text: str, timeout: float = 120) -> None:
             await page.reload()
 
 
+async def reload_until_cards(page: Any, n: int, timeout: float = 120) -> None:
+    """Reload until the page lists `n` cards. The review queue is read when the page loads,
+    and a round's escalations open only when its decide step has run, some time after the
+    campaign page says `stage decide`: a queue loaded in between is empty and stays so."""
+    cards = page.locator("article.card")
+    deadline = time.monotonic() + timeout
+    count = -1
+    while True:
+        with contextlib.suppress(async_api.Error):  # a read cut off by the reload: again
+            count = await cards.count()
+            if count == n:
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{page.url} never listed {n} cards (last: {count})")
+        await asyncio.sleep(0.5)
+        with contextlib.suppress(async_api.Error):
+            await page.reload()
+
+
 async def vote(page: Any, variant_id: str, reason: str, button: str) -> str:
     """Vote on one waiting variant through its form; returns the page's answer."""
     card = page.locator("article.card", has_text=variant_id)
@@ -182,7 +220,7 @@ async def test_marketer_and_compliance_in_chromium(
     monkeypatch.setattr(security, "_hasher", PasswordHasher(time_cost=1, memory_cost=1024))
     assert settings.playbook is not None
     data = yaml.safe_load(settings.playbook.read_text())
-    data["escalation"] = {"role": "compliance", "sla_seconds": 120, "approvers": 2}
+    data["escalation"] = {"role": "compliance", "sla_seconds": 900, "approvers": 2}
     playbook = tmp_path / "four-eyes.yaml"
     playbook.write_text(yaml.safe_dump(data))
     settings = settings.model_copy(update={"playbook": playbook})
@@ -207,11 +245,16 @@ async def test_marketer_and_compliance_in_chromium(
             stack.push_async_callback(browser.close)
 
             requested: list[str] = []
+            contexts: list[Any] = []
 
             async def context(width: int = 1280, height: int = 900) -> Any:
                 ctx = await browser.new_context(viewport={"width": width, "height": height})
                 ctx.on("request", lambda r: requested.append(r.url))
+                contexts.append(ctx)
                 return ctx
+
+            # a failure leaves each open page's last state next to the step screenshots
+            stack.push_async_exit(shots.on_failure(contexts))
 
             # 1. the marketer submits a brief as YAML and watches the campaign
             marketer = await (await context()).new_page()
@@ -239,8 +282,7 @@ async def test_marketer_and_compliance_in_chromium(
             cora = await (await context()).new_page()
             await login(cora, origin, "cora")
             await cora.goto(f"{origin}/escalations")
-            cards = cora.locator("article.card")
-            await async_api.expect(cards).to_have_count(2, timeout=60_000)
+            await reload_until_cards(cora, 2)
             ids = [s.strip() for s in await cora.locator("article.card small").all_inner_texts()]
             text = await cora.inner_text("main")
             assert text.count("0/2 approvals") == 2 and f"campaign {cid}" in text, text
@@ -252,10 +294,16 @@ async def test_marketer_and_compliance_in_chromium(
             assert "1/2 approvals (cora)" in await cora.inner_text("main")
             await shots.take(cora, "compliance1-approved")
 
-            # 3. the second compliance user makes it four eyes, and rejects the other one
-            carl = await (await context()).new_page()
+            # 3. the second compliance user, on a phone, makes it four eyes and rejects the
+            # other one: the queue fits the screen and its forms work there
+            carl = await (await context(390, 844)).new_page()
             await login(carl, origin, "carl")
             await carl.goto(f"{origin}/escalations")
+            await reload_until_cards(carl, 2)
+            await images_loaded(carl)
+            await shots.take(carl, "compliance2-phone-queue")
+            scroll_width = await carl.evaluate("document.documentElement.scrollWidth")
+            assert scroll_width <= 390, f"the queue scrolls sideways on a phone: {scroll_width}"
             said = await vote(carl, ids[0], "agreed", "approve")
             assert f"{ids[0]}: deploy" in said, said
             said = await vote(carl, ids[1], "off-brand", "reject")

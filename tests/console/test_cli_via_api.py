@@ -10,6 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,7 @@ from faceloop.console import Role, create_app, security
 from faceloop.console.users import UserStore
 from faceloop.models import Brief, CampaignConfig
 from faceloop.settings import Settings
+from faceloop.votes import VoteVerifier
 from faceloop.workflows.stack import free_port
 
 
@@ -83,3 +85,5 @@ def test_votes_from_the_cli_are_cast_as_the_tokens_user(
     assert ok.exit_code == 0, ok.output
     assert "cora (compliance)" in ok.stdout
     assert [(v.reviewer, v.decision.value) for v in backend.votes] == [("cora", "block")]
+    # signed by the console for cora: a worker with the data dir's public key accepts it
+    assert VoteVerifier.open(tmp_path).problem(backend.votes[0], datetime.now(UTC)) is None

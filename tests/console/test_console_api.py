@@ -29,6 +29,7 @@ from faceloop.models import Decision, FaceParams, Variant
 from faceloop.playbooks.schema import Escalation
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
+from faceloop.votes import VoteVerifier
 from faceloop.workflows.review import ReviewBoard
 
 PASSWORD = "correct horse battery"
@@ -318,7 +319,7 @@ def test_the_limiter_window_slides() -> None:
 
 
 def test_the_review_queue_page_shows_the_flag_and_votes_through_the_form(env: tuple) -> None:
-    client, backend, _ = env
+    client, backend, settings = env
     cid = submit_as(client, "mara")
     variant = backend.escalate(cid, approvers=1)
     login(client, "cora")
@@ -338,6 +339,11 @@ def test_the_review_queue_page_shows_the_flag_and_votes_through_the_form(env: tu
     )
     assert done.status_code == 200 and "decided block" in done.text
     assert backend.votes[0].reviewer == "cora"
+    # the page's vote is signed for cora like the API's: the worker would count it
+    assert (
+        VoteVerifier.open(settings.resolved_home).problem(backend.votes[0], datetime.now(UTC))
+        is None
+    )
     # a marketer does not get the queue page
     login(client, "mara")
     assert client.get("/escalations").status_code == 403
@@ -563,3 +569,20 @@ def test_a_campaign_page_before_the_workflow_records_the_campaign(env: tuple) ->
     assert client.get("/campaigns/cmp-never").status_code == 404
     login(client, "mara")
     assert client.get("/campaigns/cmp-never").status_code == 403
+
+
+def test_compliance_pages_link_the_temporal_web_ui(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+    with UserStore(settings.resolved_database_url) as users:
+        users.add_user("mara", PASSWORD, Role.marketer)
+        users.add_user("cora", PASSWORD, Role.compliance)
+    ui = "http://127.0.0.1:8233"
+    app = create_app(
+        settings, backend=FakeBackend(settings.resolved_database_url), temporal_ui_url=ui
+    )
+    with TestClient(app) as client:
+        login(client, "cora")
+        assert f'href="{ui}"' in client.get("/").text
+        # a marketer has no business in workflow histories (briefs, every vote)
+        login(client, "mara")
+        assert f'href="{ui}"' not in client.get("/").text

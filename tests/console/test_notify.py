@@ -175,3 +175,48 @@ def test_a_level_change_is_announced_to_the_next_role() -> None:
     moved = p.model_copy(update={"role": "legal", "level": 1, "deadline": t0 + timedelta(hours=3)})
     (n,) = watcher.sweep([moved], t0 + timedelta(hours=1), str)
     assert (n.event, n.role) == ("escalated", "legal") and "moved to role legal" in n.text
+
+
+async def test_a_rollback_tells_its_notify_role(
+    tmp_path: Path, smtp: tuple[SmtpSink, int], webhook: tuple[list[dict[str, str]], str]
+) -> None:
+    from faceloop.models import RollbackRecord
+
+    sink, port = smtp
+    hooks, hook_url = webhook
+    settings = Settings(
+        home=tmp_path,
+        notify_webhook_url=hook_url,
+        notify_smtp_host="127.0.0.1",
+        notify_smtp_port=port,
+        notify_emails={"compliance": ["review@lumen.example"], "brand": ["brand@lumen.example"]},
+    )
+    with Catalog(settings.resolved_database_url) as catalog:
+        # one from before the console started: in the audit log and the report, not sent
+        catalog.audit("c0", "rollback.paused", "c0-r0-t0", "playbook:default", {})
+    app = create_app(settings, backend=FakeBackend(settings.resolved_database_url))
+    notifier = notifier_for(app)
+    assert await notifier.sweep() == []
+    record = RollbackRecord(
+        round=2,
+        variant_id="c1-r2-t1",
+        ad_id="ad-9",
+        criteria=["ctr-floor"],
+        reason="ctr 0.004 < 0.01",
+        notify_role="brand",
+    )
+    with Catalog(settings.resolved_database_url) as catalog:
+        # the payload as the workflow's rollback check writes it (workflows/campaign_activities)
+        catalog.audit(
+            "c1",
+            "rollback.paused",
+            record.variant_id,
+            "playbook:default",
+            {**record.model_dump(mode="json"), "signals": []},
+        )
+    (n,) = await notifier.sweep()
+    assert (n.event, n.role, n.variant_id) == ("rollback", "brand", "c1-r2-t1")
+    assert "ad ad-9" in hooks[-1]["text"] and "ctr-floor: ctr 0.004 < 0.01" in hooks[-1]["text"]
+    ((to, body),) = sink.messages
+    assert to == ["brand@lumen.example"] and "rollback: c1-r2-t1" in body
+    assert await notifier.sweep() == []  # told once

@@ -1,11 +1,12 @@
 """The console against a real campaign on the dev server: a brief submitted through the API
 waits for reviewers, compliance users vote through the API as themselves, and the campaign
-goes on with what they decided."""
+goes on with what they decided; votes sent to Temporal past the console do not count."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +15,20 @@ import numpy as np
 import pytest
 import yaml
 from argon2 import PasswordHasher
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from faceloop.console import Role, create_app, security
 from faceloop.console.users import UserStore
 from faceloop.guardrails.base import GuardContext, Guardrail
-from faceloop.models import CampaignState, CheckResult, Verdict
+from faceloop.messages import ReviewInput
+from faceloop.models import CampaignState, CheckResult, Decision, Verdict
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
+from faceloop.votes import VoteSigner
+from faceloop.workflows.campaign import CampaignWorkflow
+from faceloop.workflows.client import ReviewRefused, cast_review
 from faceloop.workflows.worker import Resources, build_workers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,7 +57,7 @@ async def test_compliance_approves_through_the_console_and_the_campaign_goes_on(
     # four eyes, and time enough for the votes
     assert settings.playbook is not None
     data = yaml.safe_load(settings.playbook.read_text())
-    data["escalation"] = {"role": "compliance", "sla_seconds": 120, "approvers": 2}
+    data["escalation"] = {"role": "compliance", "sla_seconds": 900, "approvers": 2}
     playbook = tmp_path / "four-eyes.yaml"
     playbook.write_text(yaml.safe_dump(data))
     settings = settings.model_copy(update={"playbook": playbook})
@@ -119,17 +126,48 @@ async def test_compliance_approves_through_the_console_and_the_campaign_goes_on(
                 headers=cora_h,
             )
             assert ok.status_code == 200 and "approval 1/2" in ok.json()["answer"], ok.text
+
+            # votes sent straight to Temporal, past the console, do not count: a typed name,
+            # a signed vote altered after signing, and cora's own signed vote a second time
+            # (four eyes on identities: the console's 409 is not what stops it)
+            typed = ReviewInput(
+                campaign_id=cid,
+                variant_id=first,
+                decision=Decision.deploy,
+                reviewer="carl",
+                reason="forged",
+                role="compliance",
+            )
+            with pytest.raises(ReviewRefused, match="not signed by the console"):
+                await cast_review(temporal_env.client, typed)
+            signer = VoteSigner.open(settings.resolved_home)
+            as_cora = typed.model_copy(update={"reviewer": "cora"})
+            altered = signer.sign(as_cora, datetime.now(UTC)).model_copy(
+                update={"reviewer": "carl"}
+            )
+            with pytest.raises(ReviewRefused, match="does not match its content"):
+                await cast_review(temporal_env.client, altered)
+            with pytest.raises(ReviewRefused, match="already voted"):
+                await cast_review(temporal_env.client, signer.sign(as_cora, datetime.now(UTC)))
+
             again = await cora.post(
                 f"/api/v1/escalations/{first}/approve", json={"reason": "sure"}, headers=cora_h
             )
             assert again.status_code == 409
             carl, carl_h = await as_user("carl")
-            ok = await carl.post(
-                f"/api/v1/escalations/{first}/approve",
-                json={"reason": "agreed"},
-                headers=carl_h,
+            # carl's signed approval twice at once, sent past the console: both may pass the
+            # update's validator while the other is being checked; the board checks again
+            # after the check, so one counts and the other is refused, never both
+            copy = signer.sign(typed.model_copy(update={"reason": "agreed"}), datetime.now(UTC))
+            answers: list[object] = await asyncio.gather(
+                cast_review(temporal_env.client, copy),
+                cast_review(temporal_env.client, signer.sign(copy, datetime.now(UTC))),
+                return_exceptions=True,
             )
-            assert ok.status_code == 200 and f"{first}: deploy" in ok.json()["answer"], ok.text
+            counted = [a for a in answers if isinstance(a, str)]
+            turned_down = [a for a in answers if isinstance(a, ReviewRefused)]
+            assert len(counted) == 1 and len(turned_down) == 1, answers
+            assert f"{first}: deploy" in counted[0], counted
             no = await carl.post(
                 f"/api/v1/escalations/{second}/reject",
                 json={"reason": "off-brand"},
@@ -139,6 +177,10 @@ async def test_compliance_approves_through_the_console_and_the_campaign_goes_on(
             handle = temporal_env.client.get_workflow_handle(cid, result_type=CampaignState)
             final = await asyncio.wait_for(handle.result(), timeout=120)
             assert final.stage == "done"
+            # refused and counted votes (each checked by an activity) replay as they ran
+            await Replayer(
+                workflows=[CampaignWorkflow], data_converter=pydantic_data_converter
+            ).replay_workflow(await handle.fetch_history())
             for c in (ada, cora, carl, mara):
                 await c.aclose()
     finally:
@@ -146,14 +188,22 @@ async def test_compliance_approves_through_the_console_and_the_campaign_goes_on(
 
     with Catalog(settings.resolved_database_url) as catalog:
         decided = {v.variant_id: v.decision for v in catalog.variants(cid)}
-        votes = [
-            (e.kind, e.actor)
-            for e in catalog.audit_entries(cid)
-            if e.kind.startswith("review.vote")
-        ]
+        entries = catalog.audit_entries(cid)
+    votes = [
+        (e.kind, e.actor, e.payload.get("identity"))
+        for e in entries
+        if e.kind.startswith("review.vote") and e.kind != "review.vote.refused"
+    ]
+    refused = [
+        (e.payload["claimed_reviewer"], e.payload["signed"])
+        for e in entries
+        if e.kind == "review.vote.refused"
+    ]
     assert (decided[first], decided[second]) == ("deploy", "block")
     assert votes == [
-        ("review.vote.approve", "cora"),
-        ("review.vote.approve", "carl"),
-        ("review.vote.reject", "carl"),
+        ("review.vote.approve", "cora", "signed"),
+        ("review.vote.approve", "carl", "signed"),
+        ("review.vote.reject", "carl", "signed"),
     ]
+    # the forged and the altered vote; the second vote by cora never reached the check
+    assert refused == [("carl", False), ("carl", True)]
