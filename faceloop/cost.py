@@ -22,7 +22,6 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from pydantic import Field, ValidationError
@@ -58,12 +57,24 @@ class UsageSource(Protocol):
     def count_variants(self, campaign_id: str) -> int: ...
 
 
-@dataclass
 class Stopwatch:
-    """Wall and process CPU seconds of a block (filled when it ends)."""
+    """Wall and process CPU seconds since the block began; read inside the block (say, in a
+    `finally` that records them) they are the time so far, after it the block's time."""
 
-    wall_s: float = 0.0
-    cpu_s: float = 0.0
+    def __init__(self) -> None:
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        self._stopped: tuple[float, float] | None = None
+
+    def stop(self) -> None:
+        self._stopped = (self.wall_s, self.cpu_s)
+
+    @property
+    def wall_s(self) -> float:
+        return self._stopped[0] if self._stopped else time.perf_counter() - self._wall
+
+    @property
+    def cpu_s(self) -> float:
+        return self._stopped[1] if self._stopped else time.process_time() - self._cpu
 
 
 @contextmanager
@@ -72,12 +83,10 @@ def measure() -> Iterator[Stopwatch]:
     onnxruntime compute in threads of their own; a worker running several activities at
     once charges each with what ran beside it, so the figure is an upper bound there."""
     watch = Stopwatch()
-    wall, cpu = time.perf_counter(), time.process_time()
     try:
         yield watch
     finally:
-        watch.wall_s = time.perf_counter() - wall
-        watch.cpu_s = time.process_time() - cpu
+        watch.stop()
 
 
 def attempt_key() -> str:
