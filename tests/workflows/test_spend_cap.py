@@ -190,7 +190,7 @@ async def test_schedule_with_a_spend_cap_pauses_itself(
             assert row is not None and row.status == "stopped", row
             desc = await sched.describe()
             assert desc.schedule.state.paused
-            assert desc.schedule.state.note.startswith("schedule spend cap reached: ")
+            assert (desc.schedule.state.note or "").startswith("schedule spend cap reached: ")
             fired = desc.info.num_actions
             await asyncio.sleep(5)  # two and a half intervals: no further run
             assert (await sched.describe()).info.num_actions == fired
