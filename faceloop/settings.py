@@ -367,7 +367,7 @@ class Settings(BaseSettings):
     cost_currency: str = Field(
         default="USD",
         pattern=r"^[A-Z]{3}$",
-        description="ISO 4217 currency of every price below, of spend caps and of the ad "
+        description="ISO 4217 currency of the price_* settings, of spend caps and of the ad "
         "platform's reported spend",
     )
     price_gpu_hour: float = Field(
