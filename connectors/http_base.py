@@ -42,7 +42,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from faceloop.connectors.base import AdConnector
+from faceloop.connectors.base import AdConnector, count_api_call
 from faceloop.errors import ConnectorError
 
 T = TypeVar("T")
@@ -308,6 +308,7 @@ class HttpConnector(AdConnector):
                 await self.clock.sleep(wait)
             await self.pacer.wait()
             self.stats.requests += 1
+            count_api_call()
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, files=files
