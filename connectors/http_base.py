@@ -242,8 +242,11 @@ class HttpConnector(AdConnector):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        cost_currency: str = "USD",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # the deployment's currency (FACELOOP_COST_CURRENCY): spend is reported only in it
+        self.cost_currency = cost_currency
         self.policy = policy or RetryPolicy()
         self.clock: Clock = clock or RealClock()
         self.rng = rng or random.Random()
@@ -267,6 +270,29 @@ class HttpConnector(AdConnector):
     def observe_usage(self, response: httpx.Response) -> Usage | None:
         """The usage reading a response carries; None when it carries none."""
         return None
+
+    def spend(self, amount: Any, currency: Any, where: str) -> float:
+        """A spend figure the platform reported (`amount` units of `currency`), as a float
+        in the deployment's currency. Refused for good (ConnectorError, final) when the
+        reply names another currency or none: faceloop converts nothing, and adding money
+        of two currencies into one spend cap would be wrong (docs/cost.md)."""
+        if currency != self.cost_currency:
+            got = f"in {currency}" if currency else "without naming its currency"
+            raise ConnectorError(
+                f"{self.name}: {where} reports spend {got}, but this deployment's costs and "
+                f"spend caps are in {self.cost_currency} (FACELOOP_COST_CURRENCY); faceloop "
+                f"converts no currency: use an ad account billed in {self.cost_currency}, or "
+                "run this campaign on a deployment whose FACELOOP_COST_CURRENCY (and prices "
+                "and caps) is the account's currency",
+                final=True,
+            )
+        value = float(amount)
+        if not value >= 0:  # also refuses NaN
+            raise ConnectorError(
+                f"{self.name}: {where} reports spend {amount!r}, not an amount >= 0",
+                final=True,
+            )
+        return value
 
     # -- calls -------------------------------------------------------------------------------
 
