@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from faceloop.connectors.base import AdConnector, AdSpec, per_variant
+from faceloop.connectors.base import AdConnector, AdSpec, counting_api_calls, per_variant
 from faceloop.errors import ConnectorError, FaceloopError
 from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_creative
 from faceloop.guardrails.settings import GuardrailSettings
@@ -61,14 +61,33 @@ def _final_refusals(
 
     @functools.wraps(fn)
     async def run(self: Any, inp: A) -> R:
-        try:
-            return await fn(self, inp)
-        except ConnectorError as err:
-            if not err.final:
-                raise
-            raise ApplicationError(str(err), type=PLATFORM_REFUSED, non_retryable=True) from err
+        # the platform requests this attempt sent, counted where the connector sends them
+        # and recorded for the campaign's cost (docs/cost.md), failed attempts included
+        with counting_api_calls() as calls:
+            try:
+                return await fn(self, inp)
+            except ConnectorError as err:
+                if not err.final:
+                    raise
+                raise ApplicationError(str(err), type=PLATFORM_REFUSED, non_retryable=True) from err
+            finally:
+                if calls.count:
+                    await _record_calls(self.catalog, inp, calls.count)
 
     return run
+
+
+async def _record_calls(catalog: Catalog, inp: Any, count: int) -> None:
+    info = activity.info()
+    await asyncio.to_thread(
+        catalog.record_usage,
+        inp.campaign_id,
+        "api_calls",
+        count,
+        f"{info.workflow_run_id}:{info.activity_id}:{info.attempt}",
+        round=getattr(inp, "round", 0),
+        detail=info.activity_type,
+    )
 
 
 class ProvenanceGate:
@@ -376,6 +395,19 @@ class ConnectorActivities:
                 )
             )
         await asyncio.to_thread(self.catalog.record_observations, obs)
+        # the platform's own figure of what the campaign cost so far (all its ads, cumulative
+        # through this window): what a spend cap is checked against
+        billed = [i.spend for i in now if i.spend is not None]
+        if billed:
+            await asyncio.to_thread(
+                self.catalog.record_usage,
+                inp.campaign_id,
+                "ad_spend",
+                sum(billed),
+                f"window:{inp.round}",
+                round=inp.round,
+                detail=conn.name,
+            )
         activity.heartbeat("review")
         disapproved = await self._platform_review(conn, inp, by_ad)
         return ObserveOutput(observations=obs, disapproved=disapproved)

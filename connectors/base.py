@@ -18,7 +18,10 @@ needs (`AdSpec.export_for`) unchanged.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
@@ -105,6 +108,11 @@ class AdInsight(Model):
     complaints: int | None = Field(
         default=None, ge=0, description="user reports of the ad; None: not reported"
     )
+    # what the platform billed, cumulative like the counts, in the account's currency; the
+    # campaign's spend cap reads it (docs/cost.md). None: not reported, never a made-up 0.
+    spend: float | None = Field(
+        default=None, ge=0, description="cumulative spend in account currency; None: not reported"
+    )
 
 
 ReviewStatus = Literal["pending", "approved", "disapproved", "with_issues"]
@@ -122,6 +130,37 @@ class AdReview(Model):
     status: ReviewStatus
     platform_status: str = Field(description="the platform's own word, e.g. DISAPPROVED")
     reasons: list[str] = Field(default_factory=list, description="the platform's reasons")
+
+
+@dataclass
+class ApiCalls:
+    """Requests a connector sent to its platform while `counting_api_calls` was active."""
+
+    count: int = 0
+
+
+_API_CALLS: ContextVar[ApiCalls | None] = ContextVar("faceloop_api_calls", default=None)
+
+
+@contextmanager
+def counting_api_calls() -> Iterator[ApiCalls]:
+    """Count the platform requests made inside the block (in this task and the tasks it
+    starts): a connector is shared by every campaign a worker runs, so a counter on the
+    connector could not say which campaign made a call; the context can."""
+    calls = ApiCalls()
+    token = _API_CALLS.set(calls)
+    try:
+        yield calls
+    finally:
+        _API_CALLS.reset(token)
+
+
+def count_api_call() -> None:
+    """Called by a connector once per request it sends to its platform (each retry too:
+    a retried request is a call the platform received). A no-op outside counting_api_calls."""
+    calls = _API_CALLS.get()
+    if calls is not None:
+        calls.count += 1
 
 
 def per_variant(allocation: Mapping[str, Mapping[str, int]]) -> dict[str, int]:
@@ -239,5 +278,8 @@ __all__ = [
     "AdReview",
     "AdSpec",
     "AdStatus",
+    "ApiCalls",
     "ReviewStatus",
+    "count_api_call",
+    "counting_api_calls",
 ]

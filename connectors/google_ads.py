@@ -20,7 +20,9 @@ How faceloop maps onto Google Ads (docs/connectors.md):
   the 1:1 export (`fl-<asset id> 1:1`), each as the deploy gate admitted it; where an
   export is missing the creative itself (asset `fl-<asset id>`) stands in;
 - a KPI window = `window_days` reporting days from the campaign's start date; insights are a
-  GAQL report over [start, end of window], so they are cumulative by construction;
+  GAQL report over [start, end of window], so they are cumulative by construction; spend is
+  `metrics.cost_micros` (micros of the customer's `customer.currency_code`, which must be
+  the deployment's FACELOOP_COST_CURRENCY: another is refused, not converted);
 - an allocation = the campaign's daily budget (impressions x target CPM) plus which ads
   serve in which segment (ENABLED / PAUSED). Google Ads has no per-ad budget, so how the
   budget splits between the serving ads is Google's decision (`exact_delivery` is False).
@@ -499,7 +501,8 @@ class GoogleAdsConnector(SegmentedConnector):
         start, end = self._window_dates(camp, window)
         rows = await self.search(
             "SELECT ad_group.name, ad_group_ad.ad.name, metrics.impressions, metrics.clicks, "
-            f"metrics.conversions FROM ad_group_ad WHERE campaign.id = {camp['id']} AND "
+            "metrics.conversions, metrics.cost_micros, customer.currency_code FROM "
+            f"ad_group_ad WHERE campaign.id = {camp['id']} AND "
             f"segments.date BETWEEN '{start}' AND '{end}'"
         )
         self._delivered.add((campaign_id, window))
@@ -507,6 +510,12 @@ class GoogleAdsConnector(SegmentedConnector):
         for r in rows:
             name = r["adGroupAd"]["ad"]["name"]
             m = r.get("metrics") or {}
+            # cost_micros: int64 (a string in JSON) in micros of the customer's currency
+            spend = self.spend(
+                int(m.get("costMicros", 0)) / 1_000_000,
+                (r.get("customer") or {}).get("currencyCode"),
+                self.account,
+            )
             out.append(
                 AdInsight(
                     ad_id=name,
@@ -516,6 +525,7 @@ class GoogleAdsConnector(SegmentedConnector):
                     clicks=int(m.get("clicks", 0)),
                     # Google reports conversions as a double (fractional attribution)
                     conversions=round(float(m.get("conversions", 0))),
+                    spend=spend,
                 )
             )
         return sorted(out, key=lambda i: (i.ad_id, i.segment))
@@ -565,7 +575,9 @@ class GoogleAdsConnector(SegmentedConnector):
 
 def google_ads_from_settings(settings: Settings) -> GoogleAdsConnector:
     """The google_ads connector with the settings' account; creatives read from the asset store."""
-    return GoogleAdsConnector(settings.google_ads, asset_reader(settings))
+    return GoogleAdsConnector(
+        settings.google_ads, asset_reader(settings), cost_currency=settings.cost_currency
+    )
 
 
 __all__ = ["GoogleAdsConnector", "google_ads_from_settings"]

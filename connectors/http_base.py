@@ -42,7 +42,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from faceloop.connectors.base import AdConnector
+from faceloop.connectors.base import AdConnector, count_api_call
 from faceloop.errors import ConnectorError
 
 T = TypeVar("T")
@@ -242,8 +242,11 @@ class HttpConnector(AdConnector):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        cost_currency: str = "USD",
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # the deployment's currency (FACELOOP_COST_CURRENCY): spend is reported only in it
+        self.cost_currency = cost_currency
         self.policy = policy or RetryPolicy()
         self.clock: Clock = clock or RealClock()
         self.rng = rng or random.Random()
@@ -267,6 +270,29 @@ class HttpConnector(AdConnector):
     def observe_usage(self, response: httpx.Response) -> Usage | None:
         """The usage reading a response carries; None when it carries none."""
         return None
+
+    def spend(self, amount: Any, currency: Any, where: str) -> float:
+        """A spend figure the platform reported (`amount` units of `currency`), as a float
+        in the deployment's currency. Refused for good (ConnectorError, final) when the
+        reply names another currency or none: faceloop converts nothing, and adding money
+        of two currencies into one spend cap would be wrong (docs/cost.md)."""
+        if currency != self.cost_currency:
+            got = f"in {currency}" if currency else "without naming its currency"
+            raise ConnectorError(
+                f"{self.name}: {where} reports spend {got}, but this deployment's costs and "
+                f"spend caps are in {self.cost_currency} (FACELOOP_COST_CURRENCY); faceloop "
+                f"converts no currency: use an ad account billed in {self.cost_currency}, or "
+                "run this campaign on a deployment whose FACELOOP_COST_CURRENCY (and prices "
+                "and caps) is the account's currency",
+                final=True,
+            )
+        value = float(amount)
+        if not value >= 0:  # also refuses NaN
+            raise ConnectorError(
+                f"{self.name}: {where} reports spend {amount!r}, not an amount >= 0",
+                final=True,
+            )
+        return value
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -308,6 +334,7 @@ class HttpConnector(AdConnector):
                 await self.clock.sleep(wait)
             await self.pacer.wait()
             self.stats.requests += 1
+            count_api_call()
             try:
                 response = await self._client.request(
                     method, path, params=params, json=json, data=data, files=files

@@ -21,7 +21,8 @@ How faceloop's contract maps onto Graph API objects (docs/connectors.md has the 
   becomes a daily budget of n * CPM / 1000 (`meta_cpm_minor`), zero pauses the ad set;
 - window w is day w of the campaign (its start_time's date + w days, in the account's
   days); insights are ad-level, cumulative from the start through that day, broken down
-  by age and summed per audience segment (`meta_segment_ages`);
+  by age and summed per audience segment (`meta_segment_ages`); spend is the insights'
+  `spend` in the ad account's `account_currency`, which must be FACELOOP_COST_CURRENCY;
 - review: `effective_status` and `ad_review_feedback` give PENDING_REVIEW / ACTIVE /
   DISAPPROVED / WITH_ISSUES and the reasons (`reviews`).
 
@@ -202,6 +203,7 @@ class MetaConnector(HttpConnector):
         clock: Clock | None = None,
         timeout: float = 30.0,
         rng: random.Random | None = None,
+        cost_currency: str = "USD",
     ) -> None:
         if not re.fullmatch(r"v\d+\.\d+", api_version):
             raise ConnectorError(
@@ -223,6 +225,7 @@ class MetaConnector(HttpConnector):
             clock=clock,
             timeout=timeout,
             rng=rng,
+            cost_currency=cost_currency,
         )
         self.account = f"act_{account}"
         self.page_id = page_id
@@ -582,7 +585,7 @@ class MetaConnector(HttpConnector):
         }
         params: dict[str, Any] = {
             "level": "ad",
-            "fields": "ad_id,ad_name,impressions,inline_link_clicks,actions",
+            "fields": "ad_id,ad_name,impressions,inline_link_clicks,actions,spend,account_currency",
             "breakdowns": "age",
             "time_range": json.dumps({"since": first, "until": day}),
             "limit": 500,
@@ -604,6 +607,8 @@ class MetaConnector(HttpConnector):
                 )
                 old = totals.get((ad_id, segment))
                 imp, clk = int(row.get("impressions", 0)), int(row.get("inline_link_clicks", 0))
+                # spend: a decimal string in the ad account's currency (`account_currency`)
+                spend = self.spend(row.get("spend") or 0, row.get("account_currency"), self.account)
                 totals[(ad_id, segment)] = AdInsight(
                     ad_id=ad_id,
                     asset_id=str(row.get("ad_name", "")).removeprefix(prefix),
@@ -611,6 +616,7 @@ class MetaConnector(HttpConnector):
                     impressions=imp + (old.impressions if old else 0),
                     clicks=clk + (old.clicks if old else 0),
                     conversions=conversions + (old.conversions if old else 0),
+                    spend=spend + ((old.spend or 0.0) if old else 0.0),
                 )
             after = ((data.get("paging") or {}).get("cursors") or {}).get("after")
             if not after or not (data.get("paging") or {}).get("next"):
@@ -707,6 +713,7 @@ def meta_from_settings(settings: Settings) -> MetaConnector:
         segment_ages=settings.meta_segment_ages,
         cpm_minor=settings.meta_cpm_minor,
         conversion_action=settings.meta_conversion_action,
+        cost_currency=settings.cost_currency,
     )
 
 

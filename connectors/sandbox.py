@@ -13,7 +13,13 @@ from urllib.parse import quote
 import httpx
 from pydantic import TypeAdapter, ValidationError
 
-from faceloop.connectors.base import AdConnector, AdDeployment, AdInsight, AdSpec
+from faceloop.connectors.base import (
+    AdConnector,
+    AdDeployment,
+    AdInsight,
+    AdSpec,
+    count_api_call,
+)
 from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
 
@@ -71,6 +77,7 @@ class SandboxConnector(AdConnector):
 
     async def _call(self, method: str, path: str, json: Any = None) -> Any:
         endpoint = f"{method} {path}"
+        count_api_call()
         try:
             response = await self._client.request(method, path, json=json)
         except httpx.TimeoutException as err:

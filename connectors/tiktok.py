@@ -17,7 +17,9 @@ The mapping (docs/connectors.md), like google_ads:
   `aigc_disclosure_type: SELF_DISCLOSURE` (TikTok's "Advertiser labeled as AI-generated"
   toggle) and the visible label per market (`AdSpec.disclosure`) in the ad text;
 - a window = `window_days` reporting days from the campaign's creation date; insights are
-  `report/integrated/get/` over [start, end of window], cumulative by construction;
+  `report/integrated/get/` over [start, end of window], cumulative by construction; spend
+  is the metric `spend` (a decimal string in the advertiser's currency, which the attribute
+  metric `currency` names and must be the deployment's FACELOOP_COST_CURRENCY);
 - an allocation = each segment's ad group budget (its impressions x target CPM) and which
   ads serve there (ENABLE / DISABLE). TikTok splits an ad group's budget over its ads
   itself, so `exact_delivery` is False.
@@ -387,7 +389,15 @@ class TikTokConnector(SegmentedConnector):
             report_type="BASIC",
             data_level="AUCTION_AD",
             dimensions=["ad_id"],
-            metrics=["impressions", "clicks", "conversion", "ad_name", "adgroup_name"],
+            metrics=[
+                "impressions",
+                "clicks",
+                "conversion",
+                "spend",
+                "currency",
+                "ad_name",
+                "adgroup_name",
+            ],
             start_date=start.isoformat(),
             end_date=end.isoformat(),
             filtering=[
@@ -411,6 +421,7 @@ class TikTokConnector(SegmentedConnector):
                     impressions=int(float(m.get("impressions") or 0)),
                     clicks=int(float(m.get("clicks") or 0)),
                     conversions=round(float(m.get("conversion") or 0)),
+                    spend=self.spend(m.get("spend") or 0, m.get("currency"), self.account),
                 )
             )
         return sorted(out, key=lambda i: (i.ad_id, i.segment))
@@ -452,7 +463,9 @@ class TikTokConnector(SegmentedConnector):
 
 def tiktok_from_settings(settings: Settings) -> TikTokConnector:
     """The tiktok connector with the settings' account; creatives read from the asset store."""
-    return TikTokConnector(settings.tiktok, segmented.asset_reader(settings))
+    return TikTokConnector(
+        settings.tiktok, segmented.asset_reader(settings), cost_currency=settings.cost_currency
+    )
 
 
 __all__ = ["TikTokConnector", "ad_text", "tiktok_from_settings"]

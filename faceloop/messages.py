@@ -21,6 +21,7 @@ from faceloop.models import (
     Persona,
     PromptPlan,
     RollbackRecord,
+    SpendCap,
     Text,
     Variant,
 )
@@ -248,6 +249,10 @@ class ReviewRecord(Model):
     approvals: list[str] = Field(default_factory=list)
     # a vote's: "signed" (the console proved who cast it) or "unverified" (no console users)
     identity: str | None = None
+    waited_seconds: float | None = Field(
+        default=None, description="decided: how long it waited from opening (workflow time)"
+    )
+    round: int = 0
 
 
 class DeployInput(Model):
@@ -334,6 +339,24 @@ class ScheduledRoundInput(Model):
     campaign_id: str
     gpu_task_queue: str = "faceloop-gpu"
     cpu_task_queue: str = "faceloop-cpu"
+    spend_cap: SpendCap | None = Field(
+        default=None,
+        description="the schedule's own cap on the campaign's spend: reached, the round stops "
+        "the campaign (ads paused) and the schedule is paused (docs/cost.md)",
+    )
+    schedule_id: str | None = Field(default=None, description="the schedule to pause at the cap")
+
+
+class SpendCheckInput(Model):
+    campaign_id: str
+    round: int
+    cap: SpendCap
+
+
+class SpendCheckOutput(Model):
+    reached: bool
+    spent: float = Field(description="what the cap was compared with, in the cap's currency")
+    reason: str = ""
 
 
 class RecheckInput(Model):

@@ -208,6 +208,22 @@ def _iso_market(m: str) -> str:
 MarketCode = Annotated[str, AfterValidator(_iso_market)]
 
 
+class SpendCap(Model):
+    """Most a campaign (or a schedule of its rounds) may cost; reached, it stops
+    (docs/cost.md). The currency must be the deployment's FACELOOP_COST_CURRENCY, the one
+    compute prices and the platform's spend are counted in: no rate is guessed."""
+
+    amount: float = Field(gt=0, le=1e12, description="the cap, in `currency`")
+    currency: str = Field(
+        pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR: the deployment's currency"
+    )
+    include_compute: bool = Field(
+        default=True,
+        description="count measured compute, storage, API and review cost with the platform's "
+        "ad spend; false: ad spend alone",
+    )
+
+
 class Brief(Model):
     """What a marketer submits. Text fields are data for the planner, never instructions."""
 
@@ -228,6 +244,10 @@ class Brief(Model):
         default_factory=list, max_length=50
     )
     persona: Persona | None = None
+    spend_cap: SpendCap | None = Field(
+        default=None,
+        description="stop the campaign once its spend reaches this (checked before each round)",
+    )
     search_space: SearchSpace = Field(default_factory=SearchSpace)
     submitted_by: Line = Field(default="marketer", min_length=1, max_length=128)
 
@@ -509,6 +529,7 @@ Stage = Literal[
     "learn",
     "done",
     "blocked",
+    "stopped",
 ]
 
 

@@ -405,6 +405,33 @@ class Settings(BaseSettings):
         default=400, ge=32, le=4096, description="longest LLM reply, in tokens"
     )
 
+    # prices that turn a campaign's measured use into money (docs/cost.md); the defaults
+    # are public list prices of the order a cloud deployment pays, a place to start, not a
+    # quote: set the ones your bills show
+    cost_currency: str = Field(
+        default="USD",
+        pattern=r"^[A-Z]{3}$",
+        description="ISO 4217 currency of the price_* settings, of spend caps and of the ad "
+        "platform's reported spend",
+    )
+    price_gpu_hour: float = Field(
+        default=2.50, ge=0, description="one GPU hour (generation on the gpu queue)"
+    )
+    price_cpu_hour: float = Field(
+        default=0.05, ge=0, description="one CPU hour (guardrails, signing, exports)"
+    )
+    price_gb_month: float = Field(
+        default=0.023, ge=0, description="one GB of assets and exports kept for a month"
+    )
+    price_per_1k_api_calls: float = Field(
+        default=0.0,
+        ge=0,
+        description="1,000 ad platform API calls (0: Meta, Google Ads and TikTok bill none)",
+    )
+    price_reviewer_hour: float = Field(
+        default=40.0, ge=0, description="one hour of an escalation waiting for its reviewers"
+    )
+
     google_ads: GoogleAdsSettings = Field(
         default_factory=GoogleAdsSettings,
         description="google_ads connector (FACELOOP_GOOGLE_ADS__CUSTOMER_ID, "

@@ -10,6 +10,7 @@ import numpy as np
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from faceloop.cost import attempt_key, measure
 from faceloop.errors import GenerationError
 from faceloop.generation import GenerationConfig
 from faceloop.generators.base import GenerationRequest, Generator
@@ -65,10 +66,32 @@ class GeneratorActivities:
 
         info = activity.info()
         key = f"{info.workflow_run_id}:{info.activity_id}"
-        return await asyncio.to_thread(self._generate, inp, progress, key)
+        usage_key = attempt_key()
+        # the generator's time for the campaign's cost (docs/cost.md), also when it fails;
+        # `device` is filled in by the batch (activities may run concurrently)
+        device = ["cpu"]
+        with measure() as watch:
+            try:
+                return await asyncio.to_thread(self._generate, inp, progress, key, device)
+            finally:
+                on_gpu = device[0].startswith("cuda")
+                await asyncio.to_thread(
+                    self.catalog.record_usage,
+                    inp.campaign_id,
+                    "gpu_seconds",
+                    watch.wall_s if on_gpu else watch.cpu_s,
+                    usage_key,
+                    round=inp.round,
+                    # a host without a GPU has no GPU seconds to give: it says so
+                    detail="GPU wall time" if on_gpu else "generator CPU time (no GPU)",
+                )
 
     def _generate(
-        self, inp: GenerateInput, progress: Callable[[int, int], None], audit_key: str = ""
+        self,
+        inp: GenerateInput,
+        progress: Callable[[int, int], None],
+        audit_key: str = "",
+        device: list[str] | None = None,
     ) -> VariantsPayload:
         production = self.production.open(
             inp.generation,
@@ -91,6 +114,9 @@ class GeneratorActivities:
                     for v in inp.variants
                 ]
                 run.generator.validate(requests)
+                if device is not None:
+                    # its time counts as GPU seconds only when it runs on a GPU
+                    device[0] = str(getattr(run.generator, "device", "cpu"))
                 kept = render(run.generator, requests, self.perceive, inp.fidelity, progress)
         except ConsentRefusedError as exc:
             raise ApplicationError(str(exc), type="ConsentRefused", non_retryable=True) from exc
@@ -99,6 +125,14 @@ class GeneratorActivities:
         out = []
         for v, r in zip(inp.variants, kept, strict=True):
             asset_id, uri = self.store.put_image(r.image)
+            # keyed by content hash: the same image stored again occupies no more room
+            self.catalog.record_usage(
+                inp.campaign_id,
+                "storage_bytes",
+                len(self.store.get_bytes(uri)),
+                f"asset:{asset_id}",
+                round=inp.round,
+            )
             asset = Asset(
                 asset_id=asset_id,
                 uri=uri,

@@ -16,12 +16,14 @@ import asyncio
 import io
 import math
 from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from faceloop.cost import attempt_key, measure
 from faceloop.errors import FaceloopError
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.guardrails.chain import Item, run_chain
@@ -51,6 +53,9 @@ Progress = Callable[[int, int], None]
 RECHECKS = frozenset({"safety", "identity"})
 
 
+T = TypeVar("T")
+
+
 class GuardrailActivities:
     def __init__(
         self,
@@ -75,18 +80,45 @@ class GuardrailActivities:
 
         return progress
 
+    async def _metered(self, campaign_id: str, round_: int, work: Callable[[], T]) -> T:
+        """Run `work` in a thread and record its CPU seconds for the campaign's cost
+        (docs/cost.md), also when it fails: a failed attempt used them too."""
+        key = attempt_key()
+        with measure() as watch:
+            try:
+                return await asyncio.to_thread(work)
+            finally:
+                await asyncio.to_thread(
+                    self.catalog.record_usage,
+                    campaign_id,
+                    "cpu_seconds",
+                    watch.cpu_s,
+                    key,
+                    round=round_,
+                    detail="process CPU time",
+                )
+
+    def _stored(self, campaign_id: str, round_: int, asset_id: str, size: int) -> None:
+        # keyed by content hash: the same bytes stored again occupy no more room
+        self.catalog.record_usage(
+            campaign_id, "storage_bytes", size, f"asset:{asset_id}", round=round_
+        )
+
     @activity.defn
     async def guard(self, inp: GuardInput) -> GuardOutput:
-        return await asyncio.to_thread(self._guard, inp, self._progress())
+        progress = self._progress()
+        return await self._metered(inp.campaign_id, inp.round, lambda: self._guard(inp, progress))
 
     @activity.defn
     async def sign(self, inp: VariantsPayload) -> VariantsPayload:
-        return await asyncio.to_thread(self._sign, inp, self._progress())
+        progress = self._progress()
+        return await self._metered(inp.campaign_id, inp.round, lambda: self._sign(inp, progress))
 
     @activity.defn
     async def export(self, inp: ExportInput) -> VariantsPayload:
         """Per-placement exports of signed variants (guardrails/export.py, docs/export.md)."""
-        return await asyncio.to_thread(self._export, inp, self._progress())
+        progress = self._progress()
+        return await self._metered(inp.campaign_id, inp.round, lambda: self._export(inp, progress))
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:
@@ -144,7 +176,8 @@ class GuardrailActivities:
 
     @activity.defn
     async def recheck(self, inp: RecheckInput) -> RecheckOutput:
-        return await asyncio.to_thread(self._recheck, inp, self._progress())
+        progress = self._progress()
+        return await self._metered(inp.campaign_id, inp.round, lambda: self._recheck(inp, progress))
 
     def _recheck(self, inp: RecheckInput, progress: Progress) -> RecheckOutput:
         guards = [g for g in self.guardrails(inp.playbook) if g.name in RECHECKS]
@@ -191,6 +224,7 @@ class GuardrailActivities:
             except FaceloopError as exc:
                 raise ApplicationError(str(exc), type="SignFailed", non_retryable=True) from None
             asset_id, uri = self.store.put_bytes(signed, ".png")
+            self._stored(inp.campaign_id, inp.round, asset_id, len(signed))
             self._signer.ledger.record(
                 {
                     "payload": self._signer.payload(v.asset.asset_id),
@@ -229,7 +263,8 @@ class GuardrailActivities:
                 if r.data:
                     # only what passed its read-back is stored: a refused export is never
                     # delivered, its record keeps the reason
-                    _aid, uri = self.store.put_bytes(r.data, SUFFIXES[record.media_type])
+                    aid, uri = self.store.put_bytes(r.data, SUFFIXES[record.media_type])
+                    self._stored(inp.campaign_id, inp.round, aid, len(r.data))
                     record = record.model_copy(update={"uri": uri})
                 records.append(record)
             self.catalog.record_placement_exports(v.variant_id, inp.campaign_id, records)

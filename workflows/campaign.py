@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         ReviewInput,
         ReviewRecord,
         RollbackInput,
+        SpendCheckInput,
         StartCampaignInput,
         VariantsPayload,
     )
@@ -215,7 +216,8 @@ class CampaignWorkflow:
         self, inp: CampaignInput, state: CampaignState, cleared: list[str]
     ) -> CampaignState | None:
         """One round, propose to learn. None when the campaign goes on with another round;
-        its final state when it ended (done after the last round, or blocked)."""
+        its final state when it ended (done after the last round, blocked, or stopped at
+        its spend cap)."""
         cid, brief, config, playbook = state.campaign_id, state.brief, state.config, inp.playbook
         rnd = state.round
 
@@ -226,6 +228,21 @@ class CampaignWorkflow:
                 start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
             )
+
+        # a spend cap is checked before each round, so nothing more is made or deployed once
+        # the campaign cost what it may (docs/cost.md): the live ads are paused through the
+        # connector and the campaign ends `stopped`. Campaigns from before the cap existed
+        # have none, so they replay unchanged.
+        if brief.spend_cap is not None:
+            spend = await workflow.execute_activity_method(
+                CampaignActivities.check_spend,
+                SpendCheckInput(campaign_id=cid, round=rnd, cap=brief.spend_cap),
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
+            if spend.reached:
+                await self._pause_live(state, spend.reason)
+                return await self._finish(state, "stopped", spend.reason)
 
         # a persona is usable only under a valid consent record: checked every round, so a
         # revocation stops new variants from the next round on (erasure takes the ads down)

@@ -9,6 +9,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.consent import ADS_SCOPE
+from faceloop.cost import Prices, campaign_cost, cap_reason
 from faceloop.errors import FaceloopError
 from faceloop.messages import (
     CampaignInput,
@@ -22,10 +23,12 @@ from faceloop.messages import (
     RollbackInput,
     RollbackOutput,
     ScheduledRoundInput,
+    SpendCheckInput,
+    SpendCheckOutput,
     StartCampaignInput,
     VariantsPayload,
 )
-from faceloop.models import Brief, Decision, KpiGoal, RollbackRecord, Variant
+from faceloop.models import Brief, Decision, KpiGoal, RollbackRecord, SpendCap, Variant
 from faceloop.optimization import (
     CampaignEvidence,
     Optimizer,
@@ -58,9 +61,12 @@ class CampaignActivities:
         optimizer: Optimizer,
         playbook: Playbook | None = None,
         checkpoints: Checkpoints | None = None,
+        prices: Prices | None = None,
     ) -> None:
         self.catalog = catalog
         self.optimizer = optimizer
+        # what measured use costs, for spend caps that count compute (docs/cost.md)
+        self.prices = prices or Prices()
         # a finished campaign anchors the audit log with a signed checkpoint
         self.checkpoints = checkpoints
         # scheduled rounds of campaigns recorded before their playbook was kept in full run
@@ -69,7 +75,59 @@ class CampaignActivities:
 
     @activity.defn
     async def next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
-        return await asyncio.to_thread(self._next_round_input, inp)
+        nxt = await asyncio.to_thread(self._next_round_input, inp)
+        if inp.spend_cap is None:
+            return nxt
+        # the schedule's cap travels as the round's cap (the tighter of it and the brief's),
+        # so the round's own check stops the campaign and pauses its ads at it
+        cap = _tighter(nxt.brief.spend_cap, inp.spend_cap)
+        nxt.brief = nxt.brief.model_copy(update={"spend_cap": cap})
+        cost = await asyncio.to_thread(
+            campaign_cost, self.catalog, inp.campaign_id, self.prices, inp.spend_cap
+        )
+        if cost.cap_reached and inp.schedule_id is not None:
+            reason = f"schedule {cap_reason(cost)}"
+            # no further runs: the schedule is paused with the reason as its note, where
+            # `faceloop schedules` shows it; resuming it needs a higher cap
+            await activity.client().get_schedule_handle(inp.schedule_id).pause(note=reason)
+            await asyncio.to_thread(
+                self.catalog.audit,
+                inp.campaign_id,
+                "schedule.spend_cap",
+                inp.schedule_id,
+                "schedule",
+                {"reason": reason, "spent": cost.capped_spend, "cap": inp.spend_cap.model_dump()},
+            )
+        return nxt
+
+    @activity.defn
+    async def check_spend(self, inp: SpendCheckInput) -> SpendCheckOutput:
+        return await asyncio.to_thread(self._check_spend, inp)
+
+    def _check_spend(self, inp: SpendCheckInput) -> SpendCheckOutput:
+        """The campaign's spend so far against its cap (docs/cost.md); reached, the reason
+        goes to the audit log, where the report reads it."""
+        cost = campaign_cost(self.catalog, inp.campaign_id, self.prices, inp.cap)
+        assert cost.capped_spend is not None
+        if not cost.cap_reached:
+            return SpendCheckOutput(reached=False, spent=cost.capped_spend)
+        reason = cap_reason(cost)
+        self.catalog.audit(
+            inp.campaign_id,
+            "campaign.spend_cap",
+            inp.campaign_id,
+            "workflow",
+            {
+                "reason": reason,
+                "round": inp.round,
+                "spent": cost.capped_spend,
+                "ad_spend": cost.ad_spend,
+                "compute": cost.compute_money,
+                "cap": inp.cap.model_dump(),
+            },
+            key=f"campaign.spend_cap:{inp.campaign_id}",
+        )
+        return SpendCheckOutput(reached=True, spent=cost.capped_spend, reason=reason)
 
     def _next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
         row = self.catalog.get_campaign(inp.campaign_id)
@@ -319,6 +377,16 @@ class CampaignActivities:
                 **({"identity": inp.identity} if inp.identity is not None else {}),
             },
         )
+        if inp.event == "decided" and inp.waited_seconds is not None:
+            # one decision per subject: its wait is the review time of the campaign's cost
+            self.catalog.record_usage(
+                inp.campaign_id,
+                "review_minutes",
+                inp.waited_seconds / 60,
+                f"review:{inp.variant_id}",
+                round=inp.round,
+                detail="escalation open to decision",
+            )
 
     @activity.defn
     async def check_rollback(self, inp: RollbackInput) -> RollbackOutput:
@@ -503,3 +571,8 @@ class CampaignActivities:
                 "workflow",
                 {"error": str(exc)},
             )
+
+
+def _tighter(a: SpendCap | None, b: SpendCap) -> SpendCap:
+    """The lower of two caps (same currency: both were checked against the deployment's)."""
+    return b if a is None or b.amount < a.amount else a

@@ -38,11 +38,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 
 from faceloop.connectors.channels import check_channels
+from faceloop.cost import Prices, check_cap_currency
 from faceloop.erasure import ErasureInput, ErasureReport, erasure_workflow_id
 from faceloop.errors import FaceloopError, InputError
 from faceloop.generators.production import campaign_generation
 from faceloop.messages import PendingEscalation, ReviewInput, ScheduledRoundInput
-from faceloop.models import Brief, CampaignConfig, CampaignState
+from faceloop.models import Brief, CampaignConfig, CampaignState, SpendCap
 from faceloop.playbooks.schema import Playbook, load_playbook, revalidated
 from faceloop.report import build_report
 from faceloop.settings import Settings
@@ -130,6 +131,8 @@ async def submit(
     # validated again here, before anything reaches Temporal, so no campaign starts on an
     # invalid one.
     playbook = revalidated(playbook) if playbook else load_playbook(settings.playbook)
+    # a cap in a currency the deployment does not count in could never be compared
+    check_cap_currency(brief.spend_cap, settings.cost_currency, "brief", "spend_cap.currency")
     # a channel the deployment cannot serve stops the campaign here, before it starts
     await check_channels(brief, config, settings)
     # so does a production path its GPU workers would refuse; the resolved path (settings'
@@ -208,6 +211,7 @@ def write_report(settings: Settings, campaign_id: str, out_dir: Path) -> tuple[P
             prompt_only=prompt_only_params(settings.generator),
             # the campaign's study, for the Pareto front of a multi-objective campaign
             optimizer=Optimizer(optuna_url(settings), settings.optuna_sampler),
+            prices=Prices.from_settings(settings),
         )
     finally:
         catalog.close()
@@ -290,9 +294,15 @@ def schedule_id(campaign_id: str) -> str:
 
 
 async def create_or_update_schedule(
-    client: Client, settings: Settings, campaign_id: str, every: timedelta
+    client: Client,
+    settings: Settings,
+    campaign_id: str,
+    every: timedelta,
+    spend_cap: SpendCap | None = None,
 ) -> str:
-    """Create the campaign's schedule, or change its interval if it exists."""
+    """Create the campaign's schedule, or change its interval (and cap) if it exists.
+    With `spend_cap`, the schedule stops (pauses) once the campaign's spend reaches it."""
+    check_cap_currency(spend_cap, settings.cost_currency, "--spend-cap", "currency")
     sid = schedule_id(campaign_id)
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
@@ -301,6 +311,8 @@ async def create_or_update_schedule(
                 campaign_id=campaign_id,
                 gpu_task_queue=settings.gpu_task_queue,
                 cpu_task_queue=settings.cpu_task_queue,
+                spend_cap=spend_cap,
+                schedule_id=sid if spend_cap is not None else None,
             ),
             id=f"{campaign_id}-scheduled",
             task_queue=settings.task_queue,

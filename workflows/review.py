@@ -88,6 +88,8 @@ class Waiting:
     votes: list[Vote] = field(default_factory=list)
     outcome: Decision | None = None
     outcome_reason: str = ""
+    # when it started waiting: decided, the wait is the review time of the campaign's cost
+    opened_at: datetime | None = None
 
     @property
     def approvals(self) -> list[str]:
@@ -123,6 +125,7 @@ class ReviewBoard:
             level=chain,
             level_no=0,
             deadline=now + timedelta(seconds=chain.sla_seconds),
+            opened_at=now,
         )
         self._report_waiting()
 
@@ -140,6 +143,7 @@ class ReviewBoard:
             level=_never_deploy_on_expiry(chain),
             level_no=0,
             deadline=now + timedelta(seconds=chain.sla_seconds),
+            opened_at=now,
         )
         self._report_waiting()
         return subject
@@ -223,10 +227,10 @@ class ReviewBoard:
             )
         ]
         if vote.decision == Decision.block:
-            records.append(self._decide(item, Decision.block, vote.reviewer, vote.reason))
+            records.append(self._decide(item, Decision.block, vote.reviewer, vote.reason, now))
         elif len(item.approvals) >= item.level.approvers:
             reason = f"approved by {', '.join(item.approvals)}: {vote.reason}"
-            records.append(self._decide(item, Decision.deploy, vote.reviewer, reason))
+            records.append(self._decide(item, Decision.deploy, vote.reviewer, reason, now))
         self._report_waiting()
         return records
 
@@ -266,7 +270,7 @@ class ReviewBoard:
                 )
                 continue
             decision = Decision.deploy if action == "deploy" else Decision.block
-            records.append(self._decide(item, decision, "sla-timer", why))
+            records.append(self._decide(item, decision, "sla-timer", why, now))
         if records:
             self._report_waiting()
         return records
@@ -331,8 +335,11 @@ class ReviewBoard:
             update={"decision": item.outcome, "decision_reason": item.outcome_reason}
         )
 
-    def _decide(self, item: Waiting, decision: Decision, actor: str, reason: str) -> ReviewRecord:
+    def _decide(
+        self, item: Waiting, decision: Decision, actor: str, reason: str, now: datetime
+    ) -> ReviewRecord:
         item.outcome, item.outcome_reason = decision, reason
+        waited = (now - item.opened_at).total_seconds() if item.opened_at is not None else None
         return ReviewRecord(
             event="decided",
             campaign_id=item.campaign_id,
@@ -343,4 +350,6 @@ class ReviewBoard:
             role=item.level.role,
             level=item.level_no,
             approvals=item.approvals,
+            waited_seconds=waited,
+            round=item.round,
         )

@@ -17,6 +17,7 @@ from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.base import AdConnector
 from faceloop.connectors.registry import get_connector
 from faceloop.console.users import UserStore
+from faceloop.cost import Prices
 from faceloop.generators.activities import GeneratorActivities
 from faceloop.guardrails.activities import GuardrailActivities
 from faceloop.guardrails.base import Guardrail
@@ -106,7 +107,11 @@ def build_workers(
         # watches, instead of being signed over (docs/governance.md, "Audit log")
         checkpoints.write_if_moved(res.catalog)
         campaign = CampaignActivities(
-            res.catalog, optimizer, load_playbook(s.playbook), checkpoints=checkpoints
+            res.catalog,
+            optimizer,
+            load_playbook(s.playbook),
+            checkpoints=checkpoints,
+            prices=Prices.from_settings(s),
         )
         # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
         gate = ProvenanceGate.from_settings(s, res.store)
@@ -126,6 +131,7 @@ def build_workers(
                 activities=[
                     campaign.start_campaign,
                     campaign.next_round_input,
+                    campaign.check_spend,
                     campaign.propose,
                     campaign.decide,
                     campaign.record_review,

@@ -30,6 +30,13 @@ EPOCH = dt.date(2026, 1, 5)
 CPM_MICROS = 2_000_000
 
 
+def spend_micros(impressions: int) -> int:
+    """What `impressions` cost on the fakes, in micros of the account currency: every
+    delivered impression is billed at CPM_MICROS (a test account that always wins at its
+    target CPM), so spend follows delivery exactly."""
+    return impressions * CPM_MICROS // 1000
+
+
 def day_index(date: str) -> int:
     """Days since EPOCH of a YYYY-MM-DD date."""
     return (dt.date.fromisoformat(date) - EPOCH).days
@@ -120,6 +127,19 @@ class DailyDelivery(ABC):
             out[name] = out.get(name, 0) + n
         return out
 
+    def billed(self, campaign_id: str) -> float:
+        """What the campaign named `faceloop:{campaign_id}` has been billed so far, in units
+        of the account currency: the fake's own total of every delivered day, for tests to
+        compare with the spend the connector parsed from the reports."""
+        cid = self._campaign_id_by_name(f"faceloop:{campaign_id}")
+        micros = sum(
+            spend_micros(n)
+            for (c, _), served in self.delivered.items()
+            if c == cid
+            for n in served.values()
+        )
+        return micros / 1_000_000
+
     def _deliver(self, cid: str, through: int) -> None:
         """Deliver the days of campaign `cid` not delivered yet, up to `through`."""
         day = 0
@@ -161,6 +181,7 @@ __all__ = [
     "clicks_and_conversions",
     "day_date",
     "day_index",
+    "spend_micros",
     "split_evenly",
     "two_segment_rig",
 ]

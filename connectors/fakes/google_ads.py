@@ -10,7 +10,9 @@ the REST shapes of https://developers.google.com/google-ads/api/rest/overview:
 - `POST /{version}/customers/{id}/googleAds:search` and `googleAds:searchStream` with a GAQL
   query: `SELECT a.b, ... FROM resource [WHERE cond AND ...]` with =, !=, IN (...),
   BETWEEN ... AND ..., over campaign, ad_group, asset and ad_group_ad; metrics of
-  ad_group_ad over a `segments.date` range, summed over the range;
+  ad_group_ad over a `segments.date` range, summed over the range (`metrics.cost_micros`
+  too: every delivered impression billed at CPM_MICROS); `customer.currency_code` (the
+  fake's `currency_code`) on every row;
 - errors as Google sends them: `{"error": {"code", "message", "status", "details":
   [GoogleAdsFailure]}}`: UNAUTHENTICATED (401), PERMISSION_DENIED (403, developer token),
   INVALID_ARGUMENT (400, field errors), RESOURCE_EXHAUSTED (429, with
@@ -45,6 +47,7 @@ from faceloop.connectors.fakes.delivery import (
     clicks_and_conversions,
     day_date,
     day_index,
+    spend_micros,
     split_evenly,
     two_segment_rig,
 )
@@ -111,6 +114,8 @@ class GoogleAdsFake(DailyDelivery):
     # (campaign id, day) -> {ad group ad resource name: impressions}
     delivered: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
     validate_only_calls: int = 0
+    # the account's currency (ISO 4217): what its cost_micros are micros of
+    currency_code: str = "USD"
 
     def __post_init__(self) -> None:
         self._ids = 1000
@@ -493,18 +498,20 @@ class GoogleAdsFake(DailyDelivery):
             for cid in {r["campaign"]["id"] for r in rows}:
                 self._deliver(cid, last)
             for r in rows:
-                impressions = clicks = conversions = 0
+                impressions = clicks = conversions = cost = 0
                 for day in range(first, last + 1):
                     n = self.delivered.get((r["campaign"]["id"], day), {}).get(
                         r["adGroupAd"]["resourceName"], 0
                     )
                     c, v = clicks_and_conversions(f"{r['adGroupAd']['resourceName']}@{day}", n)
                     impressions, clicks, conversions = impressions + n, clicks + c, conversions + v
+                    cost += spend_micros(n)
                 # int64 travels as a string in Google's JSON; conversions is a double
                 r["metrics"] = {
                     "impressions": str(impressions),
                     "clicks": str(clicks),
                     "conversions": float(conversions),
+                    "costMicros": str(cost),
                 }
         return [_select(r, fields) for r in rows]
 
@@ -515,7 +522,13 @@ class GoogleAdsFake(DailyDelivery):
             kind = rn.split("/")[2]
             if COLLECTIONS.get(kind) != resource:
                 continue
-            row: dict[str, Any] = {_camel(resource): obj}
+            row: dict[str, Any] = {
+                _camel(resource): obj,
+                "customer": {
+                    "resourceName": f"customers/{self.customer_id}",
+                    "currencyCode": self.currency_code,
+                },
+            }
             ad_group = obj.get("adGroup")
             if ad_group:
                 row["adGroup"] = self.objects[ad_group]

@@ -22,7 +22,9 @@ way the Marketing API documents them, with the same error bodies and usage heade
 Fake-only behaviour, because a fake has no clock of days and no reviewers:
 - a day is delivered the first time ad-level insights ask for a range that includes it,
   spending each active ad set's daily budget at `cpm_minor` (all of it: a test account
-  that always wins its auctions), split over age buckets by fixed weights;
+  that always wins its auctions), split over age buckets by fixed weights; insights'
+  `spend` (a decimal string in the account currency, as Meta sends it) bills every
+  delivered impression at `cpm_minor`, and `account_currency` is the fake's `currency`;
 - an ad is reviewed when it is first read or delivered: `disapprove(asset, reason)` makes
   a rule, every other ad is approved.
 
@@ -38,6 +40,7 @@ import json
 import random
 from collections import deque
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
@@ -157,8 +160,11 @@ class MetaFake:
         window_s: float = 3600.0,
         cpm_minor: int = 1000,
         start: date = date(2026, 1, 5),
+        currency: str = "USD",
     ) -> None:
         self.account = f"act_{account}"
+        # the ad account's currency (ISO 4217): insights' `account_currency`, what spend is in
+        self.currency = currency
         self.token = token
         self.clock: Clock = clock or RealClock()
         self.call_limit = call_limit
@@ -609,6 +615,30 @@ class MetaFake:
                     self.rows[(ad_id, day, age)] = (imp, clicks, clicks // 10)
             self.delivered[campaign["id"]] = day + 1
 
+    def _spend(self, impressions: int) -> Decimal:
+        """What `impressions` cost in units of the account currency: `cpm_minor` minor units
+        (1/100) per 1,000, exactly."""
+        return Decimal(impressions * self.cpm_minor) / 100_000
+
+    def billed(self, campaign_id: str) -> float:
+        """What the campaign named `faceloop:{campaign_id}` has been billed so far, in units
+        of the account currency: the fake's own total over every delivered row, for tests
+        to compare with the spend the connector parsed from the insights."""
+        camp = next(
+            (
+                o
+                for o in self.objects.values()
+                if o["kind"] == "campaigns" and o.get("name") == f"faceloop:{campaign_id}"
+            ),
+            None,
+        )
+        if camp is None:
+            return 0.0
+        ads = {o["id"] for o in self.objects.values() if o.get("campaign_id") == camp["id"]}
+        return float(
+            sum(self._spend(imp) for (a, _, _), (imp, _, _) in self.rows.items() if a in ads)
+        )
+
     def _insights(self, obj: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         if obj["kind"] != "campaigns":
             raise FakeMetaError(400, 100, "FAKE: insights are implemented on campaigns only")
@@ -626,6 +656,7 @@ class MetaFake:
                 key = (ad_id, age) if level == "ad" else (obj["id"], "")
                 t = totals.setdefault(key, [0, 0, 0])
                 t[0], t[1], t[2] = t[0] + imp, t[1] + clk, t[2] + conv
+        wanted = set(str(p.get("fields", "")).split(","))
         rows = []
         for (oid, age), (imp, clk, conv) in sorted(totals.items()):
             if not imp:
@@ -636,6 +667,11 @@ class MetaFake:
                 "date_start": span["since"],
                 "date_stop": span["until"],
             }
+            # only when asked for, as Meta answers: the connector must request them
+            if "spend" in wanted:
+                row["spend"] = str(self._spend(imp))
+            if "account_currency" in wanted:
+                row["account_currency"] = self.currency
             if level == "ad":
                 row |= {"ad_id": oid, "ad_name": ads[oid]["name"], "age": age}
                 if conv:

@@ -9,7 +9,8 @@ code saying what happened (0: OK). Endpoints under `/open_api/{version}/`:
   `image_signature` MD5), `file/image/ad/search/`; `ad/create/` (`creatives[]` with
   `aigc_disclosure_type`), `ad/get/`, `ad/status/update/` (ENABLE / DISABLE / DELETE);
   `report/integrated/get/` (BASIC, AUCTION_AD, dimension ad_id, metrics over
-  start_date..end_date, filtering by campaign_ids);
+  start_date..end_date, filtering by campaign_ids; `spend` a decimal string, every
+  delivered impression billed at CPM_MICROS, and `currency` the fake's `currency`);
 - `filtering` and list parameters are JSON strings in the query, as TikTok takes them;
 - codes: 40100 (too many requests: throttle), 40105 (access token invalid), 40001 (no
   permission for the advertiser), 40002 (invalid parameter), 50000 (system error). Only
@@ -31,6 +32,7 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -43,6 +45,7 @@ from faceloop.connectors.fakes.delivery import (
     DailyDelivery,
     clicks_and_conversions,
     day_index,
+    spend_micros,
     split_evenly,
     two_segment_rig,
 )
@@ -86,6 +89,8 @@ class TikTokFake(DailyDelivery):
     images: dict[str, dict[str, Any]] = field(default_factory=dict)
     # (campaign id, day) -> {ad id: impressions}
     delivered: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
+    # the advertiser's currency (ISO 4217): what its spend is in
+    currency: str = "USD"
 
     def __post_init__(self) -> None:
         self._ids = 1_700_000_000_000_000
@@ -370,15 +375,19 @@ class TikTokFake(DailyDelivery):
         for ad in self.ads.values():
             if ad["campaign_id"] not in scope:
                 continue
-            impressions = clicks = conversions = 0
+            impressions = clicks = conversions = cost = 0
             for day in range(first, last + 1):
                 n = self.delivered.get((ad["campaign_id"], day), {}).get(ad["ad_id"], 0)
                 c, v = clicks_and_conversions(f"{ad['ad_id']}@{day}", n)
                 impressions, clicks, conversions = impressions + n, clicks + c, conversions + v
+                cost += spend_micros(n)
             values = {
                 "impressions": str(impressions),
                 "clicks": str(clicks),
                 "conversion": str(conversions),
+                # TikTok's money metrics are decimal strings; exact here, from the micros
+                "spend": str(Decimal(cost) / 1_000_000),
+                "currency": self.currency,
                 "ad_name": ad["ad_name"],
                 "adgroup_name": ad["adgroup_name"],
             }

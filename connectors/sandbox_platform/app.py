@@ -728,6 +728,8 @@ class _Store:
                 conversions=conv.get((r["ad_id"], r["segment"]), 0),
                 negative_feedback=int(r["hides"]) if reported else None,
                 complaints=int(r["reports"]) if reported else None,
+                # billed per delivered impression at the scenario's CPM, like a CPM buy
+                spend=round(int(r["impressions"]) * self.scenario.cpm / 1000, 6),
             )
             for r in rows
         ]

@@ -215,6 +215,13 @@ class Scenario(Model):
         description="what the simulated audience reacts to: the parameters an ad declares "
         "(declared), or those the perception module measures in its image (measured)",
     )
+    cpm: float = Field(
+        default=2.0,
+        gt=0,
+        le=10_000,
+        description="what 1,000 delivered impressions cost; the platform reports spend at it "
+        "(in the account currency, which faceloop takes to be FACELOOP_COST_CURRENCY)",
+    )
     bench: BenchUse | None = Field(
         default=None,
         description="how `faceloop bench optimize` uses it (tuning or held-out set, KPI); "
@@ -250,7 +257,11 @@ class Scenario(Model):
         `bench` section is left out: it does not change what the audience does)."""
         # declared is the behaviour before the option existed: left out of the hash, so
         # state files written then still match their scenario
-        exclude = {"bench"} if self.audience_sees == "measured" else {"bench", "audience_sees"}
+        # the price (cpm) is no part of the audience either: leaving it out keeps state files
+        # written before the sandbox reported spend usable
+        exclude = {"bench", "cpm"}
+        if self.audience_sees != "measured":
+            exclude.add("audience_sees")
         return hashlib.sha256(self.model_dump_json(exclude=exclude).encode()).hexdigest()
 
 

@@ -504,7 +504,7 @@ def status(
 
 
 # statuses a campaign's workflow records itself when it ends (CampaignActivities.finish)
-FINISHED = frozenset({"done", "blocked"})
+FINISHED = frozenset({"done", "blocked", "stopped"})
 
 
 async def _closed_on_temporal(
@@ -574,13 +574,22 @@ def schedule(
     resume: Annotated[bool, typer.Option("--resume", help="fire again")] = False,
     delete: Annotated[bool, typer.Option("--delete", help="remove the schedule")] = False,
     note: Annotated[str, typer.Option(help="why (kept on the schedule)")] = "",
+    spend_cap: Annotated[
+        str | None,
+        typer.Option(
+            help="with --every: stop at this campaign spend, e.g. '500 USD' (docs/cost.md)"
+        ),
+    ] = None,
 ) -> None:
     """Run optimisation rounds on a live campaign on a Temporal Schedule.
 
     `--every 6h` creates the schedule (or changes its interval); `--pause`, `--resume` and
     `--delete` act on it; `faceloop schedules` lists them. Each firing runs one round (propose,
     generate, guard, decide, deploy, observe, learn) on the campaign's live incumbents.
+    With `--spend-cap`, the round that finds the campaign's spend at the cap stops the
+    campaign (ads paused) and pauses the schedule.
     """
+    from faceloop.cost import parse_spend_cap
     from faceloop.workflows import client as schedules
 
     chosen = [
@@ -595,6 +604,12 @@ def schedule(
     ]
     if len(chosen) != 1:
         raise fail(FaceloopError("give exactly one of --every, --pause, --resume, --delete"))
+    if spend_cap is not None and not every:
+        raise fail(FaceloopError("--spend-cap goes with --every (the schedule it caps)"))
+    try:
+        cap = parse_spend_cap(spend_cap, "--spend-cap") if spend_cap is not None else None
+    except FaceloopError as exc:
+        raise fail(exc) from exc
     settings = get_settings()
     _require_server(settings)
 
@@ -602,9 +617,13 @@ def schedule(
         client = await schedules.reachable_client(settings)
         if every:
             interval = schedules.parse_every(every)
-            sid = await schedules.create_or_update_schedule(client, settings, campaign, interval)
+            sid = await schedules.create_or_update_schedule(
+                client, settings, campaign, interval, spend_cap=cap
+            )
+            capped = f", stops at {cap.amount:g} {cap.currency}" if cap else ""
             console.print(
-                f"schedule [bold]{escape(str(sid))}[/bold]: a round every {escape(str(interval))}"
+                f"schedule [bold]{escape(str(sid))}[/bold]: a round every "
+                f"{escape(str(interval))}{escape(capped)}"
             )
         elif pause or resume:
             await schedules.set_schedule_paused(client, campaign, pause, note or "via faceloop cli")

@@ -55,6 +55,7 @@ from faceloop.console.schemas import (
     UserView,
 )
 from faceloop.console.users import Role, User, canonical_username
+from faceloop.cost import CampaignCost, Prices, campaign_cost
 from faceloop.errors import FaceloopError, InputError
 from faceloop.messages import PendingEscalation
 from faceloop.models import CampaignState, Decision, Variant
@@ -502,6 +503,17 @@ def _campaigns() -> APIRouter:
         out = await asyncio.to_thread(report_dir, state_of(request).settings, campaign_id)
         data: dict[str, Any] = json.loads((out / "report.json").read_text(encoding="utf-8"))
         return data
+
+    @r.get("/{campaign_id}/cost", responses={403: {}, 404: {}})
+    async def cost(request: Request, who: Who, campaign_id: str) -> CampaignCost:
+        """Measured use (GPU and CPU seconds, storage bytes, platform API calls, review
+        minutes), per 1,000 variants and in money at the deployment's prices, the ad spend
+        the platform reports, and the spend cap (docs/cost.md)."""
+        row = await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
+        prices = Prices.from_settings(state_of(request).settings)
+        return await asyncio.to_thread(
+            campaign_cost, _catalog(request), campaign_id, prices, row.brief.spend_cap
+        )
 
     @r.get("/{campaign_id}/insight", responses={403: {}, 404: {}})
     async def insight(request: Request, who: Who, campaign_id: str) -> CampaignInsight:

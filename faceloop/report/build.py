@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from faceloop.cost import Prices
 from faceloop.errors import FaceloopError
 from faceloop.models import FaceParams
 from faceloop.optimization.study import Optimizer
@@ -38,11 +39,13 @@ def build_report(
     out_dir: Path,
     prompt_only: frozenset[str] = frozenset(),
     optimizer: Optimizer | None = None,
+    prices: Prices | None = None,
 ) -> tuple[Path, Path]:
     """Write report.json and report.html (plus plots and thumbnails) into out_dir.
 
     `optimizer` reads the campaign's Optuna study for the Pareto front of a multi-objective
-    campaign (without it the report says the study was not read).
+    campaign (without it the report says the study was not read). `prices` (the settings'
+    price_* and cost_currency) turn the measured use into money (docs/cost.md).
 
     `prompt_only` names the FaceParams fields the generator only received as prompt text and
     cannot render (the embedded generator ignores e.g. lighting); the report says so, so
@@ -61,7 +64,7 @@ def build_report(
             "check the id with `faceloop list` (or the console)"
         )
     out_dir = Path(out_dir)
-    model = build_model(catalog, store, campaign, out_dir, prompt_only, optimizer)
+    model = build_model(catalog, store, campaign, out_dir, prompt_only, optimizer, prices)
     plot = kpi_plot(model.rounds, out_dir / PLOT_NAME)
 
     json_path = out_dir / "report.json"

@@ -16,6 +16,7 @@ from typing import Any
 
 from PIL import Image
 
+from faceloop.cost import Prices, campaign_cost
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision, Variant
 from faceloop.optimization.report import pareto_section, regret_section
@@ -89,9 +90,11 @@ def build_model(
     out_dir: Path,
     prompt_only: frozenset[str],
     optimizer: Optimizer | None,
+    prices: Prices | None = None,
 ) -> ReportModel:
     """Read the campaign, write its thumbnails (IMAGES_DIR in out_dir) and the optimisation
-    plots, and return the report's model."""
+    plots, and return the report's model. `prices` turn the measured use into money (the
+    defaults of faceloop.cost.Prices without them)."""
     campaign_id = campaign.campaign_id
     (out_dir / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
 
@@ -184,6 +187,8 @@ def build_model(
             for e in entries
             if e.kind == "rollback.paused"
         ],
+        # measured use, per 1,000 variants and in money (faceloop/cost.py, docs/cost.md)
+        "cost": _cost_json(catalog, campaign, entries, prices or Prices()),
     }
     return ReportModel(
         data=data, rounds=rounds, audit=entries, winner_entry=_winner_entry(rounds, winner)
@@ -317,6 +322,18 @@ def _write_thumbnail(store: AssetStore, v: Variant, out_dir: Path) -> str | None
     thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
     thumb.save(out_dir / rel, format="PNG")
     return rel
+
+
+def _cost_json(
+    catalog: Catalog, campaign: CampaignRow, entries: list[AuditEntry], prices: Prices
+) -> dict[str, Any]:
+    cost = campaign_cost(catalog, campaign.campaign_id, prices, campaign.brief.spend_cap)
+    # why the campaign stopped at its cap, as the audit log recorded it
+    stop = next((e for e in reversed(entries) if e.kind == "campaign.spend_cap"), None)
+    return {
+        **cost.model_dump(mode="json"),
+        "stopped_reason": str(stop.payload.get("reason", "")) if stop else None,
+    }
 
 
 def _kpi_json(kpi: Kpi) -> dict[str, Any]:

@@ -52,6 +52,7 @@ from faceloop.storage.audit import (
     entry_hash,
     verify_chain,
 )
+from faceloop.storage.costs import CostRecords
 from faceloop.storage.keys import SubjectKeyStore
 from faceloop.storage.schema import (
     Row,
@@ -133,7 +134,7 @@ class DeploymentRow(Row):
     deployed_at: datetime
 
 
-class Catalog(SubjectRecords):
+class Catalog(SubjectRecords, CostRecords):
     """Campaigns, variants, verdicts, deployments, KPI observations, the audit log and the
     records of data subjects.
 

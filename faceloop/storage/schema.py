@@ -64,6 +64,7 @@ __all__ = [
     "console_sessions",
     "console_tokens",
     "console_users",
+    "cost_usage",
     "deployments",
     "exports",
     "guardrail_checks",
@@ -360,6 +361,23 @@ campaign_owners = Table(
     Column("campaign_id", String, primary_key=True),
     Column("user_id", String, nullable=False, index=True),
     Column("submitted_at", UtcDateTime, nullable=False),
+)
+
+# --------------------------------------------------------------------------- cost
+# What a campaign used, measured where it was used (faceloop/cost.py, docs/cost.md): one row
+# per measurement, keyed so that a retried write replaces rather than adds (an activity
+# attempt, an asset's content hash, a review subject, a KPI window). `ad_spend` rows hold
+# the platform's cumulative spend through a window; every other resource is summed.
+cost_usage = Table(
+    "cost_usage",
+    metadata,
+    Column("campaign_id", String, primary_key=True),
+    Column("key", String, primary_key=True),
+    Column("resource", String, primary_key=True),
+    Column("round", Integer, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("detail", String, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
 )
 
 

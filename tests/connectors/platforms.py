@@ -36,9 +36,9 @@ class Platform:
     def connect(
         self, fake: Fake, plan: FaultPlan | None = None, *, cls: type | None = None, **kw: Any
     ) -> Any:
-        """The connector (or `cls`, a subclass) on `fake`; `policy` and other keywords go
+        """The connector (or `cls`, a subclass) on `fake`; `policy` and `cost_currency` go
         to the connector, the rest to its settings."""
-        options = {k: kw.pop(k) for k in ("policy",) if k in kw}
+        options = {k: kw.pop(k) for k in ("policy", "cost_currency") if k in kw}
         return (cls or self.connector)(
             fake.settings(**kw),
             lambda uri: PNG,

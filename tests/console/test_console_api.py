@@ -586,3 +586,34 @@ def test_compliance_pages_link_the_temporal_web_ui(tmp_path: Path) -> None:
         # a marketer has no business in workflow histories (briefs, every vote)
         login(client, "mara")
         assert f'href="{ui}"' not in client.get("/").text
+
+
+def test_the_cost_of_a_campaign_per_1000_variants_at_the_deployments_prices(
+    env: tuple,
+) -> None:
+    client, _, settings = env
+    r = client.post(
+        "/api/v1/briefs",
+        json={**BRIEF, "spend_cap": {"amount": 10, "currency": "USD"}},
+        headers=login(client, "mara"),
+    )
+    assert r.status_code == 201, r.text
+    cid = r.json()["campaign_id"]
+    with Catalog(settings.resolved_database_url) as catalog:
+        catalog.upsert_variant(
+            Variant(variant_id=f"{cid}-v", campaign_id=cid, round=0, seed=1, params=FaceParams())
+        )
+        catalog.record_usage(cid, "gpu_seconds", 1800.0, "a:1:1", detail="GPU wall time")
+        catalog.record_usage(cid, "ad_spend", 12.5, "window:0")
+    r = client.get(f"/api/v1/campaigns/{cid}/cost")
+    assert r.status_code == 200, r.text
+    cost = r.json()
+    # the proposed variant has no image yet: per 1,000 variants is not defined
+    assert cost["variants"] == 0 and cost["currency"] == settings.cost_currency == "USD"
+    gpu = next(line for line in cost["lines"] if line["resource"] == "gpu_seconds")
+    assert gpu["quantity"] == 1800 and gpu["measured_as"] == ["GPU wall time"]
+    assert gpu["money"] == pytest.approx(0.5 * settings.price_gpu_hour)
+    assert cost["ad_spend"] == 12.5 and cost["cap_reached"] is True
+    # someone else's campaign stays hidden
+    login(client, "otto")
+    assert client.get(f"/api/v1/campaigns/{cid}/cost").status_code == 403

@@ -2,7 +2,7 @@
 platform served over real HTTP, on the real Temporal dev server: the worker builds the
 connector from the settings (FACELOOP_GOOGLE_ADS__* / FACELOOP_TIKTOK__*) as in production,
 and its tokens are in no event of the workflow's history, not in the catalog and in no log
-record."""
+record. With a spend cap, the spend the platform reports stops the campaign."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from test_meta_campaign import assert_not_logged, assert_secret_absent
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
 from faceloop.connectors.fakes.tiktok import TikTokFake
-from faceloop.models import CampaignConfig, Channel, Decision
+from faceloop.models import CampaignConfig, Channel, Decision, SpendCap
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.client import submit
@@ -157,3 +157,45 @@ async def test_a_campaign_runs_through_the_platform(
     assert Counter(names) == dict.fromkeys(ads, len(brief.audience))
     # the playbook's label for the brief's markets (DE, FR, NL) goes with every ad
     assert all("KI-generiertes Bild" in d and "Image générée par IA" in d for d in descriptions)
+
+
+async def test_a_campaign_through_tiktok_stops_at_its_spend_cap(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    """The spend TikTok reports (the FAKE's `spend`) is what the cap counts: a cap below
+    one round's ad spend, compute left out, stops the campaign before round 1 with its ads
+    paused on the platform."""
+    fake = TikTokFake()
+    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
+    cap = SpendCap(amount=0.01, currency=settings.cost_currency, include_compute=False)
+    brief = brief.model_copy(update={"channels": [Channel("tiktok")], "spend_cap": cap})
+    config = CampaignConfig(
+        rounds=3, variants_per_round=2, incumbents=1, kpi_window_seconds=1.0, connector="tiktok"
+    )
+    cid = "capped-tiktok"
+    with serve(fake.app) as url:
+        s = platform_settings(settings, "tiktok", url, fake)
+        res = Resources.open(s)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for w in build_workers(temporal_env.client, res):
+                    await stack.enter_async_context(w)
+                handle = await submit(temporal_env.client, s, brief, config, campaign_id=cid)
+                state = await asyncio.wait_for(handle.result(), timeout=240)
+        finally:
+            await res.aclose()
+    assert state.stage == "stopped" and state.round == 1, state.blocked_reason
+    assert state.blocked_reason.startswith("spend cap reached: ad spend "), state.blocked_reason
+
+    catalog = Catalog(s.resolved_database_url)
+    try:
+        row = catalog.get_campaign(cid)
+        assert row is not None and row.status == "stopped"
+        assert {v.round for v in catalog.variants(cid)} == {0}
+        # the catalog's ad spend is what the FAKE platform billed for round 0's window
+        spend = catalog.usage_totals(cid)["ad_spend"]
+        assert spend == pytest.approx(fake.billed(cid)) and spend >= cap.amount
+        ads = {v.ad_id for v in catalog.variants(cid) if v.ad_id}
+    finally:
+        catalog.close()
+    assert ads and {fake.ad_status(a) for a in ads} == {"paused"}

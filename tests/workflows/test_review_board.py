@@ -187,3 +187,16 @@ def test_legacy_rules_keep_recorded_votes_valid() -> None:
     board.cast(vote("v1", "Maria", role=None), T0 + timedelta(hours=2))
     board.cast(vote("v1", "maria ", role=None), T0 + timedelta(hours=2))
     assert board.done
+
+
+def test_a_decision_records_how_long_the_escalation_waited() -> None:
+    # the campaign's review minutes (docs/cost.md): opening to decision, in workflow time
+    board = ReviewBoard("marketer")
+    board.open(variant("v1"), FOUR_EYES, T0)
+    board.cast(vote("v1", "ana"), T0 + timedelta(minutes=5))
+    records = board.cast(vote("v1", "ben"), T0 + timedelta(minutes=12))
+    assert [r.event for r in records] == ["vote", "decided"]
+    assert records[0].waited_seconds is None and records[1].waited_seconds == 12 * 60
+    board.open(variant("v2"), Escalation(approvers=1, sla_seconds=90), T0)
+    expired = board.expire(T0 + timedelta(seconds=91))
+    assert [(r.event, r.waited_seconds) for r in expired] == [("decided", 91.0)]
