@@ -344,7 +344,7 @@ def verify_file(path: Path) -> dict[str, Any]:
     decoded = None
     matches: list[dict[str, Any]] = []
     if rgb.shape[0] * rgb.shape[1] >= MIN_PIXELS:
-        decoded = decode(rgb, gs.watermark_method)  # type: ignore[arg-type]
+        decoded = decode(rgb, gs.watermark_method)
         matches = Ledger(gs.ledger_path).lookup(decoded)
     in_manifest = asset_id_in(report)
     ids = [in_manifest] if in_manifest else []

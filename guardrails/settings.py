@@ -7,10 +7,14 @@ faceloop/settings.py with everything else; this view adds the derived paths in t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from pydantic import SecretStr
 
 from faceloop.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from faceloop.guardrails.watermark import Method
 
 
 class GuardrailSettings:
@@ -39,8 +43,9 @@ class GuardrailSettings:
         return self.settings.c2pa_trust_anchors
 
     @property
-    def watermark_method(self) -> str:
-        return self.settings.watermark_method
+    def watermark_method(self) -> Method:
+        # checked against the known methods where it is used (ProvenanceGate, Signer)
+        return cast("Method", self.settings.watermark_method)
 
     @property
     def home(self) -> Path:

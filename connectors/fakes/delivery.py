@@ -94,6 +94,14 @@ class DailyDelivery(ABC):
     def _copy_statuses(self, ad_name: str) -> list[str]:
         """The status of every ad group copy of the ad named `ad_name`."""
 
+    @abstractmethod
+    def throttle_response(self, request: httpx.Request, rng: random.Random) -> httpx.Response:
+        """The platform's own rate-limit answer (FAKE fault injection, faults.FakePlatform)."""
+
+    @abstractmethod
+    def server_error_response(self, request: httpx.Request) -> httpx.Response:
+        """The platform's own 5xx answer (FAKE fault injection, faults.FakePlatform)."""
+
     def transport(self, plan: FaultPlan | None = None) -> httpx.AsyncBaseTransport:
         """The fake in process; with a plan, behind FAKE fault injection."""
         inner = httpx.ASGITransport(app=self.app)
