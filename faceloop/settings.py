@@ -174,6 +174,11 @@ class Settings(BaseSettings):
     asset_root: str | None = Field(
         default=None, description="asset store folder; unset: <home>/assets"
     )
+    fault_disk_full_flag: Path | None = Field(
+        default=None,
+        description="FAKE fault for chaos runs (`faceloop bench loop --chaos`): while this "
+        "file exists, every write to the asset store fails with ENOSPC; unset: off",
+    )
     generator: str = Field(
         default="dcgan", description="generator backend name: dcgan, onnx, diffusers"
     )

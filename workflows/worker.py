@@ -59,11 +59,13 @@ class Resources:
     @classmethod
     def open(cls, settings: Settings) -> Resources:
         private_dir(settings.resolved_home)
-        return cls(
-            settings=settings,
-            catalog=Catalog(settings.resolved_database_url),
-            store=AssetStore(settings.resolved_asset_root),
-        )
+        store = AssetStore(settings.resolved_asset_root)
+        if settings.fault_disk_full_flag is not None:
+            # chaos runs only: a full disk, switched on and off by a flag file
+            from faceloop.storage.faults import DiskFullFault
+
+            store = DiskFullFault(settings.resolved_asset_root, settings.fault_disk_full_flag)
+        return cls(settings=settings, catalog=Catalog(settings.resolved_database_url), store=store)
 
     def connector(self, name: str) -> AdConnector:
         if name not in self.connectors:
