@@ -225,7 +225,10 @@ async def run_loop_bench(
         flag.parent.mkdir(parents=True, exist_ok=True)
         settings = settings.model_copy(update={"fault_disk_full_flag": flag})
     stack = EmbeddedStack(
-        settings, fresh_ports=True, sandbox_fault_rate=chaos.fault_rate if chaos else 0.0
+        settings,
+        fresh_ports=True,
+        sandbox_fault_rate=chaos.fault_rate if chaos else 0.0,
+        sandbox_fault_seed=bench.seed,
     )
     t_start = time.monotonic()
     await stack.start()

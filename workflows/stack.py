@@ -168,12 +168,14 @@ class EmbeddedStack:
         fresh_ports: bool = False,
         web_ui: bool = False,
         sandbox_fault_rate: float = 0.0,
+        sandbox_fault_seed: int = 0,
     ) -> None:
         self.settings = settings
         self.fresh_ports = fresh_ports
         # chaos runs (`faceloop bench loop --chaos`): FAKE faults on this share of the
         # sandbox's requests (connectors/sandbox_platform/faults.py)
         self.sandbox_fault_rate = sandbox_fault_rate
+        self.sandbox_fault_seed = sandbox_fault_seed
         # Temporal's Web UI on 127.0.0.1 for operators (`faceloop up`); demos and tests run
         # headless, one port and one process fewer
         self.web_ui = web_ui
@@ -275,7 +277,12 @@ class EmbeddedStack:
                     else []
                 ),
                 *(
-                    ["--fault-rate", str(self.sandbox_fault_rate)]
+                    [
+                        "--fault-rate",
+                        str(self.sandbox_fault_rate),
+                        "--fault-seed",
+                        str(self.sandbox_fault_seed),
+                    ]
                     if self.sandbox_fault_rate
                     else []
                 ),

@@ -9,8 +9,12 @@ completes, the next workflow task follows. Its wall time splits into:
 - timers: started -> fired (KPI windows, review SLAs: deliberate waits);
 - slot wait: an activity scheduled while its single-slot queue (the GPU queue runs one
   batch at a time) executed another campaign's activity: capacity, not orchestration;
-- orchestration: the rest: workflow tasks, dispatch of activities to a free worker, and,
-  under chaos, failed attempts, timeouts and retry backoff.
+- recovery: the time before an activity's final attempt started when it took more than one
+  (failed attempts, heartbeat or start-to-close timeouts, retry backoff): what a crash or
+  fault costs, which only chaos runs should show;
+- orchestration: the rest: workflow tasks and dispatch of activities to a free worker.
+  Workflow tasks are also reported on their own, with the part of them spent waiting for
+  the main worker to pick them up (it runs the main queue's activities in the same process).
 
 The orchestration share is orchestration / (activities + orchestration): of the time a
 campaign was being worked on or moved along, the part that was not inside an activity.
@@ -53,6 +57,8 @@ class RunTimeline:
     activities: list[ActivitySpan] = field(default_factory=list)
     timers: list[Interval] = field(default_factory=list)
     workflow_tasks: list[Interval] = field(default_factory=list)
+    # the part of each workflow task before a worker picked it up (the worker was busy)
+    workflow_task_waits: list[Interval] = field(default_factory=list)
 
 
 def _ts(event: HistoryEvent) -> float:
@@ -76,6 +82,7 @@ def add_history(timeline: RunTimeline, events: Iterable[HistoryEvent]) -> None:
     acts: dict[int, ActivitySpan] = {}
     timers: dict[int, float] = {}
     wf_tasks: dict[int, float] = {}
+    wf_started: dict[int, float] = {}
     for e in events:
         t, kind = _ts(e), e.event_type
         if kind == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED:
@@ -100,11 +107,15 @@ def add_history(timeline: RunTimeline, events: Iterable[HistoryEvent]) -> None:
             timeline.timers.append((timers.pop(attrs.started_event_id), t))
         elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
             wf_tasks[e.event_id] = t
+        elif kind == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            wf_started[e.workflow_task_started_event_attributes.scheduled_event_id] = t
         elif kind in _WF_TASK_CLOSED:
             attrs = getattr(e, e.WhichOneof("attributes") or "")
             scheduled = wf_tasks.pop(attrs.scheduled_event_id, None)
             if scheduled is not None:
                 timeline.workflow_tasks.append((scheduled, t))
+                started = wf_started.pop(attrs.scheduled_event_id, scheduled)
+                timeline.workflow_task_waits.append((scheduled, started))
         timeline.end = max(timeline.end, t)
     timeline.activities.extend(acts.values())
 
@@ -158,8 +169,10 @@ class TimeSplit(BaseModel):
     activities_s: float
     timers_s: float
     slot_wait_s: float
+    recovery_s: float
     orchestration_s: float
     workflow_tasks_s: float
+    workflow_task_wait_s: float
     variants: int
     per_variant_wall_s: float
     per_variant_orchestration_s: float
@@ -210,27 +223,36 @@ def time_split(
         for a in tl.activities:
             if a.task_queue in single_slot_queues and a.started is not None:
                 busy[a.task_queue].append((a.started, a.closed or a.started))
-    wall = acts = timers = slot = wf = 0.0
+    wall = acts = timers = slot = recovery = wf = wf_wait = 0.0
     for tl in timelines:
         wall += tl.end - tl.start
         acts += union_length((a.started, a.closed) for a in tl.activities if a.started and a.closed)
         timers += union_length(tl.timers)
         wf += union_length(tl.workflow_tasks)
+        wf_wait += union_length(tl.workflow_task_waits)
         for a in tl.activities:
-            if a.task_queue in single_slot_queues and a.started is not None:
+            if a.started is None:
+                continue
+            waited = 0.0
+            if a.task_queue in single_slot_queues:
                 others = [
                     iv for iv in busy[a.task_queue] if iv != (a.started, a.closed or a.started)
                 ]
-                slot += overlap((a.scheduled, a.started), others)
-    orchestration = max(wall - acts - timers - slot, 0.0)
+                waited = overlap((a.scheduled, a.started), others)
+                slot += waited
+            if a.attempt > 1:
+                recovery += max(a.started - a.scheduled - waited, 0.0)
+    orchestration = max(wall - acts - timers - slot - recovery, 0.0)
     n = max(sum(variants.get(tl.campaign_id, 0) for tl in timelines), 1)
     return TimeSplit(
         wall_s=round(wall, 3),
         activities_s=round(acts, 3),
         timers_s=round(timers, 3),
         slot_wait_s=round(slot, 3),
+        recovery_s=round(recovery, 3),
         orchestration_s=round(orchestration, 3),
         workflow_tasks_s=round(wf, 3),
+        workflow_task_wait_s=round(wf_wait, 3),
         variants=sum(variants.values()),
         per_variant_wall_s=round(wall / n, 3),
         per_variant_orchestration_s=round(orchestration / n, 3),

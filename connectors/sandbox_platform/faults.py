@@ -9,8 +9,11 @@ drawn from a seeded generator, it answers instead of the platform:
 - `server_error_after_commit`: the work is committed and the answer is a 500;
 - `server_error`: a 503 before anything is done.
 
-Off unless a rate is given (`--fault-rate`). `GET /_faults` answers the counts injected so
-far, so a bench reads them from the platform's side. /health is never faulted.
+Off unless a rate is given (`--fault-rate`). The draws are stratified: of every BLOCK (20)
+consecutive requests, round(20 x rate) are faulted, at positions drawn from the seeded
+generator, so a short run gets its share too (a 10% rate: 2 of every 20) and the faults
+still land at random places. `GET /_faults` answers the counts injected so far, so a bench
+reads them from the platform's side. /health is never faulted.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ FAULTS_PATH = "/_faults"
 # past the sandbox connector's 30 s read timeout (connectors/sandbox.py DEFAULT_TIMEOUT)
 DEFAULT_HOLD_SECONDS = 35.0
 _NEVER_FAULTED = ("/health", FAULTS_PATH)
+BLOCK = 20
 
 
 class FaultInjection:
@@ -48,11 +52,15 @@ class FaultInjection:
         self.hold_seconds = hold_seconds
         self.rng = random.Random(seed)
         self.injected: Counter[str] = Counter()
+        self._block: list[bool] = []
         self.requests = 0
 
     def draw(self) -> FaultKind | None:
-        # one event loop serves the middleware, so the generator needs no lock
-        if self.rng.random() >= self.rate:
+        # one event loop serves the middleware, so the generator and the block need no lock
+        if not self._block:
+            faulted = set(self.rng.sample(range(BLOCK), round(BLOCK * self.rate)))
+            self._block = [i in faulted for i in range(BLOCK)]
+        if not self._block.pop(0):
             return None
         return self.rng.choice(FAULT_KINDS)
 

@@ -135,7 +135,9 @@ def _print(result: object) -> None:
         f"per variant: {sp.per_variant_wall_s:.2f}s wall, {sp.per_variant_orchestration_s:.2f}s "
         f"orchestration; [bold]orchestration share {sp.orchestration_share:.1%}[/bold] "
         f"(campaign seconds: activities {sp.activities_s:.0f}, timers {sp.timers_s:.0f}, "
-        f"GPU slot wait {sp.slot_wait_s:.0f}, orchestration {sp.orchestration_s:.0f})"
+        f"GPU slot wait {sp.slot_wait_s:.0f}, recovery {sp.recovery_s:.0f}, orchestration "
+        f"{sp.orchestration_s:.0f}, of which workflow tasks {sp.workflow_tasks_s:.0f}, "
+        f"{sp.workflow_task_wait_s:.0f} of them waiting for the main worker)"
     )
     for o in result.campaigns:
         console.print(f"  {o.campaign_id}: {o.status} {escape(o.reason)}")
