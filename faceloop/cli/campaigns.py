@@ -172,6 +172,7 @@ async def _demo(
 ) -> CampaignState:
     from faceloop.playbooks.schema import load_playbook
     from faceloop.workflows.client import follow, submit, write_report
+    from faceloop.workflows.loadbench import with_review_sla
     from faceloop.workflows.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
 
@@ -188,12 +189,9 @@ async def _demo(
             async with contextlib.AsyncExitStack() as es:
                 for worker in workers:
                     await es.enter_async_context(worker)
-                playbook = (playbook or load_playbook(settings.playbook)).model_copy(deep=True)
+                playbook = playbook or load_playbook(settings.playbook)
                 if review_sla < playbook.escalation.sla_seconds:
-                    # every level of every chain, or an EU chain would wait days for legal
-                    chains = [playbook.escalation, *(r.then.escalate for r in playbook.rules)]
-                    for level in (lv for c in chains if c for lv in c.levels()):
-                        level.sla_seconds = min(level.sla_seconds, review_sla)
+                    playbook = with_review_sla(playbook, review_sla)
                     con.print(
                         f"flagged variants wait {review_sla:.0f}s for a reviewer, then "
                         f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
