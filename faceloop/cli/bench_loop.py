@@ -98,7 +98,12 @@ def bench_loop(
     if keep is not None:
         err.print(f"data dir kept: {escape(str(keep))}")
     inv = result.invariants
-    unclear = [c for c in result.campaigns if c.status not in ("done",) and not c.reason]
+    # every campaign must end: done, or blocked/failed with its reason
+    unclear = [
+        c
+        for c in result.campaigns
+        if c.status == "unfinished" or (c.status != "done" and not c.reason)
+    ]
     if chaos and (unclear or inv is None or not inv.hold):
         raise typer.Exit(1)
 
