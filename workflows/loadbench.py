@@ -1,5 +1,7 @@
 """`faceloop bench loop`: N concurrent campaigns x rounds x variants on the embedded stack,
-with one worker process per task queue (main, gpu, cpu), as a deployment runs them.
+with one worker process per kind of task (workflow tasks, main activities, gpu, cpu), as a
+deployment runs them; `split_main=False` runs workflow tasks and main activities in one
+process, as `faceloop worker --queues main` does.
 
 It reports variants per minute, p50/p95 per stage and the orchestration share of each
 variant's time, all read from the campaigns' Temporal histories (workflows/timings.py).
@@ -43,7 +45,7 @@ from faceloop.workflows.timings import (
     stage_timings,
     time_split,
 )
-from faceloop.workflows.worker import ALL_QUEUES, Queue
+from faceloop.workflows.worker import Queue
 
 Progress = Callable[[str], None]
 
@@ -58,6 +60,9 @@ class LoopBenchConfig(BaseModel):
     review_sla_seconds: float = Field(default=5.0, ge=1.0)
     timeout_seconds: float = Field(default=900.0, gt=0)
     seed: int = 0
+    # workflow tasks in a process of their own, away from the main queue's CPU-heavy
+    # activities (the GIL): what moved the orchestration share (docs/benchmarks.md)
+    split_main: bool = True
     chaos: ChaosPlan | None = None
 
 
@@ -97,13 +102,16 @@ def with_review_sla(playbook: Playbook, seconds: float) -> Playbook:
 class WorkerPool:
     """One `faceloop worker --queues Q` process per queue, each in its own process group."""
 
-    def __init__(self, settings: Settings, logs: Path) -> None:
+    def __init__(self, settings: Settings, logs: Path, split_main: bool = True) -> None:
         env = {**os.environ, **settings_env(settings)}
-        # three processes on one machine: one metrics port each would collide; the bench
+        # several processes on one machine: one metrics port each would collide; the bench
         # reads Temporal's histories instead
         env["FACELOOP_METRICS_PORT"] = "0"
         self.env = env
         self.logs = logs
+        self.queues: tuple[Queue, ...] = (
+            ("workflows", "main-activities", "gpu", "cpu") if split_main else ("main", "gpu", "cpu")
+        )
         self.workers: dict[Queue, Child] = {}
         self.restarts = 0
 
@@ -118,7 +126,7 @@ class WorkerPool:
         return child
 
     def start_all(self) -> None:
-        for q in ALL_QUEUES:
+        for q in self.queues:
             self.start(q)
 
     def kill_and_restart(self, queue: Queue) -> tuple[int, int]:
@@ -236,11 +244,11 @@ async def run_loop_bench(
     try:
         effective = stack.effective_settings()
         client = await connect(effective, stack.temporal_address)
-        pool = WorkerPool(effective, stack.logs)
+        pool = WorkerPool(effective, stack.logs, split_main=bench.split_main)
         pool.start_all()
         progress(
             f"stack up: temporal {stack.temporal_address}, sandbox {stack.sandbox_url}; "
-            "waiting for the main, gpu and cpu workers"
+            f"waiting for the {', '.join(pool.queues)} workers"
         )
         try:
             await wait_for_pollers(client, effective, timeout=180)

@@ -333,7 +333,7 @@ async def embedded_stack(
 ) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
     from faceloop.workflows.client import connect
 
-    if fresh_ports and settings.metrics_port:
+    if fresh_ports and settings.metrics_port != 0:
         # tests run stacks side by side: each its own metrics port too
         settings = settings.model_copy(update={"metrics_port": free_port()})
     stack = EmbeddedStack(settings, fresh_ports=fresh_ports, web_ui=web_ui)

@@ -47,6 +47,14 @@ def bench_loop(
         float, typer.Option(min=10.0, help="seconds the campaigns get before they are ended")
     ] = 900.0,
     seed: Annotated[int, typer.Option(help="seed of the chaos draws")] = 0,
+    split_main: Annotated[
+        bool,
+        typer.Option(
+            "--split-main/--one-main-worker",
+            help="workflow tasks and the main queue's activities in two worker processes "
+            "(`--queues workflows`, `--queues main-activities`), or in one (`--queues main`)",
+        ),
+    ] = True,
     keep: Annotated[
         Path | None,
         typer.Option(help="run in this data dir and keep it (logs, catalog); default: a temp dir"),
@@ -56,7 +64,8 @@ def bench_loop(
     ),
 ) -> None:
     """Run `--campaigns` campaigns at once, `--rounds` x `--variants` each, on a fresh
-    embedded stack with one worker process per task queue (main, gpu, cpu).
+    embedded stack with one worker process each for workflow tasks, the main queue's
+    activities, the gpu queue and the cpu queue.
 
     Reports variants per minute, p50/p95 per stage (activity execution and queue wait) and
     the orchestration share of per-variant time, read from the campaigns' Temporal histories.
@@ -75,6 +84,7 @@ def bench_loop(
         kpi_window_seconds=kpi_window,
         timeout_seconds=timeout,
         seed=seed,
+        split_main=split_main,
         chaos=ChaosPlan(kill_every_s=kill_every, fault_rate=fault_rate) if chaos else None,
     )
     tmp = None if keep is not None else tempfile.mkdtemp(prefix="faceloop-bench-loop-")
