@@ -12,7 +12,6 @@ worker crash.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import math
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from faceloop.guardrails.imageio import BadImageError, decode_image
 from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
+from faceloop.heartbeats import run_with_heartbeats
 from faceloop.messages import (
     ExportInput,
     GuardInput,
@@ -66,27 +66,19 @@ class GuardrailActivities:
         self._signer_factory = signer
         self._signer: Signer | None = None
 
-    @staticmethod
-    def _progress() -> Progress:
-        loop = asyncio.get_running_loop()
-
-        def progress(done: int, total: int) -> None:
-            loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
-
-        return progress
-
+    # each runs in a thread, heartbeating per item and every few seconds (faceloop/heartbeats.py)
     @activity.defn
     async def guard(self, inp: GuardInput) -> GuardOutput:
-        return await asyncio.to_thread(self._guard, inp, self._progress())
+        return await run_with_heartbeats(lambda progress: self._guard(inp, progress))
 
     @activity.defn
     async def sign(self, inp: VariantsPayload) -> VariantsPayload:
-        return await asyncio.to_thread(self._sign, inp, self._progress())
+        return await run_with_heartbeats(lambda progress: self._sign(inp, progress))
 
     @activity.defn
     async def export(self, inp: ExportInput) -> VariantsPayload:
         """Per-placement exports of signed variants (guardrails/export.py, docs/export.md)."""
-        return await asyncio.to_thread(self._export, inp, self._progress())
+        return await run_with_heartbeats(lambda progress: self._export(inp, progress))
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:
@@ -144,7 +136,7 @@ class GuardrailActivities:
 
     @activity.defn
     async def recheck(self, inp: RecheckInput) -> RecheckOutput:
-        return await asyncio.to_thread(self._recheck, inp, self._progress())
+        return await run_with_heartbeats(lambda progress: self._recheck(inp, progress))
 
     def _recheck(self, inp: RecheckInput, progress: Progress) -> RecheckOutput:
         guards = [g for g in self.guardrails(inp.playbook) if g.name in RECHECKS]
