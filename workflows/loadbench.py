@@ -1,7 +1,7 @@
 """`faceloop bench loop`: N concurrent campaigns x rounds x variants on the embedded stack,
-with one worker process per kind of task (workflow tasks, main activities, gpu, cpu), as a
-deployment runs them; `split_main=False` runs workflow tasks and main activities in one
-process, as `faceloop worker --queues main` does.
+with one worker process per task queue (main, gpu, cpu), as a deployment runs them;
+`split_main=True` runs the main queue's workflow tasks and activities in two processes
+(`--queues workflows`, `--queues main-activities`).
 
 It reports variants per minute, p50/p95 per stage and the orchestration share of each
 variant's time, all read from the campaigns' Temporal histories (workflows/timings.py).
@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
@@ -61,8 +62,10 @@ class LoopBenchConfig(BaseModel):
     timeout_seconds: float = Field(default=900.0, gt=0)
     seed: int = 0
     # workflow tasks in a process of their own, away from the main queue's CPU-heavy
-    # activities (the GIL): what moved the orchestration share (docs/benchmarks.md)
-    split_main: bool = True
+    # activities: measured, it did not lower the orchestration share but raised it (each
+    # main activity then goes through the server instead of eager dispatch in the workflow's
+    # own worker; docs/benchmarks.md), so off by default
+    split_main: bool = False
     chaos: ChaosPlan | None = None
 
 
@@ -102,7 +105,7 @@ def with_review_sla(playbook: Playbook, seconds: float) -> Playbook:
 class WorkerPool:
     """One `faceloop worker --queues Q` process per queue, each in its own process group."""
 
-    def __init__(self, settings: Settings, logs: Path, split_main: bool = True) -> None:
+    def __init__(self, settings: Settings, logs: Path, split_main: bool = False) -> None:
         env = {**os.environ, **settings_env(settings)}
         # several processes on one machine: one metrics port each would collide; the bench
         # reads Temporal's histories instead
@@ -176,9 +179,7 @@ async def wait_for_pollers(client: Client, settings: Settings, timeout: float) -
         await asyncio.sleep(0.5)
 
 
-async def _outcome(
-    handle: WorkflowHandle[object, CampaignState], deadline: float
-) -> tuple[str, str]:
+async def _outcome(handle: WorkflowHandle[Any, CampaignState], deadline: float) -> tuple[str, str]:
     """(status, reason) of one campaign; a server that is restarting is waited for."""
     while True:
         try:
@@ -283,7 +284,7 @@ async def run_loop_bench(
             else None
         )
 
-        async def one(h: WorkflowHandle[object, CampaignState]) -> tuple[str, str]:
+        async def one(h: WorkflowHandle[Any, CampaignState]) -> tuple[str, str]:
             out = await _outcome(h, deadline)
             done = sum(1 for f in pending if f.done()) + 1
             progress(f"{time.monotonic() - t0:6.1f}s {h.id}: {out[0]} ({done}/{len(handles)})")

@@ -52,9 +52,10 @@ def bench_loop(
         typer.Option(
             "--split-main/--one-main-worker",
             help="workflow tasks and the main queue's activities in two worker processes "
-            "(`--queues workflows`, `--queues main-activities`), or in one (`--queues main`)",
+            "(`--queues workflows`, `--queues main-activities`), or in one (`--queues main`, "
+            "the default: measured faster, docs/benchmarks.md)",
         ),
-    ] = True,
+    ] = False,
     keep: Annotated[
         Path | None,
         typer.Option(help="run in this data dir and keep it (logs, catalog); default: a temp dir"),
@@ -64,8 +65,8 @@ def bench_loop(
     ),
 ) -> None:
     """Run `--campaigns` campaigns at once, `--rounds` x `--variants` each, on a fresh
-    embedded stack with one worker process each for workflow tasks, the main queue's
-    activities, the gpu queue and the cpu queue.
+    embedded stack with one worker process per task queue (main, gpu, cpu; `--split-main`:
+    workflow tasks and main activities in two).
 
     Reports variants per minute, p50/p95 per stage (activity execution and queue wait) and
     the orchestration share of per-variant time, read from the campaigns' Temporal histories.
