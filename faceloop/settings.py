@@ -184,12 +184,15 @@ class Settings(BaseSettings):
     )
     temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
     # worker processes (`faceloop up`, `faceloop worker`, `demo`) serve Prometheus metrics
-    # here, on 127.0.0.1 only: the endpoint has no authentication (docs/observability.md)
-    metrics_port: int = Field(
-        default=9464,
+    # here, on 127.0.0.1 only: the endpoint has no authentication (docs/observability.md).
+    # Unset, `up` and `demo` use 9464 and `faceloop worker` serves none: several workers
+    # run on one host (one per queue) and would collide on a shared default
+    metrics_port: int | None = Field(
+        default=None,
         ge=0,
         le=65535,
-        description="Prometheus /metrics port of worker processes, bound to 127.0.0.1; 0: off",
+        description="Prometheus /metrics port of worker processes, bound to 127.0.0.1; 0: off; "
+        "unset: 9464 for `faceloop up`/`demo`, off for `faceloop worker`",
     )
     tracing: str = Field(
         default="off",
@@ -217,6 +220,11 @@ class Settings(BaseSettings):
         default=None,
         description="asset store in an S3-compatible object store, s3://bucket/prefix "
         "(endpoint and keys: FACELOOP_S3__*); unset: the folder FACELOOP_ASSET_ROOT",
+    )
+    fault_disk_full_flag: Path | None = Field(
+        default=None,
+        description="FAKE fault for chaos runs (`faceloop bench loop --chaos`): while this "
+        "file exists, every write to the asset store fails with ENOSPC; unset: off",
     )
     generator: str = Field(
         default="dcgan", description="generator backend name: dcgan, onnx, diffusers"

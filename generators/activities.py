@@ -16,6 +16,7 @@ from faceloop.generation import GenerationConfig
 from faceloop.generators.base import GenerationRequest, Generator
 from faceloop.generators.enforce import Perceive, render
 from faceloop.generators.production import ConsentRefusedError, ProductionPath
+from faceloop.heartbeats import run_with_heartbeats
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
 from faceloop.storage.assets import AssetStore
@@ -58,12 +59,6 @@ class GeneratorActivities:
 
     @activity.defn
     async def generate(self, inp: GenerateInput) -> VariantsPayload:
-        loop = asyncio.get_running_loop()
-
-        def progress(done: int, total: int) -> None:
-            # the generator runs in a thread; heartbeats must be sent from the event loop
-            loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
-
         info = activity.info()
         key = f"{info.workflow_run_id}:{info.activity_id}"
         usage_key = attempt_key()
@@ -72,7 +67,10 @@ class GeneratorActivities:
         device = ["cpu"]
         with measure() as watch:
             try:
-                return await asyncio.to_thread(self._generate, inp, progress, key, device)
+                # the generator runs in a thread; heartbeats per image and every few seconds
+                return await run_with_heartbeats(
+                    lambda progress: self._generate(inp, progress, key, device)
+                )
             finally:
                 on_gpu = device[0].startswith("cuda")
                 await asyncio.to_thread(

@@ -31,6 +31,7 @@ from faceloop.guardrails.imageio import BadImageError, decode_image
 from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
+from faceloop.heartbeats import run_with_heartbeats
 from faceloop.messages import (
     ExportInput,
     GuardInput,
@@ -71,22 +72,14 @@ class GuardrailActivities:
         self._signer_factory = signer
         self._signer: Signer | None = None
 
-    @staticmethod
-    def _progress() -> Progress:
-        loop = asyncio.get_running_loop()
-
-        def progress(done: int, total: int) -> None:
-            loop.call_soon_threadsafe(activity.heartbeat, {"done": done, "total": total})
-
-        return progress
-
-    async def _metered(self, campaign_id: str, round_: int, work: Callable[[], T]) -> T:
-        """Run `work` in a thread and record its CPU seconds for the campaign's cost
+    async def _metered(self, campaign_id: str, round_: int, work: Callable[[Progress], T]) -> T:
+        """Run `work(progress)` in a thread, heartbeating per item and every few seconds
+        (faceloop/heartbeats.py), and record its CPU seconds for the campaign's cost
         (docs/cost.md), also when it fails: a failed attempt used them too."""
         key = attempt_key()
         with measure() as watch:
             try:
-                return await asyncio.to_thread(work)
+                return await run_with_heartbeats(work)
             finally:
                 await asyncio.to_thread(
                     self.catalog.record_usage,
@@ -106,19 +99,22 @@ class GuardrailActivities:
 
     @activity.defn
     async def guard(self, inp: GuardInput) -> GuardOutput:
-        progress = self._progress()
-        return await self._metered(inp.campaign_id, inp.round, lambda: self._guard(inp, progress))
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._guard(inp, progress)
+        )
 
     @activity.defn
     async def sign(self, inp: VariantsPayload) -> VariantsPayload:
-        progress = self._progress()
-        return await self._metered(inp.campaign_id, inp.round, lambda: self._sign(inp, progress))
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._sign(inp, progress)
+        )
 
     @activity.defn
     async def export(self, inp: ExportInput) -> VariantsPayload:
         """Per-placement exports of signed variants (guardrails/export.py, docs/export.md)."""
-        progress = self._progress()
-        return await self._metered(inp.campaign_id, inp.round, lambda: self._export(inp, progress))
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._export(inp, progress)
+        )
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:
@@ -176,8 +172,9 @@ class GuardrailActivities:
 
     @activity.defn
     async def recheck(self, inp: RecheckInput) -> RecheckOutput:
-        progress = self._progress()
-        return await self._metered(inp.campaign_id, inp.round, lambda: self._recheck(inp, progress))
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._recheck(inp, progress)
+        )
 
     def _recheck(self, inp: RecheckInput, progress: Progress) -> RecheckOutput:
         guards = [g for g in self.guardrails(inp.playbook) if g.name in RECHECKS]

@@ -65,6 +65,11 @@ SHORT = timedelta(seconds=30)
 # platform calls heartbeat per ad: a dead worker is noticed within HEARTBEAT, however many ads
 PLATFORM = timedelta(minutes=10)
 HEARTBEAT = timedelta(seconds=15)
+# generate, guard, sign, export, recheck heartbeat per item and every 4 s while they run
+# (faceloop/heartbeats.py): a killed worker's attempt is retried after this, not after a
+# minute. Activity options are not part of replay's determinism check: recorded histories
+# with 60 s replay unchanged (tests/workflows/test_campaign.py::test_recorded_history_replay)
+WORK_HEARTBEAT = timedelta(seconds=20)
 HISTORY_KEPT = 5
 # the state carries only the latest rollbacks, so it does not grow with rounds; every one is
 # in the audit log (`rollback.paused`), which is what the report reads
@@ -342,7 +347,7 @@ class CampaignWorkflow:
                 ),
                 task_queue=inp.gpu_task_queue,
                 start_to_close_timeout=timedelta(minutes=20),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=RETRY,
             )
         except ActivityError as err:
@@ -365,7 +370,7 @@ class CampaignWorkflow:
             ),
             task_queue=inp.cpu_task_queue,
             start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(seconds=60),
+            heartbeat_timeout=WORK_HEARTBEAT,
             retry_policy=RETRY,
         )
         reports = {r.asset_id: r for r in guarded.reports}
@@ -401,7 +406,7 @@ class CampaignWorkflow:
                 VariantsPayload(campaign_id=cid, round=rnd, variants=approved),
                 task_queue=inp.cpu_task_queue,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=RETRY,
             )
             by_id = {v.variant_id: v for v in signed.variants}
@@ -425,7 +430,7 @@ class CampaignWorkflow:
                 ),
                 task_queue=inp.cpu_task_queue,
                 start_to_close_timeout=timedelta(minutes=20),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=RETRY,
             )
             by_id = {v.variant_id: v for v in exported.variants}
@@ -523,7 +528,7 @@ class CampaignWorkflow:
                 ),
                 task_queue=inp.cpu_task_queue,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=60),
+                heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=RETRY,
             )
             safety_flags = {vid: len(why) for vid, why in rechecked.flags.items()}

@@ -74,7 +74,9 @@ class Child:
     """A child process in its own process group, so stopping it stops everything it spawned.
     On Linux it is also killed by the kernel when its parent dies, however that happens."""
 
-    def __init__(self, name: str, argv: list[str], log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.name = name
         self.log_path = log
         self._log = log.open("ab")
@@ -83,6 +85,7 @@ class Child:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=env,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
 
@@ -99,6 +102,14 @@ class Child:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
+        self._log.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole group: nothing it runs gets to clean up (chaos runs)."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
         self._log.close()
 
     def tail(self, n: int = 20) -> str:
@@ -151,10 +162,20 @@ class EmbeddedStack:
     """Start what is not configured elsewhere; the caller gets a connected client."""
 
     def __init__(
-        self, settings: Settings, *, fresh_ports: bool = False, web_ui: bool = False
+        self,
+        settings: Settings,
+        *,
+        fresh_ports: bool = False,
+        web_ui: bool = False,
+        sandbox_fault_rate: float = 0.0,
+        sandbox_fault_seed: int = 0,
     ) -> None:
         self.settings = settings
         self.fresh_ports = fresh_ports
+        # chaos runs (`faceloop bench loop --chaos`): FAKE faults on this share of the
+        # sandbox's requests (connectors/sandbox_platform/faults.py)
+        self.sandbox_fault_rate = sandbox_fault_rate
+        self.sandbox_fault_seed = sandbox_fault_seed
         # Temporal's Web UI on 127.0.0.1 for operators (`faceloop up`); demos and tests run
         # headless, one port and one process fewer
         self.web_ui = web_ui
@@ -164,6 +185,7 @@ class EmbeddedStack:
         self.sandbox_url = settings.sandbox_url or ""
         self._lock: IO[bytes] | None = None
         self.temporal_http_port: int | None = None
+        self._temporal_argv: list[str] | None = None
 
     @property
     def logs(self) -> Path:
@@ -194,34 +216,31 @@ class EmbeddedStack:
             if ui_port
             else ["--headless"]
         )
-        child = Child(
-            "temporal dev server",
-            [
-                temporal_binary(),
-                "server",
-                "start-dev",
-                "--db-filename",
-                str(home / "temporal.db"),
-                "--ip",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--http-port",
-                str(http_port),
-                # Temporal's HTTP API serves any page open in a browser on this machine (a
-                # cross-origin text/plain POST starts workflows and sends updates, e.g. a
-                # review vote). faceloop talks gRPC only, so the API answers every request
-                # 403 "Host not allowed": no browser can send this Host header.
-                "--dynamic-config-value",
-                f'frontend.httpAllowedHosts=["{HTTP_API_OFF_HOST}"]',
-                "--metrics-port",
-                str(free_port()),
-                *ui_args,
-                "--log-level",
-                "warn",
-            ],
-            self.logs / "temporal.log",
-        )
+        self._temporal_argv = [
+            temporal_binary(),
+            "server",
+            "start-dev",
+            "--db-filename",
+            str(home / "temporal.db"),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--http-port",
+            str(http_port),
+            # Temporal's HTTP API serves any page open in a browser on this machine (a
+            # cross-origin text/plain POST starts workflows and sends updates, e.g. a
+            # review vote). faceloop talks gRPC only, so the API answers every request
+            # 403 "Host not allowed": no browser can send this Host header.
+            "--dynamic-config-value",
+            f'frontend.httpAllowedHosts=["{HTTP_API_OFF_HOST}"]',
+            "--metrics-port",
+            str(free_port()),
+            *ui_args,
+            "--log-level",
+            "warn",
+        ]
+        child = Child("temporal dev server", self._temporal_argv, self.logs / "temporal.log")
         self.children.append(child)
         await wait_for_port(child, port, timeout=60)
         # it holds every workflow payload (briefs among them); the server refuses a
@@ -257,12 +276,41 @@ class EmbeddedStack:
                     if self.settings.sandbox_audience_sees
                     else []
                 ),
+                *(
+                    [
+                        "--fault-rate",
+                        str(self.sandbox_fault_rate),
+                        "--fault-seed",
+                        str(self.sandbox_fault_seed),
+                    ]
+                    if self.sandbox_fault_rate
+                    else []
+                ),
             ],
             self.logs / "sandbox.log",
         )
         self.children.append(child)
         await wait_for_port(child, port, timeout=30)
         self.sandbox_url = f"http://127.0.0.1:{port}"
+
+    async def restart_temporal(self) -> None:
+        """Stop the dev server this stack started and start it again on the same ports and
+        the same database file: what a server restart looks like to workers and clients
+        (chaos runs). Workflow state survives in the SQLite file (`--db-filename`)."""
+        old = next((c for c in self.children if c.name == "temporal dev server"), None)
+        if old is None or self._temporal_argv is None:
+            raise StackError(
+                "this stack did not start the Temporal server, so it cannot restart it"
+            )
+        old.stop()
+        port = int(self.temporal_address.rsplit(":", 1)[1])
+        # the old server's sockets may linger a moment after it exits
+        deadline = time.monotonic() + 30
+        while port_open(port) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        child = Child("temporal dev server", self._temporal_argv, self.logs / "temporal.log")
+        self.children[self.children.index(old)] = child
+        await wait_for_port(child, port, timeout=60)
 
     def effective_settings(self) -> Settings:
         """The settings a worker in this stack uses: addresses of what was started."""
@@ -285,7 +333,7 @@ async def embedded_stack(
 ) -> AsyncIterator[tuple[EmbeddedStack, Client]]:
     from faceloop.workflows.client import connect
 
-    if fresh_ports and settings.metrics_port:
+    if fresh_ports and settings.metrics_port != 0:
         # tests run stacks side by side: each its own metrics port too
         settings = settings.model_copy(update={"metrics_port": free_port()})
     stack = EmbeddedStack(settings, fresh_ports=fresh_ports, web_ui=web_ui)

@@ -1,6 +1,7 @@
 """Metrics and traces of worker processes (docs/observability.md).
 
-- Prometheus: a Temporal `Runtime` whose core serves /metrics on 127.0.0.1:`metrics_port`.
+- Prometheus: a Temporal `Runtime` whose core serves /metrics on 127.0.0.1:`metrics_port`
+  (unset: `DEFAULT_METRICS_PORT`; `faceloop worker` turns an unset port into off).
   The SDK's own metrics (task latencies, polls, slots) and faceloop's (below) share it:
   faceloop records through Temporal's metric meters, so activity metrics carry the
   activity's labels and workflow metrics are skipped during replay.
@@ -60,10 +61,28 @@ SECONDS_BUCKETS: tuple[float, ...] = (
 _runtimes: dict[int, Runtime] = {}
 
 
+# `faceloop up` and `demo` when FACELOOP_METRICS_PORT is unset (Prometheus exporters' usual)
+DEFAULT_METRICS_PORT = 9464
+
+
+def metrics_port(settings: Settings) -> int:
+    """The port metrics are served on; 0: off."""
+    return DEFAULT_METRICS_PORT if settings.metrics_port is None else settings.metrics_port
+
+
+def for_worker_command(settings: Settings) -> Settings:
+    """`faceloop worker`'s settings: metrics off unless FACELOOP_METRICS_PORT is set. A host
+    runs several workers (one per queue) and a shared default port would stop the second."""
+    if settings.metrics_port is None:
+        return settings.model_copy(update={"metrics_port": 0})
+    return settings
+
+
 def metrics_address(settings: Settings) -> str | None:
-    if settings.metrics_port == 0:
+    port = metrics_port(settings)
+    if port == 0:
         return None
-    return f"{METRICS_HOST}:{settings.metrics_port}"
+    return f"{METRICS_HOST}:{port}"
 
 
 def worker_runtime(settings: Settings) -> Runtime | None:
@@ -73,7 +92,7 @@ def worker_runtime(settings: Settings) -> Runtime | None:
     address = metrics_address(settings)
     if address is None:
         return None
-    port = settings.metrics_port
+    port = metrics_port(settings)
     if port not in _runtimes:
         try:
             _runtimes[port] = Runtime(

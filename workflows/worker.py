@@ -1,13 +1,18 @@
 """Builds the workers: orchestration + io on the main queue, generation on the GPU queue,
 guardrails on the CPU queue. One process can run all three (the embedded default) or any
-subset (`faceloop worker --queues gpu` on a GPU machine)."""
+subset (`faceloop worker --queues gpu` on a GPU machine).
+
+The main queue carries two kinds of task: workflow tasks (orchestration) and the main
+activities (catalog, planner, KPI model, connectors). `main` serves both; `workflows` and
+`main-activities` serve one each, so workflow tasks can get a process of their own and
+never wait behind CPU-heavy activities for the GIL (docs/benchmarks.md, issue 16)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -39,8 +44,19 @@ from faceloop.workflows.review_activities import ReviewActivities
 from faceloop.workflows.scheduled import OptimizationRoundWorkflow
 from faceloop.workflows.telemetry import MetricsInterceptor
 
-Queue = Literal["main", "gpu", "cpu"]
+Queue = Literal["main", "gpu", "cpu", "workflows", "main-activities"]
+# the task queues; `main` = `workflows` + `main-activities`
 ALL_QUEUES: tuple[Queue, ...] = ("main", "gpu", "cpu")
+QUEUE_CHOICES: tuple[Queue, ...] = (*ALL_QUEUES, "workflows", "main-activities")
+WORKFLOWS = [CampaignWorkflow, OptimizationRoundWorkflow, ErasureWorkflow]
+
+
+def serves_workflows(queues: Iterable[Queue]) -> bool:
+    return any(q in ("main", "workflows") for q in queues)
+
+
+def serves_main_activities(queues: Iterable[Queue]) -> bool:
+    return any(q in ("main", "main-activities") for q in queues)
 
 
 def optuna_url(settings: Settings) -> str:
@@ -65,13 +81,14 @@ class Resources:
     @classmethod
     def open(cls, settings: Settings) -> Resources:
         private_dir(settings.resolved_home)
+        store = open_asset_store(settings)
+        if settings.fault_disk_full_flag is not None:
+            # chaos runs only: a full disk, switched on and off by a flag file
+            from faceloop.storage.faults import DiskFullFault
+
+            store = DiskFullFault.around(store, settings.fault_disk_full_flag)
         catalog = Catalog(settings.resolved_database_url)
-        return cls(
-            settings=settings,
-            catalog=catalog,
-            store=open_asset_store(settings),
-            users=UserStore(catalog.url),
-        )
+        return cls(settings=settings, catalog=catalog, store=store, users=UserStore(catalog.url))
 
     def connector(self, name: str) -> AdConnector:
         if name not in self.connectors:
@@ -97,56 +114,26 @@ def build_workers(
     interceptors = [MetricsInterceptor()]
     workers = []
     queues = list(queues)
-    if "main" in queues:
-        from faceloop.agents.activities import AnalystActivities, chat_model
-
-        optimizer = Optimizer(optuna_url(s), s.optuna_sampler)
-        checkpoints = Checkpoints.from_settings(s)
-        # anchor what earlier runs wrote before writing more; a log that no longer extends
-        # the last checkpoint (rewritten, cut, deleted) stops the worker here, where someone
-        # watches, instead of being signed over (docs/governance.md, "Audit log")
-        checkpoints.write_if_moved(res.catalog)
-        campaign = CampaignActivities(
-            res.catalog,
-            optimizer,
-            load_playbook(s.playbook),
-            checkpoints=checkpoints,
-            prices=Prices.from_settings(s),
-        )
-        # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
-        gate = ProvenanceGate.from_settings(s, res.store)
-        connectors = ConnectorActivities(res.connector, res.catalog, gate)
-        # the catalog lets the planner write its LLM fallbacks into the audit log
-        planner = PlannerActivities(catalog=res.catalog)
-        analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
-        # GDPR erasure reaches every store (platforms, files, catalog, gallery, keys)
-        erasure = ErasureActivities.from_settings(s, res.catalog, res.store, res.connector)
-        # who cast a review vote: console users and the console's public vote-signing key
-        reviews = ReviewActivities(res.users, VoteVerifier.open(s.resolved_home))
+    with_workflows = serves_workflows(queues)
+    if serves_main_activities(queues):
         workers.append(
             Worker(
                 client,
                 task_queue=s.task_queue,
-                workflows=[CampaignWorkflow, OptimizationRoundWorkflow, ErasureWorkflow],
-                activities=[
-                    campaign.start_campaign,
-                    campaign.next_round_input,
-                    campaign.check_spend,
-                    campaign.propose,
-                    campaign.decide,
-                    campaign.record_review,
-                    reviews.verify_vote,
-                    campaign.check_rollback,
-                    campaign.learn,
-                    campaign.finish,
-                    planner.plan,
-                    analyst.analyze,
-                    connectors.deploy,
-                    connectors.retire,
-                    connectors.observe,
-                    *erasure.activities(),
-                ],
+                workflows=WORKFLOWS if with_workflows else [],
+                activities=_main_activities(res),
                 activity_executor=executor,
+                interceptors=interceptors,
+            )
+        )
+    elif with_workflows:
+        # workflow tasks alone: no activity poller on this process, the activities of the
+        # main queue are served by a `main-activities` worker elsewhere
+        workers.append(
+            Worker(
+                client,
+                task_queue=s.task_queue,
+                workflows=WORKFLOWS,
                 interceptors=interceptors,
             )
         )
@@ -202,3 +189,50 @@ def build_workers(
             )
         )
     return workers
+
+
+def _main_activities(res: Resources) -> list[Callable[..., Any]]:
+    from faceloop.agents.activities import AnalystActivities, chat_model
+
+    s = res.settings
+    optimizer = Optimizer(optuna_url(s), s.optuna_sampler)
+    checkpoints = Checkpoints.from_settings(s)
+    # anchor what earlier runs wrote before writing more; a log that no longer extends
+    # the last checkpoint (rewritten, cut, deleted) stops the worker here, where someone
+    # watches, instead of being signed over (docs/governance.md, "Audit log")
+    checkpoints.write_if_moved(res.catalog)
+    campaign = CampaignActivities(
+        res.catalog,
+        optimizer,
+        load_playbook(s.playbook),
+        checkpoints=checkpoints,
+        prices=Prices.from_settings(s),
+    )
+    # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
+    gate = ProvenanceGate.from_settings(s, res.store)
+    connectors = ConnectorActivities(res.connector, res.catalog, gate)
+    # the catalog lets the planner write its LLM fallbacks into the audit log
+    planner = PlannerActivities(catalog=res.catalog)
+    analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
+    # GDPR erasure reaches every store (platforms, files, catalog, gallery, keys)
+    erasure = ErasureActivities.from_settings(s, res.catalog, res.store, res.connector)
+    # who cast a review vote: console users and the console's public vote-signing key
+    reviews = ReviewActivities(res.users, VoteVerifier.open(s.resolved_home))
+    return [
+        campaign.start_campaign,
+        campaign.next_round_input,
+        campaign.check_spend,
+        campaign.propose,
+        campaign.decide,
+        campaign.record_review,
+        reviews.verify_vote,
+        campaign.check_rollback,
+        campaign.learn,
+        campaign.finish,
+        planner.plan,
+        analyst.analyze,
+        connectors.deploy,
+        connectors.retire,
+        connectors.observe,
+        *erasure.activities(),
+    ]

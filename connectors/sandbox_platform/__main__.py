@@ -43,8 +43,26 @@ def main(argv: list[str] | None = None) -> int:
         help="asset store the ads' images are read from (needed in measured mode): a folder, "
         "or s3://bucket/prefix with FACELOOP_S3__* for its endpoint and keys",
     )
+    parser.add_argument(
+        "--fault-rate",
+        type=float,
+        default=0.0,
+        help="FAKE faults for chaos runs: share of requests answered with a timeout after "
+        "commit, a 500 after commit or a 503 (default: %(default)s, off)",
+    )
+    parser.add_argument(
+        "--fault-seed", type=int, default=0, help="seed of the fault draws (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--fault-hold",
+        type=float,
+        default=None,
+        help="seconds a timed-out answer is held (default: 35, past the connector's 30 s)",
+    )
     parser.add_argument("--log-level", default="warning", help="uvicorn log level")
     args = parser.parse_args(argv)
+    if not 0.0 <= args.fault_rate < 1.0:
+        parser.error(f"--fault-rate must be in [0, 1), got {args.fault_rate}")
 
     # Imported after parsing so --help stays fast.
     from faceloop.connectors.sandbox_platform.app import serve
@@ -58,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
             log_level=args.log_level,
             assets=args.assets,
             audience_sees=args.audience_sees,
+            fault_rate=args.fault_rate,
+            fault_seed=args.fault_seed,
+            fault_hold_seconds=args.fault_hold,
         )
     except InputError as err:
         print(f"sandbox platform: {err}", file=sys.stderr)

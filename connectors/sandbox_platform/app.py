@@ -828,9 +828,13 @@ def serve(
     log_level: str = "warning",
     assets: str | Path | None = None,
     audience_sees: Literal["declared", "measured"] | None = None,
+    fault_rate: float = 0.0,
+    fault_seed: int = 0,
+    fault_hold_seconds: float | None = None,
 ) -> None:
     """Run the sandbox platform with uvicorn until interrupted (blocks). `audience_sees`
-    overrides the scenario's; `assets` is the asset store measured mode reads images from."""
+    overrides the scenario's; `assets` is the asset store measured mode reads images from;
+    `fault_rate` > 0 puts FAKE faults on that share of requests (sandbox_platform/faults.py)."""
     import uvicorn
 
     scenario = load_scenario(scenario_path)
@@ -841,6 +845,11 @@ def serve(
         None if state_path is None else Path(state_path),
         assets,
     )
+    if fault_rate > 0:
+        from faceloop.connectors.sandbox_platform.faults import DEFAULT_HOLD_SECONDS, FaultInjection
+
+        hold = DEFAULT_HOLD_SECONDS if fault_hold_seconds is None else fault_hold_seconds
+        app.add_middleware(FaultInjection, rate=fault_rate, seed=fault_seed, hold_seconds=hold)
     uvicorn.run(app, host=host, port=port, log_level=log_level)
 
 

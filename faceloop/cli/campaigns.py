@@ -172,6 +172,7 @@ async def _demo(
 ) -> CampaignState:
     from faceloop.playbooks.schema import load_playbook
     from faceloop.workflows.client import follow, submit, write_report
+    from faceloop.workflows.loadbench import with_review_sla
     from faceloop.workflows.stack import embedded_stack
     from faceloop.workflows.worker import Resources, build_workers
 
@@ -188,12 +189,9 @@ async def _demo(
             async with contextlib.AsyncExitStack() as es:
                 for worker in workers:
                     await es.enter_async_context(worker)
-                playbook = (playbook or load_playbook(settings.playbook)).model_copy(deep=True)
+                playbook = playbook or load_playbook(settings.playbook)
                 if review_sla < playbook.escalation.sla_seconds:
-                    # every level of every chain, or an EU chain would wait days for legal
-                    chains = [playbook.escalation, *(r.then.escalate for r in playbook.rules)]
-                    for level in (lv for c in chains if c for lv in c.levels()):
-                        level.sla_seconds = min(level.sla_seconds, review_sla)
+                    playbook = with_review_sla(playbook, review_sla)
                     con.print(
                         f"flagged variants wait {review_sla:.0f}s for a reviewer, then "
                         f"{playbook.escalation.on_expiry.value} (playbook {playbook.name!r})"
@@ -214,8 +212,14 @@ async def _demo(
     return state
 
 
+QUEUES_HELP = (
+    "queues to serve: main,gpu,cpu; `main` is `workflows` (workflow tasks) + "
+    "`main-activities`, which can run in separate processes"
+)
+
+
 def up(
-    queues: Annotated[str, typer.Option(help="worker queues: main,gpu,cpu")] = "main,gpu,cpu",
+    queues: Annotated[str, typer.Option(help=QUEUES_HELP)] = "main,gpu,cpu",
     api_port: Annotated[
         int | None,
         typer.Option(
@@ -236,14 +240,15 @@ def up(
 
 
 def _parse_queues(text: str) -> list[Queue]:
-    from faceloop.workflows.worker import ALL_QUEUES
+    from faceloop.workflows.worker import QUEUE_CHOICES
 
     names = [q.strip() for q in text.split(",") if q.strip()]
-    qs = [q for q in ALL_QUEUES if q in names]
-    bad = [q for q in names if q not in ALL_QUEUES]
+    qs = [q for q in QUEUE_CHOICES if q in names]
+    bad = [q for q in names if q not in QUEUE_CHOICES]
     if bad or not qs:
         raise typer.BadParameter(
-            f"unknown queue(s) {bad}; choose from {', '.join(ALL_QUEUES)}", param_hint="--queues"
+            f"unknown queue(s) {bad}; choose from {', '.join(QUEUE_CHOICES)}",
+            param_hint="--queues",
         )
     return qs
 
@@ -335,11 +340,14 @@ async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]
     runtime = worker_runtime(settings)
     task_queues = {
         "main": settings.task_queue,
+        "workflows": settings.task_queue,
+        "main-activities": settings.task_queue,
         "gpu": settings.gpu_task_queue,
         "cpu": settings.cpu_task_queue,
     }
+    polled = sorted({task_queues[q] for q in queues})
     depth = (
-        asyncio.ensure_future(poll_queue_depth(client, runtime, [task_queues[q] for q in queues]))
+        asyncio.ensure_future(poll_queue_depth(client, runtime, polled))
         if runtime is not None
         else None
     )
@@ -353,9 +361,12 @@ async def _serve_workers(settings: Settings, client: Client, queues: list[Queue]
 
 
 def worker(
-    queues: Annotated[str, typer.Option(help="queues to serve: main,gpu,cpu")] = "main,gpu,cpu",
+    queues: Annotated[str, typer.Option(help=QUEUES_HELP)] = "main,gpu,cpu",
 ) -> None:
-    """Run a worker against FACELOOP_TEMPORAL_ADDRESS (GPU machines: --queues gpu)."""
+    """Run a worker against FACELOOP_TEMPORAL_ADDRESS (GPU machines: --queues gpu).
+
+    Serves Prometheus metrics only when FACELOOP_METRICS_PORT is set (one port per worker
+    on a host)."""
     settings = get_settings()
     if not settings.temporal_address:
         raise fail(
@@ -365,6 +376,10 @@ def worker(
             )
         )
     qs = _parse_queues(queues)
+    from faceloop.workflows.telemetry import for_worker_command
+
+    # no default metrics port: several workers run on one host (docs/observability.md)
+    settings = for_worker_command(settings)
     upgrade_catalog(settings)
 
     async def main() -> None:

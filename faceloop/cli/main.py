@@ -14,7 +14,7 @@ import threading
 import typer
 
 from faceloop.agents import cli as agents_cli
-from faceloop.cli import campaigns, connectors, db, governance, kpis, privacy, users
+from faceloop.cli import bench_loop, campaigns, connectors, db, governance, kpis, privacy, users
 from faceloop.cli.console import group, print_error
 from faceloop.errors import FaceloopError
 from faceloop.generators import cli as generators_cli
@@ -43,6 +43,7 @@ for register in (
     governance.register,
     kpis.register,
     connectors.register,
+    bench_loop.register,
     playbooks_cli.register,
     privacy.register,
     users.register,

@@ -28,6 +28,7 @@ from faceloop.workflows.review import ReviewBoard
 from faceloop.workflows.stack import free_port, port_open
 from faceloop.workflows.telemetry import (
     client_interceptors,
+    for_worker_command,
     metrics_address,
     poll_queue_depth,
     queue_backlog,
@@ -88,6 +89,17 @@ def test_metrics_bind_loopback_only(metrics_settings: Settings) -> None:
     if own.startswith("127."):
         pytest.skip("this machine has no non-loopback IPv4 address to probe")
     assert not port_open(port, own)
+
+
+def test_metrics_port_defaults() -> None:
+    # `faceloop up` and `demo`: 9464 unless set; `faceloop worker`: off unless set, so
+    # several workers on one host never collide on a default
+    unset = Settings(metrics_port=None)
+    assert metrics_address(unset) == "127.0.0.1:9464"
+    assert metrics_address(for_worker_command(unset)) is None
+    chosen = Settings(metrics_port=9500)
+    assert metrics_address(for_worker_command(chosen)) == "127.0.0.1:9500"
+    assert metrics_address(for_worker_command(Settings(metrics_port=0))) is None
 
 
 def test_metrics_off_and_port_in_use(settings: Settings) -> None:
