@@ -37,6 +37,7 @@ measured tone also says something about the tones next to it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,35 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+@functools.lru_cache(maxsize=64)
+def _prior_precision_cached(space_json: str, effect_sd: float, ordinal_length: float) -> np.ndarray:
+    space = SearchSpace.model_validate_json(space_json)
+    n_features = sum(len(_values(space, f)) for f in FIELDS) + 1
+    p = np.zeros((n_features, n_features))
+    o = 0
+    for f in FIELDS:
+        values = _values(space, f)
+        k = len(values)
+        if f in ORDINAL_FIELDS:
+            pos = np.array([_position(f, v) for v in values])
+            cov = effect_sd**2 * np.exp(
+                -0.5 * ((pos[:, None] - pos[None, :]) / ordinal_length) ** 2
+            )
+            p[o : o + k, o : o + k] = np.linalg.inv(cov + 1e-6 * effect_sd**2 * np.eye(k))
+        else:
+            p[o : o + k, o : o + k] = np.eye(k) / effect_sd**2
+        o += k
+    p[-1, -1] = 1.0  # intercept ~ N(logit(pooled), 1)
+    p.setflags(write=False)
+    return p
+
+
+def _prior_precision(space: SearchSpace, effect_sd: float, ordinal_length: float) -> np.ndarray:
+    """The prior precision of the coefficients; the same for every fit of a campaign, so it
+    is computed once per space (a read-only array: `_fit` copies it)."""
+    return _prior_precision_cached(space.model_dump_json(), effect_sd, ordinal_length)
+
+
 class FaceModel:
     """Posterior of the main-effects model for one segment, fitted on `evidence`.
 
@@ -133,13 +163,17 @@ class FaceModel:
             self.offsets[f] = n
             n += len(self.values[f])
         self.n_features = n + 1  # + intercept, last
+        # value -> feature column, per field (features() runs for every creative every round)
+        self._column: dict[str, dict[Any, int]] = {
+            f: {v: self.offsets[f] + i for i, v in enumerate(self.values[f])} for f in FIELDS
+        }
         data = [e for e in evidence if e.impressions > 0]
         total_n = sum(e.impressions for e in data)
         total_s = sum(e.successes for e in data)
         # the campaign's pooled rate: centre of the intercept's prior and the rate at which
         # counts are turned into logits (so one creative with 0 clicks is not a -inf outlier)
         self.pooled = (total_s + 1.0) / (total_n + 100.0)
-        self._precision0 = self._prior_precision(effect_sd, ordinal_length)
+        self._precision0 = _prior_precision(space, effect_sd, ordinal_length)
         if data:
             self._x = np.stack([self.features(e.params) for e in data])
             self._y, self._var = self._logits(
@@ -190,21 +224,6 @@ class FaceModel:
         var = (k0 * prior + float(np.sum(excess))) / (k0 + len(r))
         return float(np.clip(var, CREATIVE_SD_RANGE[0] ** 2, CREATIVE_SD_RANGE[1] ** 2))
 
-    def _prior_precision(self, effect_sd: float, ordinal_length: float) -> np.ndarray:
-        p = np.zeros((self.n_features, self.n_features))
-        for f in FIELDS:
-            o, k = self.offsets[f], len(self.values[f])
-            if f in ORDINAL_FIELDS:
-                pos = np.array([_position(f, v) for v in self.values[f]])
-                cov = effect_sd**2 * np.exp(
-                    -0.5 * ((pos[:, None] - pos[None, :]) / ordinal_length) ** 2
-                )
-                p[o : o + k, o : o + k] = np.linalg.inv(cov + 1e-6 * effect_sd**2 * np.eye(k))
-            else:
-                p[o : o + k, o : o + k] = np.eye(k) / effect_sd**2
-        p[-1, -1] = 1.0  # intercept ~ N(logit(pooled), 1)
-        return p
-
     def _logits(self, n: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observed logit rates and their sampling variances, shrunk by one pseudo-success
         at the pooled rate."""
@@ -216,10 +235,10 @@ class FaceModel:
     def features(self, params: FaceParams) -> np.ndarray:
         x = np.zeros(self.n_features)
         x[-1] = 1.0
-        for f in FIELDS:
-            value = getattr(params, f)
-            if value in self.values[f]:
-                x[self.offsets[f] + self.values[f].index(value)] = 1.0
+        for f, columns in self._column.items():
+            i = columns.get(getattr(params, f))
+            if i is not None:
+                x[i] = 1.0
         return x
 
     # ------------------------------------------------------------------ predictions
