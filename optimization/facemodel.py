@@ -66,6 +66,12 @@ from faceloop.optimization.evidence import (
 # how much two creatives of the same face differ, and how far an ordinal value's effect
 # carries to its neighbours. They describe creatives in general, not any one scenario.
 EFFECT_SD = 0.1
+# Each field's effect sd is estimated per campaign too (`FaceModel._effect_var_estimate`):
+# EFFECT_SD is its prior centre, worth EFFECT_PRIOR_WEIGHT attribute values, within
+# EFFECT_SD_RANGE; EFFECT_PASSES fixed-point passes per fit.
+EFFECT_PRIOR_WEIGHT = 2.0
+EFFECT_SD_RANGE = (0.005, 0.5)
+EFFECT_PASSES = 3
 # The creative effect's sd is estimated from each campaign's data (empirical Bayes,
 # `FaceModel._creative_var_estimate`): CREATIVE_SD is the prior's centre, worth
 # CREATIVE_PRIOR_WEIGHT creatives, and the estimate stays within CREATIVE_SD_RANGE (a
@@ -146,14 +152,18 @@ class FaceModel:
         space: SearchSpace,
         evidence: Iterable[Evidence] = (),
         *,
-        effect_sd: float = EFFECT_SD,
+        effect_sd: float | None = None,
         creative_sd: float | None = None,
         ordinal_length: float = ORDINAL_LENGTH,
     ) -> None:
-        if effect_sd <= 0 or (creative_sd is not None and creative_sd < 0) or ordinal_length <= 0:
+        if (
+            (effect_sd is not None and effect_sd <= 0)
+            or (creative_sd is not None and creative_sd < 0)
+            or ordinal_length <= 0
+        ):
             raise ValueError(
                 f"effect_sd ({effect_sd}) and ordinal_length ({ordinal_length}) must be > 0, "
-                f"creative_sd ({creative_sd}) >= 0 or None (estimated from the data)"
+                f"creative_sd ({creative_sd}) >= 0; None estimates either sd from the data"
             )
         self.space = space
         self.values: dict[str, list[Any]] = {f: _values(space, f) for f in FIELDS}
@@ -173,7 +183,13 @@ class FaceModel:
         # the campaign's pooled rate: centre of the intercept's prior and the rate at which
         # counts are turned into logits (so one creative with 0 clicks is not a -inf outlier)
         self.pooled = (total_s + 1.0) / (total_n + 100.0)
-        self._precision0 = _prior_precision(space, effect_sd, ordinal_length)
+        # the prior precision of the effects at an effect sd of 1: the effect sd scales it
+        self._unit = _prior_precision(space, 1.0, ordinal_length)
+        # the prior variance of each field's effects (one per field: a field that moves
+        # the KPI does not widen the prior of one that does not)
+        self.effect_vars: dict[str, float] = dict.fromkeys(
+            FIELDS, EFFECT_SD**2 if effect_sd is None else effect_sd**2
+        )
         if data:
             self._x = np.stack([self.features(e.params) for e in data])
             self._y, self._var = self._logits(
@@ -183,16 +199,24 @@ class FaceModel:
             self._x, self._y, self._var = np.zeros((0, self.n_features)), np.zeros(0), np.zeros(0)
         self.creative_var = CREATIVE_SD**2 if creative_sd is None else creative_sd**2
         self._fit()
-        if creative_sd is None:
-            # empirical Bayes: two passes of the moment estimate, each refitting the effects
-            for _ in range(2):
-                self.creative_var = self._creative_var_estimate()
+        # empirical Bayes: passes of the estimates of the two spreads, each refitting
+        passes = 2 if effect_sd is not None else EFFECT_PASSES
+        if (creative_sd is None or effect_sd is None) and len(self._y):
+            for _ in range(passes):
+                if creative_sd is None:
+                    self.creative_var = self._creative_var_estimate()
+                if effect_sd is None:
+                    self.effect_vars = self._effect_var_estimate()
                 self._fit()
 
     def _fit(self) -> None:
         """The Gaussian posterior of the effects, each creative weighed by its sampling
         variance plus the creative variance (its own effect is noise to the face model)."""
-        precision = self._precision0.copy()
+        # the unit prior is block-diagonal by field: each block scaled by its variance
+        scale = np.ones(self.n_features)
+        for f, v in self.effect_vars.items():
+            scale[self.offsets[f] : self.offsets[f] + len(self.values[f])] = 1.0 / v
+        precision = self._unit * scale[:, None]
         rhs = np.zeros(self.n_features)
         rhs[-1] = _logit(self.pooled) * precision[-1, -1]
         if len(self._y):
@@ -223,6 +247,34 @@ class FaceModel:
         excess = r**2 / np.clip(1.0 - leverage, 0.05, 1.0) - self._var
         var = (k0 * prior + float(np.sum(excess))) / (k0 + len(r))
         return float(np.clip(var, CREATIVE_SD_RANGE[0] ** 2, CREATIVE_SD_RANGE[1] ** 2))
+
+    @property
+    def effect_var(self) -> float:
+        """The largest field's effect variance (how much any one parameter can matter)."""
+        return max(self.effect_vars.values())
+
+    def _effect_var_estimate(self) -> dict[str, float]:
+        """How strongly each face parameter moves the KPI (the prior variance of its
+        effects), estimated from the data: MacKay's fixed point for the prior's scale, per
+        field (the posterior mean effects' size in the prior's own metric, so the ordinal
+        fields' correlation counts, over gamma, the number of the field's effects the data
+        determine; values no creative has shown count for neither), pooled with
+        EFFECT_PRIOR_WEIGHT pseudo-values at EFFECT_SD. Where a parameter does not matter
+        its variance falls toward the low end of EFFECT_SD_RANGE; where none does (the
+        sandbox's `flat`) the model predicts every face alike and with little doubt, so a
+        new face is not worth more than a measured good creative."""
+        out: dict[str, float] = {}
+        for f, var in self.effect_vars.items():
+            o, k = self.offsets[f], len(self.values[f])
+            e = self.mean[o : o + k]
+            unit = self._unit[o : o + k, o : o + k]
+            gamma = k - float(np.sum(unit * self.cov[o : o + k, o : o + k])) / var
+            size = float(e @ unit @ e)
+            est = (EFFECT_PRIOR_WEIGHT * EFFECT_SD**2 + size) / (
+                EFFECT_PRIOR_WEIGHT + max(gamma, 0.0)
+            )
+            out[f] = float(np.clip(est, EFFECT_SD_RANGE[0] ** 2, EFFECT_SD_RANGE[1] ** 2))
+        return out
 
     def _logits(self, n: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observed logit rates and their sampling variances, shrunk by one pseudo-success
@@ -390,6 +442,7 @@ def segment_models(
     space: SearchSpace,
     history: Mapping[str, Sequence[ArmStats]],
     creative_sd: float | None = None,
+    effect_sd: float | None = None,
 ) -> dict[str, FaceModel]:
     """The KPI model of each segment, fitted on every creative the campaign has shown there
     (live and retired: a retired face still says what its attribute values are worth);
@@ -403,6 +456,7 @@ def segment_models(
                 if a.params is not None and a.impressions > 0
             ],
             creative_sd=creative_sd,
+            effect_sd=effect_sd,
         )
         for segment, arms in history.items()
     }
@@ -443,10 +497,10 @@ def choose_memory(
         if not any(fresh.values()):
             continue
         for memory in choices:
-            # scored with the creative effect's prior spread, not each fit's own estimate:
+            # scored with the prior spreads, not each fit's own estimates:
             # the estimate takes up whatever the faces do not explain, a drift included,
             # and would excuse the stale model's misses that this check is meant to catch
-            models = segment_models(space, history(memory, w - 1), CREATIVE_SD)
+            models = segment_models(space, history(memory, w - 1), CREATIVE_SD, EFFECT_SD)
             scores[memory] += sum(
                 models[s].log_likelihood(
                     Evidence(a.params, a.impressions, a.successes)
