@@ -65,8 +65,7 @@ from faceloop.optimization.study import Optimizer
 STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "oracle")
 ORACLE_CHUNKS = 20  # the oracle splits a segment's window into this many greedy chunks
 ORACLE_SHORTLIST = 16  # creatives per segment the greedy split considers (best first)
-NEAR_BEST = 0.95
-NEW_BY_VALUE = True  # best_share counts impressions on variants within 5% of the optimum
+NEAR_BEST = 0.95  # best_share counts impressions on variants within 5% of the optimum
 
 
 @dataclass(frozen=True)
@@ -379,7 +378,8 @@ def run_optuna_loop(
             stop_below=cfg.stop_below,
             min_impressions=cfg.min_impressions,
             places=cfg.campaign.variants_per_round,
-            rounds_left=cfg.rounds - rnd - 1 if NEW_BY_VALUE else None,
+            # as the workflow: new creatives only where the rounds left repay their test
+            rounds_left=cfg.rounds - rnd - 1,
         )
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
