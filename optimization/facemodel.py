@@ -37,6 +37,7 @@ measured tone also says something about the tones next to it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,12 @@ from faceloop.optimization.evidence import (
 # how much two creatives of the same face differ, and how far an ordinal value's effect
 # carries to its neighbours. They describe creatives in general, not any one scenario.
 EFFECT_SD = 0.1
+# Each field's effect sd is estimated per campaign too (`FaceModel._effect_var_estimate`):
+# EFFECT_SD is its prior centre, worth EFFECT_PRIOR_WEIGHT attribute values, within
+# EFFECT_SD_RANGE; EFFECT_PASSES fixed-point passes per fit.
+EFFECT_PRIOR_WEIGHT = 2.0
+EFFECT_SD_RANGE = (0.005, 0.5)
+EFFECT_PASSES = 3
 # The creative effect's sd is estimated from each campaign's data (empirical Bayes,
 # `FaceModel._creative_var_estimate`): CREATIVE_SD is the prior's centre, worth
 # CREATIVE_PRIOR_WEIGHT creatives, and the estimate stays within CREATIVE_SD_RANGE (a
@@ -104,6 +111,35 @@ def _logit(p: float) -> float:
     return math.log(p / (1.0 - p))
 
 
+@functools.lru_cache(maxsize=64)
+def _prior_precision_cached(space_json: str, effect_sd: float, ordinal_length: float) -> np.ndarray:
+    space = SearchSpace.model_validate_json(space_json)
+    n_features = sum(len(_values(space, f)) for f in FIELDS) + 1
+    p = np.zeros((n_features, n_features))
+    o = 0
+    for f in FIELDS:
+        values = _values(space, f)
+        k = len(values)
+        if f in ORDINAL_FIELDS:
+            pos = np.array([_position(f, v) for v in values])
+            cov = effect_sd**2 * np.exp(
+                -0.5 * ((pos[:, None] - pos[None, :]) / ordinal_length) ** 2
+            )
+            p[o : o + k, o : o + k] = np.linalg.inv(cov + 1e-6 * effect_sd**2 * np.eye(k))
+        else:
+            p[o : o + k, o : o + k] = np.eye(k) / effect_sd**2
+        o += k
+    p[-1, -1] = 1.0  # intercept ~ N(logit(pooled), 1)
+    p.setflags(write=False)
+    return p
+
+
+def _prior_precision(space: SearchSpace, effect_sd: float, ordinal_length: float) -> np.ndarray:
+    """The prior precision of the coefficients; the same for every fit of a campaign, so it
+    is computed once per space (a read-only array: `_fit` copies it)."""
+    return _prior_precision_cached(space.model_dump_json(), effect_sd, ordinal_length)
+
+
 class FaceModel:
     """Posterior of the main-effects model for one segment, fitted on `evidence`.
 
@@ -116,14 +152,18 @@ class FaceModel:
         space: SearchSpace,
         evidence: Iterable[Evidence] = (),
         *,
-        effect_sd: float = EFFECT_SD,
+        effect_sd: float | None = None,
         creative_sd: float | None = None,
         ordinal_length: float = ORDINAL_LENGTH,
     ) -> None:
-        if effect_sd <= 0 or (creative_sd is not None and creative_sd < 0) or ordinal_length <= 0:
+        if (
+            (effect_sd is not None and effect_sd <= 0)
+            or (creative_sd is not None and creative_sd < 0)
+            or ordinal_length <= 0
+        ):
             raise ValueError(
                 f"effect_sd ({effect_sd}) and ordinal_length ({ordinal_length}) must be > 0, "
-                f"creative_sd ({creative_sd}) >= 0 or None (estimated from the data)"
+                f"creative_sd ({creative_sd}) >= 0; None estimates either sd from the data"
             )
         self.space = space
         self.values: dict[str, list[Any]] = {f: _values(space, f) for f in FIELDS}
@@ -133,13 +173,23 @@ class FaceModel:
             self.offsets[f] = n
             n += len(self.values[f])
         self.n_features = n + 1  # + intercept, last
+        # value -> feature column, per field (features() runs for every creative every round)
+        self._column: dict[str, dict[Any, int]] = {
+            f: {v: self.offsets[f] + i for i, v in enumerate(self.values[f])} for f in FIELDS
+        }
         data = [e for e in evidence if e.impressions > 0]
         total_n = sum(e.impressions for e in data)
         total_s = sum(e.successes for e in data)
         # the campaign's pooled rate: centre of the intercept's prior and the rate at which
         # counts are turned into logits (so one creative with 0 clicks is not a -inf outlier)
         self.pooled = (total_s + 1.0) / (total_n + 100.0)
-        self._precision0 = self._prior_precision(effect_sd, ordinal_length)
+        # the prior precision of the effects at an effect sd of 1: the effect sd scales it
+        self._unit = _prior_precision(space, 1.0, ordinal_length)
+        # the prior variance of each field's effects (one per field: a field that moves
+        # the KPI does not widen the prior of one that does not)
+        self.effect_vars: dict[str, float] = dict.fromkeys(
+            FIELDS, EFFECT_SD**2 if effect_sd is None else effect_sd**2
+        )
         if data:
             self._x = np.stack([self.features(e.params) for e in data])
             self._y, self._var = self._logits(
@@ -149,16 +199,24 @@ class FaceModel:
             self._x, self._y, self._var = np.zeros((0, self.n_features)), np.zeros(0), np.zeros(0)
         self.creative_var = CREATIVE_SD**2 if creative_sd is None else creative_sd**2
         self._fit()
-        if creative_sd is None:
-            # empirical Bayes: two passes of the moment estimate, each refitting the effects
-            for _ in range(2):
-                self.creative_var = self._creative_var_estimate()
+        # empirical Bayes: passes of the estimates of the two spreads, each refitting
+        passes = 2 if effect_sd is not None else EFFECT_PASSES
+        if (creative_sd is None or effect_sd is None) and len(self._y):
+            for _ in range(passes):
+                if creative_sd is None:
+                    self.creative_var = self._creative_var_estimate()
+                if effect_sd is None:
+                    self.effect_vars = self._effect_var_estimate()
                 self._fit()
 
     def _fit(self) -> None:
         """The Gaussian posterior of the effects, each creative weighed by its sampling
         variance plus the creative variance (its own effect is noise to the face model)."""
-        precision = self._precision0.copy()
+        # the unit prior is block-diagonal by field: each block scaled by its variance
+        scale = np.ones(self.n_features)
+        for f, v in self.effect_vars.items():
+            scale[self.offsets[f] : self.offsets[f] + len(self.values[f])] = 1.0 / v
+        precision = self._unit * scale[:, None]
         rhs = np.zeros(self.n_features)
         rhs[-1] = _logit(self.pooled) * precision[-1, -1]
         if len(self._y):
@@ -190,20 +248,33 @@ class FaceModel:
         var = (k0 * prior + float(np.sum(excess))) / (k0 + len(r))
         return float(np.clip(var, CREATIVE_SD_RANGE[0] ** 2, CREATIVE_SD_RANGE[1] ** 2))
 
-    def _prior_precision(self, effect_sd: float, ordinal_length: float) -> np.ndarray:
-        p = np.zeros((self.n_features, self.n_features))
-        for f in FIELDS:
+    @property
+    def effect_var(self) -> float:
+        """The largest field's effect variance (how much any one parameter can matter)."""
+        return max(self.effect_vars.values())
+
+    def _effect_var_estimate(self) -> dict[str, float]:
+        """How strongly each face parameter moves the KPI (the prior variance of its
+        effects), estimated from the data: MacKay's fixed point for the prior's scale, per
+        field (the posterior mean effects' size in the prior's own metric, so the ordinal
+        fields' correlation counts, over gamma, the number of the field's effects the data
+        determine; values no creative has shown count for neither), pooled with
+        EFFECT_PRIOR_WEIGHT pseudo-values at EFFECT_SD. Where a parameter does not matter
+        its variance falls toward the low end of EFFECT_SD_RANGE; where none does (the
+        sandbox's `flat`) the model predicts every face alike and with little doubt, so a
+        new face is not worth more than a measured good creative."""
+        out: dict[str, float] = {}
+        for f, var in self.effect_vars.items():
             o, k = self.offsets[f], len(self.values[f])
-            if f in ORDINAL_FIELDS:
-                pos = np.array([_position(f, v) for v in self.values[f]])
-                cov = effect_sd**2 * np.exp(
-                    -0.5 * ((pos[:, None] - pos[None, :]) / ordinal_length) ** 2
-                )
-                p[o : o + k, o : o + k] = np.linalg.inv(cov + 1e-6 * effect_sd**2 * np.eye(k))
-            else:
-                p[o : o + k, o : o + k] = np.eye(k) / effect_sd**2
-        p[-1, -1] = 1.0  # intercept ~ N(logit(pooled), 1)
-        return p
+            e = self.mean[o : o + k]
+            unit = self._unit[o : o + k, o : o + k]
+            gamma = k - float(np.sum(unit * self.cov[o : o + k, o : o + k])) / var
+            size = float(e @ unit @ e)
+            est = (EFFECT_PRIOR_WEIGHT * EFFECT_SD**2 + size) / (
+                EFFECT_PRIOR_WEIGHT + max(gamma, 0.0)
+            )
+            out[f] = float(np.clip(est, EFFECT_SD_RANGE[0] ** 2, EFFECT_SD_RANGE[1] ** 2))
+        return out
 
     def _logits(self, n: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Observed logit rates and their sampling variances, shrunk by one pseudo-success
@@ -216,10 +287,10 @@ class FaceModel:
     def features(self, params: FaceParams) -> np.ndarray:
         x = np.zeros(self.n_features)
         x[-1] = 1.0
-        for f in FIELDS:
-            value = getattr(params, f)
-            if value in self.values[f]:
-                x[self.offsets[f] + self.values[f].index(value)] = 1.0
+        for f, columns in self._column.items():
+            i = columns.get(getattr(params, f))
+            if i is not None:
+                x[i] = 1.0
         return x
 
     # ------------------------------------------------------------------ predictions
@@ -371,6 +442,7 @@ def segment_models(
     space: SearchSpace,
     history: Mapping[str, Sequence[ArmStats]],
     creative_sd: float | None = None,
+    effect_sd: float | None = None,
 ) -> dict[str, FaceModel]:
     """The KPI model of each segment, fitted on every creative the campaign has shown there
     (live and retired: a retired face still says what its attribute values are worth);
@@ -384,6 +456,7 @@ def segment_models(
                 if a.params is not None and a.impressions > 0
             ],
             creative_sd=creative_sd,
+            effect_sd=effect_sd,
         )
         for segment, arms in history.items()
     }
@@ -424,10 +497,10 @@ def choose_memory(
         if not any(fresh.values()):
             continue
         for memory in choices:
-            # scored with the creative effect's prior spread, not each fit's own estimate:
+            # scored with the prior spreads, not each fit's own estimates:
             # the estimate takes up whatever the faces do not explain, a drift included,
             # and would excuse the stale model's misses that this check is meant to catch
-            models = segment_models(space, history(memory, w - 1), CREATIVE_SD)
+            models = segment_models(space, history(memory, w - 1), CREATIVE_SD, EFFECT_SD)
             scores[memory] += sum(
                 models[s].log_likelihood(
                     Evidence(a.params, a.impressions, a.successes)

@@ -15,6 +15,8 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from faceloop.models import KpiGoal
 from faceloop.optimization.allocation import p_best, posterior_mean
 from faceloop.optimization.evidence import ArmStats, pooled_arms
@@ -28,6 +30,14 @@ STOP_BELOW = 0.02
 STOP_MIN_IMPRESSIONS = 2000.0
 # the id of the hypothetical new creative the keep rule weighs each live one against
 NEW_CREATIVE = "(new creative)"
+
+# The value of new creatives (`new_creatives_worth`): a new creative is measured for
+# TEST_WEIGHT / (rate x its prior variance) impressions (its own counts then weigh
+# TEST_WEIGHT times its prior), at the cost of its expected shortfall against the best live
+# one; what it may add is its expected improvement over that one for the rest of the
+# campaign. WORTH_DRAWS Monte Carlo draws per segment.
+TEST_WEIGHT = 8.0
+WORTH_DRAWS = 4000
 
 # A creative is worn out when its last window's CTR is this much below its first windows'
 # and the drop is this many standard errors: then a fresh copy (same face, new image) takes
@@ -73,6 +83,48 @@ class LearnPlan:
     refresh: list[str] = field(default_factory=list)  # worn out: retire, run a fresh copy
 
 
+def new_creatives_worth(
+    model: FaceModel,
+    best_rate: float,
+    window_impressions: float,
+    rounds_left: int,
+    most: int,
+    seed: int,
+    test_weight: float | None = None,
+) -> int:
+    """How many new creatives (0 to `most`) are worth launching in a segment next round,
+    against keeping the live ones: the expected value over the rest of the campaign.
+
+    A new creative of the model's best face has a logit rate ~ N(mu, s^2) (its face's
+    posterior plus the creative effect). Testing one costs n_test = test_weight / (p s^2)
+    impressions at its expected shortfall against the best live creative (d = logit of
+    `best_rate` - mu, when positive); k of them may add E[max(best of k - d, 0)] for every
+    impression after their tests. The rates are on the logit scale times p(1 - p), a
+    constant that does not change the choice. Where the parameters and the creatives
+    barely matter (small s) or the campaign is nearly over, testing costs more than it can
+    repay and the answer is 0: the campaign exploits what it has measured.
+    """
+    if most <= 0 or rounds_left <= 0 or window_impressions <= 0:
+        return 0
+    face = model.best(model.mean)
+    x = model.features(face)
+    mu = float(x @ model.mean)
+    s2 = float(x @ model.cov @ x) + model.creative_var
+    p = min(max(best_rate, 1e-9), 1.0 - 1e-9)
+    d = math.log(p / (1.0 - p)) - mu
+    horizon = rounds_left * window_impressions
+    weight = TEST_WEIGHT if test_weight is None else test_weight
+    n_test = min(weight / (p * (1.0 - p) * s2), horizon)
+    rng = np.random.default_rng(seed)
+    tops = np.maximum.accumulate(rng.standard_normal((most, WORTH_DRAWS)) * math.sqrt(s2), axis=0)
+    gains = np.maximum(tops - d, 0.0).mean(axis=1)  # gains[k-1]: the best of k new ones
+    values = [0.0] + [
+        float(gains[k - 1]) * max(horizon - k * n_test, 0.0) - k * max(d, 0.0) * n_test
+        for k in range(1, most + 1)
+    ]
+    return int(np.argmax(values))
+
+
 def plan_learn(
     arms_by_segment: Mapping[str, Sequence[ArmStats]],
     segment_shares: Mapping[str, float],
@@ -83,6 +135,8 @@ def plan_learn(
     models: Mapping[str, FaceModel] | None = None,
     windows: Mapping[str, Mapping[int, tuple[float, float]]] | None = None,
     places: int | None = None,
+    rounds_left: int | None = None,
+    window_impressions: Mapping[str, float] | None = None,
 ) -> LearnPlan:
     """Which live variants stay, which are retired, which are refreshed, and the winner.
 
@@ -99,6 +153,11 @@ def plan_learn(
     a clear loser: it is stopped even if a place is free, so a new proposal replaces it.
     A kept variant whose CTR wore out (`fatigued`, from `windows`: impressions and clicks
     per window) is refreshed: retired, and the caller queues a fresh copy of its face.
+
+    With `rounds_left` and `window_impressions` (per segment, the last window's) the number
+    of new creatives follows their expected value (`new_creatives_worth`): a segment where
+    none is worth its test keeps its live creatives without the P(best) comparison, and
+    the campaign keeps up to `places - 1` (one new proposal a round still runs).
     """
     pooled = pooled_arms(arms_by_segment)
     pb: dict[str, float] = {a.variant_id: 0.0 for a in pooled}
@@ -138,8 +197,29 @@ def plan_learn(
         pb_new = p_best([*arms, new], stable_seed(seed, "keep", segment), model=model)
         beats |= {a.variant_id for a in arms if pb_new[a.variant_id] >= pb_new[NEW_CREATIVE]}
 
+    # segments where no new creative is worth its test (known horizon only)
+    exploit: set[str] = set()
+    wanted = 0
+    if rounds_left is not None and window_impressions is not None and places is not None:
+        free = max(places - 1 - incumbents, 0)
+        for segment, arms in arms_by_segment.items():
+            model = (models or {}).get(segment)
+            if not arms or model is None:
+                continue
+            k = new_creatives_worth(
+                model,
+                max(seg_means[segment].values()),
+                window_impressions.get(segment, 0.0),
+                rounds_left,
+                free,
+                stable_seed(seed, "worth", segment),
+            )
+            wanted += k
+            if k == 0:
+                exploit |= {a.variant_id for a in arms}
+
     def beats_new(v: str) -> bool:
-        return v in beats
+        return v in beats or v in exploit
 
     limit = max(places - 1, incumbents) if places is not None and models else incumbents
     keep: list[str] = []
@@ -214,6 +294,7 @@ def learn_round(
     stop_below: float = STOP_BELOW,
     min_impressions: float = STOP_MIN_IMPRESSIONS,
     places: int | None = None,
+    rounds_left: int | None = None,
 ) -> LearnPlan:
     """The learn step after window `round_`, on the campaign's `evidence` through it.
 
@@ -252,6 +333,8 @@ def learn_round(
         models=evidence.models,
         windows=evidence.windows if refresh else None,
         places=places,
+        rounds_left=rounds_left,
+        window_impressions=_window_impressions(evidence) if rounds_left is not None else None,
     )
     if paused:
         plan = _without(plan, set(paused))
@@ -262,6 +345,15 @@ def learn_round(
         face = evidence.requested.get(vid, evidence.faces[vid])
         optimizer.enqueue_refresh(campaign_id, vid, face, evidence.live[vid])
     return plan
+
+
+def _window_impressions(evidence: CampaignEvidence) -> dict[str, float]:
+    """Impressions per segment in the last observed window: what one more window buys."""
+    out = dict.fromkeys(evidence.shares, 0.0)
+    for o in evidence.observations:
+        if o.round == evidence.now and o.segment in out:
+            out[o.segment] += o.impressions
+    return out
 
 
 def _without(plan: LearnPlan, paused: set[str]) -> LearnPlan:
@@ -290,6 +382,7 @@ __all__ = [
     "LearnPlan",
     "fatigued",
     "learn_round",
+    "new_creatives_worth",
     "objective_values",
     "plan_learn",
     "trial_value",

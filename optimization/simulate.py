@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from threadpoolctl import threadpool_limits
 
 from faceloop.connectors.sandbox_platform.scenario import (
     Kpi,
@@ -377,6 +378,8 @@ def run_optuna_loop(
             stop_below=cfg.stop_below,
             min_impressions=cfg.min_impressions,
             places=cfg.campaign.variants_per_round,
+            # as the workflow: new creatives only where the rounds left repay their test
+            rounds_left=cfg.rounds - rnd - 1,
         )
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
@@ -615,6 +618,14 @@ def _run_seed_args(args: tuple[Scenario, BenchConfig, int, str | None]) -> dict[
     return run_seed(*args)
 
 
+def _one_blas_thread() -> None:
+    """Each bench process multiplies small matrices (a few dozen features by 2,000 draws):
+    OpenBLAS's threads cost more to wake than they save, and with one process per core
+    they spin against each other. One thread per process made one seed 4-5x faster on
+    the 2-core VM with identical results (docs/benchmarks.md)."""
+    threadpool_limits(1, user_api="blas")
+
+
 def _ci95(x: np.ndarray) -> list[float]:
     # t quantile for small samples (scipy is a dependency of optuna's GP and fanova paths)
     from scipy import stats
@@ -707,7 +718,7 @@ def bench(
     args = [(scenario, cfg, s, storage_url) for s in range(first_seed, first_seed + seeds)]
     runs: list[dict[str, Tally]] = []
     if jobs > 1 and seeds > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        with ProcessPoolExecutor(max_workers=jobs, initializer=_one_blas_thread) as pool:
             futures = [pool.submit(_run_seed_args, a) for a in args]
             for fut in as_completed(futures):
                 fut.result()  # a failed seed raises here, not after the others
@@ -715,10 +726,11 @@ def bench(
                     on_seed()
             runs = [f.result() for f in futures]
     else:
-        for a in args:
-            runs.append(_run_seed_args(a))
-            if on_seed is not None:
-                on_seed()
+        with threadpool_limits(1, user_api="blas"):
+            for a in args:
+                runs.append(_run_seed_args(a))
+                if on_seed is not None:
+                    on_seed()
     out = summarize(scenario, cfg, runs)
     out["first_seed"] = first_seed
     out["seconds"] = round(time.perf_counter() - t0, 1)

@@ -480,6 +480,8 @@ class CampaignActivities:
             refresh=inp.config.refresh_creatives,
             paused=[*inp.paused, *inp.failed],
             places=inp.config.variants_per_round,
+            # new creatives only where they can repay their test in the rounds left
+            rounds_left=inp.config.rounds - inp.round - 1,
         )
         by_id = {v.variant_id: v for v in inp.live}
         keep = [by_id[i] for i in plan.keep]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 from optuna.storages import InMemoryStorage
 from optuna.trial import TrialState
@@ -13,10 +14,16 @@ from faceloop.errors import FaceloopError
 from faceloop.models import FaceParams, KpiGoal, KpiObservation, SearchSpace
 from faceloop.optimization.allocation import posterior_mean, thompson_allocation
 from faceloop.optimization.evidence import ALL, ArmStats
-from faceloop.optimization.facemodel import campaign_evidence, segment_models
+from faceloop.optimization.facemodel import (
+    EFFECT_SD,
+    FaceModel,
+    campaign_evidence,
+    segment_models,
+)
 from faceloop.optimization.learn import (
     fatigued,
     learn_round,
+    new_creatives_worth,
     objective_values,
     plan_learn,
     trial_value,
@@ -218,3 +225,57 @@ def test_a_creative_that_beats_its_faces_prediction_gets_traffic_and_is_kept() -
     # without `places` the fixed quota of the old rule: exactly `incumbents` kept
     quota = plan_learn({ALL: live}, {ALL: 1.0}, incumbents=1, seed=0, models=models)
     assert quota.keep == ["lucky"]
+
+
+def test_new_creatives_are_made_only_where_they_can_repay_their_test() -> None:
+    """Issue 17, "do no harm": the number of new creatives follows their expected value.
+    Sixty creatives of random faces all clicking at 2% (no parameter matters, creatives
+    alike) and one lucky image: the fitted spreads are small, and a new creative cannot
+    repay the impressions its test costs against the lucky one; with nothing measured yet
+    (the prior's spreads) and a long campaign, new ones are worth it; with no round left,
+    none is."""
+    space = SearchSpace()
+    rng = np.random.default_rng(0)
+    faces = [
+        FaceParams(
+            **{
+                f: (
+                    int(rng.integers(space.skin_tone.low, space.skin_tone.high + 1))
+                    if f == "skin_tone"
+                    else str(rng.choice(getattr(space, f)))
+                )
+                for f in FaceParams.model_fields
+            }
+        )
+        for _ in range(60)
+    ]
+    flat = [ArmStats(f"c{i}", 40_000, 800, face) for i, face in enumerate(faces)]
+    # one image was lucky: 6% above the rest over 200,000 impressions
+    flat.append(ArmStats("lucky", 200_000, 4240, faces[0]))
+    model = segment_models(space, {ALL: flat})[ALL]
+    assert model.effect_var < (0.75 * EFFECT_SD) ** 2 and model.creative_var < 0.05**2
+    best = posterior_mean(flat, model)["lucky"]
+    assert best > 0.0205
+    assert new_creatives_worth(model, best, 20_000, 20, 9, seed=0) == 0
+    prior = segment_models(space, {ALL: []}).get(ALL) or FaceModel(space)
+    assert new_creatives_worth(prior, 0.02, 20_000, 20, 9, seed=0) >= 3
+    assert new_creatives_worth(prior, 0.02, 20_000, 0, 9, seed=0) == 0
+    # plan_learn then keeps every live creative that is not a clear loser (up to places - 1)
+    live = flat[-8:]
+    plan = plan_learn(
+        {ALL: live},
+        {ALL: 1.0},
+        incumbents=2,
+        seed=0,
+        models={ALL: model},
+        places=12,
+        rounds_left=20,
+        window_impressions={ALL: 20_000.0},
+    )
+    assert set(plan.keep) | set(plan.stopped) == {a.variant_id for a in live}
+    assert set(plan.retire) == set(plan.stopped) and "lucky" in plan.keep
+    # the P(best) rule alone (no horizon) retires more of them for new creatives
+    pbest = plan_learn(
+        {ALL: live}, {ALL: 1.0}, incumbents=2, seed=0, models={ALL: model}, places=12
+    )
+    assert len(pbest.keep) < len(plan.keep)
