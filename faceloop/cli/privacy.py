@@ -29,7 +29,7 @@ ByOpt = Annotated[
         "--by",
         envvar="FACELOOP_OPERATOR",
         help="who acts (default: $FACELOOP_OPERATOR, else the login name); recorded in the "
-        "audit log",
+        "audit log. Ignored through FACELOOP_API_URL: the token's user acts",
     ),
 ]
 TicketOpt = Annotated[
