@@ -16,7 +16,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceloop.cli.console import console, err, fail, run, silent
+from faceloop.cli.console import api, console, err, fail, run, silent
 from faceloop.cli.db import upgrade_catalog
 from faceloop.errors import FaceloopError, InputError
 from faceloop.models import CampaignState
@@ -602,7 +602,9 @@ def schedule(
     `--delete` act on it; `faceloop schedules` lists them. Each firing runs one round (propose,
     generate, guard, decide, deploy, observe, learn) on the campaign's live incumbents.
     With `--spend-cap`, the round that finds the campaign's spend at the cap stops the
-    campaign (ads paused) and pauses the schedule.
+    campaign (ads paused) and pauses the schedule. With FACELOOP_API_URL and
+    FACELOOP_API_TOKEN set, the console does it as the token's user (a marketer for their
+    own campaigns, an admin for any; compliance may pause) and audits it.
     """
     from faceloop.cost import parse_spend_cap
     from faceloop.workflows import client as schedules
@@ -626,6 +628,9 @@ def schedule(
     except FaceloopError as exc:
         raise fail(exc) from exc
     settings = get_settings()
+    if settings.api_url:
+        _schedule_via_api(settings, campaign, every, spend_cap, pause, resume, note)
+        return
     _require_server(settings)
 
     async def main() -> None:
@@ -653,21 +658,56 @@ def schedule(
     run(main())
 
 
+def _schedule_via_api(
+    settings: Settings,
+    campaign: str,
+    every: str | None,
+    spend_cap: str | None,
+    pause: bool,
+    resume: bool,
+    note: str,
+) -> None:
+    """The console acts on the schedule as the token's user, and its audit entry says so."""
+    if every:
+        body = {"campaign_id": campaign, "every": every, "spend_cap": spend_cap}
+        done = api(settings, "POST", "/api/v1/schedules", body)
+        cap = done["spend_cap"]
+        capped = f", stops at {cap['amount']:g} {cap['currency']}" if cap else ""
+        console.print(
+            f"schedule [bold]{escape(done['schedule_id'])}[/bold]: a round every "
+            f"{escape(done['every'])}{escape(capped)} (by {escape(done['by'])})"
+        )
+    elif pause or resume:
+        verb = "pause" if pause else "resume"
+        done = api(settings, "POST", f"/api/v1/schedules/{campaign}/{verb}", {"note": note})
+        console.print(
+            f"schedule for {escape(campaign)} {escape(done['action'])} (by {escape(done['by'])})"
+        )
+    else:
+        done = api(settings, "DELETE", f"/api/v1/schedules/{campaign}")
+        console.print(f"schedule for {escape(campaign)} deleted (by {escape(done['by'])})")
+
+
 def list_schedules(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
-    """List the optimisation schedules on the running server."""
+    """List the optimisation schedules on the running server (through the console's API
+    when FACELOOP_API_URL is set: a marketer sees their own campaigns')."""
     import dataclasses
 
     from faceloop.workflows import client as schedules
 
     settings = get_settings()
-    _require_server(settings)
+    if settings.api_url:
+        got = api(settings, "GET", "/api/v1/schedules")
+        rows = [schedules.ScheduleRow(**r) for r in got]
+    else:
+        _require_server(settings)
 
-    async def main() -> list[schedules.ScheduleRow]:
-        return await schedules.list_schedules(await schedules.reachable_client(settings))
+        async def main() -> list[schedules.ScheduleRow]:
+            return await schedules.list_schedules(await schedules.reachable_client(settings))
 
-    rows = run(main())
+        rows = run(main())
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
         return

@@ -9,12 +9,13 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from faceloop.cli.console import api as _api
 from faceloop.cli.console import console, err, fail, group, run
 from faceloop.errors import FaceloopError
 from faceloop.models import Decision
@@ -102,35 +103,6 @@ def _duration(seconds: float) -> str:
     if seconds >= 60:
         return f"{seconds / 60:.0f} min"
     return f"{seconds:.0f} s"
-
-
-def _api(settings: Settings, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """Call the console's API as the token's user; its refusals are the command's error
-    (exit 1 for a refused vote, 2 for anything else)."""
-    import httpx
-
-    if settings.api_token is None:
-        raise fail(
-            FaceloopError(
-                "FACELOOP_API_URL is set but FACELOOP_API_TOKEN is not: make one with "
-                "`faceloop users token NAME`"
-            )
-        )
-    url = str(settings.api_url).rstrip("/") + path
-    headers = {"Authorization": f"Bearer {settings.api_token.get_secret_value()}"}
-    try:
-        r = httpx.request(method, url, json=body, headers=headers, timeout=30)
-    except httpx.HTTPError as exc:
-        raise fail(
-            FaceloopError(f"the console at {settings.api_url} is not reachable: {exc}")
-        ) from exc
-    if r.is_success:
-        return r.json()
-    try:
-        detail = r.json().get("detail", r.text)
-    except ValueError:
-        detail = r.text
-    raise fail(FaceloopError(f"{r.status_code}: {detail}"), 1 if r.status_code in (403, 409) else 2)
 
 
 def _vote(variant: str, decision: Decision, reviewer: str, reason: str, role: str | None) -> None:
@@ -226,11 +198,18 @@ def audit_verify(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Check the hash chain, and the signed checkpoint: name every edited, removed or
-    reordered entry, a rewritten chain, a cut tail or a deleted log. Exit 1 if any."""
+    reordered entry, a rewritten chain, a cut tail or a deleted log. Exit 1 if any.
+
+    With FACELOOP_API_URL set (and no --file), the console checks its catalog's hash chain
+    as the token's user (compliance or admin); its checkpoints are checked only without it.
+    """
     from faceloop.storage.catalog import Catalog
     from faceloop.storage.checkpoints import CheckpointRejected, Checkpoints, compare
 
     settings = get_settings()
+    if settings.api_url and file is None:
+        _verify_via_api(settings, checkpoint, as_json)
+        return
     checkpoints = Checkpoints.from_settings(settings)
     try:
         anchor = (checkpoint, checkpoints.load(checkpoint)) if checkpoint else None
@@ -303,6 +282,46 @@ def audit_verify(
         raise typer.Exit(1)
 
 
+def _verify_via_api(settings: Settings, checkpoint: Path | None, as_json: bool) -> None:
+    """The console checks its catalog's chain, as the token's user (compliance or admin)."""
+    if checkpoint is not None:
+        # the console reads its own catalog; a checkpoint file here anchors nothing there
+        raise fail(
+            FaceloopError(
+                "--checkpoint checks the catalog directly: unset FACELOOP_API_URL to use it "
+                "(through the API the console checks the hash chain)"
+            )
+        )
+    found = _api(settings, "GET", "/api/v1/audit/verify")
+    problems: list[str] = found["problems"]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "source": str(settings.api_url),
+                    "entries": found["entries"],
+                    "last_seq": found["last_seq"],
+                    "last_hash": found["last_hash"],
+                    "checkpoint": None,
+                    "intact": found["intact"],
+                    "problems": problems,
+                },
+                indent=2,
+            )
+        )
+    elif problems:
+        for line in problems:
+            err.print(f"[red]tampered:[/red] {escape(str(line))}")
+        err.print(f"{len(problems)} problem(s) in {found['entries']} entries (console)")
+    else:
+        console.print(
+            f"audit log intact: {found['entries']} entries (console), last seq "
+            f"{found['last_seq']} hash {found['last_hash'][:16]}"
+        )
+    if problems:
+        raise typer.Exit(1)
+
+
 def audit_checkpoint(
     out: Annotated[
         Path | None,
@@ -364,17 +383,24 @@ def audit_export(
 ) -> None:
     """Write the audit log as JSON Lines, one entry per line with its hashes, for a WORM store.
 
-    The file verifies on its own: `faceloop audit verify --file FILE`.
+    The file verifies on its own: `faceloop audit verify --file FILE`. With FACELOOP_API_URL
+    set, the console exports it as the token's user (compliance or admin).
     """
-    from faceloop.storage.catalog import Catalog
+    from faceloop.storage.catalog import AuditEntry, Catalog
 
     settings = get_settings()
-    try:
-        with Catalog(settings.resolved_database_url) as catalog:
-            entries = [e for e in catalog.audit_entries() if e.seq >= from_seq]
-    except FaceloopError as exc:
-        raise fail(exc) from exc
-    text = "".join(e.model_dump_json() + "\n" for e in entries)
+    if settings.api_url:
+        text = _api(
+            settings, "GET", "/api/v1/audit/export", params={"from_seq": from_seq}, raw=True
+        )
+        entries = [AuditEntry.model_validate_json(line) for line in text.splitlines() if line]
+    else:
+        try:
+            with Catalog(settings.resolved_database_url) as catalog:
+                entries = [e for e in catalog.audit_entries() if e.seq >= from_seq]
+        except FaceloopError as exc:
+            raise fail(exc) from exc
+        text = "".join(e.model_dump_json() + "\n" for e in entries)
     if out is None:
         sys.stdout.write(text)
         return

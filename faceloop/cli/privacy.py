@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from faceloop.cli.console import console, fail, group, run
+from faceloop.cli.console import api, console, fail, group, run
 from faceloop.errors import FaceloopError
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ ByOpt = Annotated[
         "--by",
         envvar="FACELOOP_OPERATOR",
         help="who acts (default: $FACELOOP_OPERATOR, else the login name); recorded in the "
-        "audit log",
+        "audit log. Ignored through FACELOOP_API_URL: the token's user acts",
     ),
 ]
 TicketOpt = Annotated[
@@ -113,12 +113,21 @@ def consent_list(
     persona: Annotated[str | None, typer.Option(help="only this persona's records")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The consent records, oldest first, with their state (live, expired, revoked, erased)."""
-    try:
-        with _catalog() as catalog:
-            records = catalog.consents(persona)
-    except FaceloopError as exc:
-        raise fail(exc) from exc
+    """The consent records, oldest first, with their state (live, expired, revoked, erased);
+    through the console's API when FACELOOP_API_URL is set (compliance or admin)."""
+    from faceloop.consent import RegisteredConsent
+    from faceloop.settings import get_settings
+
+    settings = get_settings()
+    if settings.api_url:
+        rows = api(settings, "GET", "/api/v1/consents", params={"persona_id": persona})
+        records = [RegisteredConsent.model_validate(r) for r in rows]
+    else:
+        try:
+            with _catalog() as catalog:
+                records = catalog.consents(persona)
+        except FaceloopError as exc:
+            raise fail(exc) from exc
     if as_json:
         typer.echo(json.dumps([_consent_json(c) | {"state": _state(c)} for c in records], indent=2))
         return
@@ -182,12 +191,19 @@ def consent_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke a consent: the persona's campaigns stop at their next consent check, and,
-    unless --no-erase or another live consent remains, the persona's erasure starts."""
+    unless --no-erase or another live consent remains, the persona's erasure starts.
+
+    With FACELOOP_API_URL set, the console does it as the token's user (compliance or admin;
+    --by is ignored, --wait is refused).
+    """
     from faceloop.erasure import ErasureInput
     from faceloop.settings import get_settings
     from faceloop.workflows.client import reachable_client
 
     settings = get_settings()
+    if settings.api_url:
+        _revoke_via_api(settings, consent_id, reason, not no_erase, wait, ticket, as_json)
+        return
     try:
         with _catalog() as catalog:
             revoked = catalog.revoke_consent(consent_id, reason, by or _user())
@@ -247,6 +263,38 @@ def consent_revoke(
         raise typer.Exit(1)
 
 
+def _revoke_via_api(
+    settings: Settings,
+    consent_id: str,
+    reason: str,
+    erase: bool,
+    wait: bool,
+    ticket: str,
+    as_json: bool,
+) -> None:
+    """The console revokes and starts the erasure as the token's user (--by is ignored)."""
+    if wait:
+        raise fail(_NO_WAIT)
+    done = api(
+        settings,
+        "POST",
+        f"/api/v1/consents/{consent_id}/revoke",
+        {"reason": reason, "erase": erase, "ticket": ticket},
+    )
+    if as_json:
+        typer.echo(json.dumps(done, indent=2))
+        return
+    console.print(f"consent {escape(consent_id)} of persona {done['persona_id']!r} revoked")
+    wid = done["erasure_workflow_id"]
+    console.print(f"erasure started as workflow {escape(wid)}" if wid else escape(done["note"]))
+
+
+_NO_WAIT = FaceloopError(
+    "--wait is not available through the console's API (FACELOOP_API_URL): start without it "
+    "and follow the workflow in Temporal's UI, or unset FACELOOP_API_URL"
+)
+
+
 # --------------------------------------------------------------------------- erase
 
 
@@ -268,7 +316,8 @@ def erase(
     tombstones the catalog rows, crypto-shreds a persona's embeddings and LoRA and the
     briefs' text of the campaigns erased, and writes the audit entry. Safe to run again:
     a second run removes nothing more. Exit code 1 if the report lists anything that
-    needs a person.
+    needs a person. With FACELOOP_API_URL set, the console starts it as the token's user
+    (compliance or admin; --by is ignored, --wait is refused).
     """
     from pydantic import ValidationError
 
@@ -295,6 +344,21 @@ def erase(
     except ValidationError as exc:
         raise fail(FaceloopError(exc.errors()[0]["msg"].removeprefix("Value error, "))) from exc
     settings = get_settings()
+    if settings.api_url:
+        # the console starts it as the token's user: --by is ignored
+        if wait:
+            raise fail(_NO_WAIT)
+        done = api(
+            settings, "POST", "/api/v1/erasure", {"kind": kind, "target": target, "ticket": ticket}
+        )
+        if as_json:
+            typer.echo(json.dumps(done))
+        else:
+            console.print(
+                f"erasure started as workflow {escape(done['workflow_id'])} by "
+                f"{escape(done['requested_by'])}"
+            )
+        return
 
     async def main() -> tuple[str, bool, ErasureReport | None]:
         return await _erase(await reachable_client(settings), settings, inp, wait)

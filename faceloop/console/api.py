@@ -27,7 +27,7 @@ from faceloop.console.auth import (
     require,
     state_of,
 )
-from faceloop.console.backend import ScheduleInfo, VoteRefused
+from faceloop.console.backend import NoSchedule, ScheduleInfo, VoteRefused
 from faceloop.console.insight import CampaignInsight, campaign_insight
 from faceloop.console.schemas import (
     AuditVerify,
@@ -50,15 +50,24 @@ from faceloop.console.schemas import (
     Revoked,
     RevokeRequest,
     RoundView,
+    ScheduleChanged,
+    ScheduleNote,
+    ScheduleRequest,
     Submitted,
     TokenRequest,
     UserView,
 )
 from faceloop.console.users import Role, User, canonical_username
-from faceloop.cost import CampaignCost, Prices, campaign_cost
+from faceloop.cost import (
+    CampaignCost,
+    Prices,
+    campaign_cost,
+    check_cap_currency,
+    parse_spend_cap,
+)
 from faceloop.errors import FaceloopError, InputError
 from faceloop.messages import PendingEscalation
-from faceloop.models import CampaignState, Decision, Variant
+from faceloop.models import CampaignState, Decision, SpendCap, Variant
 from faceloop.settings import Settings
 from faceloop.storage.audit import AuditEntry
 from faceloop.storage.catalog import CampaignRow, Catalog
@@ -336,6 +345,80 @@ async def revoke_consent(
     )
 
 
+def schedule_input(settings: Settings, body: ScheduleRequest) -> tuple[timedelta, SpendCap | None]:
+    """The interval and cap of a schedule request, every problem named by its field (422)."""
+    from faceloop.workflows.client import parse_every
+
+    problems: list[FieldProblem] = []
+    every = cap = None
+    try:
+        every = parse_every(body.every)
+    except InputError as exc:
+        problems += [FieldProblem(field="every", message=p) for p in exc.problems]
+    if body.spend_cap is not None:
+        try:
+            cap = parse_spend_cap(body.spend_cap, "spend_cap")
+        except InputError as exc:
+            problems += [FieldProblem(field="spend_cap", message=p) for p in exc.problems]
+        try:
+            check_cap_currency(cap, settings.cost_currency, "spend_cap", "spend_cap.currency")
+        except InputError as exc:
+            problems += problems_of(exc)
+    if problems or every is None:
+        raise HTTPException(422, [p.model_dump() for p in problems])
+    return every, cap
+
+
+async def change_schedule(
+    request: Request,
+    who: Identity,
+    campaign_id: str,
+    action: Literal["set", "paused", "resumed", "deleted"],
+    note: str = "",
+    every: timedelta | None = None,
+    cap: SpendCap | None = None,
+) -> ScheduleChanged:
+    """Act on the campaign's schedule, then record it in the audit log as the logged-in
+    user (the audit entry follows the change: a refused change records nothing)."""
+    st = state_of(request)
+    await asyncio.to_thread(campaign_row_for, request, who, campaign_id)
+    sid = f"optimise-{campaign_id}"
+    try:
+        if every is not None:
+            sid = await st.backend.set_schedule(campaign_id, every, cap)
+        elif action == "deleted":
+            await st.backend.delete_schedule(campaign_id)
+        else:
+            await st.backend.pause_schedule(
+                campaign_id, action == "paused", note or f"via the console by {who.user.username}"
+            )
+    except NoSchedule as exc:
+        raise HTTPException(
+            404, f"{exc}; create it with POST /api/v1/schedules (`faceloop schedule ID --every 6h`)"
+        ) from exc
+    payload: dict[str, Any] = {"note": note}
+    if every is not None:
+        payload["every"] = str(every)
+        payload["spend_cap"] = cap.model_dump(mode="json") if cap else None
+    entry = await asyncio.to_thread(
+        _catalog(request).audit,
+        campaign_id,
+        f"schedule.{action}",
+        sid,
+        who.user.username,
+        payload,
+    )
+    return ScheduleChanged(
+        campaign_id=campaign_id,
+        schedule_id=sid,
+        action=action,
+        every=str(every) if every is not None else None,
+        spend_cap=cap,
+        by=who.user.username,
+        audit_seq=entry.seq,
+    )
+
+
 def report_dir(settings: Settings, campaign_id: str) -> Path:
     """Write the campaign's report (report.json, report.html, plots, thumbnails) under the
     data dir, as `faceloop report` does, and return the folder. The catalog records the
@@ -566,6 +649,36 @@ def _governance() -> APIRouter:
             rows = [s for s in rows if s.campaign_id in mine]
         return rows
 
+    @r.post("/schedules", responses={403: {}, 404: {}, 422: {}, 503: {}})
+    async def schedule_set(
+        request: Request, who: Submitter, body: ScheduleRequest
+    ) -> ScheduleChanged:
+        """Run an optimisation round on the campaign every `every` (create the schedule, or
+        change its interval and cap), as `faceloop schedule ID --every 6h`. A marketer for
+        the campaigns they submitted, an admin for any."""
+        every, cap = schedule_input(state_of(request).settings, body)
+        return await change_schedule(request, who, body.campaign_id, "set", every=every, cap=cap)
+
+    @r.post("/schedules/{campaign_id}/pause", responses={403: {}, 404: {}, 503: {}})
+    async def schedule_pause(
+        request: Request, who: Who, campaign_id: str, body: ScheduleNote
+    ) -> ScheduleChanged:
+        """Stop firing until resumed. Compliance may pause any schedule too: it only stops
+        spending."""
+        return await change_schedule(request, who, campaign_id, "paused", body.note)
+
+    @r.post("/schedules/{campaign_id}/resume", responses={403: {}, 404: {}, 503: {}})
+    async def schedule_resume(
+        request: Request, who: Submitter, campaign_id: str, body: ScheduleNote
+    ) -> ScheduleChanged:
+        return await change_schedule(request, who, campaign_id, "resumed", body.note)
+
+    @r.delete("/schedules/{campaign_id}", responses={403: {}, 404: {}, 503: {}})
+    async def schedule_delete(
+        request: Request, who: Submitter, campaign_id: str
+    ) -> ScheduleChanged:
+        return await change_schedule(request, who, campaign_id, "deleted")
+
     @r.get("/audit")
     async def audit_list(
         request: Request,
@@ -583,9 +696,13 @@ def _governance() -> APIRouter:
         return await asyncio.to_thread(verify_audit, _catalog(request))
 
     @r.get("/audit/export", response_class=PlainTextResponse)
-    async def audit_export(request: Request, who: Reviewer) -> PlainTextResponse:
-        """The whole log as JSON Lines, as `faceloop audit export` writes it."""
-        entries = await asyncio.to_thread(_catalog(request).audit_entries)
+    async def audit_export(
+        request: Request, who: Reviewer, from_seq: Annotated[int, Query(ge=1)] = 1
+    ) -> PlainTextResponse:
+        """The log from `from_seq` on as JSON Lines, as `faceloop audit export` writes it."""
+        entries = [
+            e for e in await asyncio.to_thread(_catalog(request).audit_entries) if e.seq >= from_seq
+        ]
         return PlainTextResponse(
             "".join(e.model_dump_json() + "\n" for e in entries), media_type="application/jsonl"
         )

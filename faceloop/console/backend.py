@@ -18,18 +18,24 @@ from pydantic import BaseModel
 from faceloop.settings import Settings
 
 if TYPE_CHECKING:
+    from datetime import timedelta
+
     from temporalio.client import Client
 
     from faceloop.erasure import ErasureInput
     from faceloop.messages import PendingEscalation, ReviewInput
-    from faceloop.models import Brief, CampaignConfig, CampaignState
+    from faceloop.models import Brief, CampaignConfig, CampaignState, SpendCap
     from faceloop.playbooks.schema import Playbook
 
-__all__ = ["Backend", "ScheduleInfo", "TemporalBackend", "VoteRefused"]
+__all__ = ["Backend", "NoSchedule", "ScheduleInfo", "TemporalBackend", "VoteRefused"]
 
 
 class VoteRefused(Exception):
     """The campaign refused a vote (the workflow's own validator said why)."""
+
+
+class NoSchedule(Exception):
+    """The campaign has no optimisation schedule to pause, resume or delete."""
 
 
 class ScheduleInfo(BaseModel):
@@ -53,6 +59,14 @@ class Backend(Protocol):
     async def review(self, vote: ReviewInput) -> str: ...
 
     async def schedules(self) -> list[ScheduleInfo]: ...
+
+    async def set_schedule(
+        self, campaign_id: str, every: timedelta, spend_cap: SpendCap | None
+    ) -> str: ...
+
+    async def pause_schedule(self, campaign_id: str, paused: bool, note: str) -> None: ...
+
+    async def delete_schedule(self, campaign_id: str) -> None: ...
 
     async def erase(self, inp: ErasureInput) -> str: ...
 
@@ -103,6 +117,35 @@ class TemporalBackend:
 
         rows = await list_schedules(await self.client())
         return [ScheduleInfo(**vars(r)) for r in rows]
+
+    async def set_schedule(
+        self, campaign_id: str, every: timedelta, spend_cap: SpendCap | None
+    ) -> str:
+        from faceloop.workflows.client import create_or_update_schedule
+
+        return await create_or_update_schedule(
+            await self.client(), self.settings, campaign_id, every, spend_cap=spend_cap
+        )
+
+    async def pause_schedule(self, campaign_id: str, paused: bool, note: str) -> None:
+        from faceloop.errors import FaceloopError
+        from faceloop.workflows.client import set_schedule_paused
+
+        client = await self.client()  # unreachable: its FaceloopError, a 503
+        try:
+            await set_schedule_paused(client, campaign_id, paused, note)
+        except FaceloopError as exc:  # the server's answer: no such schedule
+            raise NoSchedule(str(exc)) from exc
+
+    async def delete_schedule(self, campaign_id: str) -> None:
+        from faceloop.errors import FaceloopError
+        from faceloop.workflows.client import delete_schedule
+
+        client = await self.client()
+        try:
+            await delete_schedule(client, campaign_id)
+        except FaceloopError as exc:
+            raise NoSchedule(str(exc)) from exc
 
     async def erase(self, inp: ErasureInput) -> str:
         from faceloop.workflows.client import start_erasure

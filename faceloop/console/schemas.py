@@ -10,7 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from faceloop.console.users import Role
-from faceloop.models import Decision, KpiObservation, Variant
+from faceloop.models import Decision, KpiObservation, SpendCap, Variant
 
 __all__ = [
     "AuditVerify",
@@ -29,6 +29,9 @@ __all__ = [
     "ReviewRequest",
     "ReviewResult",
     "RoundView",
+    "ScheduleChanged",
+    "ScheduleNote",
+    "ScheduleRequest",
     "Submitted",
     "TokenRequest",
     "UserView",
@@ -155,6 +158,33 @@ class ErasureRequest(_In):
 class ErasureStarted(BaseModel):
     workflow_id: str
     requested_by: str
+
+
+class ScheduleRequest(_In):
+    campaign_id: str = Field(min_length=1, max_length=128)
+    every: str = Field(
+        min_length=1, max_length=32, description="how often a round runs: 6h, 30m, 1d, 1h30m"
+    )
+    spend_cap: str | None = Field(
+        default=None,
+        max_length=64,
+        description="stop the campaign (ads paused) and pause the schedule at this spend, "
+        "e.g. '500 USD', in the deployment's currency",
+    )
+
+
+class ScheduleNote(_In):
+    note: str = Field(default="", max_length=500, description="why; kept on the schedule")
+
+
+class ScheduleChanged(BaseModel):
+    campaign_id: str
+    schedule_id: str
+    action: Literal["set", "paused", "resumed", "deleted"]
+    every: str | None = Field(default=None, description="the interval set (action `set`)")
+    spend_cap: SpendCap | None = None
+    by: str = Field(description="the logged-in user, as the audit entry records it")
+    audit_seq: int
 
 
 class PlaybookInfo(BaseModel):

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from faceloop.console.backend import ScheduleInfo, VoteRefused
+from faceloop.console.backend import NoSchedule, ScheduleInfo, VoteRefused
 from faceloop.erasure import ErasureInput
 from faceloop.messages import PendingEscalation, ReviewInput
-from faceloop.models import Brief, CampaignConfig, CampaignState, Decision, FaceParams, Variant
+from faceloop.models import (
+    Brief,
+    CampaignConfig,
+    CampaignState,
+    Decision,
+    FaceParams,
+    SpendCap,
+    Variant,
+)
 from faceloop.playbooks.schema import Escalation, Playbook
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.review import ReviewBoard
@@ -22,6 +30,8 @@ class FakeBackend:
         self.boards: dict[str, ReviewBoard] = {}
         self.votes: list[ReviewInput] = []
         self.erasures: list[ErasureInput] = []
+        # campaign id -> (interval, cap, paused), as Temporal's schedules would hold them
+        self.schedule_table: dict[str, tuple[timedelta, SpendCap | None, bool]] = {}
         self._ids = itertools.count(1)
 
     async def submit(self, brief: Brief, config: CampaignConfig, playbook: Playbook | None) -> str:
@@ -61,7 +71,34 @@ class FakeBackend:
         return "; ".join(f"{r.event} {r.decision}" for r in records)
 
     async def schedules(self) -> list[ScheduleInfo]:
-        return []
+        return [
+            ScheduleInfo(
+                campaign_id=cid,
+                schedule_id=f"optimise-{cid}",
+                paused=paused,
+                every=str(every),
+                actions=0,
+                next_run="",
+            )
+            for cid, (every, _cap, paused) in self.schedule_table.items()
+        ]
+
+    async def set_schedule(
+        self, campaign_id: str, every: timedelta, spend_cap: SpendCap | None
+    ) -> str:
+        old = self.schedule_table.get(campaign_id)
+        self.schedule_table[campaign_id] = (every, spend_cap, old[2] if old else False)
+        return f"optimise-{campaign_id}"
+
+    async def pause_schedule(self, campaign_id: str, paused: bool, note: str) -> None:
+        if campaign_id not in self.schedule_table:
+            raise NoSchedule(f"no schedule for campaign {campaign_id!r}")
+        every, cap, _ = self.schedule_table[campaign_id]
+        self.schedule_table[campaign_id] = (every, cap, paused)
+
+    async def delete_schedule(self, campaign_id: str) -> None:
+        if self.schedule_table.pop(campaign_id, None) is None:
+            raise NoSchedule(f"no schedule for campaign {campaign_id!r}")
 
     async def erase(self, inp: ErasureInput) -> str:
         self.erasures.append(inp)
