@@ -609,7 +609,7 @@ LIGHTS: dict[str, _Light] = {
 }
 # Where the split light's shadow edge (terminator) runs, in face half-widths from the nose:
 # a soft edge that falls along the nose, as a key at about 90 degrees casts.
-_TERMINATOR = (0.0, 0.12)
+_TERMINATOR = (0.06, 0.18)
 
 
 def _split_light(
