@@ -102,6 +102,17 @@ def test_dramatic_measures_low_key_and_soft_even(dcgan: Generator) -> None:
     assert soft.count("low_key") <= 2, soft
 
 
+def test_dark_close_up_under_dramatic_light_keeps_its_face(dcgan: Generator) -> None:
+    # A contrast turned around mid-grey clipped a Monk 10 face to black: YuNet found none of
+    # these 8 (issue 13); turned around the face's own exposure, its features stay.
+    from faceloop.generators.perception import perceive
+
+    images = _render(dcgan, skin_tone=10, lighting="dramatic", framing="close_up", style="photo")
+    seen = [perceive(i, gender=False) for i in images]
+    assert sum(p.found for p in seen) >= 7, [p.found for p in seen]
+    assert all(p.skin_band == "dark" for p in seen if p.found), [p.skin_band for p in seen]
+
+
 def test_split_light_shades_the_person_not_the_backdrop() -> None:
     n = 64
     img = np.full((n, n, 3), 0.6, np.float32)
