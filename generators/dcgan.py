@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 NZ = 100  # latent size
 NATIVE = 64  # side of the network's output, px
 WORK_MAX = 512  # largest side the post-processing works at
-POST_VERSION = "faceloop-post4"  # bump whenever the post-processing or directions change
+POST_VERSION = "faceloop-post5"  # bump whenever the post-processing or directions change
 DIRECTIONS_FILE = Path(__file__).parent / "data" / "latent_directions.json"
 _INSTALL_HINT = "pip install --no-deps gan-face-generate"
 
@@ -217,9 +217,13 @@ class Ellipse:
     cy: float
     ax: float
     ay: float
+    nose_x: float | None = None  # the nose tip's x (YuNet), where a side light's shadow edge runs
 
     def mapped(self, scale: float, tx: float, ty: float) -> Ellipse:
-        return Ellipse(self.cx * scale + tx, self.cy * scale + ty, self.ax * scale, self.ay * scale)
+        nose = None if self.nose_x is None else self.nose_x * scale + tx
+        return Ellipse(
+            self.cx * scale + tx, self.cy * scale + ty, self.ax * scale, self.ay * scale, nose
+        )
 
 
 # Median YuNet box of 200 samples: used when the detector finds no face in a raw sample.
@@ -247,11 +251,12 @@ def locate_face(raw: Float, found: Face | None = None) -> Ellipse:
     The box spans brow to chin; the ellipse is widened and raised to keep hair and ears.
     """
     found = found if found is not None else _probe_face(raw)
-    if found is not None:
-        x, y, w, h = (v / _PROBE for v in found.box)
-    else:
+    if found is None:
         x, y, w, h = _DEFAULT_BOX
-    return Ellipse(cx=x + w / 2, cy=y + h * 0.46, ax=w * 0.6, ay=h * 0.6)
+        return Ellipse(cx=x + w / 2, cy=y + h * 0.46, ax=w * 0.6, ay=h * 0.6)
+    x, y, w, h = (v / _PROBE for v in found.box)
+    nose = float(found.landmarks[2][0]) / _PROBE
+    return Ellipse(cx=x + w / 2, cy=y + h * 0.46, ax=w * 0.6, ay=h * 0.6, nose_x=nose)
 
 
 def render(raw: Float, params: FaceParams, size: int, seed: int) -> np.ndarray:
@@ -280,15 +285,24 @@ def _render(raw: Float, params: FaceParams, size: int, seed: int) -> Float:
     else:
         img, subject, neck = _body(img, raw, face, dist, inside, xx, yy, seed)
     img = _background(img, params.background, subject, inside, xx, yy, seed)
-    img = _lighting(img, params.lighting, xx, yy)
+    # Expose the face for its tone before the light: a dark sample asked for a light tone
+    # went under a dramatic key's contrast nearly black, and no later gain brings back the
+    # features it lost (a featureless mask YuNet could not find).
+    img = _skin_tone(img, params.skin_tone, dist, neck)
+    img = _lighting(img, params.lighting, xx, yy, _face_pivot(img, dist, neck))
     # Skin tone after the light and the photographic grade: the tone asked for is the one
     # shown under any of them (a dramatic key used to turn a Monk 3 face brown, an
     # editorial grade a Monk 8 face tan). The gain is uniform over the face, so the light's
     # direction and falloff stay; exposure and colour cast show on the scene. An
     # illustration redraws the colours it is given (flat fills, ink), so it comes after.
     if params.style == "illustration":
-        return _style(_skin_tone(img, params.skin_tone, dist, neck), params.style)
-    return _skin_tone(_style(img, params.style), params.skin_tone, dist, neck)
+        img = _illustrate(_skin_tone(img, params.skin_tone, dist, neck), dist)
+    else:
+        img = _skin_tone(_style(img, params.style), params.skin_tone, dist, neck)
+    # The split light's shadow comes last: the tone asked for is the one the key light shows
+    # on the near side, and the skin tone gain, taken before it, is not pulled up by the
+    # shadow (which blew the lit side out to white and hid the face from YuNet).
+    return _split_light(img, params.lighting, face, subject, xx)
 
 
 def _subject_mask(face: Ellipse, dist: np.ndarray, xx: np.ndarray, yy: np.ndarray) -> Any:
@@ -440,9 +454,8 @@ MONK_SWATCHES: dict[int, str] = {
 # Skin in a portrait reads darker and flatter than a fully lit swatch (shading, exposure):
 # rendered L* = slope * swatch L* + offset maps Monk 1 to about 76 and Monk 10 to about 16.
 _RENDER_L = (0.755, 5.0)
-# The whole way to the target: a partial move left a dark sample reading brown when Monk 2
-# was asked (issue 13: 5 of 16). The gain range still bounds how far a sample is pushed.
-_TONE_STRENGTH = 1.0
+# The whole way to the target (a partial move left a dark sample reading brown when Monk 2
+# was asked, issue 13: 5 of 16); the gain range still bounds how far a sample is pushed.
 _TONE_GAIN = (0.03, 30.0)
 
 
@@ -478,9 +491,15 @@ def _skin_tone(img: Float, tone: int, dist: np.ndarray, neck: np.ndarray | None 
     for _ in range(2):
         lab = cv2.cvtColor(img, cv2.COLOR_RGB2Lab)
         current = np.median(lab[core], axis=0)
-        ratio = target_y / max(float(_l_to_y(current[0])), 1e-4)
-        gain = np.clip(ratio**_TONE_STRENGTH, *_TONE_GAIN)
-        y = _l_to_y(lab[..., 0]) * np.power(gain, weight[..., 0])
+        # A gain with a shoulder, y * g / (1 + y (g - 1)): it maps 0 to 0 and 1 to 1, so a
+        # brightened face rolls off into its highlights instead of clipping to a flat white
+        # (a high-contrast face, dramatic or editorial, lost its features that way and YuNet
+        # its face). g is solved so the median lands on the target exactly.
+        m = min(max(float(_l_to_y(current[0])), 1e-4), 0.999)
+        gain = float(np.clip(target_y * (1.0 - m) / (m * (1.0 - target_y)), *_TONE_GAIN))
+        g = np.power(gain, weight[..., 0])
+        y = _l_to_y(lab[..., 0])
+        y = y * g / (1.0 + y * (g - 1.0))
         lab[..., 0] = np.clip(_y_to_l(np.clip(y, 0.0, 1.0)), 0.0, 100.0)
         lab[..., 1:] += weight * (target[1:] - current[1:])
         img = np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0.0, 1.0)
@@ -571,6 +590,7 @@ class _Light:
     vignette: float  # darkening at the corners
     key: float  # side light from the left: left brighter, right darker
     glow: float  # soft bloom
+    split: float = 0.0  # share of the key the subject's far side (right of the nose) loses
 
 
 LIGHTS: dict[str, _Light] = {
@@ -580,24 +600,96 @@ LIGHTS: dict[str, _Light] = {
     "golden_hour": _Light(
         exposure=0.02, contrast=1.05, warmth=0.14, vignette=0.22, key=0.15, glow=0.18
     ),
+    # Low key: a side key with little fill, the far half of the face in shadow (split
+    # light). A whole-frame gradient moved the cheeks only 1.2:1; the photographic ratio of
+    # dramatic light is 4:1 and more (the perception edge is ~3:1, docs/fidelity.md).
     "dramatic": _Light(
-        exposure=-0.08, contrast=1.35, warmth=-0.02, vignette=0.5, key=0.5, glow=0.0
+        exposure=-0.08, contrast=1.35, warmth=-0.02, vignette=0.5, key=0.5, glow=0.0, split=0.8
     ),
 }
+# Where the split light's shadow edge (terminator) runs, in face half-widths past its centre
+# (_EDGE_TO_MIDDLE): a soft edge, as a key at about 90 degrees casts.
+_TERMINATOR = (0.06, 0.18)
+# share of the way from the nose to the head's middle where that edge is centred
+_EDGE_TO_MIDDLE = 0.5
 
 
-def _lighting(img: Float, lighting: str, xx: np.ndarray, yy: np.ndarray) -> Float:
+def _split_light(
+    img: Float, lighting: str, face: Ellipse, subject: np.ndarray, xx: np.ndarray
+) -> Float:
+    """The far side of the person (right of the nose) in the key's shadow, for low key.
+
+    Multiplies linear light, so the near-to-far ratio is 1 / (1 - split) whatever the
+    tone; the shadow falls on the person (face, neck, clothes), not on the backdrop.
+    """
+    split = LIGHTS[lighting].split
+    if not split:
+        return img
+    # A side key lights the near half of the head as the camera sees it, whichever way the
+    # face turns (a ball lit from the side); the nose tip sticks out and swings further
+    # than the head when the face turns. The edge runs halfway between the nose and the
+    # head's middle: on the nose, a face turned towards the key had most of its visible
+    # cheeks in shadow and a light tone read dark (issue 13, tuning: Monk 1-3 light 0.86).
+    edge = (
+        face.cx if face.nose_x is None else face.nose_x + _EDGE_TO_MIDDLE * (face.cx - face.nose_x)
+    )
+    far = _smoothstep(*_TERMINATOR, (xx - edge) / face.ax) * subject
+    linear = _srgb_to_linear(img) * (1.0 - split * far)[..., None]
+    return np.clip(_linear_to_srgb(linear), 0.0, 1.0).astype(np.float32)
+
+
+def _srgb_to_linear(img: Float) -> Any:
+    return np.where(img <= 0.04045, img / 12.92, ((img + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(lin: np.ndarray) -> Any:
+    lin = np.clip(lin, 0.0, 1.0)
+    return np.where(lin <= 0.0031308, lin * 12.92, 1.055 * lin ** (1 / 2.4) - 0.055)
+
+
+def _face_pivot(img: Float, dist: np.ndarray, neck: np.ndarray) -> Any:
+    """Per pixel, the level a light's contrast turns around: the face's own median on the
+    person's skin, mid-grey elsewhere.
+
+    A contrast around mid-grey pushed a face exposed for Monk 9-10 (sRGB ~0.1) below black,
+    its eyes and mouth were lost in the clip, and YuNet found no face (issue 13, tuning
+    seeds: 19 of the 26 Monk 9-10 faces not found were dramatic, 0 with this pivot).
+    Turning it around the face's exposure keeps the face where it was exposed and spreads
+    its detail instead; away from the person the pivot stays mid-grey.
+    """
+    core = dist < 0.55
+    if not core.any():
+        return np.float32(0.5)
+    median = float(np.median(img[core]))
+    weight = np.maximum(1.0 - _smoothstep(0.6, 1.0, dist), neck)
+    return (0.5 + weight * (median - 0.5))[..., None].astype(np.float32)
+
+
+def _lighting(img: Float, lighting: str, xx: np.ndarray, yy: np.ndarray, pivot: Any = 0.5) -> Float:
     light = LIGHTS[lighting]
     r2 = ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) / 0.5
     illum = (1.0 - light.vignette * r2**1.5) * (1.0 + light.key * (0.35 - xx))
     out = img * illum[..., None]
     out = out * np.array([1 + light.warmth, 1 + light.warmth / 4, 1 - light.warmth], np.float32)
-    out = (out - 0.5) * light.contrast + 0.5 + light.exposure
+    # exposure scales with the pivot: -0.08 at mid-grey is a sixth darker, not black at 0.08
+    out = (out - pivot) * light.contrast + pivot + light.exposure * pivot / 0.5
     if light.glow:
         blur = cv2.GaussianBlur(out, (0, 0), img.shape[0] / 40)
         out = 1.0 - (1.0 - out) * (1.0 - light.glow * np.clip(blur, 0.0, 1.0))  # screen blend
         out = out - light.glow * 0.25  # a bloom that only adds would wash the face out
-    return np.clip(out, 0.0, 1.0).astype(np.float32)
+    return _shoulder(out)
+
+
+_KNEE = 0.8  # where highlights start to roll off instead of clipping
+
+
+def _shoulder(img: np.ndarray) -> Float:
+    """Clip at black, roll highlights off above the knee (as film does) instead of clipping
+    at white: a contrasty light or grade (dramatic, editorial) flattened a bright face to
+    one white, the skin tone step then darkened it to a featureless mask, and YuNet lost it."""
+    over = np.maximum(img - _KNEE, 0.0)
+    rolled = _KNEE + (1.0 - _KNEE) * np.tanh(over / (1.0 - _KNEE))
+    return np.clip(np.where(img > _KNEE, rolled, img), 0.0, 1.0).astype(np.float32)
 
 
 def _style(img: Float, style: str) -> Float:
@@ -605,14 +697,20 @@ def _style(img: Float, style: str) -> Float:
         grey = img @ np.array([0.299, 0.587, 0.114], np.float32)
         mean = float(grey.mean())
         out = grey[..., None] + 0.7 * (img - grey[..., None])  # desaturate
-        return np.clip((out - mean) * 1.25 + mean, 0.0, 1.0).astype(np.float32)
+        return _shoulder((out - mean) * 1.25 + mean)
     if style == "illustration":
         return _illustrate(img)
     return img
 
 
-def _illustrate(img: Float) -> Float:
-    """Flat tones and ink outlines: edge-preserving smoothing, banded lightness, edges."""
+def _illustrate(img: Float, dist: np.ndarray | None = None) -> Float:
+    """Flat tones and ink outlines: edge-preserving smoothing, banded lightness, edges.
+
+    dist (distance from the face ellipse, 1 on its edge) keeps most ink off the face's skin:
+    an inker outlines a face and its features and leaves the cheeks open. Without it, a small
+    face (half body, the 64 px sample at about native size) has 4x steeper gradients than a
+    close-up, Canny inks most of it, and a Monk 3 face read as Monk 8-10 (issue 13).
+    """
     size = img.shape[0]
     u8 = _to_uint8(img)
     for _ in range(2):
@@ -626,8 +724,13 @@ def _illustrate(img: Float) -> Float:
     grey = cv2.GaussianBlur(cv2.cvtColor(u8, cv2.COLOR_RGB2GRAY), (0, 0), max(1.0, size / 128))
     edges = cv2.Canny(grey, 40, 100).astype(np.float32) / 255
     lines = cv2.GaussianBlur(edges, (0, 0), max(0.6, size / 512))
+    if dist is not None:
+        lines = lines * (1.0 - _FACE_INK_OPEN * (1.0 - _smoothstep(0.55, 0.8, dist)))
     ink = np.clip(1.0 - 1.2 * lines, 0.25, 1.0)[..., None]
     return (flat * ink).astype(np.float32)
+
+
+_FACE_INK_OPEN = 0.7  # share of the ink left off the face's inner skin (inside 0.55-0.8)
 
 
 def _smoothstep(lo: float, hi: float, x: np.ndarray) -> Any:
