@@ -157,9 +157,15 @@ async def query_status(
 ) -> CampaignState | None:
     try:
         return await handle.query(CampaignWorkflow.status)
-    except RPCError:
-        return None
-    except Exception as exc:  # the workflow has no state yet (first task not run)
+    except Exception as exc:
+        # Ctrl-C cancels the command's task; an RPC that surfaces that as its own error
+        # must not turn the interrupt into "no state yet" and keep the command running
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError from exc
+        if isinstance(exc, RPCError):
+            return None
+        # the workflow has no state yet (first task not run)
         if "not started" in str(exc).lower() or "NotStarted" in str(exc):
             return None
         raise

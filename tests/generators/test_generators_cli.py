@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faceloop.cli import app
+from faceloop.storage.assets import AssetStore
 
 runner = CliRunner()
 
@@ -93,6 +94,8 @@ def test_persona_train_tiny_stores_the_adapter_with_its_consent(tmp_path: Path) 
     res = runner.invoke(app, [*args, "--steps", "3", "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
-    meta = json.loads(Path(report["metadata"]).read_text())
+    # the sidecar is a URI of the deployment's asset store (local here, S3 by setting)
+    store = AssetStore(tmp_path / "home" / "assets")
+    meta = json.loads(store.get_bytes(report["metadata"]))
     assert meta["consent_id"] == report["consent_id"] == "c-2031-0001"
-    assert Path(report["metadata"]).parent.parent == tmp_path / "home" / "assets"
+    assert report["metadata"].startswith(store.url + "/")
