@@ -19,7 +19,7 @@ from rich.table import Table
 from faceloop.cli.console import api, console, err, fail, run, silent
 from faceloop.cli.db import upgrade_catalog
 from faceloop.errors import FaceloopError, InputError
-from faceloop.models import CampaignState
+from faceloop.models import CampaignState, Variant
 from faceloop.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -76,6 +76,19 @@ def _progress_printer(con: Console) -> Callable[[CampaignState], None]:
         )
 
     return show
+
+
+def _not_shown(v: Variant) -> str:
+    """What the winner asked for and its image does not show (measured, docs/fidelity.md):
+    the params above are the request, so a marketer must not read them as the face."""
+    if v.fidelity is None or not v.fidelity.not_rendered:
+        return ""
+    parts = []
+    for name in v.fidelity.not_rendered:
+        shown = v.fidelity.params.get(name)
+        seen = shown.measured if shown is not None and shown.measured is not None else "?"
+        parts.append(f"{name} (image shows {seen})")
+    return "; not shown in its image: " + ", ".join(parts)
 
 
 def demo(
@@ -207,6 +220,7 @@ async def _demo(
         con.print(
             f"[green]winner[/green] {w.variant_id}: "
             f"{w.clicks}/{w.impressions} clicks, params {w.params.model_dump()}"
+            f"{_not_shown(w)}"
         )
     con.print(f"report: {escape(str(html_path))}\n        {escape(str(json_path))}")
     return state
