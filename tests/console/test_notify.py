@@ -94,18 +94,32 @@ def webhook() -> Iterator[tuple[list[dict[str, str]], str]]:
         server.shutdown()
 
 
+def notify_settings(
+    home: Path,
+    smtp: tuple[SmtpSink, int],
+    webhook: tuple[list[dict[str, str]], str],
+    other_role: str,
+) -> Settings:
+    """Settings that notify through the test webhook and SMTP sink: compliance and one other
+    role, each with its own address."""
+    return Settings(
+        home=home,
+        notify_webhook_url=webhook[1],
+        notify_smtp_host="127.0.0.1",
+        notify_smtp_port=smtp[1],
+        notify_emails={
+            "compliance": ["review@lumen.example"],
+            other_role: [f"{other_role}@lumen.example"],
+        },
+    )
+
+
 async def test_an_escalation_is_announced_reminded_and_its_decision_told(
     tmp_path: Path, smtp: tuple[SmtpSink, int], webhook: tuple[list[dict[str, str]], str]
 ) -> None:
-    sink, port = smtp
-    hooks, hook_url = webhook
-    settings = Settings(
-        home=tmp_path,
-        notify_webhook_url=hook_url,
-        notify_smtp_host="127.0.0.1",
-        notify_smtp_port=port,
-        notify_emails={"compliance": ["review@lumen.example"], "legal": ["legal@lumen.example"]},
-    )
+    sink, _ = smtp
+    hooks, _ = webhook
+    settings = notify_settings(tmp_path, smtp, webhook, "legal")
     backend = FakeBackend(settings.resolved_database_url)
     app = create_app(settings, backend=backend)
     notifier = notifier_for(app)
@@ -182,15 +196,9 @@ async def test_a_rollback_tells_its_notify_role(
 ) -> None:
     from faceloop.models import RollbackRecord
 
-    sink, port = smtp
-    hooks, hook_url = webhook
-    settings = Settings(
-        home=tmp_path,
-        notify_webhook_url=hook_url,
-        notify_smtp_host="127.0.0.1",
-        notify_smtp_port=port,
-        notify_emails={"compliance": ["review@lumen.example"], "brand": ["brand@lumen.example"]},
-    )
+    sink, _ = smtp
+    hooks, _ = webhook
+    settings = notify_settings(tmp_path, smtp, webhook, "brand")
     with Catalog(settings.resolved_database_url) as catalog:
         # one from before the console started: in the audit log and the report, not sent
         catalog.audit("c0", "rollback.paused", "c0-r0-t0", "playbook:default", {})
