@@ -183,6 +183,16 @@ class Settings(BaseSettings):
         default=None, description="Temporal Cloud API key (implies TLS); keep it in a secret store"
     )
     temporal_port: int = Field(default=7233, description="port of the embedded Temporal dev server")
+    # the embedded dev server keeps workflow state in SQLite; with its default rollback
+    # journal every commit waits for several fsyncs, which was 2/3 of each workflow task's
+    # time on `bench loop` (docs/benchmarks.md). WAL with synchronous=NORMAL loses no commit
+    # when a process dies (SIGKILL, restart: the chaos bench), only the last ones on an OS
+    # crash or power loss, never corrupting the file; `full` fsyncs every commit
+    temporal_sqlite_sync: Literal["normal", "full"] = Field(
+        default="normal",
+        description="embedded Temporal dev server's SQLite (WAL) synchronous mode: normal "
+        "survives process crashes; full also the last commits on power loss, slower",
+    )
     # worker processes (`faceloop up`, `faceloop worker`, `demo`) serve Prometheus metrics
     # here, on 127.0.0.1 only: the endpoint has no authentication (docs/observability.md).
     # Unset, `up` and `demo` use 9464 and `faceloop worker` serves none: several workers

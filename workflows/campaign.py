@@ -7,7 +7,9 @@ ad platform) is an activity. Time comes from workflow.now() and timers, never th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections.abc import Awaitable
 from datetime import timedelta
 
 from temporalio import workflow
@@ -37,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         PlanOutput,
         ProposeInput,
         RecheckInput,
+        RecheckOutput,
         RetireInput,
         ReviewInput,
         ReviewRecord,
@@ -476,7 +479,7 @@ class CampaignWorkflow:
         # observe: a durable timer for the KPI window; a worker restart does not reset it
         self._stage("observe")
         await workflow.sleep(timedelta(seconds=config.kpi_window_seconds))
-        observed = await workflow.execute_activity_method(
+        observe = workflow.execute_activity_method(
             ConnectorActivities.observe,
             ObserveInput(
                 campaign_id=cid,
@@ -489,6 +492,38 @@ class CampaignWorkflow:
             heartbeat_timeout=HEARTBEAT,
             retry_policy=RETRY,
         )
+
+        # post-deployment re-check: the live creatives go through the safety and identity
+        # checks again (a real person enrolled since they shipped is a lookalike now); what
+        # blocks now is a safety flag for the playbook's `safety_flag` criteria. Patched, so
+        # campaigns that started before it existed replay unchanged.
+        def recheck(live: list[Variant]) -> Awaitable[RecheckOutput]:
+            return workflow.execute_activity_method(
+                GuardrailActivities.recheck,
+                RecheckInput(
+                    campaign_id=cid, round=rnd, playbook=playbook, live=live, persona=brief.persona
+                ),
+                task_queue=inp.cpu_task_queue,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=WORK_HEARTBEAT,
+                retry_policy=RETRY,
+            )
+
+        wants_recheck = any(c.metric == "safety_flag" for c in playbook.rollback)
+        rechecked: RecheckOutput | None = None
+        # the re-check reads the images, not the counts: it runs beside observe (on the CPU
+        # queue), one workflow task for both instead of one after the other. Patched: older
+        # histories ran it after observe
+        together = workflow.patched("observe-and-recheck-at-once")
+        if (
+            together
+            and wants_recheck
+            and deployed.live
+            and workflow.patched("recheck-live-creatives")
+        ):
+            observed, rechecked = await asyncio.gather(observe, recheck(deployed.live))
+        else:
+            observed = await observe
         # ads the platform's review disapproved: observe recorded and paused them; here they
         # leave the rollback check, the optimizer hears they failed and the playbook's
         # escalation role is told (state.rollbacks). Patched: histories from before it
@@ -513,25 +548,11 @@ class CampaignWorkflow:
                     }
                 )
             )
-
-        # post-deployment re-check: the live creatives go through the safety and identity
-        # checks again (a real person enrolled since they shipped is a lookalike now); what
-        # blocks now is a safety flag for the playbook's `safety_flag` criteria. Patched, so
-        # campaigns that started before it existed replay unchanged.
-        safety_flags: dict[str, int] | None = None
-        wants_recheck = any(c.metric == "safety_flag" for c in playbook.rollback)
-        if wants_recheck and live and workflow.patched("recheck-live-creatives"):
-            rechecked = await workflow.execute_activity_method(
-                GuardrailActivities.recheck,
-                RecheckInput(
-                    campaign_id=cid, round=rnd, playbook=playbook, live=live, persona=brief.persona
-                ),
-                task_queue=inp.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=WORK_HEARTBEAT,
-                retry_policy=RETRY,
-            )
-            safety_flags = {vid: len(why) for vid, why in rechecked.flags.items()}
+        if not together and wants_recheck and live and workflow.patched("recheck-live-creatives"):
+            rechecked = await recheck(live)
+        safety_flags: dict[str, int] | None = (
+            None if rechecked is None else {vid: len(why) for vid, why in rechecked.flags.items()}
+        )
 
         # rollback: a playbook criterion that fires on what an ad delivered pauses it now,
         # within the window that showed it, and the role it names is told (audit log, state)
@@ -584,12 +605,34 @@ class CampaignWorkflow:
         )
         # the analyst reads the round's KPIs and the study; a failure here must not lose the
         # round, so its own fallback (a templated summary) covers an unavailable LLM
-        analysis = await workflow.execute_activity_method(
+        analyze = workflow.execute_activity_method(
             AnalystActivities.analyze,
             AnalyzeInput(campaign_id=cid, round=rnd, kpi_goal=brief.kpi_goal),
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=RETRY,
         )
+
+        # the ads that did not stay are paused now, also after the last round: a finished
+        # campaign keeps only its incumbents live, ready for scheduled rounds
+        # a retired ad is paused; the rolled-back ones already are
+        def retire() -> Awaitable[None]:
+            return workflow.execute_activity_method(
+                ConnectorActivities.retire,
+                RetireInput(
+                    campaign_id=cid, round=rnd, connector=config.connector, variants=learned.retire
+                ),
+                start_to_close_timeout=PLATFORM,
+                heartbeat_timeout=HEARTBEAT,
+                retry_policy=RETRY,
+            )
+
+        # the analyst reads KPIs and the study, not the ads' status: both at once, one
+        # workflow task instead of two. Patched: older histories ran them one after the other
+        together = workflow.patched("analyze-and-retire-at-once")
+        if together and learned.retire:
+            analysis, _ = await asyncio.gather(analyze, retire())
+        else:
+            analysis = await analyze
         summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
         state.history = [
             *state.history[-(HISTORY_KEPT - 1) :],
@@ -601,20 +644,8 @@ class CampaignWorkflow:
             ),
         ]
         state.winner = learned.winner
-
-        # the ads that did not stay are paused now, also after the last round: a finished
-        # campaign keeps only its incumbents live, ready for scheduled rounds
-        # a retired ad is paused; the rolled-back ones already are
-        if learned.retire:
-            await workflow.execute_activity_method(
-                ConnectorActivities.retire,
-                RetireInput(
-                    campaign_id=cid, round=rnd, connector=config.connector, variants=learned.retire
-                ),
-                start_to_close_timeout=PLATFORM,
-                heartbeat_timeout=HEARTBEAT,
-                retry_policy=RETRY,
-            )
+        if not together and learned.retire:
+            await retire()
         state.live = learned.incumbents
         if rnd + 1 >= config.rounds:
             return await self._finish(state, "done", "")

@@ -239,6 +239,11 @@ class EmbeddedStack:
             *ui_args,
             "--log-level",
             "warn",
+            # WAL: one append per commit instead of a rollback journal's fsyncs (settings)
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            f"synchronous={self.settings.temporal_sqlite_sync}",
         ]
         child = Child("temporal dev server", self._temporal_argv, self.logs / "temporal.log")
         self.children.append(child)

@@ -173,8 +173,14 @@ class AssetStore:
             path.parent.mkdir(parents=True, exist_ok=True)
             # write-then-rename so a crash never leaves a half-written asset under its id
             tmp = path.with_suffix(path.suffix + f".tmp{os.getpid()}")
-            tmp.write_bytes(data)
-            tmp.replace(path)
+            try:
+                tmp.write_bytes(data)
+                tmp.replace(path)
+            except BaseException:
+                # a full disk or a kill mid-write: no stray half file stays behind, and
+                # the error reaches the activity, whose retry writes the whole asset again
+                tmp.unlink(missing_ok=True)
+                raise
             return
         loc = self._loc(key)
         if not overwrite and self.fs.exists(loc):

@@ -58,3 +58,24 @@ def test_other_schemes_and_hosts_are_refused(tmp_path: Path, uri: str) -> None:
     store = AssetStore(tmp_path / "assets")
     with pytest.raises(FaceloopError, match="only local file://"):
         store.path_of(uri)
+
+
+def test_a_failed_local_write_leaves_no_file_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that fails halfway (a full disk) leaves neither the asset nor its temporary
+    file: the next attempt writes the whole asset, and no stray file fills the store."""
+    store = AssetStore(tmp_path / "assets")
+    real_write = Path.write_bytes
+
+    def half_then_full(self: Path, data: bytes) -> int:
+        real_write(self, data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.put_image(_image())
+    assert [p for p in store.root.rglob("*") if p.is_file()] == []
+    monkeypatch.undo()
+    _, uri = store.put_image(_image())  # the retry stores it whole
+    assert (store.get_image(uri) == _image()).all()

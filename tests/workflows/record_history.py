@@ -1,16 +1,20 @@
 """Record CampaignWorkflow histories for the replay test.
 
-Run after a deliberate, versioned change to the workflow:
-    .venv/bin/python tests/workflows/record_history.py
+Run after a deliberate, versioned change to the workflow (behind `workflow.patched`):
+    .venv/bin/python tests/workflows/record_history.py NAME
 It starts the embedded stack in a temporary data dir, runs a 2-round campaign, and writes
-one JSON history per run to histories/ (since the `rounds-per-run` patch a 2-round campaign
-is one run; the files recorded before it hold one run per round).
+one JSON history per run to histories/NAME-run<i>.json (since the `rounds-per-run` patch a
+2-round campaign is one run; the files recorded before it hold one run per round). The
+histories already there stay: each is a campaign that may still be running somewhere on
+older code, and must keep replaying.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -26,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = Path(__file__).parent / "histories"
 
 
-async def main() -> None:
+async def main(name: str) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(home=Path(tmp))
         async with embedded_stack(settings, fresh_ports=True) as (stack, client):
@@ -46,16 +50,16 @@ async def main() -> None:
                 await handle.result()
             await res.aclose()
             OUT.mkdir(exist_ok=True)
-            for old in OUT.glob("*.json"):
-                old.unlink()
             runs = [wf.run_id async for wf in client.list_workflows("WorkflowId = 'recorded'")]
             for i, run_id in enumerate(sorted(runs)):
                 history = await client.get_workflow_handle(
                     "recorded", run_id=run_id
                 ).fetch_history()
-                (OUT / f"campaign-run{i}.json").write_text(history.to_json())
+                (OUT / f"{name}-run{i}.json").write_text(history.to_json())
             print(f"wrote {len(runs)} histories to {OUT}")
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if len(sys.argv) != 2 or not re.fullmatch(r"[a-z0-9-]+", sys.argv[1]):
+        sys.exit("usage: record_history.py NAME  (a-z, 0-9, -: e.g. the patch it records)")
+    asyncio.run(main(sys.argv[1]))

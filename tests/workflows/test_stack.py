@@ -41,3 +41,35 @@ async def test_temporals_http_api_refuses_a_cross_origin_post(tmp_path: Path) ->
         assert res.status_code == 403, res.text
         started = [w.id async for w in client.list_workflows()]
         assert "cross-origin" not in started
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sync", ["normal", "full"])
+async def test_the_dev_servers_sqlite_runs_in_wal_with_the_chosen_sync(
+    tmp_path: Path, sync: str
+) -> None:
+    """Each workflow task is a few commits in the dev server's SQLite: the stack asks for
+    WAL (a commit appends, no rollback-journal fsyncs) and the synchronous mode of
+    `temporal_sqlite_sync`. Read back from the server's own file and process arguments."""
+    import sqlite3
+
+    from faceloop.settings import Settings
+    from faceloop.workflows.stack import embedded_stack
+
+    settings = Settings(
+        home=tmp_path,
+        sandbox_url="http://127.0.0.1:9",
+        temporal_sqlite_sync=sync,  # type: ignore[arg-type]
+    )
+    async with embedded_stack(settings, fresh_ports=True) as (stack, client):
+        await client.count_workflows()  # the server answers: its schema is written
+        db = sqlite3.connect(f"file:{tmp_path / 'temporal.db'}?mode=ro", uri=True)
+        try:
+            # journal_mode=wal is stored in the file's header, so a second reader sees it
+            assert db.execute("pragma journal_mode").fetchone()[0] == "wal"
+        finally:
+            db.close()
+        argv = stack._temporal_argv
+        assert argv is not None
+        pragmas = [argv[i + 1] for i, a in enumerate(argv) if a == "--sqlite-pragma"]
+        assert pragmas == ["journal_mode=wal", f"synchronous={sync}"]
