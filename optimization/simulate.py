@@ -16,11 +16,12 @@ Strategies, all with the same impression budget:
 - `random`: the same loop with random proposals.
 - `ab_test`: a fixed set of random variants, an equal split for the test phase, then all of
   each segment's traffic to the variant with the best observed KPI in that segment.
-- `oracle`: an upper bound. Every round as many new creatives as faceloop may launch,
-  each with the true best parameters for a segment and window; it knows every live
-  creative's true rate (per-ad noise, fatigue, drift included) and also every creative the
-  other strategies ran on the seed, and splits each window's impressions greedily by true
-  marginal KPI across all of them.
+- `oracle`: an upper bound, as issue 17 defines it. Every round exactly as many new
+  creatives as faceloop launched in that round (`Tally.new_by_round`), each with the true
+  best parameters for a segment and window; it knows every live creative's true rate
+  (per-ad noise, fatigue, drift included) and also every creative the other strategies
+  ran on the seed, and splits each window's impressions greedily by true marginal KPI
+  across all of them.
 - `best_fixed`: the best fixed creative in hindsight: of the creatives faceloop ran, the one
   with the highest true expected total, shown every impression of the campaign.
 
@@ -139,6 +140,8 @@ class Tally:
     expected: float = 0.0  # the true expected KPI (clicks or conversions) of what was served
     # every creative served: asset id -> (first window, parameters); the oracle sees these
     creatives: dict[str, tuple[int, FaceParams]] = field(default_factory=dict)
+    # creatives put live per round (new trials and refreshes): the oracle launches as many
+    new_by_round: list[int] = field(default_factory=list)
 
 
 # when the simulated campaign's first window ends (a KpiObservation carries a time)
@@ -337,6 +340,7 @@ def run_optuna_loop(
             for p in proposals
         ]
         live = live + new
+        tally.new_by_round.append(len(new))
         for a in new:
             faces[a.variant_id] = audience.look(a).face
             if a.face != a.params:
@@ -499,27 +503,25 @@ def _split_window(
     }
 
 
-def new_per_round(cfg: BenchConfig, rnd: int) -> int:
-    """How many creatives faceloop may launch in a round: every place in round 0, then the
-    places the incumbents leave free (more when it retires an incumbent; never fewer)."""
-    if rnd == 0:
-        return cfg.campaign.variants_per_round
-    return cfg.campaign.variants_per_round - cfg.campaign.incumbents
-
-
 def run_oracle(
     scenario: Scenario,
     cfg: BenchConfig,
     run_seed: int,
     seen: Mapping[str, tuple[int, FaceParams]] | None = None,
+    *,
+    launches: Sequence[int],
 ) -> Tally:
-    """The upper bound. Each round `new_per_round` new creatives with the true best
-    parameters (segments in turn); with the creatives in `seen` (every creative the other
-    strategies ran on this seed, asset id -> (first window, parameters): the same ads, the
-    same per-ad noise, from the window they appeared) it knows every candidate's true rate
-    and splits each window greedily by true marginal KPI (`_split_window`). Whatever a
-    strategy showed in a window, the oracle could have shown too, so per window it does at
-    least as well in expectation; `Tally.expected` holds that expectation."""
+    """The upper bound. In round r, `launches[r]` new creatives (faceloop's count that
+    round, `Tally.new_by_round`: the issue's "same number of new creatives per round as
+    faceloop") with the true best parameters (segments in turn); with the creatives in
+    `seen` (every creative the strategies ran on this seed, asset id -> (first window,
+    parameters): the same ads, the same per-ad noise, from the window they appeared) it
+    knows every candidate's true rate and splits each window greedily by true marginal KPI
+    (`_split_window`). Whatever a strategy showed in a window, the oracle could have shown
+    too, so per window it does at least as well in expectation; `Tally.expected` holds
+    that expectation."""
+    if len(launches) != cfg.rounds:
+        raise ValueError(f"launches has {len(launches)} rounds, the config {cfg.rounds}")
     segments = campaign_segments(scenario)
     order = sorted(segments)
     audience = Audience(scenario, run_seed, segments, f"oracle-{run_seed}")
@@ -532,7 +534,7 @@ def run_oracle(
     others = {aid: SimArm(aid, p, aid, shown=p) for aid, (_, p) in seen.items()}
     own: list[SimArm] = []
     for rnd in range(cfg.rounds):
-        for i in range(new_per_round(cfg, rnd)):
+        for i in range(launches[rnd]):
             s = order[i % len(order)]
             params, _ = audience.best(s, rnd, kpi)
             aid = f"oracle-{run_seed}-r{rnd}-{i}"
@@ -545,6 +547,7 @@ def run_oracle(
         for arm in live:
             clicks += audience.deliver(arm, rnd, plan[arm.asset_id], tally, kpi)
         tally.clicks_by_round.append(clicks)
+        tally.new_by_round.append(launches[rnd])
     return tally
 
 
@@ -604,7 +607,7 @@ def run_seed(
     }
     runs["best_fixed"] = run_best_fixed(scenario, cfg, seed, runs["faceloop"].creatives)
     seen = {aid: c for t in runs.values() for aid, c in t.creatives.items()}
-    runs["oracle"] = run_oracle(scenario, cfg, seed, seen)
+    runs["oracle"] = run_oracle(scenario, cfg, seed, seen, launches=runs["faceloop"].new_by_round)
     return runs
 
 
@@ -746,7 +749,6 @@ __all__ = [
     "bench",
     "campaign_segments",
     "for_scenario",
-    "new_per_round",
     "run_ab_test",
     "run_best_fixed",
     "run_optuna_loop",

@@ -142,9 +142,38 @@ def test_the_oracle_serves_the_truly_best_live_creative() -> None:
     rate = {aid: true_rates(sc, best, "all", 0, 0, asset_id=aid)[0] for aid in ids}
     top = max(rate, key=rate.__getitem__)
     assert top.startswith("other-")  # a strategy's creative: the oracle must see it
-    tally = run_oracle(sc, cfg, 0, seen)
+    tally = run_oracle(sc, cfg, 0, seen, launches=[3])
     assert list(tally.creatives) == [top]
     assert tally.expected == pytest.approx(2_000 * rate[top])
+
+
+def test_the_oracle_launches_as_many_creatives_as_faceloop_each_round(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 17: "same number of new creatives per round as faceloop". faceloop's launches
+    per round are the creatives it first served in that round; the oracle puts exactly as
+    many of its own best-parameter creatives live in that round, fewer than the places
+    free where faceloop's learn rule launched fewer."""
+    sc = load_scenario(SCENARIOS / "segments.yaml")
+    cfg = BenchConfig(rounds=6, impressions_per_round=3_000, ab_test_rounds=1)
+    launched: dict[int, set[str]] = {}
+    look = Audience.look
+
+    def spy(self: Audience, arm: SimArm) -> SimArm:
+        if arm.asset_id.startswith("oracle-2-r"):  # the oracle's own: oracle-<seed>-r<round>-<i>
+            rnd = int(arm.asset_id.split("-")[2][1:])
+            launched.setdefault(rnd, set()).add(arm.asset_id)
+        return look(self, arm)
+
+    monkeypatch.setattr(Audience, "look", spy)
+    runs = run_seed(sc, cfg, 2)
+    faceloop = runs["faceloop"]
+    first = [w for w, _ in faceloop.creatives.values()]
+    assert faceloop.new_by_round == [first.count(r) for r in range(cfg.rounds)]
+    oracle = [len(launched.get(r, ())) for r in range(cfg.rounds)]
+    assert oracle == faceloop.new_by_round == runs["oracle"].new_by_round
+    places = cfg.campaign.variants_per_round - cfg.campaign.incumbents
+    assert oracle[0] == cfg.campaign.variants_per_round and min(oracle[1:]) < places
 
 
 def test_best_fixed_serves_the_creative_with_the_best_true_total() -> None:
