@@ -37,6 +37,7 @@ from faceloop.optimization import (
     allocate_window,
     campaign_evidence,
     segment_shares,
+    settled_segments,
     shown_faces,
     stable_seed,
 )
@@ -338,6 +339,14 @@ class ConnectorActivities:
             inp.config.exploration_floor,
             stable_seed(inp.campaign_id, inp.round),
             inp.impressions,
+            # where no new creative repays its test, this round's new one gets the floor
+            settled_segments(
+                evidence,
+                inp.config.rounds - inp.round,
+                inp.config.variants_per_round,
+                inp.config.incumbents,
+                stable_seed(inp.campaign_id, inp.round, "settled"),
+            ),
         )
 
     @activity.defn

@@ -557,7 +557,8 @@ class CampaignConfig(Model):
         default=0.02,
         ge=0,
         le=0.5,
-        description="least share of a segment's impressions each of its live variants gets",
+        description="least share of a segment's impressions each of its live variants "
+        "gets until it is measured (2,000 impressions; docs/optimization.md)",
     )
     image_size: int = Field(default=256, ge=64, le=2048)
     connector: Line = Field(default="sandbox", min_length=1, max_length=64)

@@ -48,6 +48,7 @@ if TYPE_CHECKING:
         learn_round,
         objective_values,
         plan_learn,
+        settled_segments,
         trial_value,
     )
     from faceloop.optimization.samplers import SAMPLERS
@@ -74,6 +75,7 @@ _HOME = {
     "learn_round": "learn",
     "objective_values": "learn",
     "plan_learn": "learn",
+    "settled_segments": "learn",
     "trial_value": "learn",
     "SAMPLERS": "samplers",
     "stable_seed": "seeds",
@@ -119,6 +121,7 @@ __all__ = [
     "plan_learn",
     "posterior_mean",
     "segment_shares",
+    "settled_segments",
     "shown_faces",
     "split_impressions",
     "stable_seed",

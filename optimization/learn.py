@@ -125,6 +125,37 @@ def new_creatives_worth(
     return int(np.argmax(values))
 
 
+def settled_segments(
+    evidence: CampaignEvidence, rounds_left: int, places: int, incumbents: int, seed: int
+) -> set[str]:
+    """The segments where no new creative is worth its test (`new_creatives_worth` is 0,
+    as the learn step weighs it): there the next window exploits what is measured, and the
+    one new creative a round still makes gets the exploration floor and no more
+    (`allocation.thompson_allocation`). `evidence` is the one after the last observed
+    window, `rounds_left` the windows from the next one on."""
+    window = _window_impressions(evidence)
+    free = max(places - 1 - incumbents, 0)
+    out: set[str] = set()
+    for segment, arms in evidence.arms.items():
+        model = evidence.models.get(segment)
+        # without a last window (the campaign's first, or a paused one) nothing says what
+        # a window buys: not settled
+        if not arms or model is None or window.get(segment, 0.0) <= 0:
+            continue
+        best = max(posterior_mean(arms, model).values())
+        worth = new_creatives_worth(
+            model,
+            best,
+            window.get(segment, 0.0),
+            rounds_left,
+            free,
+            stable_seed(seed, "worth", segment),
+        )
+        if worth == 0:
+            out.add(segment)
+    return out
+
+
 def plan_learn(
     arms_by_segment: Mapping[str, Sequence[ArmStats]],
     segment_shares: Mapping[str, float],
@@ -385,5 +416,6 @@ __all__ = [
     "new_creatives_worth",
     "objective_values",
     "plan_learn",
+    "settled_segments",
     "trial_value",
 ]

@@ -58,7 +58,12 @@ from faceloop.models import CampaignConfig, FaceParams, KpiGoal, KpiObservation,
 from faceloop.optimization.allocation import allocate_window, split_impressions
 from faceloop.optimization.evidence import ALL, MEAN_DELAY_WINDOWS, arms_from_observations
 from faceloop.optimization.facemodel import campaign_evidence
-from faceloop.optimization.learn import STOP_BELOW, STOP_MIN_IMPRESSIONS, learn_round
+from faceloop.optimization.learn import (
+    STOP_BELOW,
+    STOP_MIN_IMPRESSIONS,
+    learn_round,
+    settled_segments,
+)
 from faceloop.optimization.seeds import stable_seed
 from faceloop.optimization.sees import MeasuredFaces, default_eyes
 from faceloop.optimization.study import Optimizer
@@ -346,11 +351,21 @@ def run_optuna_loop(
             if a.face != a.params:
                 requested[a.variant_id] = a.params
         # deploy: Thompson allocation per segment on what was observed before this window
+        window_evidence = evidence.with_live(_targets(live), faces)
         alloc = allocate_window(
-            evidence.with_live(_targets(live), faces),
+            window_evidence,
             cfg.campaign.exploration_floor,
             stable_seed(cid, rnd),
             cfg.impressions_per_round,
+            # as the deploy activity: where no new creative repays its test, the round's
+            # new one gets the floor alone
+            settled_segments(
+                window_evidence,
+                cfg.rounds - rnd,
+                cfg.campaign.variants_per_round,
+                cfg.campaign.incumbents,
+                stable_seed(cid, rnd, "settled"),
+            ),
         )
         clicks = 0
         for arm in live:

@@ -9,6 +9,7 @@ import pytest
 from faceloop.connectors.base import per_variant
 from faceloop.models import FaceParams, SearchSpace
 from faceloop.optimization.allocation import (
+    MEASURED_IMPRESSIONS,
     allocate,
     p_best,
     posterior_mean,
@@ -35,14 +36,36 @@ def test_posterior_mean_ranks_by_rate_with_shrinkage() -> None:
     assert m["new"] == pytest.approx(451 / 20100, rel=0.05)
 
 
-def test_thompson_sends_most_traffic_to_the_clear_winner_but_keeps_the_floor() -> None:
-    arms = [ArmStats("good", 20000, 600), ArmStats("bad", 20000, 200), ArmStats("meh", 20000, 380)]
+def test_thompson_sends_most_traffic_to_the_clear_winner_and_the_floor_only_to_new_arms() -> None:
+    arms = [
+        ArmStats("good", 20000, 600),
+        ArmStats("bad", 20000, 200),
+        ArmStats("meh", 20000, 380),
+        ArmStats("new", 500, 10),
+    ]
     shares = thompson_allocation(arms, floor=0.05, seed=1)
     assert sum(shares.values()) == pytest.approx(1.0)
     assert shares["good"] > 0.85
-    assert min(shares.values()) >= 0.05 - 1e-9
+    # a measured loser gets its P(best), no floor; an arm not yet measured keeps the floor
+    assert shares["bad"] < 0.01
+    assert MEASURED_IMPRESSIONS > 500 and shares["new"] >= 0.05 - 1e-9
     # reproducible for the same seed
     assert shares == thompson_allocation(arms, floor=0.05, seed=1)
+
+
+def test_a_settled_segment_gives_its_new_arm_the_floor_alone() -> None:
+    # five equally good measured creatives and a new one: Thompson sampling hands the new
+    # one's wide prior a large share; where no new creative is worth its test it gets the
+    # floor, and the measured ones share the rest
+    arms = [ArmStats(str(i), 20_000, 340) for i in range(5)] + [ArmStats("new", 0, 0)]
+    open_ = thompson_allocation(arms, floor=0.02, seed=4)
+    settled = thompson_allocation(arms, floor=0.02, seed=4, settled=True)
+    assert open_["new"] > 0.05
+    assert settled["new"] == pytest.approx(0.02)
+    assert sum(settled.values()) == pytest.approx(1.0)
+    # with no measured arm there is nothing to exploit: the shares are Thompson's
+    fresh = [ArmStats("a", 0, 0), ArmStats("b", 0, 0)]
+    assert thompson_allocation(fresh, 0.02, 1, settled=True) == thompson_allocation(fresh, 0.02, 1)
 
 
 def test_thompson_is_even_without_data() -> None:
@@ -135,9 +158,10 @@ def test_allocate_with_models_sums_to_each_segments_budget_and_keeps_targets() -
     alloc = allocate(live, {"young": 0.6, "old": 0.4}, 0.02, 1, 10_001, models)
     assert sum(alloc["young"].values()) == 6_001 and sum(alloc["old"].values()) == 4_000
     assert set(alloc["young"]) == {"a", "b", "new"} and set(alloc["old"]) == {"c", "d"}
-    # each segment's winner takes most of its budget; every live arm keeps the 2% floor
+    # each segment's winner takes most of its budget; the measured loser gets its P(best)
+    # and no floor
     assert alloc["young"]["a"] > 0.8 * 6_001 and alloc["old"]["c"] > 0.8 * 4_000
-    assert min(min(m.values()) for m in alloc.values()) >= 0.02 * 4_000
+    assert alloc["old"]["d"] < 0.02 * 4_000
     # the never-shown arm starts from its face's prediction, not from the average
     assert 0.02 * 6_001 <= alloc["young"]["new"] < alloc["young"]["a"]
 

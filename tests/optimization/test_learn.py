@@ -26,6 +26,7 @@ from faceloop.optimization.learn import (
     new_creatives_worth,
     objective_values,
     plan_learn,
+    settled_segments,
     trial_value,
 )
 from faceloop.optimization.study import Optimizer
@@ -279,3 +280,59 @@ def test_new_creatives_are_made_only_where_they_can_repay_their_test() -> None:
         {ALL: live}, {ALL: 1.0}, incumbents=2, seed=0, models={ALL: model}, places=12
     )
     assert len(pbest.keep) < len(plan.keep)
+
+
+def _flat_rows(
+    variants: int, windows: int, impressions: int
+) -> tuple[list[KpiObservation], dict[str, FaceParams]]:
+    """A campaign where every face has the same 1.7% CTR: `variants` random faces, each
+    with `impressions` a window for `windows` windows."""
+    space = SearchSpace()
+    rng = np.random.default_rng(3)
+    faces = {
+        f"v{i}": FaceParams(
+            **{
+                f: (
+                    int(rng.integers(space.skin_tone.low, space.skin_tone.high + 1))
+                    if f == "skin_tone"
+                    else str(rng.choice(getattr(space, f)))
+                )
+                for f in FaceParams.model_fields
+            }
+        )
+        for i in range(variants)
+    }
+    rows = [
+        KpiObservation(
+            campaign_id="c",
+            variant_id=vid,
+            ad_id=vid,
+            round=w,
+            segment=ALL,
+            impressions=impressions,
+            clicks=int(rng.binomial(impressions, 0.017)),
+            conversions=0,
+            observed_at=datetime(2026, 1, 1 + w, tzinfo=UTC),
+        )
+        for w in range(windows)
+        for vid in faces
+    ]
+    return rows, faces
+
+
+def test_settled_segments_follow_the_value_of_new_creatives() -> None:
+    """A segment is settled (its new creative gets the floor alone) where no new creative
+    is worth its test: after a long flat campaign with one round left, not at the start of
+    a long one, and never without a last window to price a test by."""
+    rows, faces = _flat_rows(60, 10, 2_000)
+    late = campaign_evidence(
+        rows, faces, dict.fromkeys(faces), {ALL: 1.0}, KpiGoal.ctr, SearchSpace(), 9
+    )
+    assert settled_segments(late, 1, 12, 2, seed=0) == {ALL}
+    few, few_faces = _flat_rows(4, 1, 1_000)
+    early = campaign_evidence(
+        few, few_faces, dict.fromkeys(few_faces), {ALL: 1.0}, KpiGoal.ctr, SearchSpace(), 0
+    )
+    assert settled_segments(early, 27, 12, 2, seed=0) == set()
+    fresh = campaign_evidence((), {}, {}, {ALL: 1.0}, KpiGoal.ctr, SearchSpace(), -1)
+    assert settled_segments(fresh, 28, 12, 2, seed=0) == set()
