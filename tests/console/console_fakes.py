@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 from datetime import UTC, datetime, timedelta
 
+from faceloop.consent import ConsentRecord
 from faceloop.console.backend import NoSchedule, ScheduleInfo, VoteRefused
 from faceloop.erasure import ErasureInput
 from faceloop.messages import PendingEscalation, ReviewInput
@@ -20,6 +22,31 @@ from faceloop.models import (
 from faceloop.playbooks.schema import Escalation, Playbook
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.review import ReviewBoard
+
+
+def small_brief(submitted_by: str = "mara") -> Brief:
+    """The smallest valid brief, submitted by a console user."""
+    return Brief(
+        product="Lumen",
+        message="m",
+        audience=[{"name": "all", "share": 1.0}],
+        markets=["DE"],
+        budget_impressions=1000,
+        submitted_by=submitted_by,
+    )
+
+
+def anna_consent() -> ConsentRecord:
+    """A consented persona's record, valid until 2030."""
+    return ConsentRecord(
+        consent_id="c-1",
+        persona_id="anna",
+        subject_name="Anna Example",
+        scope=["ads"],
+        markets=["DE"],
+        expires=dt.date(2030, 1, 1),
+        evidence_sha256="a" * 64,
+    )
 
 
 class FakeBackend:

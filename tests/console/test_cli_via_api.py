@@ -7,7 +7,6 @@ console_fakes.py."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import threading
 import time
@@ -18,14 +17,13 @@ from pathlib import Path
 import pytest
 import uvicorn
 from argon2 import PasswordHasher
-from console_fakes import FakeBackend
+from console_fakes import FakeBackend, anna_consent, small_brief
 from typer.testing import CliRunner, Result
 
 from faceloop.cli import app as cli
-from faceloop.consent import ConsentRecord
 from faceloop.console import Role, create_app, security
 from faceloop.console.users import UserStore
-from faceloop.models import Brief, CampaignConfig
+from faceloop.models import CampaignConfig
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.votes import VoteVerifier
@@ -63,14 +61,7 @@ def test_votes_from_the_cli_are_cast_as_the_tokens_user(
         users.add_user("mara", "correct horse battery", Role.marketer)
         cora, _ = users.create_token("cora", "cli")
         mara, _ = users.create_token("mara", "cli")
-    brief = Brief(
-        product="Lumen",
-        message="m",
-        audience=[{"name": "all", "share": 1.0}],
-        markets=["DE"],
-        budget_impressions=1000,
-        submitted_by="mara",
-    )
+    brief = small_brief()
     cid = asyncio.run(backend.submit(brief, CampaignConfig(), None))
     variant = backend.escalate(cid, approvers=1)
     runner = CliRunner()
@@ -116,14 +107,7 @@ def _people(home: Path, backend: FakeBackend) -> tuple[str, str, str, str]:
         mara = users.add_user("mara", "correct horse battery", Role.marketer)
         users.add_user("max", "correct horse battery", Role.marketer)
         tokens = [users.create_token(n, "cli")[0] for n in ("cora", "mara", "max")]
-        brief = Brief(
-            product="Lumen",
-            message="m",
-            audience=[{"name": "all", "share": 1.0}],
-            markets=["DE"],
-            budget_impressions=1000,
-            submitted_by="mara",
-        )
+        brief = small_brief()
         cid = asyncio.run(backend.submit(brief, CampaignConfig(), None))
         users.record_owner(cid, mara)
     return tokens[0], tokens[1], tokens[2], cid
@@ -137,18 +121,7 @@ def test_audit_erase_and_consent_from_the_cli_go_through_the_api(
     catalog_url = Settings(home=tmp_path).resolved_database_url
     with Catalog(catalog_url) as catalog:
         catalog.audit(cid, "test.event", cid, "test", {"n": 1})
-        catalog.record_consent(
-            ConsentRecord(
-                consent_id="c-1",
-                persona_id="anna",
-                subject_name="Anna Example",
-                scope=["ads"],
-                markets=["DE"],
-                expires=dt.date(2030, 1, 1),
-                evidence_sha256="a" * 64,
-            ),
-            "cli",
-        )
+        catalog.record_consent(anna_consent(), "cli")
         n_entries = len(catalog.audit_entries())
     faceloop = _faceloop(url, tmp_path)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
-from console_fakes import FakeBackend
+from console_fakes import FakeBackend, anna_consent
 from fastapi.testclient import TestClient
 
 from faceloop.console import Role, create_app, security
@@ -519,24 +519,9 @@ def test_the_brief_form_shows_each_problem_at_its_field_and_submits_a_good_one(
 
 
 def test_compliance_revokes_a_consent_and_the_personas_erasure_starts(env: tuple) -> None:
-    import datetime as dt
-
-    from faceloop.consent import ConsentRecord
-
     client, backend, settings = env
     with Catalog(settings.resolved_database_url) as catalog:
-        catalog.record_consent(
-            ConsentRecord(
-                consent_id="c-1",
-                persona_id="anna",
-                subject_name="Anna Example",
-                scope=["ads"],
-                markets=["DE"],
-                expires=dt.date(2030, 1, 1),
-                evidence_sha256="a" * 64,
-            ),
-            "cli",
-        )
+        catalog.record_consent(anna_consent(), "cli")
     h = login(client, "mara")
     body = {"reason": "the subject withdrew", "ticket": "DSR-1"}
     assert client.post("/api/v1/consents/c-1/revoke", json=body, headers=h).status_code == 403

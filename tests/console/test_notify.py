@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from console_fakes import FakeBackend
+from console_fakes import FakeBackend, small_brief
 
 from faceloop.console import create_app
 from faceloop.console.app import notifier_for
-from faceloop.models import Brief, CampaignConfig, Decision
+from faceloop.models import CampaignConfig, Decision
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 
@@ -124,14 +124,7 @@ async def test_an_escalation_is_announced_reminded_and_its_decision_told(
     app = create_app(settings, backend=backend)
     notifier = notifier_for(app)
     assert notifier.enabled
-    brief = Brief(
-        product="Lumen",
-        message="m",
-        audience=[{"name": "all", "share": 1.0}],
-        markets=["DE"],
-        budget_impressions=1000,
-        submitted_by="mara",
-    )
+    brief = small_brief()
     cid = await backend.submit(brief, CampaignConfig(), None)
     variant = backend.escalate(cid, approvers=1)
     t0 = datetime.now(UTC)

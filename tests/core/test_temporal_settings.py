@@ -113,6 +113,18 @@ def test_an_api_key_with_tls_turned_off_is_refused(monkeypatch: pytest.MonkeyPat
         get_settings()
 
 
+def test_an_unknown_dev_server_sync_mode_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`off` would be a durability the embedded stack does not offer: refused with the field
+    and the values it takes, and nothing is written to the data dir."""
+    monkeypatch.setenv("FACELOOP_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("FACELOOP_TEMPORAL_SQLITE_SYNC", "off")
+    with pytest.raises(InputError, match=r"temporal_sqlite_sync.*'normal' or 'full'"):
+        get_settings()
+    assert not (tmp_path / "home").exists()
+
+
 def test_a_client_cert_without_its_key_is_refused(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

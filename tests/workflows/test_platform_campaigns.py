@@ -24,7 +24,7 @@ from test_meta_campaign import assert_not_logged, assert_secret_absent
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.google_ads import GoogleAdsFake
 from faceloop.connectors.fakes.tiktok import TikTokFake
-from faceloop.models import CampaignConfig, Channel, Decision, SpendCap
+from faceloop.models import Brief, CampaignConfig, CampaignState, Channel, Decision, SpendCap
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.client import submit
@@ -78,6 +78,31 @@ def platform_settings(settings: Settings, name: str, url: str, fake: Any) -> Set
     )
 
 
+async def run_on_platform(
+    temporal_env: WorkflowEnvironment,
+    settings: Settings,
+    name: str,
+    fake: Any,
+    brief: Brief,
+    config: CampaignConfig,
+    cid: str,
+) -> tuple[CampaignState, Settings]:
+    """Run a campaign to its end with the workers on `name`'s FAKE server; returns its
+    final state and the settings it ran under."""
+    with serve(fake.app) as url:
+        s = platform_settings(settings, name, url, fake)
+        res = Resources.open(s)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                for w in build_workers(temporal_env.client, res):
+                    await stack.enter_async_context(w)
+                handle = await submit(temporal_env.client, s, brief, config, campaign_id=cid)
+                state = await asyncio.wait_for(handle.result(), timeout=240)
+        finally:
+            await res.aclose()
+    return state, s
+
+
 @pytest.mark.parametrize("name", ["google_ads", "tiktok"])
 async def test_a_campaign_runs_through_the_platform(
     temporal_env: WorkflowEnvironment,
@@ -99,17 +124,7 @@ async def test_a_campaign_runs_through_the_platform(
         }
     )
     cid = f"platform-{name.replace('_', '-')}"
-    with serve(fake.app) as url:
-        s = platform_settings(settings, name, url, fake)
-        res = Resources.open(s)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                for w in build_workers(temporal_env.client, res):
-                    await stack.enter_async_context(w)
-                handle = await submit(temporal_env.client, s, brief, config, campaign_id=cid)
-                state = await asyncio.wait_for(handle.result(), timeout=240)
-        finally:
-            await res.aclose()
+    state, s = await run_on_platform(temporal_env, settings, name, fake, brief, config, cid)
     assert state.stage == "done" and state.round == 1
 
     # the platform's credentials never entered Temporal or the catalog
@@ -173,17 +188,7 @@ async def test_a_campaign_through_tiktok_stops_at_its_spend_cap(
         rounds=3, variants_per_round=2, incumbents=1, kpi_window_seconds=1.0, connector="tiktok"
     )
     cid = "capped-tiktok"
-    with serve(fake.app) as url:
-        s = platform_settings(settings, "tiktok", url, fake)
-        res = Resources.open(s)
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                for w in build_workers(temporal_env.client, res):
-                    await stack.enter_async_context(w)
-                handle = await submit(temporal_env.client, s, brief, config, campaign_id=cid)
-                state = await asyncio.wait_for(handle.result(), timeout=240)
-        finally:
-            await res.aclose()
+    state, s = await run_on_platform(temporal_env, settings, "tiktok", fake, brief, config, cid)
     assert state.stage == "stopped" and state.round == 1, state.blocked_reason
     assert state.blocked_reason.startswith("spend cap reached: ad spend "), state.blocked_reason
 
