@@ -5,8 +5,9 @@ Runs the bench's `run_optuna_loop` (faceloop only: no A/B test, random or oracle
 tuning scenarios, two processes, and writes {scenario: {seed: [kpi, new creatives]}} to
 OUT. A variant is tried by applying one of the patches beside this file (`git apply`) and
 setting NOHARM_VARIANT (A: the value rule sets how many are kept; F: with A, the value
-rule credits a new creative with the decay it avoids; Z: rounds without new creatives);
-compare.py prints the paired differences against a run without a patch.
+rule credits a new creative with the decay it avoids; Z: rounds without new creatives;
+the settled rule for measured creatives needs none); compare.py prints the paired
+differences against a run without a patch.
 
     python scripts/issue17_session8/paired.py OUT.json [FIRST_SEED [SEEDS]]
 """
