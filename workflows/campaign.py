@@ -385,6 +385,8 @@ class CampaignWorkflow:
             )
         else:
             decided = await self._guard_then_decide(inp, decide_input)
+        # decided; what the playbook escalated waits for reviewers in this stage
+        self._stage("decide")
         round_variants = await self._escalations(decided.variants, decided.escalations, playbook)
 
         # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
