@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -94,6 +95,8 @@ class CampaignWorkflow:
         self._board: ReviewBoard | None = None
         # review events not yet written to the catalog/audit log (votes arrive in updates)
         self._records: list[ReviewRecord] = []
+        # the previous round's analysis and retirements, while they run beside this round
+        self._tail: asyncio.Task[None] | None = None
 
     @workflow.query
     def status(self) -> CampaignState:
@@ -190,6 +193,8 @@ class CampaignWorkflow:
             state.stage = "propose"
             if self._run_is_full(rounds_this_run):
                 break
+        # the next run starts from a state with every round's summary in it
+        await self._settle_round()
         # only the bounded state travels (live variants, the last HISTORY_KEPT summaries, the
         # last ROLLBACKS_KEPT rollbacks); everything else is in the catalog and audit log
         workflow.continue_as_new(
@@ -422,6 +427,8 @@ class CampaignWorkflow:
             round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
 
         self._stage("deploy")
+        # the previous round's retirements are done before this round's ads go live
+        await self._settle_round()
         impressions = config.impressions_per_round or max(
             brief.budget_impressions // config.rounds, 1
         )
@@ -610,18 +617,34 @@ class CampaignWorkflow:
         # the analyst reads KPIs and the study, not the ads' status: both at once, one
         # workflow task instead of two. Patched: older histories ran them one after the other
         together = workflow.patched("analyze-and-retire-at-once")
+        summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
+        allocation = {k: float(n) for k, n in deployed.allocation.items()}
+        # and both beside the next round's first steps (spend and consent checks, propose:
+        # they read what learn wrote, not the analysis or the ads' status), so the workflow
+        # task that would start them after the analysis is off the loop's path; the round's
+        # summary joins the history when they are done, and every step that needs them
+        # (deploy, pausing live ads, finishing, continue-as-new) waits for them first
+        # (_settle_round). Patched: older histories waited for them here.
+        if (
+            together
+            and rnd + 1 < config.rounds
+            and workflow.patched("round-tail-beside-next-round")
+        ):
+            tail = asyncio.gather(analyze, *([retire()] if learned.retire else []))
+            self._tail = asyncio.create_task(
+                self._close_round(state, rnd, tail, summary_variants, allocation)
+            )
+            state.winner = learned.winner
+            state.live = learned.incumbents
+            return None
         if together and learned.retire:
             analysis, _ = await asyncio.gather(analyze, retire())
         else:
             analysis = await analyze
-        summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
         state.history = [
             *state.history[-(HISTORY_KEPT - 1) :],
             RoundSummary(
-                round=rnd,
-                variants=summary_variants,
-                allocation={k: float(n) for k, n in deployed.allocation.items()},
-                analysis=analysis,
+                round=rnd, variants=summary_variants, allocation=allocation, analysis=analysis
             ),
         ]
         state.winner = learned.winner
@@ -631,6 +654,29 @@ class CampaignWorkflow:
         if rnd + 1 >= config.rounds:
             return await self._finish(state, "done", "")
         return None
+
+    async def _close_round(
+        self,
+        state: CampaignState,
+        rnd: int,
+        tail: Awaitable[list[Any]],
+        variants: list[Variant],
+        allocation: dict[str, float],
+    ) -> None:
+        """The end of round `rnd` that runs beside the next round: its analysis (and the
+        retirements), then its summary in the history."""
+        analysis = (await tail)[0]
+        state.history = [
+            *state.history[-(HISTORY_KEPT - 1) :],
+            RoundSummary(round=rnd, variants=variants, allocation=allocation, analysis=analysis),
+        ]
+
+    async def _settle_round(self) -> None:
+        """Wait for the previous round's analysis and retirements if they still run beside
+        this round (`round-tail-beside-next-round`); a failure of theirs surfaces here."""
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            await tail
 
     async def _guard_then_decide(self, inp: CampaignInput, d: DecideInput) -> DecideOutput:
         """Guard and decide as two activities, as histories from before
@@ -749,6 +795,7 @@ class CampaignWorkflow:
             )
 
     async def _pause_live(self, state: CampaignState, reason: str) -> None:
+        await self._settle_round()
         if not state.live:
             return
         await workflow.execute_activity_method(
@@ -768,6 +815,7 @@ class CampaignWorkflow:
         state.live = []
 
     async def _finish(self, state: CampaignState, status: Stage, reason: str) -> CampaignState:
+        await self._settle_round()
         state.stage = status
         state.blocked_reason = reason
         await workflow.execute_activity_method(
