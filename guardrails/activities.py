@@ -2,12 +2,15 @@
 
 `guard` judges a batch (per-image checks + the batch bias audit); `sign` watermarks and
 C2PA-signs approved variants, writing new assets; `export` makes their per-placement
-JPEG/WebP copies, each a C2PA transform of the signed file (guardrails/export.py);
-`recheck` runs the safety and identity checks again over live creatives after each KPI
-window (a real person enrolled since an ad shipped, a stricter threshold in the playbook),
-and what blocks now becomes a safety flag for the playbook's rollback criteria. A file that
-is not a decodable image is a business rejection (non-retryable ApplicationError), never a
-worker crash.
+JPEG/WebP copies, each a C2PA transform of the signed file (guardrails/export.py).
+`guard_and_decide` (guard, then the playbook's decision) and `sign_and_export` run each pair
+as one activity: a round's workflow uses them, one workflow task and one dispatch fewer per
+pair (docs/benchmarks.md, "Loop under load"); the single ones serve histories recorded
+before. `recheck` runs the safety and identity checks again over live creatives after each
+KPI window (a real person enrolled since an ad shipped, a stricter threshold in the
+playbook), and what blocks now becomes a safety flag for the playbook's rollback criteria.
+A file that is not a decodable image is a business rejection (non-retryable
+ApplicationError), never a worker crash.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method, embed, payload_for
 from faceloop.heartbeats import run_with_heartbeats
 from faceloop.messages import (
+    DecideInput,
+    DecideOutput,
     ExportInput,
     GuardInput,
     GuardOutput,
@@ -64,6 +69,7 @@ class GuardrailActivities:
         store: AssetStore,
         catalog: Catalog,
         signer: Callable[[], Signer] | None = None,
+        decide: Callable[[DecideInput], DecideOutput] | None = None,
     ) -> None:
         # a factory, because thresholds come from the campaign's playbook
         self.guardrails = guardrails
@@ -71,6 +77,9 @@ class GuardrailActivities:
         self.catalog = catalog
         self._signer_factory = signer
         self._signer: Signer | None = None
+        # the playbook's decision over checked variants (workflows/campaign_activities.py
+        # decide_variants, bound to a catalog): guard_and_decide's second half
+        self._decide = decide
 
     async def _metered(self, campaign_id: str, round_: int, work: Callable[[Progress], T]) -> T:
         """Run `work(progress)` in a thread, heartbeating per item and every few seconds
@@ -115,6 +124,48 @@ class GuardrailActivities:
         return await self._metered(
             inp.campaign_id, inp.round, lambda progress: self._export(inp, progress)
         )
+
+    @activity.defn
+    async def guard_and_decide(self, inp: DecideInput) -> DecideOutput:
+        """`guard`, then the playbook's decision on every variant that has an image (what
+        the `decide` activity does), in one activity: `inp.variants` are the generated
+        ones, without reports."""
+        decide = self._decide
+        if decide is None:
+            # a worker built without the decision (a test's bare GuardrailActivities): a
+            # deployment error, retried until a worker that has it picks the task up
+            raise FaceloopError("this worker's guardrail activities were built without decide")
+
+        def work(progress: Progress) -> DecideOutput:
+            persona = inp.brief.persona if inp.brief is not None else None
+            guarded = self._guard(
+                GuardInput(
+                    campaign_id=inp.campaign_id,
+                    round=inp.round,
+                    playbook=inp.playbook,
+                    variants=inp.variants,
+                    persona=persona,
+                ),
+                progress,
+            )
+            checked = with_reports(inp.variants, guarded)
+            return decide(inp.model_copy(update={"variants": checked}))
+
+        return await self._metered(inp.campaign_id, inp.round, work)
+
+    @activity.defn
+    async def sign_and_export(self, inp: ExportInput) -> VariantsPayload:
+        """`sign`, then `export` of the signed files, in one activity. A retry signs again
+        (new signed assets and ledger entries), as a retried `sign` does."""
+
+        def work(progress: Progress) -> VariantsPayload:
+            batch = VariantsPayload(
+                campaign_id=inp.campaign_id, round=inp.round, variants=inp.variants
+            )
+            signed = self._sign(batch, progress)
+            return self._export(inp.model_copy(update={"variants": signed.variants}), progress)
+
+        return await self._metered(inp.campaign_id, inp.round, work)
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:
@@ -290,6 +341,16 @@ class GuardrailActivities:
             out.append(v.model_copy(update={"exports": records}))
             progress(i + 1, len(inp.variants))
         return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+
+
+def with_reports(variants: list[Variant], guarded: GuardOutput) -> list[Variant]:
+    """The variants that have an image, each with its guard report: what decide reads."""
+    reports = {r.asset_id: r for r in guarded.reports}
+    return [
+        v.model_copy(update={"report": reports[v.asset.asset_id]})
+        for v in variants
+        if v.asset is not None
+    ]
 
 
 class Signer:

@@ -143,12 +143,18 @@ class Optimizer:
             self._studies[campaign_id] = study
         # A sampler lives only as long as one activity call, so its seed must differ per
         # round: one seed for the campaign would replay the same random startup trials
-        # every round. The Study object holds only the name and id: trials are read from
-        # the storage, so a cached one sees what other workers wrote.
-        study.sampler = build_sampler(
-            self.sampler_name, stable_seed(campaign_id, round_), len(study.directions) > 1
+        # every round. And each call gets a Study object of its own (the name and id; trials
+        # are read from the shared storage, so it sees what other workers wrote): the sampler
+        # belongs to the object, and two activities of one campaign at once (a round's
+        # propose beside the previous round's analysis) must not swap each other's sampler
+        # in the middle of an ask.
+        return optuna.Study(
+            study_name=study.study_name,
+            storage=self._storage,
+            sampler=build_sampler(
+                self.sampler_name, stable_seed(campaign_id, round_), len(study.directions) > 1
+            ),
         )
-        return study
 
     def enqueue(self, campaign_id: str, seeds: Iterable[FaceParams], space: SearchSpace) -> int:
         """Queue a person's seed faces: the next ask() returns them before any sampled trial.

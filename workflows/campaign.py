@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -22,11 +23,12 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.connectors.activities import ConnectorActivities
     from faceloop.consent import ConsentCheckInput
     from faceloop.generators.activities import GeneratorActivities
-    from faceloop.guardrails.activities import GuardrailActivities
+    from faceloop.guardrails.activities import GuardrailActivities, with_reports
     from faceloop.messages import (
         CAMPAIGN_INPUT_ONLY,
         CampaignInput,
         DecideInput,
+        DecideOutput,
         DeployInput,
         ExportInput,
         FinishInput,
@@ -93,6 +95,8 @@ class CampaignWorkflow:
         self._board: ReviewBoard | None = None
         # review events not yet written to the catalog/audit log (votes arrive in updates)
         self._records: list[ReviewRecord] = []
+        # the previous round's analysis and retirements, while they run beside this round
+        self._tail: asyncio.Task[None] | None = None
 
     @workflow.query
     def status(self) -> CampaignState:
@@ -189,6 +193,8 @@ class CampaignWorkflow:
             state.stage = "propose"
             if self._run_is_full(rounds_this_run):
                 break
+        # the next run starts from a state with every round's summary in it
+        await self._settle_round()
         # only the bounded state travels (live variants, the last HISTORY_KEPT summaries, the
         # last ROLLBACKS_KEPT rollbacks); everything else is in the catalog and audit log
         workflow.continue_as_new(
@@ -362,85 +368,67 @@ class CampaignWorkflow:
             return await self._finish(state, "blocked", f"consent: {cause.message}")
 
         self._stage("guard")
-        guarded = await workflow.execute_activity_method(
-            GuardrailActivities.guard,
-            GuardInput(
-                campaign_id=cid,
-                round=rnd,
-                playbook=playbook,
-                variants=generated.variants,
-                persona=brief.persona,
-            ),
-            task_queue=inp.cpu_task_queue,
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=WORK_HEARTBEAT,
-            retry_policy=RETRY,
+        decide_input = DecideInput(
+            campaign_id=cid,
+            round=rnd,
+            playbook=playbook,
+            variants=generated.variants,
+            brief=brief,
+            config=config,
         )
-        reports = {r.asset_id: r for r in guarded.reports}
-        checked = [
-            v.model_copy(update={"report": reports[v.asset.asset_id]})
-            for v in generated.variants
-            if v.asset is not None
-        ]
-
-        self._stage("decide")
-        decided = await workflow.execute_activity_method(
-            CampaignActivities.decide,
-            DecideInput(
-                campaign_id=cid,
-                round=rnd,
-                playbook=playbook,
-                variants=checked,
-                brief=brief,
-                config=config,
-            ),
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
-        round_variants = await self._escalations(decided.variants, decided.escalations, playbook)
-
-        # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
-        # asset (new content hash) and that is what the ad platform gets
-        approved = [v for v in round_variants if v.decision == Decision.deploy]
-        if approved:
-            self._stage("sign")
-            signed = await workflow.execute_activity_method(
-                GuardrailActivities.sign,
-                VariantsPayload(campaign_id=cid, round=rnd, variants=approved),
+        # guard then decide as one activity on the CPU queue: one workflow task and one
+        # dispatch fewer each round (docs/benchmarks.md). Patched: older histories ran them
+        # as two activities, and replay that way.
+        if workflow.patched("guard-and-decide-in-one"):
+            decided = await workflow.execute_activity_method(
+                GuardrailActivities.guard_and_decide,
+                decide_input,
                 task_queue=inp.cpu_task_queue,
                 start_to_close_timeout=timedelta(minutes=10),
                 heartbeat_timeout=WORK_HEARTBEAT,
                 retry_policy=RETRY,
             )
-            by_id = {v.variant_id: v for v in signed.variants}
-            approved = [by_id[v.variant_id] for v in approved]
-            round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
+        else:
+            decided = await self._guard_then_decide(inp, decide_input)
+        # decided; what the playbook escalated waits for reviewers in this stage
+        self._stage("decide")
+        round_variants = await self._escalations(decided.variants, decided.escalations, playbook)
 
-        # export: one JPEG/WebP per ad placement (1:1, 4:5, 9:16, 1.91:1) with the face in
-        # the placement's safe area, each a C2PA transform of the signed file whose watermark
-        # is read back (docs/export.md). Patched: campaigns recorded before it went straight
-        # from sign to deploy and replay that way.
-        if approved and workflow.patched("export-placements"):
-            self._stage("export")
-            exported = await workflow.execute_activity_method(
-                GuardrailActivities.export,
-                ExportInput(
-                    campaign_id=cid,
-                    round=rnd,
-                    variants=approved,
-                    export=config.export,
-                    channels=[c.value for c in brief.channels],
-                ),
-                task_queue=inp.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=20),
-                heartbeat_timeout=WORK_HEARTBEAT,
-                retry_policy=RETRY,
+        # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
+        # asset (new content hash) and that is what the ad platform gets. Export: one
+        # JPEG/WebP per ad placement (1:1, 4:5, 9:16, 1.91:1) with the face in the
+        # placement's safe area, each a C2PA transform of the signed file whose watermark is
+        # read back (docs/export.md). One activity on the CPU queue: one workflow task and
+        # one dispatch fewer each round. Patched: older histories ran them as two, and the
+        # oldest went straight from sign to deploy; they replay that way.
+        approved = [v for v in round_variants if v.decision == Decision.deploy]
+        if approved:
+            self._stage("sign")
+            export_input = ExportInput(
+                campaign_id=cid,
+                round=rnd,
+                variants=approved,
+                export=config.export,
+                channels=[c.value for c in brief.channels],
             )
-            by_id = {v.variant_id: v for v in exported.variants}
+            if workflow.patched("sign-and-export-in-one"):
+                shipped = await workflow.execute_activity_method(
+                    GuardrailActivities.sign_and_export,
+                    export_input,
+                    task_queue=inp.cpu_task_queue,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=WORK_HEARTBEAT,
+                    retry_policy=RETRY,
+                )
+            else:
+                shipped = await self._sign_then_export(inp, export_input)
+            by_id = {v.variant_id: v for v in shipped.variants}
             approved = [by_id[v.variant_id] for v in approved]
             round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
 
         self._stage("deploy")
+        # the previous round's retirements are done before this round's ads go live
+        await self._settle_round()
         impressions = config.impressions_per_round or max(
             brief.budget_impressions // config.rounds, 1
         )
@@ -629,18 +617,34 @@ class CampaignWorkflow:
         # the analyst reads KPIs and the study, not the ads' status: both at once, one
         # workflow task instead of two. Patched: older histories ran them one after the other
         together = workflow.patched("analyze-and-retire-at-once")
+        summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
+        allocation = {k: float(n) for k, n in deployed.allocation.items()}
+        # and both beside the next round's first steps (spend and consent checks, propose:
+        # they read what learn wrote, not the analysis or the ads' status), so the workflow
+        # task that would start them after the analysis is off the loop's path; the round's
+        # summary joins the history when they are done, and every step that needs them
+        # (deploy, pausing live ads, finishing, continue-as-new) waits for them first
+        # (_settle_round). Patched: older histories waited for them here.
+        if (
+            together
+            and rnd + 1 < config.rounds
+            and workflow.patched("round-tail-beside-next-round")
+        ):
+            tail = asyncio.gather(analyze, *([retire()] if learned.retire else []))
+            self._tail = asyncio.create_task(
+                self._close_round(state, rnd, tail, summary_variants, allocation)
+            )
+            state.winner = learned.winner
+            state.live = learned.incumbents
+            return None
         if together and learned.retire:
             analysis, _ = await asyncio.gather(analyze, retire())
         else:
             analysis = await analyze
-        summary_variants = [v for v in round_variants if v.decision != Decision.deploy] + live
         state.history = [
             *state.history[-(HISTORY_KEPT - 1) :],
             RoundSummary(
-                round=rnd,
-                variants=summary_variants,
-                allocation={k: float(n) for k, n in deployed.allocation.items()},
-                analysis=analysis,
+                round=rnd, variants=summary_variants, allocation=allocation, analysis=analysis
             ),
         ]
         state.winner = learned.winner
@@ -650,6 +654,78 @@ class CampaignWorkflow:
         if rnd + 1 >= config.rounds:
             return await self._finish(state, "done", "")
         return None
+
+    async def _close_round(
+        self,
+        state: CampaignState,
+        rnd: int,
+        tail: Awaitable[list[Any]],
+        variants: list[Variant],
+        allocation: dict[str, float],
+    ) -> None:
+        """The end of round `rnd` that runs beside the next round: its analysis (and the
+        retirements), then its summary in the history."""
+        analysis = (await tail)[0]
+        state.history = [
+            *state.history[-(HISTORY_KEPT - 1) :],
+            RoundSummary(round=rnd, variants=variants, allocation=allocation, analysis=analysis),
+        ]
+
+    async def _settle_round(self) -> None:
+        """Wait for the previous round's analysis and retirements if they still run beside
+        this round (`round-tail-beside-next-round`); a failure of theirs surfaces here."""
+        if self._tail is not None:
+            tail, self._tail = self._tail, None
+            await tail
+
+    async def _guard_then_decide(self, inp: CampaignInput, d: DecideInput) -> DecideOutput:
+        """Guard and decide as two activities, as histories from before
+        `guard-and-decide-in-one` ran them."""
+        guarded = await workflow.execute_activity_method(
+            GuardrailActivities.guard,
+            GuardInput(
+                campaign_id=d.campaign_id,
+                round=d.round,
+                playbook=d.playbook,
+                variants=d.variants,
+                persona=d.brief.persona if d.brief is not None else None,
+            ),
+            task_queue=inp.cpu_task_queue,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=WORK_HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        self._stage("decide")
+        return await workflow.execute_activity_method(
+            CampaignActivities.decide,
+            d.model_copy(update={"variants": with_reports(d.variants, guarded)}),
+            start_to_close_timeout=SHORT,
+            retry_policy=RETRY,
+        )
+
+    async def _sign_then_export(self, inp: CampaignInput, e: ExportInput) -> VariantsPayload:
+        """Sign, then export, as two activities: how histories from before
+        `sign-and-export-in-one` ran them (the oldest, from before `export-placements`,
+        did not export)."""
+        signed = await workflow.execute_activity_method(
+            GuardrailActivities.sign,
+            VariantsPayload(campaign_id=e.campaign_id, round=e.round, variants=e.variants),
+            task_queue=inp.cpu_task_queue,
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=WORK_HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        if not workflow.patched("export-placements"):
+            return signed
+        self._stage("export")
+        return await workflow.execute_activity_method(
+            GuardrailActivities.export,
+            e.model_copy(update={"variants": signed.variants}),
+            task_queue=inp.cpu_task_queue,
+            start_to_close_timeout=timedelta(minutes=20),
+            heartbeat_timeout=WORK_HEARTBEAT,
+            retry_policy=RETRY,
+        )
 
     async def _escalations(
         self, variants: list[Variant], chains: dict[str, Escalation], playbook: Playbook
@@ -719,6 +795,7 @@ class CampaignWorkflow:
             )
 
     async def _pause_live(self, state: CampaignState, reason: str) -> None:
+        await self._settle_round()
         if not state.live:
             return
         await workflow.execute_activity_method(
@@ -738,6 +815,7 @@ class CampaignWorkflow:
         state.live = []
 
     async def _finish(self, state: CampaignState, status: Stage, reason: str) -> CampaignState:
+        await self._settle_round()
         state.stage = status
         state.blocked_reason = reason
         await workflow.execute_activity_method(

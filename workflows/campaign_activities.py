@@ -54,6 +54,69 @@ def kpi_value(goal: KpiGoal, v: Variant) -> float:
     return successes(goal, v.clicks, v.conversions) / max(v.impressions, 1)
 
 
+def decide_variants(catalog: Catalog, inp: DecideInput) -> DecideOutput:
+    """The playbook's decision on each guarded variant: deploy, block or escalate (with the
+    review chain), a persona's consent checked again, each written to the catalog and the
+    audit log. The `decide` activity, and guard_and_decide's second half on the CPU queue."""
+    out = []
+    escalations = {}
+    for v in inp.variants:
+        report = v.report
+        assert report is not None, "decide needs guarded variants"
+        ctx = (
+            RuleContext.for_variant(inp.campaign_id, inp.brief, inp.config, v.params)
+            if inp.brief is not None
+            else None
+        )
+        ruling = inp.playbook.rule(report, ctx)
+        decision, reason = ruling.decision, ruling.reason
+        brief = inp.brief
+        if brief is not None and brief.persona is not None and decision != Decision.block:
+            # checked again here, after generation: a consent revoked while this round's
+            # images were made stops them before they ship. The playbook may ask for more
+            # (scope, markets) than a persona always needs (ads, the brief's markets).
+            req = ruling.consent
+            status = catalog.consent_status(
+                brief.persona.persona_id,
+                req.markets if req is not None else list(brief.markets),
+                scope=req.scope if req is not None else ADS_SCOPE,
+                consent_ref=brief.persona.consent_ref,
+            )
+            if not status.ok:
+                by = f"required by {', '.join(req.rules)}" if req is not None else "required"
+                decision = Decision.block
+                reason = f"{reason}; consent {by}: {status.reason}"
+        update: dict[str, object] = {"decision": decision, "decision_reason": reason}
+        if ruling.disclosures:
+            # the playbook's disclosure is the one that ships (AI Act Art. 50 labels)
+            update["disclosure"] = ruling.disclosure_text()
+        if decision == Decision.escalate:
+            escalations[v.variant_id] = ruling.escalation or inp.playbook.escalation
+        v = v.model_copy(update=update)
+        catalog.upsert_variant(v)
+        chain = escalations.get(v.variant_id)
+        catalog.audit(
+            inp.campaign_id,
+            f"decision.{decision.value}",
+            v.variant_id,
+            f"playbook:{inp.playbook.name}",
+            {
+                "asset_id": v.asset.asset_id if v.asset else None,
+                "reason": reason,
+                "checks": {c.name: c.verdict.value for c in report.checks},
+                "rules": ruling.matched_rules,
+                "escalate_to": chain.role if chain else None,
+                "approvers": chain.approvers if chain else None,
+                "disclosures": ruling.disclosures,
+                "consent": ruling.consent.model_dump(mode="json") if ruling.consent else None,
+            },
+        )
+        out.append(v)
+    return DecideOutput(
+        campaign_id=inp.campaign_id, round=inp.round, variants=out, escalations=escalations
+    )
+
+
 class CampaignActivities:
     def __init__(
         self,
@@ -288,63 +351,7 @@ class CampaignActivities:
         return await asyncio.to_thread(self._decide, inp)
 
     def _decide(self, inp: DecideInput) -> DecideOutput:
-        out = []
-        escalations = {}
-        for v in inp.variants:
-            report = v.report
-            assert report is not None, "decide needs guarded variants"
-            ctx = (
-                RuleContext.for_variant(inp.campaign_id, inp.brief, inp.config, v.params)
-                if inp.brief is not None
-                else None
-            )
-            ruling = inp.playbook.rule(report, ctx)
-            decision, reason = ruling.decision, ruling.reason
-            brief = inp.brief
-            if brief is not None and brief.persona is not None and decision != Decision.block:
-                # checked again here, after generation: a consent revoked while this round's
-                # images were made stops them before they ship. The playbook may ask for more
-                # (scope, markets) than a persona always needs (ads, the brief's markets).
-                req = ruling.consent
-                status = self.catalog.consent_status(
-                    brief.persona.persona_id,
-                    req.markets if req is not None else list(brief.markets),
-                    scope=req.scope if req is not None else ADS_SCOPE,
-                    consent_ref=brief.persona.consent_ref,
-                )
-                if not status.ok:
-                    by = f"required by {', '.join(req.rules)}" if req is not None else "required"
-                    decision = Decision.block
-                    reason = f"{reason}; consent {by}: {status.reason}"
-            update: dict[str, object] = {"decision": decision, "decision_reason": reason}
-            if ruling.disclosures:
-                # the playbook's disclosure is the one that ships (AI Act Art. 50 labels)
-                update["disclosure"] = ruling.disclosure_text()
-            if decision == Decision.escalate:
-                escalations[v.variant_id] = ruling.escalation or inp.playbook.escalation
-            v = v.model_copy(update=update)
-            self.catalog.upsert_variant(v)
-            chain = escalations.get(v.variant_id)
-            self.catalog.audit(
-                inp.campaign_id,
-                f"decision.{decision.value}",
-                v.variant_id,
-                f"playbook:{inp.playbook.name}",
-                {
-                    "asset_id": v.asset.asset_id if v.asset else None,
-                    "reason": reason,
-                    "checks": {c.name: c.verdict.value for c in report.checks},
-                    "rules": ruling.matched_rules,
-                    "escalate_to": chain.role if chain else None,
-                    "approvers": chain.approvers if chain else None,
-                    "disclosures": ruling.disclosures,
-                    "consent": ruling.consent.model_dump(mode="json") if ruling.consent else None,
-                },
-            )
-            out.append(v)
-        return DecideOutput(
-            campaign_id=inp.campaign_id, round=inp.round, variants=out, escalations=escalations
-        )
+        return decide_variants(self.catalog, inp)
 
     @activity.defn
     async def record_review(self, inp: ReviewRecord) -> None:

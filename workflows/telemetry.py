@@ -181,8 +181,8 @@ def _install_tracer_provider(target: str) -> None:
 
 
 class MetricsInterceptor(Interceptor):
-    """Times every activity by name and reads the outcomes of `generate` and `guard`, so
-    the activities themselves stay free of metric code."""
+    """Times every activity by name and reads the outcomes of `generate` and `guard` (or
+    `guard_and_decide`), so the activities themselves stay free of metric code."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _ActivityMetrics(next)
@@ -220,11 +220,15 @@ def _record_outcome(
             )
             for _ in variants:
                 hist.record(elapsed / len(variants))
-    elif name == "guard":
+    elif name in ("guard", "guard_and_decide"):
         counter = meter.create_counter(
             GUARDRAIL_VERDICTS, "guardrail checks by guardrail and verdict"
         )
-        for report in getattr(result, "reports", None) or []:
+        # guard returns the reports; guard_and_decide the decided variants, each with its own
+        reports = getattr(result, "reports", None) or [
+            v.report for v in getattr(result, "variants", None) or [] if v.report is not None
+        ]
+        for report in reports:
             for check in report.checks:
                 verdict = getattr(check.verdict, "value", check.verdict)
                 counter.add(1, {"guardrail": check.name, "verdict": str(verdict)})

@@ -13,6 +13,9 @@ completes, the next workflow task follows. Its wall time splits into:
   (failed attempts, heartbeat or start-to-close timeouts, retry backoff): what a crash or
   fault costs, which only chaos runs should show;
 - orchestration: the rest: workflow tasks and dispatch of activities to a free worker.
+  Steps of one campaign may overlap (a round's analysis runs beside the next round's first
+  steps): each second is counted once, so orchestration is the wall time covered by none
+  of the above.
   Workflow tasks are also reported on their own, with the part of them spent waiting for
   the main worker to pick them up (it runs the main queue's activities in the same process).
 
@@ -143,10 +146,15 @@ def union_length(intervals: Iterable[Interval]) -> float:
     return total
 
 
+def clipped(window: Interval, busy: Sequence[Interval]) -> list[Interval]:
+    """The parts of `busy` inside `window` (they may overlap each other)."""
+    a, b = window
+    return [(max(a, x), min(b, y)) for x, y in busy if x < b and y > a]
+
+
 def overlap(window: Interval, busy: Sequence[Interval]) -> float:
     """Seconds of `window` covered by the union of `busy`."""
-    a, b = window
-    return union_length((max(a, x), min(b, y)) for x, y in busy if x < b and y > a)
+    return union_length(clipped(window, busy))
 
 
 class StageTiming(BaseModel):
@@ -223,13 +231,17 @@ def time_split(
         for a in tl.activities:
             if a.task_queue in single_slot_queues and a.started is not None:
                 busy[a.task_queue].append((a.started, a.closed or a.started))
-    wall = acts = timers = slot = recovery = wf = wf_wait = 0.0
+    wall = acts = timers = slot = recovery = wf = wf_wait = accounted = 0.0
     for tl in timelines:
         wall += tl.end - tl.start
-        acts += union_length((a.started, a.closed) for a in tl.activities if a.started and a.closed)
+        running = [(a.started, a.closed) for a in tl.activities if a.started and a.closed]
+        acts += union_length(running)
         timers += union_length(tl.timers)
         wf += union_length(tl.workflow_tasks)
         wf_wait += union_length(tl.workflow_task_waits)
+        # what is not orchestration, as intervals: a campaign's steps may overlap (a timer
+        # or a slot wait beside the previous round's analysis), and each second counts once
+        covered: list[Interval] = [*running, *tl.timers]
         for a in tl.activities:
             if a.started is None:
                 continue
@@ -238,11 +250,15 @@ def time_split(
                 others = [
                     iv for iv in busy[a.task_queue] if iv != (a.started, a.closed or a.started)
                 ]
-                waited = overlap((a.scheduled, a.started), others)
+                slot_parts = clipped((a.scheduled, a.started), others)
+                waited = union_length(slot_parts)
                 slot += waited
+                covered += slot_parts
             if a.attempt > 1:
                 recovery += max(a.started - a.scheduled - waited, 0.0)
-    orchestration = max(wall - acts - timers - slot - recovery, 0.0)
+                covered.append((a.scheduled, a.started))
+        accounted += union_length(covered)
+    orchestration = max(wall - accounted, 0.0)
     n = max(sum(variants.get(tl.campaign_id, 0) for tl in timelines), 1)
     return TimeSplit(
         wall_s=round(wall, 3),
@@ -265,6 +281,7 @@ __all__ = [
     "StageTiming",
     "TimeSplit",
     "add_history",
+    "clipped",
     "fetch_timeline",
     "stage_timings",
     "time_split",

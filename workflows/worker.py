@@ -36,7 +36,7 @@ from faceloop.storage.files import private_dir
 from faceloop.storage.keys import SubjectKeyStore
 from faceloop.votes import VoteVerifier
 from faceloop.workflows.campaign import CampaignWorkflow
-from faceloop.workflows.campaign_activities import CampaignActivities
+from faceloop.workflows.campaign_activities import CampaignActivities, decide_variants
 from faceloop.workflows.consent_activities import ConsentActivities
 from faceloop.workflows.erasure import ErasureWorkflow
 from faceloop.workflows.erasure_activities import ErasureActivities
@@ -172,6 +172,7 @@ def build_workers(
             res.store,
             res.catalog,
             signer=lambda: Signer.from_settings(s),
+            decide=lambda inp: decide_variants(res.catalog, inp),
         )
         consent = ConsentActivities(res.catalog)
         workers.append(
@@ -182,6 +183,8 @@ def build_workers(
                     guard.guard,
                     guard.sign,
                     guard.export,
+                    guard.guard_and_decide,
+                    guard.sign_and_export,
                     guard.recheck,
                     consent.check_consent,
                 ],

@@ -214,3 +214,28 @@ async def test_a_refused_export_is_recorded_but_never_stored_or_sent(
     )
     (ad,) = await conn.list_ads(CID)
     assert ad.placements == []
+
+
+async def test_sign_and_export_in_one_activity(setup: Setup) -> None:
+    """What a round runs since `sign-and-export-in-one`: the signed creative and its
+    placement exports, stored and catalogued, each admitted by the deploy gate, as the sign
+    and export activities one after the other make them."""
+    v = _approved(setup)
+    assert v.asset is not None
+    out = await ActivityEnvironment().run(
+        setup.guard.sign_and_export,
+        ExportInput(campaign_id=CID, round=0, variants=[v], channels=["meta"]),
+    )
+    (shipped,) = out.variants
+    assert shipped.asset is not None and shipped.asset.asset_id != v.asset.asset_id
+    assert setup.gate.check("v0", shipped.asset).servable
+    assert [e.placement for e in shipped.exports] == ["1:1", "4:5", "9:16"]
+    for e in shipped.exports:
+        assert not e.refused
+        assert setup.gate.check_export("v0", shipped.asset, e).servable
+    stored = setup.catalog.get_variant("v0")
+    assert stored is not None and stored.exports == shipped.exports
+    apart = await _export(setup, v, ExportConfig())
+    assert [(e.placement, e.media_type) for e in apart.exports] == [
+        (e.placement, e.media_type) for e in shipped.exports
+    ]

@@ -146,3 +146,65 @@ def test_check_enroll_and_bad_files(
     rows = json.loads(res.stdout)
     assert rows[1]["image"] == str(empty) and "empty" in rows[1]["error"]
     assert rows[0]["verdict"] == "block"  # the good image is still judged
+
+
+def test_guard_and_decide_is_guard_then_decide(acts: Any, astronaut: np.ndarray) -> None:
+    """The one-activity path (what a round runs since `guard-and-decide-in-one`) reports and
+    decides exactly as the guard and decide activities one after the other, and writes the
+    decision to the catalog."""
+    from faceloop.messages import DecideInput
+    from faceloop.workflows.campaign_activities import decide_variants
+
+    a, store, catalog = acts
+    v = _variant(store, astronaut)
+    one = GuardrailActivities(
+        guardrails_for, store, catalog, decide=lambda inp: decide_variants(catalog, inp)
+    )
+    pb = load_playbook()
+    env = ActivityEnvironment()
+    fused = asyncio.run(
+        env.run(
+            one.guard_and_decide,
+            DecideInput(campaign_id="c1", round=0, playbook=pb, variants=[v]),
+        )
+    )
+    guarded = asyncio.run(
+        env.run(a.guard, GuardInput(campaign_id="c1", round=0, playbook=pb, variants=[v]))
+    )
+    (report,) = guarded.reports
+    apart = decide_variants(
+        catalog,
+        DecideInput(
+            campaign_id="c1",
+            round=0,
+            playbook=pb,
+            variants=[v.model_copy(update={"report": report})],
+        ),
+    )
+    assert [x.variant_id for x in fused.variants] == [v.variant_id]
+    (got,), (want,) = fused.variants, apart.variants
+    assert got.report is not None
+    assert [(c.name, c.verdict) for c in got.report.checks] == [
+        (c.name, c.verdict) for c in report.checks
+    ]
+    assert (got.decision, got.decision_reason) == (want.decision, want.decision_reason)
+    assert fused.escalations.keys() == apart.escalations.keys()
+    stored = catalog.get_variant(v.variant_id)
+    assert stored is not None and stored.decision == want.decision
+
+
+def test_guard_and_decide_needs_the_decision(acts: Any, astronaut: np.ndarray) -> None:
+    """A worker whose guardrail activities were built without `decide` cannot serve the
+    one-activity path: a retryable deployment error, not a silent pass."""
+    from faceloop.errors import FaceloopError
+    from faceloop.messages import DecideInput
+
+    a, store, _ = acts
+    v = _variant(store, astronaut)
+    with pytest.raises(FaceloopError, match="without decide"):
+        asyncio.run(
+            ActivityEnvironment().run(
+                a.guard_and_decide,
+                DecideInput(campaign_id="c1", round=0, playbook=load_playbook(), variants=[v]),
+            )
+        )

@@ -150,3 +150,39 @@ def test_a_refresh_is_a_new_trial_with_the_same_face_asked_first() -> None:
     }
     assert nxt[0].refresh_of == "c-r0-t1" and nxt[0].segment == worn.segment
     assert nxt[1].refresh_of is None
+
+
+def test_concurrent_calls_of_one_campaign_do_not_swap_samplers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two activities of one campaign at once (a round's propose beside the previous round's
+    analysis, which reads the study): each gets a Study object of its own, so one call's
+    sampler is never replaced in the middle of the other's ask. Before, the cached Study was
+    shared and the analysis' plain sampler made a running ask fail ("CategoricalDistribution
+    does not support dynamic value space"). The analysis is made to arrive at the worst
+    moment: inside ask, after its sampler was chosen."""
+    import faceloop.optimization.study as study_mod
+
+    opt = Optimizer(f"sqlite:///{tmp_path / 'optuna.db'}")
+    a, b = opt.study("c1", 0), opt.study("c1", 0)
+    assert a is not b and a.study_name == b.study_name == "c1"
+    a.sampler = None  # type: ignore[assignment]
+    assert b.sampler is not None
+
+    real = study_mod.build_sampler
+
+    def build(*args: object, **kwargs: object) -> object:
+        sampler = real(*args, **kwargs)  # type: ignore[arg-type]
+        infer = sampler.infer_relative_search_space
+
+        def interleaved(study: object, trial: object) -> object:
+            opt.study("c1", 1).get_trials(deepcopy=False)  # the analysis, meanwhile
+            return infer(study, trial)  # type: ignore[arg-type]
+
+        sampler.infer_relative_search_space = interleaved  # type: ignore[method-assign]
+        return sampler
+
+    monkeypatch.setattr(study_mod, "build_sampler", build)
+    space = SearchSpace(expression=["smile", "neutral"])  # type: ignore[arg-type]
+    for r in range(3):
+        assert len(opt.ask("c1", r, 4, space)) == 4

@@ -82,6 +82,10 @@ async def test_two_round_campaign_end_to_end(
     assert state.campaign_id == cid
     assert state.stage == "done" and state.round == 1
     assert state.winner is not None and state.winner.impressions > 0
+    # each round's summary with its analysis, round 0's written while round 1 ran
+    # (round-tail-beside-next-round), in round order
+    assert [h.round for h in state.history] == [0, 1]
+    assert all(h.analysis is not None and h.analysis.text for h in state.history)
 
     catalog = Catalog(settings.resolved_database_url)
     try:

@@ -161,8 +161,16 @@ class FakeRoundActivities:
         )
 
     @activity.defn
+    async def guard_and_decide(self, inp: DecideInput) -> DecideOutput:
+        return await self.decide(inp)
+
+    @activity.defn
     async def sign(self, inp: VariantsPayload) -> VariantsPayload:
         return inp
+
+    @activity.defn
+    async def sign_and_export(self, inp: ExportInput) -> VariantsPayload:
+        return await self.export(inp)
 
     @activity.defn
     async def export(self, inp: ExportInput) -> VariantsPayload:

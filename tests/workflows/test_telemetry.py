@@ -146,7 +146,8 @@ async def test_campaign_round_metrics_scraped(metrics_settings: Settings) -> Non
         for labels, n in samples(text, "faceloop_stage_seconds_count")
         if labels.get("task_queue") in (s.task_queue, s.gpu_task_queue, s.cpu_task_queue) and n
     }
-    assert {"start_campaign", "propose", "generate", "guard", "decide", "finish"} <= stages
+    # guard and decide run as one activity (workflows/campaign.py, guard-and-decide-in-one)
+    assert {"start_campaign", "propose", "generate", "guard_and_decide", "finish"} <= stages
     gen = [
         n
         for labels, n in samples(text, "faceloop_generation_seconds_count")

@@ -63,3 +63,23 @@ def test_a_retried_activity_counts_as_recovery() -> None:
     stages = {s.stage: s for s in stage_timings([crashed])}
     assert stages["generate"].retried == 1
     assert [s.stage for s in stage_timings([crashed])] == ["propose", "generate", "learn"]
+
+
+def test_overlapping_steps_of_one_campaign_count_once() -> None:
+    """A round's analysis still running beside the next round (round-tail-beside-next-round)
+    can overlap a review timer or a GPU slot wait of that round: those seconds are neither
+    orchestration nor subtracted twice."""
+    a = campaign("a", (1.1, 1.2, 5.0))
+    b = campaign("b", (1.1, 5.1, 9.0))
+    # b's analysis of the previous round runs 2.0-6.0: over its slot wait (1.2-5.1) and into
+    # its generation; a's runs 6.0-8.0, inside a's timer (5.1-7.1) and learn's gap after it
+    b.activities.append(ActivitySpan("b", "analyze", "main", 2.0, 2.0, 6.0, 1, "completed"))
+    a.activities.append(ActivitySpan("a", "analyze", "main", 6.0, 6.0, 8.0, 1, "completed"))
+    split = time_split([a, b], {"a": 4, "b": 4}, single_slot_queues={"gpu"})
+    # a: wall 0-9; covered: propose 0.2-1.0, generate 1.2-5.0, then timer 5.1-7.1, analyze
+    # 6.0-8.0 and learn 7.3-8.9 as one 5.1-8.9 -> 0.8 + 3.8 + 3.8 = 8.4; b: wall 0-13;
+    # covered: propose 0.2-1.0, slot wait 1.2-5.0, analyze 2.0-6.0 and generate 5.1-9.0 as
+    # one 1.2-9.0, timer 9.1-11.1, learn 11.3-12.9 -> 0.8 + 7.8 + 2.0 + 1.6 = 12.2 (the
+    # old sum subtracted b's analyze/slot overlap and a's analyze/timer overlap twice)
+    assert split.orchestration_s == pytest.approx((9.0 - 8.4) + (13.0 - 12.2))
+    assert split.slot_wait_s == pytest.approx(3.8)
