@@ -5,7 +5,9 @@ Runs the bench's `run_optuna_loop` (faceloop only: no A/B test, random or oracle
 tuning scenarios, two processes, and writes {scenario: {seed: [kpi, new creatives]}} to
 OUT. A variant is tried by applying one of the patches beside this file (`git apply`) and
 setting NOHARM_VARIANT (A: the value rule sets how many are kept; F: with A, the value
-rule credits a new creative with the decay it avoids; Z: rounds without new creatives;
+rule credits a new creative with the decay it avoids; B: the same with the calibrated
+decay estimate of value_rule_keeps_and_calibrated_decay.patch, credited for half the
+best creative's impressions, B2: for all of them; Z: rounds without new creatives;
 the settled rule for measured creatives needs none); compare.py prints the paired
 differences against a run without a patch.
 
