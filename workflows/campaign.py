@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -56,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
     from faceloop.workflows.consent_activities import ConsentActivities
     from faceloop.workflows.review import ReviewBoard
     from faceloop.workflows.review_activities import ReviewActivities
+
+A = TypeVar("A")
+R = TypeVar("R")
 
 # Retries: transient failures (a worker crash, a 5xx from the platform) retry with backoff;
 # business rejections are raised non-retryable by the activities themselves.
@@ -380,13 +383,8 @@ class CampaignWorkflow:
         # dispatch fewer each round (docs/benchmarks.md). Patched: older histories ran them
         # as two activities, and replay that way.
         if workflow.patched("guard-and-decide-in-one"):
-            decided = await workflow.execute_activity_method(
-                GuardrailActivities.guard_and_decide,
-                decide_input,
-                task_queue=inp.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=WORK_HEARTBEAT,
-                retry_policy=RETRY,
+            decided = await self._cpu_work(
+                inp, GuardrailActivities.guard_and_decide, decide_input, minutes=10
             )
         else:
             decided = await self._guard_then_decide(inp, decide_input)
@@ -412,13 +410,8 @@ class CampaignWorkflow:
                 channels=[c.value for c in brief.channels],
             )
             if workflow.patched("sign-and-export-in-one"):
-                shipped = await workflow.execute_activity_method(
-                    GuardrailActivities.sign_and_export,
-                    export_input,
-                    task_queue=inp.cpu_task_queue,
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=WORK_HEARTBEAT,
-                    retry_policy=RETRY,
+                shipped = await self._cpu_work(
+                    inp, GuardrailActivities.sign_and_export, export_input, minutes=30
                 )
             else:
                 shipped = await self._sign_then_export(inp, export_input)
@@ -486,15 +479,13 @@ class CampaignWorkflow:
         # blocks now is a safety flag for the playbook's `safety_flag` criteria. Patched, so
         # campaigns that started before it existed replay unchanged.
         def recheck(live: list[Variant]) -> Awaitable[RecheckOutput]:
-            return workflow.execute_activity_method(
+            return self._cpu_work(
+                inp,
                 GuardrailActivities.recheck,
                 RecheckInput(
                     campaign_id=cid, round=rnd, playbook=playbook, live=live, persona=brief.persona
                 ),
-                task_queue=inp.cpu_task_queue,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=WORK_HEARTBEAT,
-                retry_policy=RETRY,
+                minutes=10,
             )
 
         wants_recheck = any(c.metric == "safety_flag" for c in playbook.rollback)
@@ -641,12 +632,12 @@ class CampaignWorkflow:
             analysis, _ = await asyncio.gather(analyze, retire())
         else:
             analysis = await analyze
-        state.history = [
-            *state.history[-(HISTORY_KEPT - 1) :],
+        _add_summary(
+            state,
             RoundSummary(
                 round=rnd, variants=summary_variants, allocation=allocation, analysis=analysis
             ),
-        ]
+        )
         state.winner = learned.winner
         if not together and learned.retire:
             await retire()
@@ -666,10 +657,10 @@ class CampaignWorkflow:
         """The end of round `rnd` that runs beside the next round: its analysis (and the
         retirements), then its summary in the history."""
         analysis = (await tail)[0]
-        state.history = [
-            *state.history[-(HISTORY_KEPT - 1) :],
+        _add_summary(
+            state,
             RoundSummary(round=rnd, variants=variants, allocation=allocation, analysis=analysis),
-        ]
+        )
 
     async def _settle_round(self) -> None:
         """Wait for the previous round's analysis and retirements if they still run beside
@@ -678,10 +669,26 @@ class CampaignWorkflow:
             tail, self._tail = self._tail, None
             await tail
 
+    def _cpu_work(
+        self, inp: CampaignInput, fn: Callable[[Any, A], Awaitable[R]], arg: A, *, minutes: int
+    ) -> Awaitable[R]:
+        """An activity of the CPU queue that works through a batch (guard, sign, export,
+        recheck, and the pairs run as one): it heartbeats per item, so a killed worker's
+        attempt is retried after WORK_HEARTBEAT, and may take `minutes`."""
+        return workflow.execute_activity_method(
+            fn,
+            arg,
+            task_queue=inp.cpu_task_queue,
+            start_to_close_timeout=timedelta(minutes=minutes),
+            heartbeat_timeout=WORK_HEARTBEAT,
+            retry_policy=RETRY,
+        )
+
     async def _guard_then_decide(self, inp: CampaignInput, d: DecideInput) -> DecideOutput:
         """Guard and decide as two activities, as histories from before
         `guard-and-decide-in-one` ran them."""
-        guarded = await workflow.execute_activity_method(
+        guarded = await self._cpu_work(
+            inp,
             GuardrailActivities.guard,
             GuardInput(
                 campaign_id=d.campaign_id,
@@ -690,10 +697,7 @@ class CampaignWorkflow:
                 variants=d.variants,
                 persona=d.brief.persona if d.brief is not None else None,
             ),
-            task_queue=inp.cpu_task_queue,
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=WORK_HEARTBEAT,
-            retry_policy=RETRY,
+            minutes=10,
         )
         self._stage("decide")
         return await workflow.execute_activity_method(
@@ -707,24 +711,20 @@ class CampaignWorkflow:
         """Sign, then export, as two activities: how histories from before
         `sign-and-export-in-one` ran them (the oldest, from before `export-placements`,
         did not export)."""
-        signed = await workflow.execute_activity_method(
+        signed = await self._cpu_work(
+            inp,
             GuardrailActivities.sign,
             VariantsPayload(campaign_id=e.campaign_id, round=e.round, variants=e.variants),
-            task_queue=inp.cpu_task_queue,
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=WORK_HEARTBEAT,
-            retry_policy=RETRY,
+            minutes=10,
         )
         if not workflow.patched("export-placements"):
             return signed
         self._stage("export")
-        return await workflow.execute_activity_method(
+        return await self._cpu_work(
+            inp,
             GuardrailActivities.export,
             e.model_copy(update={"variants": signed.variants}),
-            task_queue=inp.cpu_task_queue,
-            start_to_close_timeout=timedelta(minutes=20),
-            heartbeat_timeout=WORK_HEARTBEAT,
-            retry_policy=RETRY,
+            minutes=20,
         )
 
     async def _escalations(
@@ -831,3 +831,8 @@ class CampaignWorkflow:
             retry_policy=RETRY,
         )
         return state
+
+
+def _add_summary(state: CampaignState, summary: RoundSummary) -> None:
+    """A round's summary into the state's history, which keeps the last HISTORY_KEPT."""
+    state.history = [*state.history[-(HISTORY_KEPT - 1) :], summary]
