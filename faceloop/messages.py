@@ -390,3 +390,17 @@ class RollbackOutput(Model):
     paused: list[RollbackRecord] = Field(
         description="one per ad to pause, with every criterion that fired for it"
     )
+
+
+class RollbackLearnInput(Model):
+    """The rollback check and the learn step as one activity (`rollback-and-learn-in-one`)."""
+
+    rollback: RollbackInput
+    learn: LearnInput = Field(
+        description="its `paused` is filled in from the rollback check's result"
+    )
+
+
+class RollbackLearnOutput(Model):
+    rolled: RollbackOutput
+    learned: LearnOutput

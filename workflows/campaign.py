@@ -46,11 +46,19 @@ with workflow.unsafe.imports_passed_through():
         ReviewInput,
         ReviewRecord,
         RollbackInput,
+        RollbackLearnInput,
         SpendCheckInput,
         StartCampaignInput,
         VariantsPayload,
     )
-    from faceloop.models import CampaignState, Decision, RoundSummary, Stage, Variant
+    from faceloop.models import (
+        CampaignState,
+        Decision,
+        RollbackRecord,
+        RoundSummary,
+        Stage,
+        Variant,
+    )
     from faceloop.playbooks.schema import Escalation, Playbook
     from faceloop.workflows.campaign_activities import CampaignActivities
     from faceloop.workflows.consent_activities import ConsentActivities
@@ -535,53 +543,52 @@ class CampaignWorkflow:
 
         # rollback: a playbook criterion that fires on what an ad delivered pauses it now,
         # within the window that showed it, and the role it names is told (audit log, state)
-        rolled = await workflow.execute_activity_method(
-            CampaignActivities.check_rollback,
-            RollbackInput(
-                campaign_id=cid,
-                round=rnd,
-                playbook=playbook,
-                live=[v for v in live if v.variant_id not in refused],
-                safety_flags=safety_flags,
-            ),
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
+        rollback = RollbackInput(
+            campaign_id=cid,
+            round=rnd,
+            playbook=playbook,
+            live=[v for v in live if v.variant_id not in refused],
+            safety_flags=safety_flags,
         )
-        paused = {r.variant_id for r in rolled.paused}
-        if paused:
-            await workflow.execute_activity_method(
-                ConnectorActivities.retire,
-                RetireInput(
-                    campaign_id=cid,
-                    round=rnd,
-                    connector=config.connector,
-                    variants=[v for v in live if v.variant_id in paused],
-                    reason="rollback criterion fired (the rollback.paused entry says which)",
-                    actor=f"playbook:{playbook.name}",
-                ),
-                start_to_close_timeout=PLATFORM,
-                heartbeat_timeout=HEARTBEAT,
+        live_ids = {v.variant_id for v in live}
+        learn = LearnInput(
+            campaign_id=cid,
+            round=rnd,
+            brief=brief,
+            config=config,
+            round_variants=[v for v in round_variants if v.variant_id not in live_ids] + live,
+            live=live,
+            failed=sorted(refused | set(deployed.refused)),
+        )
+        # the rollback check and learn as one activity: learn needs to know which ads the
+        # check paused, not that the platform has paused them yet, so they are paused right
+        # after it, and a round without a rollback waits for one workflow task fewer.
+        # Patched: older histories ran the check, the pause and learn one after the other
+        if workflow.patched("rollback-and-learn-in-one"):
+            self._stage("learn")
+            both = await workflow.execute_activity_method(
+                CampaignActivities.rollback_and_learn,
+                RollbackLearnInput(rollback=rollback, learn=learn),
+                start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
             )
-            state.rollbacks = [*state.rollbacks, *rolled.paused][-ROLLBACKS_KEPT:]
-
-        self._stage("learn")
-        live_ids = {v.variant_id for v in live}
-        learned = await workflow.execute_activity_method(
-            CampaignActivities.learn,
-            LearnInput(
-                campaign_id=cid,
-                round=rnd,
-                brief=brief,
-                config=config,
-                round_variants=[v for v in round_variants if v.variant_id not in live_ids] + live,
-                live=live,
-                paused=sorted(paused),
-                failed=sorted(refused | set(deployed.refused)),
-            ),
-            start_to_close_timeout=SHORT,
-            retry_policy=RETRY,
-        )
+            rolled, learned = both.rolled, both.learned
+            await self._pause_rolled_back(state, playbook, rnd, rolled.paused, live)
+        else:
+            rolled = await workflow.execute_activity_method(
+                CampaignActivities.check_rollback,
+                rollback,
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
+            await self._pause_rolled_back(state, playbook, rnd, rolled.paused, live)
+            self._stage("learn")
+            learned = await workflow.execute_activity_method(
+                CampaignActivities.learn,
+                learn.model_copy(update={"paused": sorted(r.variant_id for r in rolled.paused)}),
+                start_to_close_timeout=SHORT,
+                retry_policy=RETRY,
+            )
         # the analyst reads the round's KPIs and the study; a failure here must not lose the
         # round, so its own fallback (a templated summary) covers an unavailable LLM
         analyze = workflow.execute_activity_method(
@@ -645,6 +652,34 @@ class CampaignWorkflow:
         if rnd + 1 >= config.rounds:
             return await self._finish(state, "done", "")
         return None
+
+    async def _pause_rolled_back(
+        self,
+        state: CampaignState,
+        playbook: Playbook,
+        rnd: int,
+        paused: list[RollbackRecord],
+        live: list[Variant],
+    ) -> None:
+        """Pause the ads a rollback criterion fired on, and keep their records in the state."""
+        if not paused:
+            return
+        ids = {r.variant_id for r in paused}
+        await workflow.execute_activity_method(
+            ConnectorActivities.retire,
+            RetireInput(
+                campaign_id=state.campaign_id,
+                round=rnd,
+                connector=state.config.connector,
+                variants=[v for v in live if v.variant_id in ids],
+                reason="rollback criterion fired (the rollback.paused entry says which)",
+                actor=f"playbook:{playbook.name}",
+            ),
+            start_to_close_timeout=PLATFORM,
+            heartbeat_timeout=HEARTBEAT,
+            retry_policy=RETRY,
+        )
+        state.rollbacks = [*state.rollbacks, *paused][-ROLLBACKS_KEPT:]
 
     async def _close_round(
         self,

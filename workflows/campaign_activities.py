@@ -21,6 +21,8 @@ from faceloop.messages import (
     ProposeInput,
     ReviewRecord,
     RollbackInput,
+    RollbackLearnInput,
+    RollbackLearnOutput,
     RollbackOutput,
     ScheduledRoundInput,
     SpendCheckInput,
@@ -452,6 +454,20 @@ class CampaignActivities:
     @activity.defn
     async def learn(self, inp: LearnInput) -> LearnOutput:
         return await asyncio.to_thread(self._learn, inp)
+
+    @activity.defn
+    async def rollback_and_learn(self, inp: RollbackLearnInput) -> RollbackLearnOutput:
+        """check_rollback, then learn without the ads it paused: one workflow task on the
+        round's path instead of two (`rollback-and-learn-in-one`). A retry runs both again,
+        as retried ones did: the same hits (audited again), and trials already told stay as
+        they were (`Optimizer.tell`)."""
+        return await asyncio.to_thread(self._rollback_and_learn, inp)
+
+    def _rollback_and_learn(self, inp: RollbackLearnInput) -> RollbackLearnOutput:
+        rolled = self._check_rollback(inp.rollback)
+        paused = [r.variant_id for r in rolled.paused]
+        learn = inp.learn.model_copy(update={"paused": sorted({*inp.learn.paused, *paused})})
+        return RollbackLearnOutput(rolled=rolled, learned=self._learn(learn))
 
     def _learn(self, inp: LearnInput) -> LearnOutput:
         # the same learn step the optimisation bench runs each round

@@ -231,6 +231,7 @@ def _main_activities(res: Resources) -> list[Callable[..., Any]]:
         reviews.verify_vote,
         campaign.check_rollback,
         campaign.learn,
+        campaign.rollback_and_learn,
         campaign.finish,
         planner.plan,
         analyst.analyze,

@@ -50,6 +50,8 @@ from faceloop.messages import (
     RecheckOutput,
     RetireInput,
     RollbackInput,
+    RollbackLearnInput,
+    RollbackLearnOutput,
     RollbackOutput,
     StartCampaignInput,
     VariantsPayload,
@@ -233,6 +235,13 @@ class FakeRoundActivities:
             posterior_mean={v.variant_id: 0.01 for v in stay},
             winner=keep[0] if keep else None,
         )
+
+    @activity.defn
+    async def rollback_and_learn(self, inp: RollbackLearnInput) -> RollbackLearnOutput:
+        rolled = await self.check_rollback(inp.rollback)
+        paused = [r.variant_id for r in rolled.paused]
+        learned = await self.learn(inp.learn.model_copy(update={"paused": paused}))
+        return RollbackLearnOutput(rolled=rolled, learned=learned)
 
     @activity.defn
     async def analyze(self, inp: AnalyzeInput) -> AnalystSummary:
