@@ -182,7 +182,11 @@ class PlannerActivities:
 
     @activity.defn
     async def plan(self, inp: PlanInput) -> PlanOutput:
-        result = await asyncio.to_thread(self.run, inp)
+        return await asyncio.to_thread(self.plan_output, inp)
+
+    def plan_output(self, inp: PlanInput) -> PlanOutput:
+        """The plan activity's result: the prompt plan, and the findings that escalated it."""
+        result = self.run(inp)
         escalated = (
             sorted({finding(h) for h in result.hits if h.action == "escalate"})
             if result.status == "escalated"

@@ -106,6 +106,18 @@ class PlanOutput(Model):
     )
 
 
+class ProposeAndPlanInput(Model):
+    """Propose and plan as one activity (`propose-and-plan-in-one`)."""
+
+    propose: ProposeInput
+    plan: PlanInput = Field(description="its `variants` are the proposed ones, filled in there")
+
+
+class ProposeAndPlanOutput(Model):
+    proposed: VariantsPayload
+    planned: PlanOutput
+
+
 class GenerateInput(Model):
     campaign_id: str
     round: int

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from pydantic import ValidationError
 from temporalio import activity
@@ -18,6 +19,10 @@ from faceloop.messages import (
     FinishInput,
     LearnInput,
     LearnOutput,
+    PlanInput,
+    PlanOutput,
+    ProposeAndPlanInput,
+    ProposeAndPlanOutput,
     ProposeInput,
     ReviewRecord,
     RollbackInput,
@@ -127,9 +132,12 @@ class CampaignActivities:
         playbook: Playbook | None = None,
         checkpoints: Checkpoints | None = None,
         prices: Prices | None = None,
+        plan: Callable[[PlanInput], PlanOutput] | None = None,
     ) -> None:
         self.catalog = catalog
         self.optimizer = optimizer
+        # the planner's step (PlannerActivities.plan_output): propose_and_plan's second half
+        self._plan = plan
         # what measured use costs, for spend caps that count compute (docs/cost.md)
         self.prices = prices or Prices()
         # a finished campaign anchors the audit log with a signed checkpoint
@@ -315,6 +323,24 @@ class CampaignActivities:
     @activity.defn
     async def propose(self, inp: ProposeInput) -> VariantsPayload:
         return await asyncio.to_thread(self._propose, inp)
+
+    @activity.defn
+    async def propose_and_plan(self, inp: ProposeAndPlanInput) -> ProposeAndPlanOutput:
+        """propose, then the planner's prompts for what it proposed: one workflow task on
+        the round's path instead of two (`propose-and-plan-in-one`). A retry proposes the
+        same variants again (propose is idempotent per round) and plans them again, as a
+        retried plan activity does."""
+        plan = self._plan
+        if plan is None:
+            # a worker wired without the planner must not pass for one that plans
+            raise FaceloopError("this worker's campaign activities were built without a planner")
+
+        def both() -> ProposeAndPlanOutput:
+            proposed = self._propose(inp.propose)
+            planned = plan(inp.plan.model_copy(update={"variants": proposed.variants}))
+            return ProposeAndPlanOutput(proposed=proposed, planned=planned)
+
+        return await asyncio.to_thread(both)
 
     def _propose(self, inp: ProposeInput) -> VariantsPayload:
         # Thompson proposals from each segment's KPI model, fitted on everything observed

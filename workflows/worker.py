@@ -204,18 +204,19 @@ def _main_activities(res: Resources) -> list[Callable[..., Any]]:
     # the last checkpoint (rewritten, cut, deleted) stops the worker here, where someone
     # watches, instead of being signed over (docs/governance.md, "Audit log")
     checkpoints.write_if_moved(res.catalog)
+    # the catalog lets the planner write its LLM fallbacks into the audit log
+    planner = PlannerActivities(catalog=res.catalog)
     campaign = CampaignActivities(
         res.catalog,
         optimizer,
         load_playbook(s.playbook),
         checkpoints=checkpoints,
         prices=Prices.from_settings(s),
+        plan=planner.plan_output,
     )
     # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
     gate = ProvenanceGate.from_settings(s, res.store)
     connectors = ConnectorActivities(res.connector, res.catalog, gate)
-    # the catalog lets the planner write its LLM fallbacks into the audit log
-    planner = PlannerActivities(catalog=res.catalog)
     analyst = AnalystActivities(res.catalog, optimizer, chat_model(s))
     # GDPR erasure reaches every store (platforms, files, catalog, gallery, keys)
     erasure = ErasureActivities.from_settings(s, res.catalog, res.store, res.connector)
@@ -226,6 +227,7 @@ def _main_activities(res: Resources) -> list[Callable[..., Any]]:
         campaign.next_round_input,
         campaign.check_spend,
         campaign.propose,
+        campaign.propose_and_plan,
         campaign.decide,
         campaign.record_review,
         reviews.verify_vote,

@@ -45,6 +45,8 @@ from faceloop.messages import (
     ObserveOutput,
     PlanInput,
     PlanOutput,
+    ProposeAndPlanInput,
+    ProposeAndPlanOutput,
     ProposeInput,
     RecheckInput,
     RecheckOutput,
@@ -242,6 +244,12 @@ class FakeRoundActivities:
         paused = [r.variant_id for r in rolled.paused]
         learned = await self.learn(inp.learn.model_copy(update={"paused": paused}))
         return RollbackLearnOutput(rolled=rolled, learned=learned)
+
+    @activity.defn
+    async def propose_and_plan(self, inp: ProposeAndPlanInput) -> ProposeAndPlanOutput:
+        proposed = await self.propose(inp.propose)
+        planned = await self.plan(inp.plan.model_copy(update={"variants": proposed.variants}))
+        return ProposeAndPlanOutput(proposed=proposed, planned=planned)
 
     @activity.defn
     async def analyze(self, inp: AnalyzeInput) -> AnalystSummary:

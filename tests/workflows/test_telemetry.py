@@ -146,8 +146,15 @@ async def test_campaign_round_metrics_scraped(metrics_settings: Settings) -> Non
         for labels, n in samples(text, "faceloop_stage_seconds_count")
         if labels.get("task_queue") in (s.task_queue, s.gpu_task_queue, s.cpu_task_queue) and n
     }
-    # guard and decide run as one activity (workflows/campaign.py, guard-and-decide-in-one)
-    assert {"start_campaign", "propose", "generate", "guard_and_decide", "finish"} <= stages
+    # propose and plan, guard and decide run as one activity each (workflows/campaign.py,
+    # propose-and-plan-in-one, guard-and-decide-in-one)
+    assert {
+        "start_campaign",
+        "propose_and_plan",
+        "generate",
+        "guard_and_decide",
+        "finish",
+    } <= stages
     gen = [
         n
         for labels, n in samples(text, "faceloop_generation_seconds_count")
