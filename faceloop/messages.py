@@ -175,6 +175,26 @@ class DecideOutput(VariantsPayload):
     )
 
 
+class GuardShipInput(Model):
+    """Guard, decide, then sign and export what the playbook deploys, as one activity
+    (`guard-decide-and-ship-in-one`)."""
+
+    decide: DecideInput
+    export: ExportInput = Field(
+        description="its `variants` are the ones decided deploy, filled in there"
+    )
+
+
+class GuardShipOutput(Model):
+    decided: DecideOutput = Field(
+        description="every variant as decided (escalated ones wait for reviewers)"
+    )
+    shipped: VariantsPayload = Field(
+        description="the variants decided deploy, signed and exported; escalated ones a "
+        "reviewer approves are signed after the review"
+    )
+
+
 class ReviewDecision(Model):
     """What a reviewer's approve/reject did to a waiting variant, for the audit log."""
 

@@ -4,11 +4,13 @@
 C2PA-signs approved variants, writing new assets; `export` makes their per-placement
 JPEG/WebP copies, each a C2PA transform of the signed file (guardrails/export.py).
 `guard_and_decide` (guard, then the playbook's decision) and `sign_and_export` run each pair
-as one activity: a round's workflow uses them, one workflow task and one dispatch fewer per
-pair (docs/benchmarks.md, "Loop under load"); the single ones serve histories recorded
-before. `recheck` runs the safety and identity checks again over live creatives after each
-KPI window (a real person enrolled since an ad shipped, a stricter threshold in the
-playbook), and what blocks now becomes a safety flag for the playbook's rollback criteria.
+as one activity, and `guard_decide_and_ship` runs all four, signing only what the playbook
+deploys (what reviewers approve later is signed by `sign_and_export`): a round's workflow
+uses it, three workflow tasks and dispatches fewer than four activities (docs/benchmarks.md,
+"Loop under load"); the pairs and single ones serve histories recorded before. `recheck`
+runs the safety and identity checks again over live creatives after each KPI window (a
+real person enrolled since an ad shipped, a stricter threshold in the playbook), and what
+blocks now becomes a safety flag for the playbook's rollback criteria.
 A file that is not a decodable image is a business rejection (non-retryable
 ApplicationError), never a worker crash.
 """
@@ -41,11 +43,13 @@ from faceloop.messages import (
     ExportInput,
     GuardInput,
     GuardOutput,
+    GuardShipInput,
+    GuardShipOutput,
     RecheckInput,
     RecheckOutput,
     VariantsPayload,
 )
-from faceloop.models import Asset, Persona, Variant, Verdict
+from faceloop.models import Asset, Decision, Persona, Variant, Verdict
 from faceloop.playbooks.schema import Playbook
 from faceloop.settings import Settings
 from faceloop.storage.assets import AssetStore
@@ -130,42 +134,69 @@ class GuardrailActivities:
         """`guard`, then the playbook's decision on every variant that has an image (what
         the `decide` activity does), in one activity: `inp.variants` are the generated
         ones, without reports."""
-        decide = self._decide
-        if decide is None:
-            # a worker built without the decision (a test's bare GuardrailActivities): a
-            # deployment error, retried until a worker that has it picks the task up
-            raise FaceloopError("this worker's guardrail activities were built without decide")
-
-        def work(progress: Progress) -> DecideOutput:
-            persona = inp.brief.persona if inp.brief is not None else None
-            guarded = self._guard(
-                GuardInput(
-                    campaign_id=inp.campaign_id,
-                    round=inp.round,
-                    playbook=inp.playbook,
-                    variants=inp.variants,
-                    persona=persona,
-                ),
-                progress,
-            )
-            checked = with_reports(inp.variants, guarded)
-            return decide(inp.model_copy(update={"variants": checked}))
-
-        return await self._metered(inp.campaign_id, inp.round, work)
+        self._decider()
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._guard_decide(inp, progress)
+        )
 
     @activity.defn
     async def sign_and_export(self, inp: ExportInput) -> VariantsPayload:
         """`sign`, then `export` of the signed files, in one activity. A retry signs again
         (new signed assets and ledger entries), as a retried `sign` does."""
+        return await self._metered(
+            inp.campaign_id, inp.round, lambda progress: self._ship(inp, progress)
+        )
 
-        def work(progress: Progress) -> VariantsPayload:
-            batch = VariantsPayload(
-                campaign_id=inp.campaign_id, round=inp.round, variants=inp.variants
+    @activity.defn
+    async def guard_decide_and_ship(self, inp: GuardShipInput) -> GuardShipOutput:
+        """`guard_and_decide`, then `sign_and_export` of the variants the playbook deploys,
+        in one activity: a round whose playbook escalates nothing goes from the generated
+        images to deployable files in one workflow task. Escalated variants are not signed
+        here; the workflow signs the ones reviewers approve after the review. A retry
+        guards and signs again, as the two activities' retries do."""
+        self._decider()
+
+        def work(progress: Progress) -> GuardShipOutput:
+            decided = self._guard_decide(inp.decide, progress)
+            deploy = [v for v in decided.variants if v.decision == Decision.deploy]
+            shipped = (
+                self._ship(inp.export.model_copy(update={"variants": deploy}), progress)
+                if deploy
+                else VariantsPayload(
+                    campaign_id=inp.decide.campaign_id, round=inp.decide.round, variants=[]
+                )
             )
-            signed = self._sign(batch, progress)
-            return self._export(inp.model_copy(update={"variants": signed.variants}), progress)
+            return GuardShipOutput(decided=decided, shipped=shipped)
 
-        return await self._metered(inp.campaign_id, inp.round, work)
+        return await self._metered(inp.decide.campaign_id, inp.decide.round, work)
+
+    def _decider(self) -> Callable[[DecideInput], DecideOutput]:
+        decide = self._decide
+        if decide is None:
+            # a worker built without the decision (a test's bare GuardrailActivities): a
+            # deployment error, retried until a worker that has it picks the task up
+            raise FaceloopError("this worker's guardrail activities were built without decide")
+        return decide
+
+    def _guard_decide(self, inp: DecideInput, progress: Progress) -> DecideOutput:
+        persona = inp.brief.persona if inp.brief is not None else None
+        guarded = self._guard(
+            GuardInput(
+                campaign_id=inp.campaign_id,
+                round=inp.round,
+                playbook=inp.playbook,
+                variants=inp.variants,
+                persona=persona,
+            ),
+            progress,
+        )
+        checked = with_reports(inp.variants, guarded)
+        return self._decider()(inp.model_copy(update={"variants": checked}))
+
+    def _ship(self, inp: ExportInput, progress: Progress) -> VariantsPayload:
+        batch = VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=inp.variants)
+        signed = self._sign(batch, progress)
+        return self._export(inp.model_copy(update={"variants": signed.variants}), progress)
 
     def _load(self, v: Variant) -> tuple[bytes, np.ndarray]:
         if v.asset is None:

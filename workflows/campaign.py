@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         FinishInput,
         GenerateInput,
         GuardInput,
+        GuardShipInput,
         LearnInput,
         ObserveInput,
         PendingEscalation,
@@ -403,10 +404,38 @@ class CampaignWorkflow:
             brief=brief,
             config=config,
         )
-        # guard then decide as one activity on the CPU queue: one workflow task and one
-        # dispatch fewer each round (docs/benchmarks.md). Patched: older histories ran them
-        # as two activities, and replay that way.
-        if workflow.patched("guard-and-decide-in-one"):
+
+        def export_input(variants: list[Variant]) -> ExportInput:
+            return ExportInput(
+                campaign_id=cid,
+                round=rnd,
+                variants=variants,
+                export=config.export,
+                channels=[c.value for c in brief.channels],
+            )
+
+        # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
+        # asset (new content hash) and that is what the ad platform gets. Export: one
+        # JPEG/WebP per ad placement (1:1, 4:5, 9:16, 1.91:1) with the face in the
+        # placement's safe area, each a C2PA transform of the signed file whose watermark is
+        # read back (docs/export.md).
+        # Guard, decide, sign and export as one activity on the CPU queue: what the
+        # playbook deploys is signed and exported in it, what it escalates is signed after
+        # the review; a round goes from images to deployable files in one workflow task.
+        # Patched: older histories ran guard + decide, then sign + export, as two activities
+        # (older still, as four, and the oldest went straight from sign to deploy); they
+        # replay that way.
+        shipped_now: dict[str, Variant] = {}
+        if workflow.patched("guard-decide-and-ship-in-one"):
+            guarded = await self._cpu_work(
+                inp,
+                GuardrailActivities.guard_decide_and_ship,
+                GuardShipInput(decide=decide_input, export=export_input([])),
+                minutes=40,
+            )
+            decided = guarded.decided
+            shipped_now = {v.variant_id: v for v in guarded.shipped.variants}
+        elif workflow.patched("guard-and-decide-in-one"):
             decided = await self._cpu_work(
                 inp, GuardrailActivities.guard_and_decide, decide_input, minutes=10
             )
@@ -415,31 +444,19 @@ class CampaignWorkflow:
         # decided; what the playbook escalated waits for reviewers in this stage
         self._stage("decide")
         round_variants = await self._escalations(decided.variants, decided.escalations, playbook)
+        round_variants = [shipped_now.get(v.variant_id, v) for v in round_variants]
 
-        # sign: invisible watermark + C2PA manifest on what ships; the signed file is a new
-        # asset (new content hash) and that is what the ad platform gets. Export: one
-        # JPEG/WebP per ad placement (1:1, 4:5, 9:16, 1.91:1) with the face in the
-        # placement's safe area, each a C2PA transform of the signed file whose watermark is
-        # read back (docs/export.md). One activity on the CPU queue: one workflow task and
-        # one dispatch fewer each round. Patched: older histories ran them as two, and the
-        # oldest went straight from sign to deploy; they replay that way.
         approved = [v for v in round_variants if v.decision == Decision.deploy]
-        if approved:
+        unsigned = [v for v in approved if v.variant_id not in shipped_now]
+        if unsigned:
             self._stage("sign")
-            export_input = ExportInput(
-                campaign_id=cid,
-                round=rnd,
-                variants=approved,
-                export=config.export,
-                channels=[c.value for c in brief.channels],
-            )
             if workflow.patched("sign-and-export-in-one"):
                 shipped = await self._cpu_work(
-                    inp, GuardrailActivities.sign_and_export, export_input, minutes=30
+                    inp, GuardrailActivities.sign_and_export, export_input(unsigned), minutes=30
                 )
             else:
-                shipped = await self._sign_then_export(inp, export_input)
-            by_id = {v.variant_id: v for v in shipped.variants}
+                shipped = await self._sign_then_export(inp, export_input(unsigned))
+            by_id = {**shipped_now, **{v.variant_id: v for v in shipped.variants}}
             approved = [by_id[v.variant_id] for v in approved]
             round_variants = [by_id.get(v.variant_id, v) for v in round_variants]
 

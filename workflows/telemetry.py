@@ -182,7 +182,8 @@ def _install_tracer_provider(target: str) -> None:
 
 class MetricsInterceptor(Interceptor):
     """Times every activity by name and reads the outcomes of `generate` and `guard` (or
-    `guard_and_decide`), so the activities themselves stay free of metric code."""
+    `guard_and_decide`, `guard_decide_and_ship`), so the activities themselves stay free of
+    metric code."""
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _ActivityMetrics(next)
@@ -220,11 +221,13 @@ def _record_outcome(
             )
             for _ in variants:
                 hist.record(elapsed / len(variants))
-    elif name in ("guard", "guard_and_decide"):
+    elif name in ("guard", "guard_and_decide", "guard_decide_and_ship"):
         counter = meter.create_counter(
             GUARDRAIL_VERDICTS, "guardrail checks by guardrail and verdict"
         )
-        # guard returns the reports; guard_and_decide the decided variants, each with its own
+        # guard returns the reports; guard_and_decide the decided variants, each with its
+        # own; guard_decide_and_ship those decided variants beside what it shipped
+        result = getattr(result, "decided", result)
         reports = getattr(result, "reports", None) or [
             v.report for v in getattr(result, "variants", None) or [] if v.report is not None
         ]

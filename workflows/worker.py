@@ -185,6 +185,7 @@ def build_workers(
                     guard.export,
                     guard.guard_and_decide,
                     guard.sign_and_export,
+                    guard.guard_decide_and_ship,
                     guard.recheck,
                     consent.check_consent,
                 ],

@@ -23,9 +23,16 @@ from temporalio.testing import ActivityEnvironment
 
 from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.sandbox_platform.scenario import Scenario
+from faceloop.errors import FaceloopError
 from faceloop.guardrails.activities import GuardrailActivities, Signer
 from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
-from faceloop.messages import DeployInput, ExportInput
+from faceloop.messages import (
+    DecideInput,
+    DecideOutput,
+    DeployInput,
+    ExportInput,
+    GuardShipInput,
+)
 from faceloop.models import (
     Asset,
     AudienceSegment,
@@ -36,6 +43,7 @@ from faceloop.models import (
     FaceParams,
     Variant,
 )
+from faceloop.playbooks.schema import load_playbook
 from faceloop.storage.assets import AssetStore
 from faceloop.storage.catalog import Catalog
 
@@ -56,6 +64,7 @@ class Setup:
     catalog: Catalog
     guard: GuardrailActivities
     gate: ProvenanceGate
+    signer: Signer
 
 
 @pytest.fixture
@@ -68,7 +77,7 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
         Provenance(keys.chain, keys.key, keys.ca), Ledger(tmp_path / "ledger.jsonl"), "dwtDctSvd"
     )
     guard = GuardrailActivities(lambda pb: [], store, catalog, signer=lambda: signer)
-    yield Setup(store, catalog, guard, ProvenanceGate(store, keys.ca, "dwtDctSvd"))
+    yield Setup(store, catalog, guard, ProvenanceGate(store, keys.ca, "dwtDctSvd"), signer)
     catalog.close()
 
 
@@ -239,3 +248,99 @@ async def test_sign_and_export_in_one_activity(setup: Setup) -> None:
     assert [(e.placement, e.media_type) for e in apart.exports] == [
         (e.placement, e.media_type) for e in shipped.exports
     ]
+
+
+def _second(s: Setup) -> Variant:
+    """Another generated portrait of the round, not decided yet."""
+    rgb = np.full((256, 256, 3), 128, np.uint8)
+    aid, uri = s.store.put_image(rgb)
+    v = Variant(
+        variant_id="v1",
+        campaign_id=CID,
+        round=0,
+        params=FaceParams(),
+        seed=1,
+        disclosure="AI-generated image",
+        asset=Asset(
+            asset_id=aid, uri=uri, width=256, height=256, generator="t", model_version="1", seed=1
+        ),
+    )
+    s.catalog.upsert_variant(v)
+    return v
+
+
+def _escalates_v1(inp: DecideInput) -> DecideOutput:
+    """FAKE decision: deploys every variant but v1, which it escalates."""
+    decided = [
+        v.model_copy(
+            update={"decision": Decision.escalate if v.variant_id == "v1" else Decision.deploy}
+        )
+        for v in inp.variants
+    ]
+    return DecideOutput(campaign_id=inp.campaign_id, round=inp.round, variants=decided)
+
+
+async def test_guard_decide_and_ship_signs_only_what_the_playbook_deploys(setup: Setup) -> None:
+    """What a round runs since `guard-decide-and-ship-in-one`: the decided batch, and the
+    deployed variants signed and exported as `sign_and_export` makes them; an escalated
+    variant is left unsigned for the workflow to sign once a reviewer approves it."""
+    v0 = _approved(setup).model_copy(update={"decision": None})
+    v1 = _second(setup)
+    guard = GuardrailActivities(
+        lambda pb: [], setup.store, setup.catalog, signer=lambda: setup.signer, decide=_escalates_v1
+    )
+    out = await ActivityEnvironment().run(
+        guard.guard_decide_and_ship,
+        GuardShipInput(
+            decide=DecideInput(
+                campaign_id=CID, round=0, playbook=load_playbook(), variants=[v0, v1]
+            ),
+            export=ExportInput(campaign_id=CID, round=0, variants=[], channels=["meta"]),
+        ),
+    )
+    assert [(v.variant_id, v.decision) for v in out.decided.variants] == [
+        ("v0", Decision.deploy),
+        ("v1", Decision.escalate),
+    ]
+    (shipped,) = out.shipped.variants
+    assert shipped.variant_id == "v0" and shipped.asset is not None and v0.asset is not None
+    assert shipped.asset.asset_id != v0.asset.asset_id
+    assert setup.gate.check("v0", shipped.asset).servable
+    assert [e.placement for e in shipped.exports] == ["1:1", "4:5", "9:16"]
+    assert all(setup.gate.check_export("v0", shipped.asset, e).servable for e in shipped.exports)
+    # the escalated one: still its generated file, which the gate does not serve
+    (escalated,) = [v for v in out.decided.variants if v.variant_id == "v1"]
+    assert escalated.asset == v1.asset and not escalated.exports
+    assert v1.asset is not None and not setup.gate.check("v1", v1.asset).servable
+
+    # nothing deployed: nothing signed
+    everything_escalated = GuardrailActivities(
+        lambda pb: [],
+        setup.store,
+        setup.catalog,
+        signer=lambda: setup.signer,
+        decide=lambda inp: _escalates_v1(inp.model_copy(update={"variants": [v1]})),
+    )
+    out = await ActivityEnvironment().run(
+        everything_escalated.guard_decide_and_ship,
+        GuardShipInput(
+            decide=DecideInput(campaign_id=CID, round=0, playbook=load_playbook(), variants=[v1]),
+            export=ExportInput(campaign_id=CID, round=0, variants=[]),
+        ),
+    )
+    assert out.shipped.variants == [] and [v.variant_id for v in out.decided.variants] == ["v1"]
+
+
+async def test_guard_decide_and_ship_needs_the_decision(setup: Setup) -> None:
+    """A worker whose guardrail activities were built without `decide` cannot serve it: a
+    retryable deployment error, not a batch shipped undecided."""
+    with pytest.raises(FaceloopError, match="without decide"):
+        await ActivityEnvironment().run(
+            setup.guard.guard_decide_and_ship,
+            GuardShipInput(
+                decide=DecideInput(
+                    campaign_id=CID, round=0, playbook=load_playbook(), variants=[_second(setup)]
+                ),
+                export=ExportInput(campaign_id=CID, round=0, variants=[]),
+            ),
+        )

@@ -39,6 +39,8 @@ from faceloop.messages import (
     GenerateInput,
     GuardInput,
     GuardOutput,
+    GuardShipInput,
+    GuardShipOutput,
     LearnInput,
     LearnOutput,
     ObserveInput,
@@ -175,6 +177,13 @@ class FakeRoundActivities:
     @activity.defn
     async def sign_and_export(self, inp: ExportInput) -> VariantsPayload:
         return await self.export(inp)
+
+    @activity.defn
+    async def guard_decide_and_ship(self, inp: GuardShipInput) -> GuardShipOutput:
+        decided = await self.guard_and_decide(inp.decide)
+        deploy = [v for v in decided.variants if v.decision == Decision.deploy]
+        shipped = await self.sign_and_export(inp.export.model_copy(update={"variants": deploy}))
+        return GuardShipOutput(decided=decided, shipped=shipped)
 
     @activity.defn
     async def export(self, inp: ExportInput) -> VariantsPayload:

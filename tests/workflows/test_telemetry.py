@@ -146,13 +146,13 @@ async def test_campaign_round_metrics_scraped(metrics_settings: Settings) -> Non
         for labels, n in samples(text, "faceloop_stage_seconds_count")
         if labels.get("task_queue") in (s.task_queue, s.gpu_task_queue, s.cpu_task_queue) and n
     }
-    # propose and plan, guard and decide run as one activity each (workflows/campaign.py,
-    # propose-and-plan-in-one, guard-and-decide-in-one)
+    # propose and plan run as one activity, and guard, decide, sign and export as another
+    # (workflows/campaign.py, propose-and-plan-in-one, guard-decide-and-ship-in-one)
     assert {
         "start_campaign",
         "propose_and_plan",
         "generate",
-        "guard_and_decide",
+        "guard_decide_and_ship",
         "finish",
     } <= stages
     gen = [
