@@ -81,26 +81,31 @@ def setup(tmp_path: Path) -> Iterator[Setup]:
     catalog.close()
 
 
-def _approved(s: Setup) -> Variant:
-    """A generated 256 px portrait, approved and signed by the sign activity."""
-    import skimage.data
-
-    rgb = cv2.resize(np.ascontiguousarray(skimage.data.astronaut()), (256, 256))
+def _generated(s: Setup, rgb: np.ndarray, n: int, decision: Decision | None) -> Variant:
+    """Variant v<n> of the round with a generated 256 px image, catalogued."""
     aid, uri = s.store.put_image(rgb)
     v = Variant(
-        variant_id="v0",
+        variant_id=f"v{n}",
         campaign_id=CID,
         round=0,
         params=FaceParams(),
-        seed=0,
+        seed=n,
         disclosure="AI-generated image",
-        decision=Decision.deploy,
+        decision=decision,
         asset=Asset(
-            asset_id=aid, uri=uri, width=256, height=256, generator="t", model_version="1", seed=0
+            asset_id=aid, uri=uri, width=256, height=256, generator="t", model_version="1", seed=n
         ),
     )
     s.catalog.upsert_variant(v)
     return v
+
+
+def _approved(s: Setup) -> Variant:
+    """A generated 256 px portrait, approved by the playbook."""
+    import skimage.data
+
+    rgb = cv2.resize(np.ascontiguousarray(skimage.data.astronaut()), (256, 256))
+    return _generated(s, rgb, 0, Decision.deploy)
 
 
 async def _export(s: Setup, v: Variant, export: ExportConfig) -> Variant:
@@ -251,22 +256,8 @@ async def test_sign_and_export_in_one_activity(setup: Setup) -> None:
 
 
 def _second(s: Setup) -> Variant:
-    """Another generated portrait of the round, not decided yet."""
-    rgb = np.full((256, 256, 3), 128, np.uint8)
-    aid, uri = s.store.put_image(rgb)
-    v = Variant(
-        variant_id="v1",
-        campaign_id=CID,
-        round=0,
-        params=FaceParams(),
-        seed=1,
-        disclosure="AI-generated image",
-        asset=Asset(
-            asset_id=aid, uri=uri, width=256, height=256, generator="t", model_version="1", seed=1
-        ),
-    )
-    s.catalog.upsert_variant(v)
-    return v
+    """Another generated image of the round (flat grey), not decided yet."""
+    return _generated(s, np.full((256, 256, 3), 128, np.uint8), 1, None)
 
 
 def _escalates_v1(inp: DecideInput) -> DecideOutput:

@@ -9,25 +9,19 @@ from pathlib import Path
 
 import pytest
 from optuna.storages import InMemoryStorage
+from test_rollback_and_learn import BRIEF
 
 from faceloop.agents.activities import PlannerActivities
 from faceloop.agents.planner.graph import Planner
 from faceloop.errors import FaceloopError
 from faceloop.messages import PlanInput, ProposeAndPlanInput, ProposeInput
-from faceloop.models import AudienceSegment, Brief, CampaignConfig
+from faceloop.models import CampaignConfig
 from faceloop.optimization.study import Optimizer
 from faceloop.playbooks.schema import load_playbook
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign_activities import CampaignActivities
 
 CID = "fused-plan"
-BRIEF = Brief(
-    product="Lumen",
-    message="a serum for tired skin",
-    audience=[AudienceSegment(name="all", share=1.0)],
-    markets=["DE"],
-    budget_impressions=100_000,
-)
 
 
 def _campaign(tmp_path: Path, *, planner: bool = True) -> CampaignActivities:
