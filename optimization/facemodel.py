@@ -94,6 +94,15 @@ ORDINAL_FIELDS = ("skin_tone", "age_band")
 # per segment, gave P(face) as low as 0.02-0.08 on some seeds).
 FACE_PRIOR = 0.99
 NULL_EFFECT_SD = 1e-4
+# The null model may decide only from this window on (before it, P(face) counts as 1).
+# Early, with a few dozen creatives and the effect sd still at its prior, the Bayes factor
+# can favour the null on campaigns where faces matter (`smooth` seed 1025: from window 2);
+# once selected, the null's decisions (no new creatives worth a test, the new one on the
+# floor) stop the data that would release it. On the face model's own trajectory (seeds
+# 1016-1031, bf_trace.py) no segment-window of a tuning scenario with face effects fell
+# below 99:1 against the face from window 11 on (the lowest: -4.2 nats), and 269 of
+# `flat`'s 272 did (scripts/issue17_session10/README.md).
+NULL_FROM_WINDOW = 11
 # Proposals draw from the posterior with its spread scaled by this factor (a tempered
 # Thompson draw). Plain Thompson sampling (1.0) keeps proposing far-off faces long after the
 # model knows the region of the best one: over ~40 attribute values and a campaign of a few
@@ -657,6 +666,9 @@ def round_models(
         for segment, model in models.items():
             if segment in whole:
                 model.set_face_probability(whole[segment].face_probability())
+    if now < NULL_FROM_WINDOW:
+        for model in models.values():
+            model.set_face_probability(1.0)
     return memory, models
 
 
