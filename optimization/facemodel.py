@@ -88,10 +88,11 @@ ORDINAL_FIELDS = ("skin_tone", "age_band")
 # favour the face FACE_PRIOR : 1 - FACE_PRIOR (faceloop is for audiences where faces
 # matter), so the null model takes over the campaign's decisions (`FaceModel.selected`)
 # only once the counts favour it by a Bayes factor above 99. Chosen on the tuning seeds
-# (1000-1015, scripts/issue17_session10/README.md): at 0.99 `flat` gained 1.8% and the
-# five tuning scenarios with face effects kept their KPI on every seed; at 0.9 `segments`
-# lost 1.5% and `three_segments` 0.6% (at even odds their early windows, a few creatives
-# per segment, gave P(face) as low as 0.02-0.08 on some seeds).
+# (1000-1015, scripts/issue17_session10/README.md), before NULL_FROM_WINDOW: at 0.99
+# `flat` gained 1.8% and the five tuning scenarios with face effects kept their KPI on
+# every seed; at 0.9 `segments` lost 1.5% and `three_segments` 0.6% (at even odds their
+# early windows, a few creatives per segment, gave P(face) as low as 0.02-0.08 on some
+# seeds).
 FACE_PRIOR = 0.99
 NULL_EFFECT_SD = 1e-4
 # The null model may decide only from this window on (before it, P(face) counts as 1).
