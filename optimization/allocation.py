@@ -155,6 +155,8 @@ def allocate(
     for segment, budget in budgets.items():
         arms = arms_by_segment.get(segment) or pooled
         model = (models or {}).get(segment)
+        if model is not None:
+            model = model.selected()  # the null model where faces do not matter
         shares = thompson_allocation(
             arms, floor, stable_seed(seed, segment), model=model, settled=segment in settled
         )

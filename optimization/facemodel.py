@@ -36,6 +36,7 @@ measured tone also says something about the tones next to it.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import math
@@ -81,6 +82,28 @@ CREATIVE_PRIOR_WEIGHT = 5.0
 CREATIVE_SD_RANGE = (0.01, 1.0)
 ORDINAL_LENGTH = 1.5
 ORDINAL_FIELDS = ("skin_tone", "age_band")
+# Whether the face matters at all (`FaceModel.face_probability`): the face model above
+# against the null model where every face predicts the pooled rate (face effects of sd
+# NULL_EFFECT_SD, i.e. none) and creatives differ only by their own effect. The prior odds
+# favour the face FACE_PRIOR : 1 - FACE_PRIOR (faceloop is for audiences where faces
+# matter), so the null model takes over the campaign's decisions (`FaceModel.selected`)
+# only once the counts favour it by a Bayes factor above 99. Chosen on the tuning seeds
+# (1000-1015, scripts/issue17_session10/README.md), before NULL_FROM_WINDOW: at 0.99
+# `flat` gained 1.8% and the five tuning scenarios with face effects kept their KPI on
+# every seed; at 0.9 `segments` lost 1.5% and `three_segments` 0.6% (at even odds their
+# early windows, a few creatives per segment, gave P(face) as low as 0.02-0.08 on some
+# seeds).
+FACE_PRIOR = 0.99
+NULL_EFFECT_SD = 1e-4
+# The null model may decide only from this window on (before it, P(face) counts as 1).
+# Early, with a few dozen creatives and the effect sd still at its prior, the Bayes factor
+# can favour the null on campaigns where faces matter (`smooth` seed 1025: from window 2);
+# once selected, the null's decisions (no new creatives worth a test, the new one on the
+# floor) stop the data that would release it. On the face model's own trajectory (seeds
+# 1016-1031, bf_trace.py) no segment-window of a tuning scenario with face effects fell
+# below 99:1 against the face from window 11 on (the lowest: -4.2 nats), and 269 of
+# `flat`'s 272 did (scripts/issue17_session10/README.md).
+NULL_FROM_WINDOW = 11
 # Proposals draw from the posterior with its spread scaled by this factor (a tempered
 # Thompson draw). Plain Thompson sampling (1.0) keeps proposing far-off faces long after the
 # model knows the region of the best one: over ~40 attribute values and a campaign of a few
@@ -138,6 +161,21 @@ def _prior_precision(space: SearchSpace, effect_sd: float, ordinal_length: float
     """The prior precision of the coefficients; the same for every fit of a campaign, so it
     is computed once per space (a read-only array: `_fit` copies it)."""
     return _prior_precision_cached(space.model_dump_json(), effect_sd, ordinal_length)
+
+
+def _gaussian_log_evidence(
+    x: np.ndarray, y: np.ndarray, w: np.ndarray, p0: np.ndarray, m0: np.ndarray
+) -> float:
+    """log N(y; x m0, diag(1 / w) + x p0^-1 x'): the marginal likelihood of a Gaussian
+    linear model (x: creatives by features, w: each creative's precision, p0 and m0: the
+    coefficients' prior precision and mean), by the matrix determinant lemma and Woodbury
+    so that only features-by-features matrices are factored."""
+    post = p0 + x.T @ (w[:, None] * x)
+    rhs = p0 @ m0 + x.T @ (w * y)
+    mean = np.linalg.solve(post, rhs)
+    quad = float(y @ (w * y) + m0 @ p0 @ m0 - rhs @ mean)
+    logdet = -float(np.sum(np.log(w))) + np.linalg.slogdet(post)[1] - np.linalg.slogdet(p0)[1]
+    return -0.5 * (len(y) * math.log(2 * math.pi) + float(logdet) + quad)
 
 
 class FaceModel:
@@ -198,6 +236,9 @@ class FaceModel:
         else:
             self._x, self._y, self._var = np.zeros((0, self.n_features)), np.zeros(0), np.zeros(0)
         self.creative_var = CREATIVE_SD**2 if creative_sd is None else creative_sd**2
+        # the null model and P(the face matters), made on first use (`face_probability`)
+        self._null: FaceModel | None = None
+        self._p_face: float | None = None
         self._fit()
         # empirical Bayes: passes of the estimates of the two spreads, each refitting
         passes = 2 if effect_sd is not None else EFFECT_PASSES
@@ -227,6 +268,72 @@ class FaceModel:
         self.cov = (self.cov + self.cov.T) / 2.0
         self.mean = self.cov @ rhs
         self._chol = np.linalg.cholesky(self.cov + 1e-12 * np.eye(self.n_features))
+
+    def _prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The coefficients' prior precision and mean at the fitted effect variances."""
+        scale = np.ones(self.n_features)
+        for f, v in self.effect_vars.items():
+            scale[self.offsets[f] : self.offsets[f] + len(self.values[f])] = 1.0 / v
+        m0 = np.zeros(self.n_features)
+        m0[-1] = _logit(self.pooled)
+        return self._unit * scale[:, None], m0
+
+    def log_evidence(self) -> float:
+        """Log marginal likelihood of the counts (their logits, Gaussian, as the fit reads
+        them) under this model at its fitted spreads, the effects integrated out."""
+        if not len(self._y):
+            return 0.0
+        p0, m0 = self._prior()
+        w = 1.0 / (self._var + self.creative_var)
+        return _gaussian_log_evidence(self._x, self._y, w, p0, m0)
+
+    def null_model(self) -> FaceModel:
+        """The same counts under "the face does not matter": every face predicts the pooled
+        rate and creatives differ only by their own effect, whose spread is estimated again
+        (here it takes up what the faces explained)."""
+        if self._null is None:
+            null = copy.copy(self)
+            null.effect_vars = dict.fromkeys(FIELDS, NULL_EFFECT_SD**2)
+            null.creative_var = CREATIVE_SD**2
+            null._fit()
+            for _ in range(EFFECT_PASSES):
+                null.creative_var = null._creative_var_estimate()
+                null._fit()
+            null._null, null._p_face = null, 0.0
+            self._null = null
+        return self._null
+
+    def face_probability(self) -> float:
+        """Posterior probability that the face moves the KPI at all: this model's marginal
+        likelihood against `null_model`'s (whose one coefficient is the intercept), at
+        prior odds FACE_PRIOR : 1 - FACE_PRIOR. Where no face effect exists (the
+        sandbox's `flat`) the fitted effect sd never falls far (its prior keeps it near
+        0.07), but the null model explains the counts as well with fewer parameters and
+        its Bayes factor grows with every window."""
+        if self._p_face is None:
+            if not len(self._y):
+                self._p_face = 1.0
+            else:
+                null = self.null_model()
+                w = 1.0 / (null._var + null.creative_var)
+                m0 = np.array([_logit(self.pooled)])
+                log_null = _gaussian_log_evidence(self._x[:, -1:], null._y, w, np.eye(1), m0)
+                odds = self.log_evidence() - log_null + math.log(FACE_PRIOR / (1.0 - FACE_PRIOR))
+                self._p_face = 1.0 / (1.0 + math.exp(-float(np.clip(odds, -50.0, 50.0))))
+        return self._p_face
+
+    def set_face_probability(self, p: float) -> None:
+        """Take P(the face matters) from another fit (`round_models`: the whole campaign's,
+        when this one forgets old windows)."""
+        self._p_face = p
+
+    def selected(self) -> FaceModel:
+        """The model the campaign's decisions use: this one, or `null_model` where the
+        counts favour it (`face_probability` below 0.5). The null model values a measured
+        creative by its own counts alone, so where faces do not matter the campaign keeps
+        and serves its measured best creatives instead of testing new faces whose predicted
+        edge is only the fit's noise."""
+        return self if self.face_probability() >= 0.5 else self.null_model()
 
     def _creative_var_estimate(self) -> float:
         """How much creatives differ beyond their faces (the variance of the per-creative
@@ -551,7 +658,19 @@ def round_models(
         for w in range(max(now - MEMORY_LOOKBACK + 1, 0), now + 1)
     }
     memory = choose_memory(space, history, launched, now) if now > 0 else None
-    return memory, segment_models(space, history(memory, now))
+    models = segment_models(space, history(memory, now))
+    if memory is not None:
+        # whether the face matters is read from the whole campaign: after a trend shift the
+        # forgetting model's few recent windows, or a stationary fit's clash of old and new
+        # effects, can look like "no effect" while only which faces win has changed
+        whole = segment_models(space, history(None, now))
+        for segment, model in models.items():
+            if segment in whole:
+                model.set_face_probability(whole[segment].face_probability())
+    if now < NULL_FROM_WINDOW:
+        for model in models.values():
+            model.set_face_probability(1.0)
+    return memory, models
 
 
 # --------------------------------------------------------------------------- one round's evidence

@@ -142,6 +142,7 @@ def settled_segments(
         # a window buys: not settled
         if not arms or model is None or window.get(segment, 0.0) <= 0:
             continue
+        model = model.selected()  # the null model where faces do not matter
         best = max(posterior_mean(arms, model).values())
         worth = new_creatives_worth(
             model,
@@ -199,6 +200,9 @@ def plan_learn(
         if not arms:
             continue
         model = (models or {}).get(segment)
+        # the model the data favour: where faces do not matter, the null model ranks each
+        # creative by its own counts (`FaceModel.selected`)
+        model = model.selected() if model is not None else None
         m = posterior_mean(arms, model)
         seg_means[segment] = m
         for vid, p in p_best(arms, stable_seed(seed, "learn", segment), model=model).items():
@@ -224,6 +228,7 @@ def plan_learn(
         model = (models or {}).get(segment)
         if not arms or model is None or places is None:
             continue
+        model = model.selected()
         new = ArmStats(NEW_CREATIVE, 0.0, 0.0, model.best(model.mean))
         pb_new = p_best([*arms, new], stable_seed(seed, "keep", segment), model=model)
         beats |= {a.variant_id for a in arms if pb_new[a.variant_id] >= pb_new[NEW_CREATIVE]}
@@ -238,7 +243,7 @@ def plan_learn(
             if not arms or model is None:
                 continue
             k = new_creatives_worth(
-                model,
+                model.selected(),
                 max(seg_means[segment].values()),
                 window_impressions.get(segment, 0.0),
                 rounds_left,

@@ -311,3 +311,28 @@ def test_the_creative_effects_spread_is_estimated_from_the_data() -> None:
     assert FaceModel(SMALL, wide, creative_sd=0.1).creative_var == pytest.approx(0.01)
     # without data: the prior's centre
     assert FaceModel(SMALL).creative_var == pytest.approx(0.01)
+
+
+def test_the_null_model_is_selected_only_where_no_face_moves_the_kpi() -> None:
+    """`face_probability`: creatives that differ only by their own effect (sd 0.05, as the
+    sandbox's `flat`) favour the model where every face predicts the pooled rate, and the
+    campaign's decisions use it (`selected`); with the additive effects above the face
+    model is kept (prior odds FACE_PRIOR: 99 to 1 for the face)."""
+    rng = np.random.default_rng(5)
+    flat, effects = [], []
+    for p in faces(80, seed=6):
+        u = rng.normal(0.0, 0.05)
+        r = 1 / (1 + math.exp(-(BASE + u)))
+        flat.append(Evidence(p, 30_000, float(rng.binomial(30_000, r))))
+        r = 1 / (1 + math.exp(-(math.log(rate(p) / (1 - rate(p))) + u)))
+        effects.append(Evidence(p, 30_000, float(rng.binomial(30_000, r))))
+    none = FaceModel(SMALL, flat)
+    assert none.face_probability() < 0.5
+    assert none.selected() is none.null_model()
+    null = none.null_model()
+    assert max(abs(v) for f in null.effects().values() for v in f.values()) < 1e-3
+    some = FaceModel(SMALL, effects)
+    assert some.face_probability() > 0.999
+    assert some.selected() is some
+    # without data the face model stands
+    assert FaceModel(SMALL).face_probability() == 1.0
