@@ -179,8 +179,15 @@ async def follow(
     """Wait for the campaign, calling on_progress whenever the round or stage changes."""
     result = asyncio.ensure_future(handle.result())
     last: tuple[int, str] | None = None
+    task = asyncio.current_task()
     try:
         while not result.done():
+            # Ctrl-C cancels this task. A call inside the SDK that swallows the
+            # CancelledError must not turn the interrupt into "keep following": the
+            # request stays counted on the task (seen once in a full test run, where the
+            # demo ran to its end after Ctrl-C)
+            if task is not None and task.cancelling():
+                raise asyncio.CancelledError
             state = await query_status(handle)
             if state is not None and (state.round, state.stage) != last:
                 last = (state.round, state.stage)
