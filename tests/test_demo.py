@@ -92,6 +92,14 @@ def test_interrupt_stops_the_stack(tmp_path: Path, sig: signal.Signals) -> None:
     assert _processes_mentioning(str(home)) == []
 
 
+def _as_at_a_terminal() -> None:
+    """In the demo's child before exec: SIGINT delivered and handled by default, as at a
+    terminal. An ignored or blocked signal is inherited across exec, and in two full
+    suite runs (never alone) the demo did not see the test's Ctrl-C and ran to its end."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 def _start_demo(home: Path, out: Path) -> tuple[subprocess.Popen[str], list[str]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "faceloop.cli", "demo", "--out", str(out)],
@@ -99,6 +107,7 @@ def _start_demo(home: Path, out: Path) -> tuple[subprocess.Popen[str], list[str]
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_as_at_a_terminal,
     )
     assert proc.stdout is not None
     lines = []

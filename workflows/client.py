@@ -182,10 +182,9 @@ async def follow(
     task = asyncio.current_task()
     try:
         while not result.done():
-            # Ctrl-C cancels this task. A call inside the SDK that swallows the
-            # CancelledError must not turn the interrupt into "keep following": the
-            # request stays counted on the task (seen once in a full test run, where the
-            # demo ran to its end after Ctrl-C)
+            # Ctrl-C cancels this task. A call inside that swallows the CancelledError
+            # must not turn the interrupt into "keep following": the request stays
+            # counted on the task
             if task is not None and task.cancelling():
                 raise asyncio.CancelledError
             state = await query_status(handle)
