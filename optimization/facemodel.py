@@ -659,17 +659,18 @@ def round_models(
     }
     memory = choose_memory(space, history, launched, now) if now > 0 else None
     models = segment_models(space, history(memory, now))
-    if memory is not None:
+    if now < NULL_FROM_WINDOW:
+        for model in models.values():
+            model.set_face_probability(1.0)
+    elif memory is not None:
         # whether the face matters is read from the whole campaign: after a trend shift the
         # forgetting model's few recent windows, or a stationary fit's clash of old and new
-        # effects, can look like "no effect" while only which faces win has changed
+        # effects, can look like "no effect" while only which faces win has changed. Fitted
+        # only where the null model may decide: before that the answer is fixed above
         whole = segment_models(space, history(None, now))
         for segment, model in models.items():
             if segment in whole:
                 model.set_face_probability(whole[segment].face_probability())
-    if now < NULL_FROM_WINDOW:
-        for model in models.values():
-            model.set_face_probability(1.0)
     return memory, models
 
 
