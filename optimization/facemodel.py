@@ -303,6 +303,11 @@ class FaceModel:
             self._null = null
         return self._null
 
+    @property
+    def is_null(self) -> bool:
+        """Whether this is a `null_model` (the face does not matter), not a face model."""
+        return self._null is self
+
     def face_probability(self) -> float:
         """Posterior probability that the face moves the KPI at all: this model's marginal
         likelihood against `null_model`'s (whose one coefficient is the intercept), at

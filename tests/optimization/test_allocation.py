@@ -172,3 +172,34 @@ def test_a_segment_without_its_own_arms_still_spends_its_budget() -> None:
     assert sum(out["young"].values()) == 6000
     # "old" has no targeted arm left: every live arm is shown there, nothing is lost
     assert sum(out["old"].values()) == 4000 and set(out["old"]) == {"a", "b"}
+
+
+def test_under_the_null_model_the_measured_leader_gets_more_than_its_p_best() -> None:
+    """Where the face does not matter (the null model decides), the split is P(best) to
+    NULL_SHARE_POWER, renormalised: the posterior leader's share grows, the others' shrink,
+    the total stays; the face model's split is plain P(best)."""
+    from faceloop.optimization.allocation import NULL_SHARE_POWER
+    from faceloop.optimization.facemodel import Evidence, FaceModel
+
+    space = SearchSpace(expression=["smile", "neutral", "serious"], background=["warm", "white"])
+    rng = np.random.default_rng(11)
+    arms, evidence = [], []
+    for i in range(40):
+        p = FaceParams(expression=space.expression[i % 3], background=space.background[i % 2])
+        clicks = float(rng.binomial(20_000, 0.02 * np.exp(rng.normal(0.0, 0.05))))
+        evidence.append(Evidence(p, 20_000, clicks))
+        arms.append(ArmStats(f"v{i}", 20_000, clicks, p))
+    face = FaceModel(space, evidence)
+    null = face.null_model()
+    assert null.is_null and not face.is_null
+    live = arms[:8]
+    plain = p_best(live, 3, model=null)
+    shares = thompson_allocation(live, 0.02, 3, model=null)
+    leader = max(plain, key=lambda v: plain[v])
+    assert shares[leader] > plain[leader]
+    raised = {v: p**NULL_SHARE_POWER for v, p in plain.items()}
+    assert shares == pytest.approx({v: r / sum(raised.values()) for v, r in raised.items()})
+    # the face model keeps plain Thompson
+    assert thompson_allocation(live, 0.02, 3, model=face) == pytest.approx(
+        p_best(live, 3, model=face)
+    )
