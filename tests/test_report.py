@@ -380,3 +380,9 @@ def test_report_has_a_fidelity_column_and_a_confusion_table_per_parameter(
     assert "What is asked is what is shown" in html
     assert "Skin tone 8 (asked 3) · 3 tries · not rendered: skin_tone" in html
     assert "<th>Fidelity</th>" in html and "not measured" in html
+    # the winner's panel says what its image shows beside what was asked
+    assert data["winner"]["variant_id"] == "e"
+    start = html.index('<div class="card winner">')
+    panel = html[start : html.index("<h2>", start)]
+    assert 'MST 3 <span class="reason">(the image shows MST 8)</span>' in panel
+    assert "Skin tone 8 (asked 3) · 3 tries" in panel

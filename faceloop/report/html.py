@@ -61,7 +61,12 @@ def render_html(model: ReportModel, plot: str | None, prompt_only: frozenset[str
             **winner,
             "image": shown.image if shown else None,
             "prompt": shown.variant.prompt if shown else "",
-            "params": _params_view(FaceParams.model_validate(winner["params"]), prompt_only),
+            "params": _params_view(
+                FaceParams.model_validate(winner["params"]),
+                prompt_only,
+                shown.variant if shown else None,
+            ),
+            "fidelity": _fidelity_view(shown.variant) if shown else "not measured",
         }
     return (
         _environment()
@@ -107,19 +112,29 @@ def _num(x: int | None) -> str:
     return "–" if x is None else f"{x:,}"
 
 
-def _params_view(params: FaceParams, prompt_only: frozenset[str]) -> list[dict[str, Any]]:
+def _params_view(
+    params: FaceParams, prompt_only: frozenset[str], variant: Variant | None = None
+) -> list[dict[str, Any]]:
+    """The requested parameters, formatted; with `variant`, each one its image was measured
+    to show otherwise carries what it shows (`shows`)."""
     values = params.model_dump()
+    measured = variant.fidelity.params if variant and variant.fidelity else {}
     return [
         {
             "key": key,
             "label": label,
-            "value": f"MST {values[key]}"
-            if key == "skin_tone"
-            else str(values[key]).replace("_", " "),
+            "value": _value(key, values[key]),
             "prompt_only": key in prompt_only,
+            "shows": _value(key, measured[key].measured)
+            if key in measured and measured[key].ok is False
+            else None,
         }
         for key, label in PARAM_LABELS.items()
     ]
+
+
+def _value(key: str, value: Any) -> str:
+    return f"MST {value}" if key == "skin_tone" else str(value).replace("_", " ")
 
 
 def _tile(e: Entry, winner_id: str | None, prompt_only: frozenset[str]) -> dict[str, Any]:
