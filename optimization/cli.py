@@ -108,9 +108,11 @@ def bench_optimize(
     best fixed creative in hindsight) and `oracle` (an upper bound) on a sandbox scenario,
     or with --all on every shipped one, with equal impression budgets; print clicks,
     conversions, the share of the oracle's clicks, the share of impressions on near-best
-    faces, and faceloop's lift over the A/B test. By default no images are generated and
-    the simulated audience scores the declared face parameters; with --audience-sees
-    measured it scores what each rendered creative shows. The output names the mode.
+    faces, and faceloop's lift over the A/B test; with --all, then one table of faceloop
+    against the targets (oracle fraction, lift, do no harm). By default no images are
+    generated and the simulated audience scores the declared face parameters; with
+    --audience-sees measured it scores what each rendered creative shows. The output names
+    the mode.
     """
     from faceloop.connectors.sandbox_platform.scenario import load_scenario
     from faceloop.examples import example_path
@@ -202,6 +204,8 @@ def bench_optimize(
         return
     for out in outs:
         _print_table(out)
+    if len(outs) > 1:
+        _print_targets(outs)
 
 
 def _print_table(out: dict[str, Any]) -> None:
@@ -233,6 +237,44 @@ def _print_table(out: dict[str, Any]) -> None:
     console.print(
         f"lift vs A/B ({cfg['goal']}): {out['lift_vs_ab']:+.1%} (95% CI {lo:+.1%} to {hi:+.1%})"
         f"   ({out['seconds']} s)"
+    )
+
+
+def _print_targets(outs: list[dict[str, Any]]) -> None:
+    """One row per scenario, by set: faceloop against issue 17's targets
+    (`simulate._targets_met`)."""
+    from rich import box
+
+    from faceloop.optimization.simulate import LIFT_TARGET, ORACLE_FRACTION_TARGET
+
+    table = Table(title="faceloop against the targets", box=box.SIMPLE_HEAD)
+    for col in ("scenario", "oracle", "lift", "lift 95% CI", "target", "met"):
+        # the figures never wrap or shorten; the interval and the verdict may wrap
+        figure = col in ("scenario", "oracle", "lift")
+        table.add_column(col, justify="left" if col == "scenario" else "right", no_wrap=figure)
+    sets: dict[str, list[dict[str, Any]]] = {}
+    for out in outs:
+        sets.setdefault(out.get("split") or "-", []).append(out)
+    for name, members in sorted(sets.items(), key=lambda kv: kv[0] != "tuning"):
+        table.add_row(f"[bold]{name}[/bold]")
+        for out in sorted(members, key=lambda o: str(o["scenario"])):
+            fraction, harm = out["targets"]["oracle_fraction"], out["targets"]["lift_vs_ab"]
+            lo, hi = out["lift_vs_ab_ci95"]
+            lift = out["lift_vs_ab"]
+            missed = [n for n, t in (("oracle", fraction), ("lift", harm)) if not t["met"]]
+            table.add_row(
+                out["scenario"],
+                f"{fraction['value']:.3f}",
+                "-" if lift is None else f"{lift:+.3f}",
+                f"{lo:+.2f} to {hi:+.2f}",
+                f">= {LIFT_TARGET:+.2f}" if out["parameters_matter"] else "no harm",
+                "yes" if not missed else "no: " + ", ".join(missed),
+            )
+    console.print(table)
+    console.print(
+        f"Targets (issue 17): oracle fraction >= {ORACLE_FRACTION_TARGET:.2f}; lift vs the A/B "
+        f"test >= {LIFT_TARGET:+.2f} where face parameters matter; where none does (no harm), "
+        "faceloop's KPI within the A/B test's 95% interval or above."
     )
 
 

@@ -72,6 +72,11 @@ STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "oracle")
 ORACLE_CHUNKS = 20  # the oracle splits a segment's window into this many greedy chunks
 ORACLE_SHORTLIST = 16  # creatives per segment the greedy split considers (best first)
 NEAR_BEST = 0.95  # best_share counts impressions on variants within 5% of the optimum
+# Issue 17's targets, which the bench reports per scenario (`targets`): faceloop's oracle
+# fraction; its lift over the A/B test where face parameters matter; where none does, its
+# KPI within the A/B test's 95% interval or above ("do no harm")
+ORACLE_FRACTION_TARGET = 0.90
+LIFT_TARGET = 0.10
 
 
 @dataclass(frozen=True)
@@ -704,6 +709,7 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
     ab = out["ab_test"]["kpi_mean"]
     mine = np.array([kpi(r["faceloop"]) for r in runs], dtype=float)
     theirs = np.array([kpi(r["ab_test"]) for r in runs], dtype=float)
+    lift = float(out["faceloop"]["kpi_mean"] / ab - 1.0) if ab else None
     return {
         "scenario": scenario.name,
         # declared: the audience reacts to the declared face parameters (no images);
@@ -713,8 +719,41 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
         "seeds": len(runs),
         "config": cfg.to_json(),
         "strategies": out,
-        "lift_vs_ab": float(out["faceloop"]["kpi_mean"] / ab - 1.0) if ab else None,
+        "lift_vs_ab": lift,
         "lift_vs_ab_ci95": _lift_ci95(mine, theirs),
+        "parameters_matter": scenario.parameters_matter(),
+        "targets": _targets_met(scenario, out, lift),
+    }
+
+
+def _targets_met(
+    scenario: Scenario, out: Mapping[str, Mapping[str, Any]], lift: float | None
+) -> dict[str, dict[str, Any]]:
+    """Each of issue 17's targets for faceloop on this scenario: its value, the target and
+    whether it is met."""
+    fraction = float(out["faceloop"]["oracle_fraction"])
+    mine = float(out["faceloop"]["kpi_mean"])
+    if scenario.parameters_matter():
+        harm = {
+            "target": f"lift vs A/B >= {LIFT_TARGET:+.2f}",
+            "value": lift,
+            "met": lift is not None and lift >= LIFT_TARGET,
+        }
+    else:
+        low = float(out["ab_test"]["kpi_ci95"][0])
+        harm = {
+            "target": "KPI >= the A/B test's 95% interval (do no harm)",
+            "value": lift,
+            "ab_low": low,
+            "met": mine >= low,
+        }
+    return {
+        "oracle_fraction": {
+            "target": f">= {ORACLE_FRACTION_TARGET:.2f}",
+            "value": fraction,
+            "met": fraction >= ORACLE_FRACTION_TARGET,
+        },
+        "lift_vs_ab": harm,
     }
 
 

@@ -252,6 +252,21 @@ class Scenario(Model):
     def segment(self, name: str) -> ScenarioSegment | None:
         return next((s for s in self.segments if s.name == name), None)
 
+    def parameters_matter(self) -> bool:
+        """Whether any face parameter moves CTR or CVR anywhere (a segment's or a drift's
+        effects included): `flat`'s answer is no, so only creatives' own noise differs."""
+        blocks = [
+            self.effects,
+            *(s.effects for s in self.segments),
+            *(d.effects for d in self.drift),
+        ]
+        return any(
+            effects.of(f, v) != 0.0
+            for block in blocks
+            for effects in (block.ctr, block.cvr)
+            for f, v in _effect_values(effects)
+        )
+
     def fingerprint(self) -> str:
         """Hash of the audience: a state file remembers which audience it simulated (the
         `bench` section is left out: it does not change what the audience does)."""
@@ -292,6 +307,19 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
     return z / (1.0 + z)
+
+
+def _effect_values(effects: ParamEffects) -> list[tuple[str, str | int]]:
+    """Every (field, value) an effects block can shift: the listed ones, every Monk tone for
+    a skin-tone bump."""
+    out: list[tuple[str, str | int]] = []
+    for f in PARAM_FIELDS:
+        if f == "skin_tone":
+            if effects.skin_tone is not None:
+                out.extend(("skin_tone", t) for t in range(1, 11))
+        else:
+            out.extend((f, v) for v in getattr(effects, f))
+    return out
 
 
 def seed_words(*parts: object) -> list[int]:

@@ -253,3 +253,32 @@ def test_segment_optima_differ_in_the_segments_example() -> None:
         true_rates(sc, young, "professionals", 0, 0)[0]
         < 0.8 * true_rates(sc, pros, "professionals", 0, 0)[0]
     )
+
+
+def test_parameters_matter_reads_every_block_of_effects() -> None:
+    """`flat` has no parameter effect anywhere; an effect in one segment, in a drift, on CVR
+    alone or as a skin-tone bump is enough."""
+    from faceloop.examples import example_path
+
+    assert not load_scenario(example_path("scenarios", "flat.yaml")).parameters_matter()
+    assert load_scenario(example_path("scenarios", "smooth.yaml")).parameters_matter()
+    base = {"name": "x", "seed": 1, "base_ctr": 0.01, "base_cvr": 0.05}
+    assert not Scenario.model_validate(base).parameters_matter()
+    # an intercept shifts every face alike: no parameter matters
+    assert not Scenario.model_validate(
+        {**base, "effects": {"ctr": {"intercept": 0.3}}}
+    ).parameters_matter()
+    for extra in (
+        {"effects": {"cvr": {"lighting": {"dramatic": -0.2}}}},
+        {"effects": {"ctr": {"skin_tone": {"center": 5, "width": 2, "weight": 0.3}}}},
+        {
+            "segments": [
+                {"name": "a", "share": 1.0, "effects": {"ctr": {"style": {"editorial": 0.1}}}}
+            ]
+        },
+        {"drift": [{"from_window": 3, "effects": {"ctr": {"expression": {"smile": 0.2}}}}]},
+    ):
+        assert Scenario.model_validate({**base, **extra}).parameters_matter(), extra
+    # a listed value with effect 0 does not
+    zero = {"effects": {"ctr": {"expression": {"smile": 0.0}}}}
+    assert not Scenario.model_validate({**base, **zero}).parameters_matter()

@@ -86,6 +86,24 @@ def test_bench_optimize_all_writes_a_table_and_a_plot_per_scenario(tmp_path: Pat
     outs = json.loads(res.stdout)
     assert [o["scenario"] for o in outs] == names
     assert all(o["strategies"]["faceloop"]["expected_fraction"] <= 1.0 for o in outs)
+    # each scenario against issue 17's targets, as JSON and as one closing table
+    for o in outs:
+        fraction, lift = o["targets"]["oracle_fraction"], o["targets"]["lift_vs_ab"]
+        assert fraction["value"] == o["strategies"]["faceloop"]["oracle_fraction"]
+        assert fraction["met"] == (fraction["value"] >= 0.90)
+        if o["parameters_matter"]:
+            assert lift["met"] == (o["lift_vs_ab"] >= 0.10)
+        else:
+            mine = o["strategies"]["faceloop"]["kpi_mean"]
+            assert lift["met"] == (mine >= o["strategies"]["ab_test"]["kpi_ci95"][0])
+    assert [o["scenario"] for o in outs if not o["parameters_matter"]] == ["flat"]
+    table = runner.invoke(_app(), [*args, "--jobs", "1"], env={"COLUMNS": "160"}).output
+    table = table[table.index("faceloop against the targets") :]
+    rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
+    assert all(name in rows for name in names)
+    assert "no harm" in rows["flat"] and ">= +0.10" in rows["smooth"]
+    flat = next(o for o in outs if o["scenario"] == "flat")
+    assert f"{flat['targets']['oracle_fraction']['value']:.3f}" in rows["flat"]
 
 
 def test_bench_optimize_runs_one_set_on_the_seeds_asked() -> None:
