@@ -32,8 +32,8 @@ MEASURED_IMPRESSIONS = 2000.0
 # measured creatives' shares are P(best) to this power, renormalised (a tempered Thompson
 # split). There the creatives differ only by their own small effects, each measured on a
 # window's share, and plain P(best) spread a window nearly evenly over a dozen of them: on
-# `flat` the truly best live creative got 8-17% of windows 12-27 and the window's served rate
-# stayed 5-8% under that creative's. Chosen on the tuning seeds (`flat`, 1000-1031: +0.7% and
+# `flat` the truly best live creative got 4-17% of windows 12-27 and the window's served rate
+# stayed 4-7% under that creative's. Chosen on the tuning seeds (`flat`, 1000-1031: +0.7% and
 # +0.5% at 3; 100 (greedy) +0.5%; the draws' spread scaled by 0.5 or 0.3 instead, +0.3 to
 # +0.7%; scripts/issue17_session11/README.md). The face model's split stays plain Thompson:
 # the power on every split cost `segments` and `drift_fatigue` 2-4%, their exploration.

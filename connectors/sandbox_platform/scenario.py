@@ -264,7 +264,8 @@ class Scenario(Model):
             effects.of(f, v) != 0.0
             for block in blocks
             for effects in (block.ctr, block.cvr)
-            for f, v in _effect_values(effects)
+            for f, values in _ALL_VALUES.items()
+            for v in values
         )
 
     def fingerprint(self) -> str:
@@ -307,19 +308,6 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
     return z / (1.0 + z)
-
-
-def _effect_values(effects: ParamEffects) -> list[tuple[str, str | int]]:
-    """Every (field, value) an effects block can shift: the listed ones, every Monk tone for
-    a skin-tone bump."""
-    out: list[tuple[str, str | int]] = []
-    for f in PARAM_FIELDS:
-        if f == "skin_tone":
-            if effects.skin_tone is not None:
-                out.extend(("skin_tone", t) for t in range(1, 11))
-        else:
-            out.extend((f, v) for v in getattr(effects, f))
-    return out
 
 
 def seed_words(*parts: object) -> list[int]:
