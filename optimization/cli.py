@@ -215,15 +215,24 @@ def _print_table(out: dict[str, Any]) -> None:
         f"{cfg['rounds']} x {cfg['impressions_per_round']} impressions, "
         f"audience sees {out.get('audience_sees', 'declared')} faces"
     )
-    cols = ("strategy", "clicks (95% CI)", "conversions", "oracle fraction", "best share")
+    # the goal's column carries the 95% interval (kpi_ci95)
+    conversions = cfg["goal"] == "conversions"
+    cols = (
+        "strategy",
+        "clicks" if conversions else "clicks (95% CI)",
+        "conversions (95% CI)" if conversions else "conversions",
+        "oracle fraction",
+        "best share",
+    )
     for col in cols:
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for name, s in out["strategies"].items():
-        lo, hi = s["clicks_ci95"]
+        lo, hi = s["kpi_ci95"]
+        interval = f" ({lo:.0f}-{hi:.0f})"
         table.add_row(
             name,
-            f"{s['clicks_mean']:.0f} ({lo:.0f}-{hi:.0f})",
-            f"{s['conversions_mean']:.0f}",
+            f"{s['clicks_mean']:.0f}" + ("" if conversions else interval),
+            f"{s['conversions_mean']:.0f}" + (interval if conversions else ""),
             f"{s['oracle_fraction']:.3f}",
             f"{s['best_share']:.3f}",
         )
@@ -284,18 +293,22 @@ def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
     from faceloop.optimization.plots import regret_plot
 
     cfg = out["config"]
+    # regret is counted in the goal's KPI (summarize's regret_curve)
+    unit = "conversions" if cfg["goal"] == "conversions" else "clicks"
     curves = {name: s["regret_curve"] for name, s in out["strategies"].items() if name != "oracle"}
     title = f"{out['scenario']}: cumulative regret vs the oracle ({out['seeds']} seeds)"
     per_round = [float(cfg["impressions_per_round"])] * int(cfg["rounds"])
     if path.suffix.lower() == ".png":
-        return regret_plot(curves, per_round, path, title=title, estimated=False)
+        return regret_plot(curves, per_round, path, title=title, estimated=False, unit=unit)
     # drawn in a scratch folder: a .png of the same name next to the page is not touched
     with tempfile.TemporaryDirectory() as tmp:
-        png = regret_plot(curves, per_round, Path(tmp) / "regret.png", title=title, estimated=False)
+        png = regret_plot(
+            curves, per_round, Path(tmp) / "regret.png", title=title, estimated=False, unit=unit
+        )
         data = base64.b64encode(png.read_bytes()).decode()
     rows = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{s['clicks_mean']:.0f}</td>"
-        f"<td>{s['clicks_ci95'][0]:.0f}-{s['clicks_ci95'][1]:.0f}</td>"
+        f"<tr><td>{html.escape(name)}</td><td>{s['kpi_mean']:.0f}</td>"
+        f"<td>{s['kpi_ci95'][0]:.0f}-{s['kpi_ci95'][1]:.0f}</td>"
         f"<td>{s['oracle_fraction']:.3f}</td><td>{s['best_share']:.3f}</td>"
         f"<td>{s['regret_curve'][-1]:.0f}</td></tr>"
         for name, s in out["strategies"].items()
@@ -306,13 +319,14 @@ def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
         "<body style='font:14px sans-serif;max-width:980px;margin:24px auto'>"
         f"<h1>{html.escape(out['scenario'])}</h1>"
         f"<p>{out['seeds']} seeds, {cfg['rounds']} rounds x {cfg['impressions_per_round']} "
-        f"impressions, lift vs A/B {out['lift_vs_ab']:+.3f}. Regret is the clicks each "
+        f"impressions, goal {cfg['goal']}, lift vs A/B {out['lift_vs_ab']:+.3f}. Regret is "
+        f"the {unit} each "
         "strategy fell short of the oracle (new creatives with the true best face, and a "
         "superset of every strategy's creatives, each window split by true rate), "
         "cumulative, mean over seeds.</p>"
         f"<img alt='regret curves' style='width:100%' src='data:image/png;base64,{data}'>"
         "<table border=1 cellpadding=4 style='border-collapse:collapse'><tr><th>strategy"
-        "<th>clicks mean<th>95% CI<th>oracle fraction<th>best share<th>final regret"
+        f"<th>{unit} mean<th>95% CI<th>oracle fraction<th>best share<th>final regret"
         f"</tr>{rows}</table></body></html>\n",
         encoding="utf-8",
     )

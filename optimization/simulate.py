@@ -147,11 +147,23 @@ class Tally:
     impressions: int = 0
     near_best: int = 0
     clicks_by_round: list[int] = field(default_factory=list)
+    # the conversions each round's clicks caused (reported then or later): a conversions
+    # goal's regret is counted in these
+    conversions_by_round: list[int] = field(default_factory=list)
     expected: float = 0.0  # the true expected KPI (clicks or conversions) of what was served
     # every creative served: asset id -> (first window, parameters); the oracle sees these
     creatives: dict[str, tuple[int, FaceParams]] = field(default_factory=dict)
     # creatives put live per round (new trials and refreshes): the oracle launches as many
     new_by_round: list[int] = field(default_factory=list)
+
+    def end_round(self) -> None:
+        """Record the round just served: its clicks and the conversions they caused."""
+        self.clicks_by_round.append(self.clicks - sum(self.clicks_by_round))
+        self.conversions_by_round.append(self.conversions - sum(self.conversions_by_round))
+
+    def by_round(self, kpi: Kpi) -> list[int]:
+        """The KPI per round: clicks, or the conversions each round's clicks caused."""
+        return self.clicks_by_round if kpi == "ctr" else self.conversions_by_round
 
 
 # when the simulated campaign's first window ends (a KpiObservation carries a time)
@@ -372,11 +384,10 @@ def run_optuna_loop(
                 stable_seed(cid, rnd, "settled"),
             ),
         )
-        clicks = 0
         for arm in live:
             by_seg = {s: alloc[s].get(arm.variant_id, 0) for s in segments}
-            clicks += audience.deliver(arm, rnd, by_seg, tally, kpi)
-        tally.clicks_by_round.append(clicks)
+            audience.deliver(arm, rnd, by_seg, tally, kpi)
+        tally.end_round()
         # observe: this window's counts and the conversions that arrive in it
         audience.observe(rnd, live)
         # learn: tell this round's trials, keep the best, retire the rest, refresh worn-out
@@ -450,11 +461,10 @@ def run_ab_test(
                     best = max(stats, key=lambda st: st.successes / max(st.impressions, 1.0))
                     winners[s] = next(a for a in arms if a.variant_id == best.variant_id)
             alloc = {s: {winners[s].variant_id: budgets[s]} for s in segments}
-        clicks = 0
         for arm in arms:
             by_seg = {s: alloc[s].get(arm.variant_id, 0) for s in segments}
-            clicks += audience.deliver(arm, rnd, by_seg, tally, kpi)
-        tally.clicks_by_round.append(clicks)
+            audience.deliver(arm, rnd, by_seg, tally, kpi)
+        tally.end_round()
         audience.observe(rnd, arms)
     return tally
 
@@ -563,10 +573,9 @@ def run_oracle(
             own.append(audience.look(SimArm(aid, params, aid)))
         live = own + [others[aid] for aid, (first, _) in seen.items() if first <= rnd]
         plan = _split_window(rates, live, budgets, rnd)
-        clicks = 0
         for arm in live:
-            clicks += audience.deliver(arm, rnd, plan[arm.asset_id], tally, kpi)
-        tally.clicks_by_round.append(clicks)
+            audience.deliver(arm, rnd, plan[arm.asset_id], tally, kpi)
+        tally.end_round()
         tally.new_by_round.append(launches[rnd])
     return tally
 
@@ -601,8 +610,8 @@ def run_best_fixed(
     audience = Audience(scenario, run_seed, segments, f"best_fixed-{run_seed}")
     tally = Tally()
     for rnd in range(cfg.rounds):
-        clicks = audience.deliver(best, rnd, budgets, tally, kpi)
-        tally.clicks_by_round.append(clicks)
+        audience.deliver(best, rnd, budgets, tally, kpi)
+        tally.end_round()
     return tally
 
 
@@ -677,20 +686,22 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
     """The bench JSON: per strategy clicks_mean, clicks_ci95, conversions_mean,
     kpi_mean and kpi_ci95 (clicks or conversions: the campaign's goal), oracle_fraction (of
     the goal's KPI), expected_fraction (true expected KPI / the oracle's, the bound that
-    holds by construction), best_share and regret_curve (clicks); lift_vs_ab (of the goal's
-    KPI) with its 95% interval for faceloop."""
+    holds by construction), best_share and regret_curve (the goal's KPI short of the
+    oracle's, cumulative per round: clicks, or the conversions each round's clicks caused);
+    lift_vs_ab (of the goal's KPI) with its 95% interval for faceloop."""
 
     def kpi(t: Tally) -> float:
         return float(t.clicks if cfg.goal == KpiGoal.ctr else t.conversions)
 
     oracle_kpi = np.array([kpi(r["oracle"]) for r in runs], dtype=float)
     oracle_expected = float(np.mean([r["oracle"].expected for r in runs]))
-    oracle_rounds = np.array([r["oracle"].clicks_by_round for r in runs], dtype=float)
+    goal = _kpi(cfg.goal)
+    oracle_rounds = np.array([r["oracle"].by_round(goal) for r in runs], dtype=float)
     out: dict[str, Any] = {}
     for name in STRATEGIES:
         clicks = np.array([r[name].clicks for r in runs], dtype=float)
         values = np.array([kpi(r[name]) for r in runs], dtype=float)
-        rounds = np.array([r[name].clicks_by_round for r in runs], dtype=float)
+        rounds = np.array([r[name].by_round(goal) for r in runs], dtype=float)
         regret = np.cumsum(oracle_rounds - rounds, axis=1).mean(axis=0)
         out[name] = {
             "clicks_mean": float(clicks.mean()),

@@ -72,6 +72,21 @@ def test_bench_optimize_writes_the_regret_plot(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "--plot" in res.output
 
 
+def test_a_conversions_scenarios_page_counts_conversions(tmp_path: Path) -> None:
+    """The page's table and regret are in the goal's KPI (they were in clicks for every
+    goal), and the text table puts the 95% interval on the goal's column."""
+    scenario = str(example_path("scenarios", "late_conversions.yaml"))
+    base = ["bench", "optimize", "--scenario", scenario, "--seeds", "2", "--rounds", "3"]
+    base += ["--impressions", "3000", "--jobs", "1"]
+    page = tmp_path / "regret.html"
+    res = runner.invoke(_app(), [*base, "--plot", str(page)])
+    assert res.exit_code == 0, res.output
+    text = page.read_text()
+    assert "<th>conversions mean" in text and "Regret is the conversions each" in text
+    assert "clicks mean" not in text
+    assert "conversions (95% CI)" in res.output and "clicks (95% CI)" not in res.output
+
+
 def test_bench_optimize_all_writes_a_table_and_a_plot_per_scenario(tmp_path: Path) -> None:
     names = sorted(p.stem for p in example_path("scenarios").glob("*.yaml"))
     args = ["bench", "optimize", "--all", "--seeds", "2", "--rounds", "2"]

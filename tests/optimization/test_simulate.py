@@ -24,6 +24,7 @@ from faceloop.optimization.simulate import (
     _ci95,
     bench,
     campaign_segments,
+    for_scenario,
     run_ab_test,
     run_best_fixed,
     run_optuna_loop,
@@ -273,6 +274,21 @@ def test_bench_is_reproducible_and_has_the_documented_shape() -> None:
     assert a["lift_vs_ab"] == pytest.approx(
         a["strategies"]["faceloop"]["clicks_mean"] / a["strategies"]["ab_test"]["clicks_mean"] - 1
     )
+
+
+@pytest.mark.parametrize("name", ["smooth", "late_conversions"])
+def test_regret_is_counted_in_the_goals_kpi(name: str) -> None:
+    """The regret curve ends at the oracle's KPI less the strategy's, in the goal's KPI:
+    clicks for a CTR goal, conversions for a conversions goal (it was clicks for both, so a
+    conversions scenario's plot ranked the strategies by the wrong KPI)."""
+    sc = load_scenario(SCENARIOS / f"{name}.yaml")
+    cfg = for_scenario(SMALL, sc)
+    out = bench(sc, cfg, seeds=2)
+    oracle = out["strategies"]["oracle"]["kpi_mean"]
+    for s in out["strategies"].values():
+        assert s["regret_curve"][-1] == pytest.approx(oracle - s["kpi_mean"], abs=0.1)
+    unit = "clicks_mean" if cfg.goal.value == "ctr" else "conversions_mean"
+    assert all(s["kpi_mean"] == s[unit] for s in out["strategies"].values())
 
 
 def test_campaign_segments_come_from_the_scenario() -> None:
