@@ -111,12 +111,13 @@ def test_bench_optimize_all_writes_a_table_and_a_plot_per_scenario(tmp_path: Pat
         else:
             mine = o["strategies"]["faceloop"]["kpi_mean"]
             assert lift["met"] == (mine >= o["strategies"]["ab_test"]["kpi_ci95"][0])
-    assert [o["scenario"] for o in outs if not o["parameters_matter"]] == ["flat"]
+    assert [o["scenario"] for o in outs if not o["parameters_matter"]] == ["flat", "flat_noisy"]
     table = runner.invoke(_app(), [*args, "--jobs", "1"], env={"COLUMNS": "160"}).output
     table = table[table.index("faceloop against the targets") :]
     rows = {line.split()[0]: line for line in table.splitlines() if line.strip()}
     assert all(name in rows for name in names)
-    assert "no harm" in rows["flat"] and ">= +0.10" in rows["smooth"]
+    assert "no harm" in rows["flat"] and "no harm" in rows["flat_noisy"]
+    assert ">= +0.10" in rows["smooth"] and ">= +0.10" in rows["late_conversions"]
     flat = next(o for o in outs if o["scenario"] == "flat")
     assert f"{flat['targets']['oracle_fraction']['value']:.3f}" in rows["flat"]
 
