@@ -19,7 +19,10 @@ import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-SCENARIOS = ["flat", "smooth", "segments", "drift_fatigue", "three_segments", "noisy_creatives"]
+# $SCENARIOS (comma-separated) replaces the list: session 12 added late_conversions
+SCENARIOS = os.environ.get(
+    "SCENARIOS", "flat,smooth,segments,drift_fatigue,three_segments,noisy_creatives"
+).split(",")
 
 
 def one(job: tuple[str, int]) -> tuple[str, int, float, int, list[int]]:

@@ -1,5 +1,6 @@
-"""Paired difference of two delay_paired.py results: mean KPI each, and the mean per-seed
-difference as a share of the first, +- its standard error.
+"""Paired difference of per-seed result files ({scenario: {seed: [kpi, ...]}}, the format of
+session 10's paired.py and of delay_paired.py): each file's mean KPI, and the mean per-seed
+difference as a share of the first file's mean, +- its standard error.
 
     python scripts/issue17_session12/cmp.py BEFORE.json VARIANT.json [...]
 """
