@@ -107,8 +107,9 @@ def bench_optimize(
     """Run `faceloop` (the real campaign logic), `ab_test`, `random`, `best_fixed` (the
     best fixed creative in hindsight) and `oracle` (an upper bound) on a sandbox scenario,
     or with --all on every shipped one, with equal impression budgets; print clicks,
-    conversions, the share of the oracle's clicks, the share of impressions on near-best
-    faces, and faceloop's lift over the A/B test; with --all, then one table of faceloop
+    conversions, the share of the oracle's KPI (the scenario's goal: clicks or conversions;
+    regret is counted in it too), the share of impressions on near-best faces, and
+    faceloop's lift over the A/B test; with --all, then one table of faceloop
     against the targets (oracle fraction, lift, do no harm). By default no images are
     generated and the simulated audience scores the declared face parameters; with
     --audience-sees measured it scores what each rendered creative shows. The output names
