@@ -209,6 +209,11 @@ def bench_optimize(
         _print_targets(outs)
 
 
+def _unit(cfg: dict[str, Any]) -> str:
+    """What the bench config's goal counts: clicks or conversions."""
+    return "conversions" if cfg["goal"] == "conversions" else "clicks"
+
+
 def _print_table(out: dict[str, Any]) -> None:
     cfg = out["config"]
     table = Table(
@@ -217,7 +222,7 @@ def _print_table(out: dict[str, Any]) -> None:
         f"audience sees {out.get('audience_sees', 'declared')} faces"
     )
     # the goal's column carries the 95% interval (kpi_ci95)
-    conversions = cfg["goal"] == "conversions"
+    conversions = _unit(cfg) == "conversions"
     cols = (
         "strategy",
         "clicks" if conversions else "clicks (95% CI)",
@@ -294,8 +299,7 @@ def write_regret_plot(out: dict[str, Any], path: Path) -> Path:
     from faceloop.optimization.plots import regret_plot
 
     cfg = out["config"]
-    # regret is counted in the goal's KPI (summarize's regret_curve)
-    unit = "conversions" if cfg["goal"] == "conversions" else "clicks"
+    unit = _unit(cfg)  # regret is counted in the goal's KPI (summarize's regret_curve)
     curves = {name: s["regret_curve"] for name, s in out["strategies"].items() if name != "oracle"}
     title = f"{out['scenario']}: cumulative regret vs the oracle ({out['seeds']} seeds)"
     per_round = [float(cfg["impressions_per_round"])] * int(cfg["rounds"])

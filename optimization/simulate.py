@@ -161,6 +161,10 @@ class Tally:
         self.clicks_by_round.append(self.clicks - sum(self.clicks_by_round))
         self.conversions_by_round.append(self.conversions - sum(self.conversions_by_round))
 
+    def total(self, kpi: Kpi) -> int:
+        """The KPI over the campaign: clicks, or every conversion the clicks caused."""
+        return self.clicks if kpi == "ctr" else self.conversions
+
     def by_round(self, kpi: Kpi) -> list[int]:
         """The KPI per round: clicks, or the conversions each round's clicks caused."""
         return self.clicks_by_round if kpi == "ctr" else self.conversions_by_round
@@ -690,12 +694,13 @@ def summarize(scenario: Scenario, cfg: BenchConfig, runs: list[dict[str, Tally]]
     oracle's, cumulative per round: clicks, or the conversions each round's clicks caused);
     lift_vs_ab (of the goal's KPI) with its 95% interval for faceloop."""
 
+    goal = _kpi(cfg.goal)
+
     def kpi(t: Tally) -> float:
-        return float(t.clicks if cfg.goal == KpiGoal.ctr else t.conversions)
+        return float(t.total(goal))
 
     oracle_kpi = np.array([kpi(r["oracle"]) for r in runs], dtype=float)
     oracle_expected = float(np.mean([r["oracle"].expected for r in runs]))
-    goal = _kpi(cfg.goal)
     oracle_rounds = np.array([r["oracle"].by_round(goal) for r in runs], dtype=float)
     out: dict[str, Any] = {}
     for name in STRATEGIES:
