@@ -105,7 +105,9 @@ def bench_optimize(
     ] = False,
 ) -> None:
     """Run `faceloop` (the real campaign logic), `ab_test`, `random`, `best_fixed` (the
-    best fixed creative in hindsight) and `oracle` (an upper bound) on a sandbox scenario,
+    best fixed creative in hindsight), `faces_known` (faceloop's loop told the true face
+    effects: what learning the faces costs is its lead over faceloop) and `oracle` (an
+    upper bound) on a sandbox scenario,
     or with --all on every shipped one, with equal impression budgets; print clicks,
     conversions, the share of the oracle's KPI (the scenario's goal: clicks or conversions;
     regret is counted in it too), the share of impressions on near-best faces, and

@@ -113,6 +113,9 @@ NULL_FROM_WINDOW = 11
 # 0.839 / 0.861 / 0.883 / 0.869 at 1.0 / 0.7 / 0.5 / 0.3; at 0.5 every shipped scenario
 # gained (docs/optimization.md).
 PROPOSAL_SCALE = 0.5
+# The posterior variance of a model told its effects (`FaceModel.told`): no doubt, but a
+# covariance that stays positive definite for the Cholesky factor
+KNOWN_VAR = 1e-10
 # FaceParams field order: the model's features follow it
 FIELDS: tuple[str, ...] = tuple(FaceParams.model_fields)
 
@@ -535,6 +538,30 @@ class FaceModel:
             raise ValueError(f"scale must be >= 0, got {scale}")
         draw = self.draw_effects(rng, 1)[:, 0]
         return self.best(self.mean + scale * (draw - self.mean), penalty, avoid)
+
+    def told(self, coefficients: np.ndarray, creative_sd: float) -> FaceModel:
+        """A copy of this model that knows the face effects: `coefficients` (in feature
+        order, the intercept last) as its posterior, without doubt, and `creative_sd` as
+        the spread of the creatives' own effects. Its counts stay: each creative's own
+        effect is still read from them. Used by the bench's `faces_known` reference, which
+        is told the sandbox's true effects (`simulate.known_face_models`). A model told that
+        no face matters (every effect 0) is the null model's (`selected`)."""
+        coefficients = np.asarray(coefficients, dtype=float)
+        if coefficients.shape != (self.n_features,):
+            raise ValueError(
+                f"coefficients has shape {coefficients.shape}, the model {self.n_features} "
+                "features (intercept last)"
+            )
+        if creative_sd < 0:
+            raise ValueError(f"creative_sd must be >= 0, got {creative_sd}")
+        out = copy.copy(self)
+        out.mean = coefficients.copy()
+        out.cov = KNOWN_VAR * np.eye(self.n_features)
+        out._chol = math.sqrt(KNOWN_VAR) * np.eye(self.n_features)
+        out.creative_var = max(creative_sd, CREATIVE_SD_RANGE[0]) ** 2
+        out._null = None
+        out._p_face = 1.0 if np.any(coefficients[:-1] != 0.0) else 0.0
+        return out
 
     def effects(self) -> dict[str, dict[str, float]]:
         """Posterior mean effect of every value (logit scale), for reports and tests."""

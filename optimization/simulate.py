@@ -24,6 +24,12 @@ Strategies, all with the same impression budget:
   across all of them.
 - `best_fixed`: the best fixed creative in hindsight: of the creatives faceloop ran, the one
   with the highest true expected total, shown every impression of the campaign.
+- `faces_known`: faceloop's loop, round for round, with each segment's KPI model told the
+  scenario's true face effects for the window about to be served (`known_face_models`):
+  what is left to learn is each creative's own effect (per-ad noise), fatigue and the
+  conversion delay. A reference, not a strategy a campaign could run: the share of the
+  oracle it reaches is what learning the creatives costs, the rest of faceloop's gap to
+  it what learning the faces costs.
 
 With a scenario's `audience_sees: measured` every creative is rendered and read
 (`faceloop.optimization.sees`): the audience reacts to the face its image shows, faceloop
@@ -57,7 +63,12 @@ from faceloop.connectors.sandbox_platform.scenario import (
 from faceloop.models import CampaignConfig, FaceParams, KpiGoal, KpiObservation, SearchSpace
 from faceloop.optimization.allocation import allocate_window, split_impressions
 from faceloop.optimization.evidence import ALL, MEAN_DELAY_WINDOWS, arms_from_observations
-from faceloop.optimization.facemodel import campaign_evidence
+from faceloop.optimization.facemodel import (
+    FIELDS,
+    CampaignEvidence,
+    FaceModel,
+    campaign_evidence,
+)
 from faceloop.optimization.learn import (
     STOP_BELOW,
     STOP_MIN_IMPRESSIONS,
@@ -68,7 +79,7 @@ from faceloop.optimization.seeds import stable_seed
 from faceloop.optimization.sees import MeasuredFaces, default_eyes
 from faceloop.optimization.study import Optimizer
 
-STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "oracle")
+STRATEGIES = ("faceloop", "ab_test", "random", "best_fixed", "faces_known", "oracle")
 ORACLE_CHUNKS = 20  # the oracle splits a segment's window into this many greedy chunks
 ORACLE_SHORTLIST = 16  # creatives per segment the greedy split considers (best first)
 NEAR_BEST = 0.95  # best_share counts impressions on variants within 5% of the optimum
@@ -317,6 +328,8 @@ def run_optuna_loop(
     sampler: str,
     storage_url: str | None,
     name: str,
+    *,
+    faces_known: bool = False,
 ) -> Tally:
     """The campaign loop, round by round through what the workflow's activities call:
     propose (`Optimizer.ask` on the evidence's KPI models), deploy (`allocate_window`),
@@ -327,7 +340,10 @@ def run_optuna_loop(
     from the catalog again; here the learn step's evidence is kept for them, with the live
     variants read again (`CampaignEvidence.with_live`): nothing is observed in between, so
     the numbers are the same and the models are fitted once per round instead of three
-    times."""
+    times.
+
+    `faces_known`: the KPI models are told the scenario's true face effects each round
+    (`known_face_models`, the `faces_known` reference)."""
     segments = campaign_segments(scenario)
     cid = f"{name}-{run_seed}"
     audience = Audience(scenario, run_seed, segments, cid)
@@ -340,8 +356,17 @@ def run_optuna_loop(
     faces: dict[str, FaceParams] = {}
     requested: dict[str, FaceParams] = {}
     kpi = _kpi(cfg.goal)
-    evidence = campaign_evidence(
-        (), faces, {}, segments, cfg.goal, cfg.space, -1, cfg.assumed_delay_windows
+
+    def told(evidence: CampaignEvidence) -> CampaignEvidence:
+        if not faces_known:
+            return evidence
+        known = known_face_models(scenario, evidence.models, evidence.now + 1, kpi)
+        return dataclasses.replace(evidence, models=known)
+
+    evidence = told(
+        campaign_evidence(
+            (), faces, {}, segments, cfg.goal, cfg.space, -1, cfg.assumed_delay_windows
+        )
     )
     for rnd in range(cfg.rounds):
         # propose: queued refreshes, then new trials fill the places the incumbents leave
@@ -395,16 +420,18 @@ def run_optuna_loop(
         # observe: this window's counts and the conversions that arrive in it
         audience.observe(rnd, live)
         # learn: tell this round's trials, keep the best, retire the rest, refresh worn-out
-        evidence = campaign_evidence(
-            audience.observations,
-            faces,
-            _targets(live),
-            segments,
-            cfg.goal,
-            cfg.space,
-            rnd,
-            cfg.assumed_delay_windows,
-            requested=requested,
+        evidence = told(
+            campaign_evidence(
+                audience.observations,
+                faces,
+                _targets(live),
+                segments,
+                cfg.goal,
+                cfg.space,
+                rnd,
+                cfg.assumed_delay_windows,
+                requested=requested,
+            )
         )
         plan = learn_round(
             opt,
@@ -423,6 +450,38 @@ def run_optuna_loop(
         keep = set(plan.keep)
         live = [a for a in live if a.variant_id in keep]
     return tally
+
+
+def known_face_models(
+    scenario: Scenario, models: Mapping[str, FaceModel], window: int, kpi: Kpi
+) -> dict[str, FaceModel]:
+    """Each segment's model told the scenario's true face effects in `window`
+    (`FaceModel.told`): per attribute value, the logit of the KPI rate (CTR, or CTR x CVR
+    for conversions) of a face with that value against a reference face, fresh and without
+    per-ad noise; the creatives' own spread is the scenario's per-ad sd (on both steps for
+    conversions). The sandbox's effects add up on the logit of each step, so for clicks the
+    told model is exact; for conversions it is additive on logit(CTR x CVR), which the
+    sandbox's rates are only nearly: within 1% (tests/optimization/test_simulate.py)."""
+    conversions = kpi == "conversions"
+    sd = scenario.noise.ad_sd * (math.sqrt(2.0) if conversions else 1.0)
+    out: dict[str, FaceModel] = {}
+    for segment, model in models.items():
+
+        def logit(face: FaceParams, segment: str = segment) -> float:
+            ctr, cvr = true_rates(scenario, face, segment, 0, window)
+            rate = ctr * (cvr if conversions else 1.0)
+            return math.log(rate / (1.0 - rate))
+
+        reference = FaceParams(**{f: model.values[f][0] for f in FIELDS})
+        base = logit(reference)
+        coefficients = np.zeros(model.n_features)
+        coefficients[-1] = base
+        for f in FIELDS:
+            for i, value in enumerate(model.values[f]):
+                face = reference.model_copy(update={f: value})
+                coefficients[model.offsets[f] + i] = logit(face) - base
+        out[segment] = model.told(coefficients, sd)
+    return out
 
 
 def _targets(live: Sequence[SimArm]) -> dict[str, str | None]:
@@ -639,6 +698,9 @@ def run_seed(
         "random": run_optuna_loop(scenario, cfg, seed, "random", storage_url, "random"),
     }
     runs["best_fixed"] = run_best_fixed(scenario, cfg, seed, runs["faceloop"].creatives)
+    runs["faces_known"] = run_optuna_loop(
+        scenario, cfg, seed, cfg.sampler, storage_url, "faces_known", faces_known=True
+    )
     seen = {aid: c for t in runs.values() for aid, c in t.creatives.items()}
     runs["oracle"] = run_oracle(scenario, cfg, seed, seen, launches=runs["faceloop"].new_by_round)
     return runs
@@ -820,6 +882,7 @@ __all__ = [
     "bench",
     "campaign_segments",
     "for_scenario",
+    "known_face_models",
     "run_ab_test",
     "run_best_fixed",
     "run_optuna_loop",

@@ -336,3 +336,28 @@ def test_the_null_model_is_selected_only_where_no_face_moves_the_kpi() -> None:
     assert some.selected() is some
     # without data the face model stands
     assert FaceModel(SMALL).face_probability() == 1.0
+
+
+def test_a_told_model_knows_its_effects_without_doubt() -> None:
+    model = FaceModel(SearchSpace(), [Evidence(FaceParams(), 10_000, 200)])
+    coefficients = np.zeros(model.n_features)
+    coefficients[-1] = -4.0
+    coefficients[model.offsets["expression"]] = 0.3
+    told = model.told(coefficients, 0.1)
+    assert told.mean == pytest.approx(coefficients) and np.all(np.diag(told.cov) < 1e-9)
+    assert told.creative_var == pytest.approx(0.01) and told.face_probability() == 1.0
+    face = FaceParams(expression=model.values["expression"][0])
+    assert told.rate(face) == pytest.approx(1.0 / (1.0 + math.exp(3.7)))
+    # the original is untouched, and a draw of the effects is the coefficients
+    assert model.mean[-1] != -4.0
+    assert told.draw_effects(np.random.default_rng(0))[:, 0] == pytest.approx(
+        coefficients, abs=1e-4
+    )
+
+
+def test_a_told_model_refuses_coefficients_it_cannot_read() -> None:
+    model = FaceModel(SearchSpace())
+    with pytest.raises(ValueError, match="intercept last"):
+        model.told(np.zeros(model.n_features - 1), 0.1)
+    with pytest.raises(ValueError, match="creative_sd"):
+        model.told(np.zeros(model.n_features), -0.1)

@@ -29,7 +29,14 @@ def test_bench_optimize_prints_the_documented_json() -> None:
     out = json.loads(res.stdout)
     assert out["scenario"] == "smooth" and out["seeds"] == 1
     assert out["config"]["ab_test_rounds"] == 1 and out["config"]["budget_impressions"] == 6000
-    assert set(out["strategies"]) == {"faceloop", "ab_test", "random", "best_fixed", "oracle"}
+    assert set(out["strategies"]) == {
+        "faceloop",
+        "ab_test",
+        "random",
+        "best_fixed",
+        "faces_known",
+        "oracle",
+    }
     assert isinstance(out["lift_vs_ab"], float)
 
 

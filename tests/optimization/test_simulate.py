@@ -14,7 +14,9 @@ from faceloop.connectors.sandbox_platform.scenario import (
     worst_params,
 )
 from faceloop.examples import example_path
-from faceloop.models import CampaignConfig, FaceParams
+from faceloop.models import CampaignConfig, FaceParams, KpiGoal
+from faceloop.optimization.evidence import ALL
+from faceloop.optimization.facemodel import campaign_evidence
 from faceloop.optimization.simulate import (
     STRATEGIES,
     Audience,
@@ -25,6 +27,7 @@ from faceloop.optimization.simulate import (
     bench,
     campaign_segments,
     for_scenario,
+    known_face_models,
     run_ab_test,
     run_best_fixed,
     run_optuna_loop,
@@ -289,6 +292,75 @@ def test_regret_is_counted_in_the_goals_kpi(name: str) -> None:
         assert s["regret_curve"][-1] == pytest.approx(oracle - s["kpi_mean"], abs=0.1)
     unit = "clicks_mean" if cfg.goal.value == "ctr" else "conversions_mean"
     assert all(s["kpi_mean"] == s[unit] for s in out["strategies"].values())
+
+
+def _random_faces(cfg: BenchConfig, n: int, seed: int) -> list[FaceParams]:
+    rng = np.random.default_rng(seed)
+    space = cfg.space
+    return [
+        FaceParams(
+            **{
+                f: (
+                    int(rng.integers(space.skin_tone.low, space.skin_tone.high + 1))
+                    if f == "skin_tone"
+                    else list(getattr(space, f))[int(rng.integers(len(getattr(space, f))))]
+                )
+                for f in FaceParams.model_fields
+            }
+        )
+        for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "tolerance"),
+    [("smooth", 1e-9), ("segment_drift", 1e-9), ("late_conversions", 0.01)],
+)
+def test_faces_known_is_told_the_true_face_effects(name: str, tolerance: float) -> None:
+    """The `faces_known` reference's models predict each face's true fresh rate, per
+    segment and after a drift: exactly for clicks (the sandbox's effects add up on the
+    logit), within 1% for conversions (additive on logit(CTR x CVR) only approximately)."""
+    sc = load_scenario(SCENARIOS / f"{name}.yaml")
+    cfg = for_scenario(BenchConfig(), sc)
+    segments = campaign_segments(sc)
+    fitted = campaign_evidence((), {}, {}, segments, cfg.goal, cfg.space, -1).models
+    conversions = cfg.goal == KpiGoal.conversions
+    for window in (0, cfg.rounds - 1):
+        told = known_face_models(sc, fitted, window, "conversions" if conversions else "ctr")
+        assert set(told) == set(segments)
+        for segment, model in told.items():
+            assert not model.is_null and model.face_probability() == 1.0
+            for face in _random_faces(cfg, 20, window):
+                ctr, cvr = true_rates(sc, face, segment, 0, window)
+                rate = ctr * (cvr if conversions else 1.0)
+                assert model.rate(face) == pytest.approx(rate, rel=tolerance)
+            # no doubt about the faces: a proposal is a truly best face (values that
+            # do not matter tie)
+            _, best = best_params(
+                sc, {segment: 1.0}, "conversions" if conversions else "ctr", window
+            )
+            ctr, cvr = true_rates(sc, model.propose(np.random.default_rng(0)), segment, 0, window)
+            assert ctr * (cvr if conversions else 1.0) == pytest.approx(best, rel=tolerance)
+
+
+def test_faces_known_tells_a_flat_campaign_that_no_face_matters() -> None:
+    sc = load_scenario(SCENARIOS / "flat_noisy.yaml")
+    cfg = for_scenario(BenchConfig(), sc)
+    fitted = campaign_evidence((), {}, {}, {ALL: 1.0}, cfg.goal, cfg.space, -1).models
+    (model,) = known_face_models(sc, fitted, 0, "ctr").values()
+    assert model.face_probability() == 0.0 and model.selected().is_null
+    assert model.creative_var == pytest.approx(sc.noise.ad_sd**2)
+
+
+def test_faces_known_launches_the_true_best_face_first() -> None:
+    """In its first window the reference already launches a truly best face, and it stays
+    within the budget."""
+    sc = load_scenario(SCENARIOS / "smooth.yaml")
+    tally = run_optuna_loop(sc, SMALL, 0, "thompson", None, "faces_known", faces_known=True)
+    _, best = best_params(sc)
+    first = [face for window, face in tally.creatives.values() if window == 0]
+    assert max(true_rates(sc, face, "all", 0, 0)[0] for face in first) == pytest.approx(best)
+    assert tally.impressions == SMALL.rounds * SMALL.impressions_per_round
 
 
 def test_campaign_segments_come_from_the_scenario() -> None:
