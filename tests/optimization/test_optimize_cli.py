@@ -74,6 +74,8 @@ def test_bench_optimize_writes_the_regret_plot(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     text = page.read_text()
     assert "data:image/png;base64," in text and "<td>faceloop</td>" in text
+    # the reference is on the page and the page says what it is
+    assert "<td>faces_known</td>" in text and "told the true face effects" in text
     assert not (tmp_path / "regret.png").exists()  # inlined, not left beside the page
     res = runner.invoke(_app(), [*base, "--plot", str(tmp_path / "regret.svg")])
     assert res.exit_code == 2 and "--plot" in res.output
