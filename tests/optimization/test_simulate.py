@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from faceloop.connectors.sandbox_platform.scenario import (
     worst_params,
 )
 from faceloop.examples import example_path
-from faceloop.models import CampaignConfig, FaceParams, KpiGoal
+from faceloop.models import CampaignConfig, FaceParams
 from faceloop.optimization.evidence import ALL
 from faceloop.optimization.facemodel import campaign_evidence
 from faceloop.optimization.simulate import (
@@ -24,6 +25,7 @@ from faceloop.optimization.simulate import (
     SimArm,
     Tally,
     _ci95,
+    _kpi,
     bench,
     campaign_segments,
     for_scenario,
@@ -294,20 +296,11 @@ def test_regret_is_counted_in_the_goals_kpi(name: str) -> None:
     assert all(s["kpi_mean"] == s[unit] for s in out["strategies"].values())
 
 
-def _random_faces(cfg: BenchConfig, n: int, seed: int) -> list[FaceParams]:
+def _random_faces(values: dict[str, list[Any]], n: int, seed: int) -> list[FaceParams]:
+    """n faces drawn uniformly from a model's values (`FaceModel.values`)."""
     rng = np.random.default_rng(seed)
-    space = cfg.space
     return [
-        FaceParams(
-            **{
-                f: (
-                    int(rng.integers(space.skin_tone.low, space.skin_tone.high + 1))
-                    if f == "skin_tone"
-                    else list(getattr(space, f))[int(rng.integers(len(getattr(space, f))))]
-                )
-                for f in FaceParams.model_fields
-            }
-        )
+        FaceParams(**{f: vals[int(rng.integers(len(vals)))] for f, vals in values.items()})
         for _ in range(n)
     ]
 
@@ -324,21 +317,20 @@ def test_faces_known_is_told_the_true_face_effects(name: str, tolerance: float) 
     cfg = for_scenario(BenchConfig(), sc)
     segments = campaign_segments(sc)
     fitted = campaign_evidence((), {}, {}, segments, cfg.goal, cfg.space, -1).models
-    conversions = cfg.goal == KpiGoal.conversions
+    kpi = _kpi(cfg.goal)
+    conversions = kpi == "conversions"
     for window in (0, cfg.rounds - 1):
-        told = known_face_models(sc, fitted, window, "conversions" if conversions else "ctr")
+        told = known_face_models(sc, fitted, window, kpi)
         assert set(told) == set(segments)
         for segment, model in told.items():
             assert not model.is_null and model.face_probability() == 1.0
-            for face in _random_faces(cfg, 20, window):
+            for face in _random_faces(model.values, 20, window):
                 ctr, cvr = true_rates(sc, face, segment, 0, window)
                 rate = ctr * (cvr if conversions else 1.0)
                 assert model.rate(face) == pytest.approx(rate, rel=tolerance)
             # no doubt about the faces: a proposal is a truly best face (values that
             # do not matter tie)
-            _, best = best_params(
-                sc, {segment: 1.0}, "conversions" if conversions else "ctr", window
-            )
+            _, best = best_params(sc, {segment: 1.0}, kpi, window)
             ctr, cvr = true_rates(sc, model.propose(np.random.default_rng(0)), segment, 0, window)
             assert ctr * (cvr if conversions else 1.0) == pytest.approx(best, rel=tolerance)
 
