@@ -13,6 +13,8 @@ a new migration (docs/storage.md says how), and a test checks that the two agree
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -451,7 +453,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         try:
             if not memory:
                 # WAL: the worker writes while the CLI and console read, without blocking
-                cur.execute("PRAGMA journal_mode=WAL")
+                _set_wal(dbapi_conn)
             cur.execute(f"PRAGMA busy_timeout={int(_SQLITE_BUSY_TIMEOUT_S * 1000)}")
             # deleted and overwritten content (destroyed subject keys, erased prompts) is
             # zeroed in the file, not left in free pages where a file scan would find it
@@ -470,6 +472,24 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
             conn.exec_driver_sql("BEGIN")
 
     return engine
+
+
+def _set_wal(dbapi_conn: sqlite3.Connection) -> None:
+    """Switch a SQLite connection's file to WAL. Connections that switch a fresh file at
+    the same time race, and SQLite answers the loser "database is locked" at once, without
+    waiting out the busy timeout; so the switch is retried, with backoff, for up to that
+    timeout (a worker and the CLI starting on a new data dir both open the catalog)."""
+    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            dbapi_conn.execute("PRAGMA journal_mode=WAL").close()
+            return
+        except sqlite3.OperationalError as err:
+            if "locked" not in str(err) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.25)
 
 
 class CatalogBase:

@@ -29,7 +29,7 @@ from faceloop.consent import ConsentState
 from faceloop.errors import FaceloopError, SubjectErasedError
 from faceloop.storage import migrations
 from faceloop.storage.catalog import Catalog
-from faceloop.storage.schema import metadata
+from faceloop.storage.schema import _set_wal, metadata
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RELEASE_SQLITE = FIXTURES / "release_18d3f89.sqlite"
@@ -114,6 +114,42 @@ def test_workers_creating_the_same_catalog_at_once_create_it_once(catalog_url: s
     assert errors == []
     with Catalog(catalog_url) as catalog:
         assert catalog.verify_audit() == []
+
+
+def test_connections_switching_a_fresh_sqlite_file_to_wal_at_once_all_succeed(
+    tmp_path: Path,
+) -> None:
+    """The first connections to a new SQLite file each switch it to WAL. SQLite answers a
+    switch that races another with "database is locked" at once, without waiting out the
+    busy timeout, so a worker and a CLI starting on a fresh data dir could fail to open the
+    catalog (seen once in `make test`, through the test above). Eight connections, opened
+    and then switched together at a barrier, on 60 fresh files: without the retry about a
+    fifth of such races failed."""
+    failures: list[str] = []
+    for i in range(60):
+        path = tmp_path / f"race{i}.db"
+        barrier = threading.Barrier(8)
+
+        def switch(path: Path = path, barrier: threading.Barrier = barrier) -> None:
+            conn = sqlite3.connect(path, timeout=30, check_same_thread=False)
+            conn.isolation_level = None
+            try:
+                barrier.wait()
+                _set_wal(conn)
+                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    failures.append(f"journal_mode {mode}")
+            except sqlite3.Error as exc:
+                failures.append(repr(exc))
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=switch) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert failures == []
 
 
 # --------------------------------------------------------------------------- the release
