@@ -409,8 +409,8 @@ class ExportConfig(Model):
         min_length=1,
         description="encodings per placement; JPEG is the one every ad platform accepts",
     )
-    # 95: the lowest quality at which no export lost its watermark in `faceloop bench
-    # export` (at 90, 1 in 48 JPEG and 1 in 48 WebP did; docs/export.md)
+    # 95: near-lossless; the platforms compress again. The watermark, aimed through the
+    # encoding, survives down to JPEG 75 in `faceloop bench export` (docs/export.md)
     jpeg_quality: int = Field(default=95, ge=1, le=100)
     webp_quality: int = Field(default=95, ge=1, le=100)
     scale: float | None = Field(

@@ -311,6 +311,14 @@ def bench_export(
     qualities: Annotated[
         str, typer.Option(help="comma-separated JPEG/WebP qualities (1-100)")
     ] = "80,90,95",
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="first generated face's seed (0-9 were the faces the codec-aimed watermark "
+            "was diagnosed on; 1000 and up were never looked at)",
+        ),
+    ] = 0,
 ) -> None:
     """Watermark recall of placement exports (4 placements, JPEG and WebP) per quality."""
     from faceloop.guardrails.export_bench import bench_export as run
@@ -325,7 +333,7 @@ def bench_export(
         raise typer.BadParameter(
             f"{qualities!r}: give whole numbers 1-100, e.g. 80,90,95", param_hint="--qualities"
         )
-    result = run(faces, qs)
+    result = run(faces, qs, first_seed)
     typer.echo(json.dumps(result, indent=None if as_json else 2))
 
 

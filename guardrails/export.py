@@ -13,7 +13,10 @@ gets its own file:
 2. The window is resized to the placement's pixel size (times `ExportConfig.scale`).
 3. The watermark is embedded again with the original's payload. Cropping and resizing move
    the watermark's block grid, so the original's mark does not survive them (measured:
-   9 of 32 bits wrong after a 9:16 crop of a 256 px creative, docs/export.md).
+   9 of 32 bits wrong after a 9:16 crop of a 256 px creative, docs/export.md). It is aimed
+   through the export's own encoding (watermark.embed's `through`): embedded, encoded and
+   decoded, and embedded again past what the encoding took off, so that what is delivered
+   reads right.
 4. Encoded as JPEG or WebP with an embedded sRGB ICC profile (the pixels are sRGB; without
    a profile some viewers guess another space and shift the skin tones).
 5. Signed with C2PA as a transform whose parent ingredient is the signed original
@@ -354,12 +357,15 @@ class Exporter:
             spec = SAFE_AREAS[placement]
             w, h = output_size(spec, config.scale, rgb.shape[1], rgb.shape[0])
             win = plan_window(rgb.shape[1], rgb.shape[0], spec, face)
-            framed = embed(render(rgb, win, w, h), payload, self.method)
+            rendered = render(rgb, win, w, h)
             in_safe = (
                 None if face is None else inside(win.to_output(face, w, h), spec.safe.box(w, h))
             )
             for fmt in config.formats:
                 quality = config.jpeg_quality if fmt == "jpeg" else config.webp_quality
+                framed = embed(
+                    rendered, payload, self.method, through=_round_trip(fmt, quality, placement)
+                )
                 out.append(
                     self._one(
                         signed,
@@ -474,6 +480,13 @@ class Exporter:
             refused="; ".join(refused),
         )
         return ExportResult(record, b"" if refused else data)
+
+
+def _round_trip(
+    fmt: ExportFormat, quality: int, placement: Placement
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The export's encoding and the read-back's decoding, for the watermark to aim through."""
+    return lambda rgb: decode_image(encode(rgb, fmt, quality), f"{placement} export")
 
 
 def _names_parent(report: dict[str, Any]) -> bool:

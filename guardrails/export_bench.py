@@ -31,7 +31,7 @@ from faceloop.models import (
 )
 
 
-def _faces(n: int) -> list[tuple[str, np.ndarray]]:
+def _faces(n: int, first: int = 0) -> list[tuple[str, np.ndarray]]:
     import cv2
     import skimage.data
     from matplotlib import cbook
@@ -39,10 +39,10 @@ def _faces(n: int) -> list[tuple[str, np.ndarray]]:
     from faceloop.generators.base import GenerationRequest
     from faceloop.generators.registry import get_generator
 
-    rng = random.Random(0)
+    rng = random.Random(first)
     requests = []
     space = SearchSpace()
-    for seed in range(n):
+    for seed in range(first, first + n):
         params = FaceParams(
             age_band=rng.choice(space.age_band),
             expression=rng.choice(space.expression),
@@ -52,7 +52,8 @@ def _faces(n: int) -> list[tuple[str, np.ndarray]]:
             framing=rng.choice(space.framing),
         )
         requests.append(GenerationRequest(params=params, seed=seed))
-    out = [(f"dcgan-{i}", im) for i, im in enumerate(get_generator("dcgan").generate(requests))]
+    generated = get_generator("dcgan").generate(requests)
+    out = [(f"dcgan-{first + i}", im) for i, im in enumerate(generated)]
     out.append(("astronaut", np.ascontiguousarray(skimage.data.astronaut())))
     bgr = cv2.imread(str(cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
     assert bgr is not None, "matplotlib's sample data lacks grace_hopper.jpg"
@@ -60,8 +61,11 @@ def _faces(n: int) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def bench_export(faces: int = 8, qualities: tuple[int, ...] = (80, 90, 95)) -> dict[str, Any]:
-    """Recall per (format, quality) over `faces` generated faces and two real photos."""
+def bench_export(
+    faces: int = 8, qualities: tuple[int, ...] = (80, 90, 95), first_seed: int = 0
+) -> dict[str, Any]:
+    """Recall per (format, quality) over `faces` generated faces (seeds from `first_seed`)
+    and two real photos."""
     from PIL import Image
 
     from faceloop.guardrails.activities import Signer
@@ -77,7 +81,7 @@ def bench_export(faces: int = 8, qualities: tuple[int, ...] = (80, 90, 95)) -> d
     from faceloop.guardrails.provenance import Ledger, Provenance, init_keys
     from faceloop.guardrails.watermark import MATCH_BITS, PAYLOAD_BITS, bit_errors, decode
 
-    images = _faces(faces)
+    images = _faces(faces, first_seed)
     formats: list[ExportFormat] = ["jpeg", "webp"]
     with tempfile.TemporaryDirectory() as tmp:
         keys = init_keys(Path(tmp) / "keys")

@@ -9,16 +9,29 @@ MATCH_BITS bit errors of a known payload (false match: about 1.3e-6 per known as
 Default method: dwtDctSvd (measured in docs/benchmarks.md (Guardrails)): it keeps bit accuracy
 1.0 after JPEG 75 and a 0.5x resize at about 0.1 s each way, while rivaGan, which also
 survives crops, costs about 4 s each way on 2 cores, sixteen times the whole chain's budget.
+
+dwtDctSvd is embedded by `_embed_dwt_dct_svd`, not by invisible-watermark's encoder, and read
+by invisible-watermark's decoder. The library's encoder writes the changed chroma plane back
+into a uint8 array, which truncates: every block's quantised singular value lands 3-4 units
+(of the 9 between a bit's target and the decision boundary) on the wrong side of its target,
+and a JPEG at quality 95 of a smooth, soft-lit face then flipped 3-13 of the 32 bits
+(docs/export.md). It also swaps the horizontal and vertical detail bands on the way back,
+which alters the chroma plane though the decoder never reads those bands. Ours rounds, keeps
+the bands, and moves each singular value to the nearest target of its bit (the library
+always moves it within its own bin, up to 27 units, where 18 suffice): the same marks the
+same decoder reads, with less change to the image.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from typing import Any, ClassVar, Literal, get_args
 
 import cv2
 import numpy as np
+import pywt
 
 from faceloop.errors import FaceloopError
 from faceloop.models import CheckResult, Verdict
@@ -30,6 +43,16 @@ METHODS: tuple[Method, ...] = get_args(Method)
 DEFAULT_METHOD: Method = "dwtDctSvd"
 PAYLOAD_BITS = 32
 MATCH_BITS = 3
+# invisible-watermark's dwtDctSvd parameters, which its decoder assumes: the U plane (YUV
+# channel 1), quantisation step 36 of the largest singular value of each 4x4 block's DCT of
+# the Haar approximation.
+SVD_CHANNEL = 1
+SVD_SCALE = 36.0
+SVD_BLOCK = 4
+# Codec-aimed embedding (`_aimed`): tries, and how far past a target a block may be aimed
+# (the decision boundary is scale/4 = 9 away, so the uncompressed image still reads right).
+AIM_TRIES = 4
+AIM_LIMIT = 6.0
 MIN_PIXELS = 256 * 256  # invisible-watermark refuses smaller images
 
 _riva_lock = threading.Lock()
@@ -80,11 +103,113 @@ def _check_size(rgb: np.ndarray) -> None:
         )
 
 
-def embed(rgb: np.ndarray, payload: str, method: Method = DEFAULT_METHOD) -> np.ndarray:
-    """A copy of the RGB image carrying the 32-bit payload."""
+def _dct_matrix(n: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix (what cv2.dct applies along each axis)."""
+    k = np.arange(n)[:, None]
+    m = np.cos(np.pi * (2 * np.arange(n)[None, :] + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    m[0] /= np.sqrt(2)
+    return m
+
+
+def _svd_blocks(bgr: np.ndarray) -> tuple[np.ndarray, Any, Any, tuple[int, int]]:
+    """The U plane's Haar approximation, its other bands, and the 4x4 blocks' DCT's SVD."""
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
+    rows, cols = yuv.shape[0] // 4 * 4, yuv.shape[1] // 4 * 4
+    approx, details = pywt.dwt2(yuv[:rows, :cols, SVD_CHANNEL].astype(np.float64), "haar")
+    b = SVD_BLOCK
+    bi, bj = approx.shape[0] // b, approx.shape[1] // b
+    blocks = approx[: bi * b, : bj * b].reshape(bi, b, bj, b).transpose(0, 2, 1, 3)
+    d = _dct_matrix(b)
+    return approx, details, np.linalg.svd(d @ blocks.reshape(-1, b, b) @ d.T), (bi, bj)
+
+
+def _residual(s0: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """How far each block's s0 lies from its bit's target, in (-scale/2, scale/2]."""
+    target = (0.25 + 0.5 * want) * SVD_SCALE
+    return -((target - s0 + SVD_SCALE / 2) % SVD_SCALE - SVD_SCALE / 2)
+
+
+def _embed_dwt_dct_svd(bgr: np.ndarray, bits: list[int], aim: np.ndarray | None) -> np.ndarray:
+    """invisible-watermark's dwtDctSvd embedding, rounded instead of truncated (module doc).
+
+    `aim`: per block, how far past its bit's target to put s0 (what a codec will take off)."""
+    approx, details, (u, s, vt), (bi, bj) = _svd_blocks(bgr)
+    # blocks carry the payload's bits in turn, row by row, as the decoder reads them
+    want = np.resize(np.asarray(bits, dtype=np.float64), len(s))
+    target = (np.floor(s[:, 0] / SVD_SCALE) + 0.25 + 0.5 * want) * SVD_SCALE
+    if aim is not None:
+        target += aim
+    # the nearest of target - scale, target, target + scale: the decoder reads s0 mod scale
+    moved = target + np.round((s[:, 0] - target) / SVD_SCALE) * SVD_SCALE
+    s[:, 0] = np.where(moved < 0, moved + SVD_SCALE, moved)  # a singular value is >= 0
+    b, d = SVD_BLOCK, _dct_matrix(SVD_BLOCK)
+    marked = d.T @ (u * s[:, None, :]) @ vt @ d
+    approx[: bi * b, : bj * b] = (
+        marked.reshape(bi, bj, b, b).transpose(0, 2, 1, 3).reshape(bi * b, bj * b)
+    )
+    plane = pywt.idwt2((approx, details), "haar")
+    yuv = cv2.cvtColor(bgr, cv2.COLOR_BGR2YUV)
+    rows, cols = plane.shape
+    yuv[:rows, :cols, SVD_CHANNEL] = np.clip(np.rint(plane), 0, 255).astype(np.uint8)
+    return cv2.cvtColor(yuv, cv2.COLOR_YUV2BGR)
+
+
+def _aimed(
+    rgb: np.ndarray, bits: list[int], through: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """dwtDctSvd aimed so that the mark survives `through`, a deterministic codec round trip.
+
+    A codec moves each block's s0 by a few units, mostly the same way (JPEG's clipping of
+    saturated colours pulls the chroma in), and where the moves pile up on one bit's blocks
+    the bit flips. So: embed, send through the codec, and embed again aimed past each
+    target by what the codec took off (at most AIM_LIMIT, so the uncompressed image still
+    reads right), up to AIM_TRIES times; the try whose round trip reads best is kept."""
+    bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    want: np.ndarray | None = None
+    aim: np.ndarray | None = None
+    best: tuple[int, np.ndarray] | None = None
+    for _ in range(AIM_TRIES):
+        marked = cv2.cvtColor(_embed_dwt_dct_svd(bgr, bits, aim), cv2.COLOR_BGR2RGB)
+        back = cv2.cvtColor(through(marked), cv2.COLOR_RGB2BGR)
+        s0 = _svd_blocks(back)[2][1][:, 0]
+        if want is None:
+            want = np.resize(np.asarray(bits, dtype=np.float64), len(s0))
+            aim = np.zeros(len(s0))
+        wrong = bit_errors(_hex(_read_bits(s0, len(bits))), _hex(bits))
+        if best is None or wrong < best[0]:
+            best = (wrong, marked)
+        if wrong == 0:
+            break
+        assert aim is not None
+        aim = np.clip(aim - _residual(s0, want), -AIM_LIMIT, AIM_LIMIT)
+    assert best is not None
+    return best[1]
+
+
+def _read_bits(s0: np.ndarray, n: int) -> list[int]:
+    """The bits invisible-watermark's decoder reads from the blocks' s0 (a majority per bit)."""
+    votes = (s0 % SVD_SCALE > SVD_SCALE * 0.5).astype(np.float64)
+    return [int(votes[i::n].mean() * 255 > 127) for i in range(n)]
+
+
+def embed(
+    rgb: np.ndarray,
+    payload: str,
+    method: Method = DEFAULT_METHOD,
+    through: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """A copy of the RGB image carrying the 32-bit payload.
+
+    `through` (dwtDctSvd only): the codec round trip the copy is bound for (RGB in, RGB out,
+    e.g. JPEG at the export's quality); the mark is then aimed to survive it (`_aimed`)."""
     from imwatermark import WatermarkEncoder
 
     _check_size(rgb)
+    if method == "dwtDctSvd":
+        if through is not None:
+            return _aimed(rgb, _bits(payload), through)
+        bgr = _embed_dwt_dct_svd(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), _bits(payload), None)
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     if method == "rivaGan":
         _load_riva()
     enc = WatermarkEncoder()
