@@ -1,4 +1,5 @@
-"""A person-name detector: a given name followed by a surname, not a list of famous people.
+"""A person-name detector: a given name followed by a surname, not a list of famous people;
+and a single name where the text asks for a likeness.
 
 A name is a given name from the lexicon (about 5,000 given names of the EN, DE, FR, ES, IT,
 NL and PL locales, from Faker, see data/NOTICE), optionally more given names and a particle
@@ -10,6 +11,13 @@ NL and PL locales, from Faker, see data/NOTICE), optionally more given names and
   colour and "Rose Miller" a person;
 - all lower case: both words in the lexicons and neither a common word ("anna schmidt").
 Polish and German inflect names (Agnieszkę Nowak, Annas); the lookup tries the nominative.
+A single word is a name when it follows a likeness cue ("looks like", "resembling",
+"sieht aus wie", "ressemble à", "se parece a", "somiglia a", "lijkt op", "wygląda jak", ...)
+and is capitalised, not all capitals, not a weekday, month, holiday or season, and a given
+name or else not a common word: "looks like Shakira", "ressemble à Adele". Without the cue
+a lone capitalised word is a brand, a place or a product far more often than a person;
+with it, a place still counts ("looks like Tokyo"), which costs a review, not a campaign
+(named_person escalates).
 A name that belongs to the brief's consented persona is allowed (see `persona_names`).
 """
 
@@ -70,11 +78,70 @@ _ENDINGS = (
 )
 
 
+# Likeness cues, as folded word sequences (`fold`: accents off, lower case): the next word
+# is read as a name when it looks like one (`NameDetector._likeness`)
+_CUES: tuple[tuple[str, ...], ...] = tuple(
+    tuple(c.split())
+    for c in (
+        # EN
+        "look like",
+        "looks like",
+        "looked like",
+        "looking like",
+        "resemble",
+        "resembles",
+        "resembled",
+        "resembling",
+        "lookalike of",
+        "look-alike of",
+        "double of",
+        # DE ("sieht aus wie", "sah aus wie" end in "aus wie")
+        "aus wie",
+        "aussieht wie",
+        "aussehen wie",
+        "aussehend wie",
+        "ahnelt",
+        "ahnlich wie",
+        "doppelganger von",
+        # FR
+        "ressemble a",
+        "ressemblant a",
+        "ressemblante a",
+        "ressemblent a",
+        "ressembler a",
+        "sosie de",
+        # ES
+        "se parece a",
+        "parecido a",
+        "parecida a",
+        "doble de",
+        # IT
+        "somiglia a",
+        "assomiglia a",
+        "simile a",
+        "sosia di",
+        # NL
+        "lijkt op",
+        "lijken op",
+        "dubbelganger van",
+        # PL
+        "wyglada jak",
+        "wygladajaca jak",
+        "wygladajacy jak",
+        "podobny do",
+        "podobna do",
+        "sobowtor",
+    )
+)
+
+
 @dataclass(frozen=True)
 class Lexicon:
     given: frozenset[str]
     surnames: frozenset[str]
     common: frozenset[str]
+    # weekdays, months, holidays, seasons: not people after a likeness cue
+    calendar: frozenset[str] = frozenset()
 
 
 def _read(name: str) -> frozenset[str]:
@@ -84,7 +151,12 @@ def _read(name: str) -> frozenset[str]:
 
 @cache
 def lexicon() -> Lexicon:
-    return Lexicon(_read("given_names.txt"), _read("surnames.txt"), _read("common_words.txt"))
+    return Lexicon(
+        _read("given_names.txt"),
+        _read("surnames.txt"),
+        _read("common_words.txt"),
+        _read("calendar_words.txt"),
+    )
 
 
 @lru_cache(maxsize=8192)
@@ -138,7 +210,33 @@ class NameDetector:
                 continue
             names.append(text[words[i][1] : words[end][2]])
             i = end + 1
-        return names
+        return names + [n for n in self._likeness(words, text) if n not in names]
+
+    def _likeness(self, words: list[tuple[str, int, int]], text: str) -> list[str]:
+        """Single names after a likeness cue (module doc): "looks like Shakira"."""
+        folded = [fold(w) for w, _, _ in words]
+        found = []
+        for i in range(len(words)):
+            for cue in _CUES:
+                j = i + len(cue)
+                if j >= len(words) or tuple(folded[i:j]) != cue:
+                    continue
+                if not all(_adjacent(words[k - 1], words[k], text) for k in range(i + 1, j + 1)):
+                    continue
+                if self._single_name(words[j][0]):
+                    found.append(words[j][0])
+        return found
+
+    def _single_name(self, word: str) -> bool:
+        """Whether one word, after a likeness cue, reads as a person's name."""
+        if len(word) < 2 or not _capitalised(word) or word.isupper():
+            return False
+        stem = word.split("'")[0].split("’")[0]
+        if fold(stem) in self.lex.calendar:
+            return False
+        # a given name counts even where it is also a word ("Summer"; "Mina", whose
+        # nominative guess "min" is a common word); any other common word does not
+        return _in(stem, self.lex.given) or not _in(stem, self.lex.common)
 
     def _name_at(self, words: list[tuple[str, int, int]], i: int, text: str) -> int | None:
         """Index of the surname word when a name starts at word i, else None."""

@@ -6,6 +6,7 @@ the "kids sunscreen" briefs."""
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 import pytest
 import yaml
@@ -176,3 +177,40 @@ def test_shipped_playbooks_choose_an_action_for_every_rule() -> None:
         assert set(raw["prompt_filter"]["actions"]) == set(PROMPT_RULES), name
     assert load_playbook("default").prompt_filter.actions["named_person"] == "escalate"
     assert load_playbook("eu").prompt_filter.actions["skip_safeguards"] == "block"
+
+
+LIKENESS = yaml.safe_load((Path(__file__).parent / "likeness_cases.yaml").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("case", LIKENESS["tuning"]["names"], ids=lambda c: c["text"][:40])
+def test_a_single_name_asked_for_as_a_likeness_is_a_name(case: dict[str, str]) -> None:
+    assert case["name"] in NameDetector().find(case["text"])
+
+
+@pytest.mark.parametrize("text", LIKENESS["tuning"]["benign"])
+def test_a_likeness_cue_before_a_word_that_is_no_name_finds_nothing(text: str) -> None:
+    assert NameDetector().find(text) == []
+
+
+def test_likeness_names_on_held_out_phrasings_meet_the_floors_set_before_they_ran() -> None:
+    """Held-out (likeness_cases.yaml): recall 12 / 16 and 3 / 14 benign flagged when first
+    run; the floors (0.5, 0.25) were fixed before that run."""
+    d = NameDetector()
+    cases = LIKENESS["held_out"]
+    found = sum(c["name"] in d.find(c["text"]) for c in cases["names"])
+    flagged = sum(bool(d.find(t)) for t in cases["benign"])
+    assert found / len(cases["names"]) >= 0.5, found
+    assert flagged / len(cases["benign"]) <= 0.25, flagged
+
+
+def test_a_likeness_name_in_a_brief_is_escalated_as_a_named_person() -> None:
+    brief = Brief(
+        product="Lumen SPF 50",
+        audience=[{"name": "all"}],
+        markets=["DE"],
+        budget_impressions=1000,
+        message="A woman who looks like Shakira, laughing in the sun.",
+    )
+    result = FILTER.check_brief(brief)
+    assert result.verdict == Verdict.escalate
+    assert any(h.rule == "named_person" and "Shakira" in h.matched for h in result.hits)
