@@ -383,12 +383,25 @@ class SpendCheckInput(Model):
     campaign_id: str
     round: int
     cap: SpendCap
+    planned_impressions: int | None = Field(
+        default=None,
+        ge=1,
+        description="the round's impressions before the cap; with it the check also says how "
+        "many the rest of the cap buys (older histories: None, no sizing)",
+    )
 
 
 class SpendCheckOutput(Model):
     reached: bool
     spent: float = Field(description="what the cap was compared with, in the cap's currency")
     reason: str = ""
+    impressions_left: int | None = Field(
+        default=None,
+        ge=1,
+        description="the impressions the rest of the cap buys at the campaign's price so far "
+        "(its ad spend per impression delivered), where that is fewer than planned: the round "
+        "deploys these instead; None: the planned round fits, or no price is known yet",
+    )
 
 
 class RecheckInput(Model):

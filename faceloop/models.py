@@ -246,7 +246,8 @@ class Brief(Model):
     persona: Persona | None = None
     spend_cap: SpendCap | None = Field(
         default=None,
-        description="stop the campaign once its spend reaches this (checked before each round)",
+        description="stop the campaign once its spend reaches this (checked before each "
+        "round; from the second round on, a round the rest cannot pay for is sized down)",
     )
     search_space: SearchSpace = Field(default_factory=SearchSpace)
     submitted_by: Line = Field(default="marketer", min_length=1, max_length=128)

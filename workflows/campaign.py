@@ -260,16 +260,30 @@ class CampaignWorkflow:
         # the campaign cost what it may (docs/cost.md): the live ads are paused through the
         # connector and the campaign ends `stopped`. Campaigns from before the cap existed
         # have none, so they replay unchanged.
+        round_impressions = config.impressions_per_round or max(
+            brief.budget_impressions // config.rounds, 1
+        )
+        # within the round too: from the second round on, a round the rest of the cap cannot
+        # pay for at the campaign's price so far deploys only what it can (patched: older
+        # histories checked without sizing)
+        impressions_left: int | None = None
         if brief.spend_cap is not None:
+            sized = workflow.patched("spend-cap-sizes-the-round")
             spend = await workflow.execute_activity_method(
                 CampaignActivities.check_spend,
-                SpendCheckInput(campaign_id=cid, round=rnd, cap=brief.spend_cap),
+                SpendCheckInput(
+                    campaign_id=cid,
+                    round=rnd,
+                    cap=brief.spend_cap,
+                    planned_impressions=round_impressions if sized else None,
+                ),
                 start_to_close_timeout=SHORT,
                 retry_policy=RETRY,
             )
             if spend.reached:
                 await self._pause_live(state, spend.reason)
                 return await self._finish(state, "stopped", spend.reason)
+            impressions_left = spend.impressions_left
 
         # a persona is usable only under a valid consent record: checked every round, so a
         # revocation stops new variants from the next round on (erasure takes the ads down)
@@ -463,8 +477,10 @@ class CampaignWorkflow:
         self._stage("deploy")
         # the previous round's retirements are done before this round's ads go live
         await self._settle_round()
-        impressions = config.impressions_per_round or max(
-            brief.budget_impressions // config.rounds, 1
+        impressions = (
+            round_impressions
+            if impressions_left is None
+            else min(round_impressions, impressions_left)
         )
         deployed = await workflow.execute_activity_method(
             ConnectorActivities.deploy,

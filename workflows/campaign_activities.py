@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 
 from pydantic import ValidationError
@@ -10,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.consent import ADS_SCOPE
-from faceloop.cost import Prices, campaign_cost, cap_reason
+from faceloop.cost import CampaignCost, Prices, campaign_cost, cap_reason
 from faceloop.errors import FaceloopError
 from faceloop.messages import (
     CampaignInput,
@@ -182,9 +183,37 @@ class CampaignActivities:
         goes to the audit log, where the report reads it."""
         cost = campaign_cost(self.catalog, inp.campaign_id, self.prices, inp.cap)
         assert cost.capped_spend is not None
-        if not cost.cap_reached:
+        reason = cap_reason(cost) if cost.cap_reached else ""
+        sized = None if cost.cap_reached else self._round_under_cap(inp, cost)
+        if sized is not None:
+            left, price = sized
+            if left < 1:
+                reason = (
+                    f"spend cap reached: {inp.cap.amount - cost.capped_spend:.2f} "
+                    f"{cost.currency} left of the cap buys no impression at "
+                    f"{1000 * price:.2f} {cost.currency} per 1,000"
+                )
+            else:
+                self.catalog.audit(
+                    inp.campaign_id,
+                    "campaign.spend_cap_sized",
+                    inp.campaign_id,
+                    "workflow",
+                    {
+                        "round": inp.round,
+                        "planned_impressions": inp.planned_impressions,
+                        "impressions": left,
+                        "left": inp.cap.amount - cost.capped_spend,
+                        "per_1000_impressions": 1000 * price,
+                        "cap": inp.cap.model_dump(),
+                    },
+                    key=f"campaign.spend_cap_sized:{inp.campaign_id}:{inp.round}",
+                )
+                return SpendCheckOutput(
+                    reached=False, spent=cost.capped_spend, impressions_left=left
+                )
+        if not reason:
             return SpendCheckOutput(reached=False, spent=cost.capped_spend)
-        reason = cap_reason(cost)
         self.catalog.audit(
             inp.campaign_id,
             "campaign.spend_cap",
@@ -201,6 +230,24 @@ class CampaignActivities:
             key=f"campaign.spend_cap:{inp.campaign_id}",
         )
         return SpendCheckOutput(reached=True, spent=cost.capped_spend, reason=reason)
+
+    def _round_under_cap(
+        self, inp: SpendCheckInput, cost: CampaignCost
+    ) -> tuple[int, float] | None:
+        """(the impressions the rest of the cap buys, the price per impression) where that is
+        fewer than the round planned; None where the round fits or no price is known yet
+        (nothing delivered, or a platform that reports no spend). The price is the
+        campaign's own: its ad spend over the impressions delivered. The coming round's
+        compute is not projected: a cap with compute may still be passed by that much."""
+        if inp.planned_impressions is None or not cost.ad_spend:
+            return None
+        delivered = sum(o.impressions for o in self.catalog.observations(inp.campaign_id))
+        if delivered <= 0:
+            return None
+        assert cost.capped_spend is not None
+        price = cost.ad_spend / delivered
+        left = math.floor((inp.cap.amount - cost.capped_spend) / price)
+        return (left, price) if left < inp.planned_impressions else None
 
     def _next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
         row = self.catalog.get_campaign(inp.campaign_id)

@@ -153,6 +153,49 @@ async def test_campaign_stops_at_its_spend_cap_with_measured_cost(
     await _replay(client, cid)
 
 
+async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
+    temporal_env: WorkflowEnvironment, settings: Settings
+) -> None:
+    """Round 0 spends 120 USD of a 150 USD cap (60,000 impressions at 2 USD per 1,000);
+    round 1 deploys the 15,000 impressions the other 30 USD buy at the price round 0 paid,
+    not another 60,000 (240 USD in all); round 2 finds the cap reached."""
+    client = temporal_env.client
+    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
+    cap = SpendCap(amount=150.0, currency="USD", include_compute=False)
+    brief = brief.model_copy(update={"spend_cap": cap})
+    cid = "sized-lumen"
+    res = Resources.open(settings)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for w in build_workers(client, res):
+                await stack.enter_async_context(w)
+            handle = await submit(client, settings, brief, _config(3), campaign_id=cid)
+            state: CampaignState = await asyncio.wait_for(handle.result(), timeout=240)
+            await _replay(client, cid)
+    finally:
+        await res.aclose()
+
+    assert state.stage == "stopped" and state.round == 2, state.blocked_reason
+    assert state.blocked_reason.startswith("spend cap reached: ad spend 150.00 USD"), (
+        state.blocked_reason
+    )
+    catalog = Catalog(settings.resolved_database_url)
+    try:
+        per_round = Counter[int]()
+        for o in catalog.observations(cid):
+            per_round[o.round] += o.impressions
+        assert per_round == {0: 60_000, 1: 15_000}, per_round
+        # the platform billed the cap, not a round past it
+        assert catalog.usage_totals(cid)["ad_spend"] == pytest.approx(cap.amount)
+        (sized,) = [e for e in catalog.audit_entries(cid) if e.kind == "campaign.spend_cap_sized"]
+        assert sized.payload["round"] == 1
+        assert sized.payload["planned_impressions"] == 60_000
+        assert sized.payload["impressions"] == 15_000
+        assert sized.payload["per_1000_impressions"] == pytest.approx(SANDBOX_CPM)
+    finally:
+        catalog.close()
+
+
 async def test_schedule_with_a_spend_cap_pauses_itself(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:

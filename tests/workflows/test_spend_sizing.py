@@ -1,0 +1,96 @@
+"""The spend check's sizing of a round (CampaignActivities.check_spend, docs/cost.md): what
+the rest of a cap buys at the campaign's own price, on a real catalog, without a server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from optuna.storages import InMemoryStorage
+
+from faceloop.messages import SpendCheckInput, SpendCheckOutput
+from faceloop.models import Brief, CampaignConfig, KpiObservation, SpendCap
+from faceloop.optimization.study import Optimizer
+from faceloop.storage.catalog import Catalog
+from faceloop.workflows.campaign_activities import CampaignActivities
+
+CID = "sizing"
+BRIEF = Brief(
+    product="Lumen SPF 50",
+    message="Everyday protection.",
+    audience=[{"name": "all"}],
+    markets=["DE"],
+    budget_impressions=30_000,
+)
+
+
+@pytest.fixture
+def activities(tmp_path: Path) -> CampaignActivities:
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    catalog.upsert_campaign(CID, BRIEF, CampaignConfig(rounds=3), "running")
+    return CampaignActivities(catalog, Optimizer(InMemoryStorage(), "thompson"))
+
+
+def _delivered(acts: CampaignActivities, impressions: int, spend: float | None) -> None:
+    """Round 0 delivered `impressions` and the platform billed `spend` (None: no figure)."""
+    acts.catalog.record_observations(
+        [
+            KpiObservation(
+                campaign_id=CID,
+                variant_id="v0",
+                ad_id="ad-0",
+                round=0,
+                impressions=impressions,
+                clicks=10,
+                conversions=1,
+                observed_at=datetime.now(UTC),
+            )
+        ]
+    )
+    if spend is not None:
+        acts.catalog.record_usage(CID, "ad_spend", spend, "window:0", round=0)
+
+
+def _check(
+    acts: CampaignActivities, amount: float, planned: int | None = 10_000
+) -> SpendCheckOutput:
+    cap = SpendCap(amount=amount, currency="USD", include_compute=False)
+    return acts._check_spend(
+        SpendCheckInput(campaign_id=CID, round=1, cap=cap, planned_impressions=planned)
+    )
+
+
+def test_the_rest_of_the_cap_buys_what_the_campaign_paid_per_impression(
+    activities: CampaignActivities,
+) -> None:
+    _delivered(activities, 10_000, 20.0)  # 2.00 per 1,000
+    out = _check(activities, 30.0)
+    assert not out.reached and out.impressions_left == 5_000
+    (entry,) = [
+        e for e in activities.catalog.audit_entries(CID) if e.kind == "campaign.spend_cap_sized"
+    ]
+    assert entry.payload["planned_impressions"] == 10_000 and entry.payload["impressions"] == 5_000
+    # a round the rest still pays for in full is not sized
+    assert _check(activities, 100.0).impressions_left is None
+    # older histories (no planned impressions) are never sized
+    assert _check(activities, 30.0, planned=None).impressions_left is None
+
+
+def test_a_rest_that_buys_no_impression_stops_the_campaign(activities: CampaignActivities) -> None:
+    _delivered(activities, 10_000, 20.0)
+    out = _check(activities, 20.001)
+    assert out.reached and out.impressions_left is None
+    assert out.reason.startswith("spend cap reached: 0.00 USD left of the cap buys no impression")
+    kinds = [e.kind for e in activities.catalog.audit_entries(CID)]
+    assert kinds.count("campaign.spend_cap") == 1 and "campaign.spend_cap_sized" not in kinds
+
+
+@pytest.mark.parametrize(("impressions", "spend"), [(0, None), (10_000, None), (0, 5.0)])
+def test_no_price_no_sizing(
+    activities: CampaignActivities, impressions: int, spend: float | None
+) -> None:
+    """Nothing delivered yet, or a platform that reports no spend: the round is not sized."""
+    _delivered(activities, impressions, spend)
+    out = _check(activities, 1.0 if spend is None else 10.0)
+    assert not out.reached and out.impressions_left is None
