@@ -58,15 +58,10 @@ async def _replay(client: Client, cid: str) -> None:
     await replayer.replay_workflow(await handle.fetch_history())
 
 
-async def test_campaign_stops_at_its_spend_cap_with_measured_cost(
-    temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
-) -> None:
-    client = temporal_env.client
+async def _run_capped(client: Client, settings: Settings, cap: SpendCap, cid: str) -> CampaignState:
+    """The example brief under `cap`, 3 rounds, on fresh workers; its final state."""
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
-    # one round buys 180,000 / 3 impressions, 120 USD at the sandbox's CPM: far past 50
-    cap = SpendCap(amount=50.0, currency="USD", include_compute=False)
     brief = brief.model_copy(update={"spend_cap": cap})
-    cid = "capped-lumen"
     res = Resources.open(settings)
     try:
         async with contextlib.AsyncExitStack() as stack:
@@ -76,6 +71,17 @@ async def test_campaign_stops_at_its_spend_cap_with_measured_cost(
             state: CampaignState = await asyncio.wait_for(handle.result(), timeout=240)
     finally:
         await res.aclose()
+    return state
+
+
+async def test_campaign_stops_at_its_spend_cap_with_measured_cost(
+    temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> None:
+    client = temporal_env.client
+    # one round buys 180,000 / 3 impressions, 120 USD at the sandbox's CPM: far past 50
+    cap = SpendCap(amount=50.0, currency="USD", include_compute=False)
+    cid = "capped-lumen"
+    state = await _run_capped(client, settings, cap, cid)
 
     # stopped before round 1 made or deployed anything, with the reason
     assert state.stage == "stopped" and state.round == 1, state.blocked_reason
@@ -159,21 +165,10 @@ async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
     """Round 0 spends 120 USD of a 150 USD cap (60,000 impressions at 2 USD per 1,000);
     round 1 deploys the 15,000 impressions the other 30 USD buy at the price round 0 paid,
     not another 60,000 (240 USD in all); round 2 finds the cap reached."""
-    client = temporal_env.client
-    brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     cap = SpendCap(amount=150.0, currency="USD", include_compute=False)
-    brief = brief.model_copy(update={"spend_cap": cap})
     cid = "sized-lumen"
-    res = Resources.open(settings)
-    try:
-        async with contextlib.AsyncExitStack() as stack:
-            for w in build_workers(client, res):
-                await stack.enter_async_context(w)
-            handle = await submit(client, settings, brief, _config(3), campaign_id=cid)
-            state: CampaignState = await asyncio.wait_for(handle.result(), timeout=240)
-            await _replay(client, cid)
-    finally:
-        await res.aclose()
+    state = await _run_capped(temporal_env.client, settings, cap, cid)
+    await _replay(temporal_env.client, cid)
 
     assert state.stage == "stopped" and state.round == 2, state.blocked_reason
     assert state.blocked_reason.startswith("spend cap reached: ad spend 150.00 USD"), (
