@@ -330,9 +330,19 @@ def _cost_json(
     cost = campaign_cost(catalog, campaign.campaign_id, prices, campaign.brief.spend_cap)
     # why the campaign stopped at its cap, as the audit log recorded it
     stop = next((e for e in reversed(entries) if e.kind == "campaign.spend_cap"), None)
+    # the rounds the cap sized down: what they planned and what the rest of the cap bought
+    sized = [
+        {
+            k: e.payload.get(k)
+            for k in ("round", "planned_impressions", "impressions", "per_1000_impressions")
+        }
+        for e in entries
+        if e.kind == "campaign.spend_cap_sized"
+    ]
     return {
         **cost.model_dump(mode="json"),
         "stopped_reason": str(stop.payload.get("reason", "")) if stop else None,
+        "sized_rounds": sized,
     }
 
 

@@ -160,7 +160,7 @@ async def test_campaign_stops_at_its_spend_cap_with_measured_cost(
 
 
 async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
-    temporal_env: WorkflowEnvironment, settings: Settings
+    temporal_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
 ) -> None:
     """Round 0 spends 120 USD of a 150 USD cap (60,000 impressions at 2 USD per 1,000);
     round 1 deploys the 15,000 impressions the other 30 USD buy at the price round 0 paid,
@@ -189,6 +189,19 @@ async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
         assert sized.payload["per_1000_impressions"] == pytest.approx(SANDBOX_CPM)
     finally:
         catalog.close()
+
+    # the report says which round the cap sized, and to what
+    json_path, html_path = write_report(settings, cid, tmp_path / "out")
+    (row,) = json.loads(json_path.read_text())["cost"]["sized_rounds"]
+    assert row == {
+        "round": 1,
+        "planned_impressions": 60_000,
+        "impressions": 15_000,
+        "per_1000_impressions": pytest.approx(SANDBOX_CPM),
+    }
+    assert "Round 1 sized by the spend cap:</b>\n15,000 impressions instead of 60,000" in (
+        html_path.read_text()
+    )
 
 
 async def test_schedule_with_a_spend_cap_pauses_itself(
