@@ -129,11 +129,18 @@ def _residual(s0: np.ndarray, want: np.ndarray) -> np.ndarray:
     return -((target - s0 + SVD_SCALE / 2) % SVD_SCALE - SVD_SCALE / 2)
 
 
-def _embed_dwt_dct_svd(bgr: np.ndarray, bits: list[int], aim: np.ndarray | None) -> np.ndarray:
+def _embed_dwt_dct_svd(
+    bgr: np.ndarray,
+    bits: list[int],
+    aim: np.ndarray | None,
+    parts: tuple[np.ndarray, Any, Any, tuple[int, int]] | None = None,
+) -> np.ndarray:
     """invisible-watermark's dwtDctSvd embedding, rounded instead of truncated (module doc).
 
-    `aim`: per block, how far past its bit's target to put s0 (what a codec will take off)."""
-    approx, details, (u, s, vt), (bi, bj) = _svd_blocks(bgr)
+    `aim`: per block, how far past its bit's target to put s0 (what a codec will take off).
+    `parts`: `_svd_blocks(bgr)`, when the caller embeds the same image more than once."""
+    approx, details, (u, s, vt), (bi, bj) = parts or _svd_blocks(bgr)
+    approx, s = approx.copy(), s.copy()  # `parts` stay as they were for the next try
     # blocks carry the payload's bits in turn, row by row, as the decoder reads them
     want = np.resize(np.asarray(bits, dtype=np.float64), len(s))
     target = (np.floor(s[:, 0] / SVD_SCALE) + 0.25 + 0.5 * want) * SVD_SCALE
@@ -165,22 +172,18 @@ def _aimed(
     target by what the codec took off (at most AIM_LIMIT, so the uncompressed image still
     reads right), up to AIM_TRIES times; the try whose round trip reads best is kept."""
     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-    want: np.ndarray | None = None
-    aim: np.ndarray | None = None
+    parts = _svd_blocks(bgr)
+    want = np.resize(np.asarray(bits, dtype=np.float64), len(parts[2][1]))
+    aim = np.zeros(len(want))
     best: tuple[int, np.ndarray] | None = None
     for _ in range(AIM_TRIES):
-        marked = cv2.cvtColor(_embed_dwt_dct_svd(bgr, bits, aim), cv2.COLOR_BGR2RGB)
-        back = cv2.cvtColor(through(marked), cv2.COLOR_RGB2BGR)
-        s0 = _svd_blocks(back)[2][1][:, 0]
-        if want is None:
-            want = np.resize(np.asarray(bits, dtype=np.float64), len(s0))
-            aim = np.zeros(len(s0))
+        marked = cv2.cvtColor(_embed_dwt_dct_svd(bgr, bits, aim, parts), cv2.COLOR_BGR2RGB)
+        s0 = _svd_blocks(cv2.cvtColor(through(marked), cv2.COLOR_RGB2BGR))[2][1][:, 0]
         wrong = bit_errors(_hex(_read_bits(s0, len(bits))), _hex(bits))
         if best is None or wrong < best[0]:
             best = (wrong, marked)
         if wrong == 0:
             break
-        assert aim is not None
         aim = np.clip(aim - _residual(s0, want), -AIM_LIMIT, AIM_LIMIT)
     assert best is not None
     return best[1]

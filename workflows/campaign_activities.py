@@ -183,17 +183,14 @@ class CampaignActivities:
         goes to the audit log, where the report reads it."""
         cost = campaign_cost(self.catalog, inp.campaign_id, self.prices, inp.cap)
         assert cost.capped_spend is not None
-        reason = cap_reason(cost) if cost.cap_reached else ""
-        sized = None if cost.cap_reached else self._round_under_cap(inp, cost)
-        if sized is not None:
+        if cost.cap_reached:
+            reason = cap_reason(cost)
+        else:
+            sized = self._round_under_cap(inp, cost)
+            if sized is None:
+                return SpendCheckOutput(reached=False, spent=cost.capped_spend)
             left, price = sized
-            if left < 1:
-                reason = (
-                    f"spend cap reached: {inp.cap.amount - cost.capped_spend:.2f} "
-                    f"{cost.currency} left of the cap buys no impression at "
-                    f"{1000 * price:.2f} {cost.currency} per 1,000"
-                )
-            else:
+            if left >= 1:
                 self.catalog.audit(
                     inp.campaign_id,
                     "campaign.spend_cap_sized",
@@ -212,8 +209,11 @@ class CampaignActivities:
                 return SpendCheckOutput(
                     reached=False, spent=cost.capped_spend, impressions_left=left
                 )
-        if not reason:
-            return SpendCheckOutput(reached=False, spent=cost.capped_spend)
+            reason = (
+                f"spend cap reached: {inp.cap.amount - cost.capped_spend:.2f} "
+                f"{cost.currency} left of the cap buys no impression at "
+                f"{1000 * price:.2f} {cost.currency} per 1,000"
+            )
         self.catalog.audit(
             inp.campaign_id,
             "campaign.spend_cap",

@@ -12,7 +12,7 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +97,15 @@ def test_a_fresh_catalog_is_at_head_and_matches_the_tables_in_code(catalog_url: 
         assert catalog.verify_audit() == []
 
 
+def _together(target: Callable[[], None], n: int) -> None:
+    """`target` on n threads at once; returns when all have ended."""
+    threads = [threading.Thread(target=target) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_workers_creating_the_same_catalog_at_once_create_it_once(catalog_url: str) -> None:
     errors: list[BaseException] = []
 
@@ -106,11 +115,7 @@ def test_workers_creating_the_same_catalog_at_once_create_it_once(catalog_url: s
         except BaseException as exc:
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_catalog) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(open_catalog, 4)
     assert errors == []
     with Catalog(catalog_url) as catalog:
         assert catalog.verify_audit() == []
@@ -144,11 +149,7 @@ def test_connections_switching_a_fresh_sqlite_file_to_wal_at_once_all_succeed(
             finally:
                 conn.close()
 
-        threads = [threading.Thread(target=switch) for _ in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        _together(switch, 8)
     assert failures == []
 
 
