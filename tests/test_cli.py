@@ -102,3 +102,18 @@ def test_worker_rejects_unknown_queue(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACELOOP_TEMPORAL_ADDRESS", "127.0.0.1:1")
     result = runner.invoke(app, ["worker", "--queues", "gpu,tpu"])
     assert result.exit_code == 2 and "tpu" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (["--first-seed", "-1"], "--first-seed"),
+        (["--qualities", "95,101"], "--qualities"),
+        (["--faces", "0"], "--faces"),
+    ],
+)
+def test_bench_export_refuses_bad_options_naming_them(args: list[str], field: str) -> None:
+    """Refused before any face is generated: exit 2 and the option's name."""
+    result = runner.invoke(app, ["bench", "export", *args])
+    assert result.exit_code == 2
+    assert field in result.output

@@ -94,3 +94,14 @@ def test_no_price_no_sizing(
     _delivered(activities, impressions, spend)
     out = _check(activities, 1.0 if spend is None else 10.0)
     assert not out.reached and out.impressions_left is None
+
+
+def test_a_spend_check_refuses_a_round_of_no_impressions() -> None:
+    """The workflow's planned round and the check's answer are whole impressions >= 1."""
+    from pydantic import ValidationError
+
+    cap = SpendCap(amount=10.0, currency="USD")
+    with pytest.raises(ValidationError, match="planned_impressions"):
+        SpendCheckInput(campaign_id=CID, round=1, cap=cap, planned_impressions=0)
+    with pytest.raises(ValidationError, match="impressions_left"):
+        SpendCheckOutput(reached=False, spent=1.0, impressions_left=0)
