@@ -11,7 +11,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.cost import attempt_key, measure
-from faceloop.errors import GenerationError
+from faceloop.errors import GenerationError, SubjectErasedError
 from faceloop.generation import GenerationConfig
 from faceloop.generators.base import GenerationRequest, Generator
 from faceloop.generators.enforce import Perceive, render
@@ -19,7 +19,7 @@ from faceloop.generators.production import ConsentRefusedError, ProductionPath
 from faceloop.heartbeats import run_with_heartbeats
 from faceloop.messages import GenerateInput, VariantsPayload
 from faceloop.models import Asset
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import AssetStore, png_bytes, put_for_variant
 from faceloop.storage.catalog import Catalog
 
 if TYPE_CHECKING:
@@ -122,7 +122,18 @@ class GeneratorActivities:
             raise ApplicationError(str(exc), type="GenerationError", non_retryable=True) from exc
         out = []
         for v, r in zip(inp.variants, kept, strict=True):
-            asset_id, uri = self.store.put_image(r.image)
+            try:
+                asset_id, uri = put_for_variant(
+                    self.store,
+                    self.catalog,
+                    png_bytes(r.image),
+                    ".png",
+                    campaign_id=inp.campaign_id,
+                    variant_id=v.variant_id,
+                    kind="generated",
+                )
+            except SubjectErasedError as exc:
+                raise ApplicationError(str(exc), type="SubjectErased", non_retryable=True) from None
             # keyed by content hash: the same image stored again occupies no more room
             self.catalog.record_usage(
                 inp.campaign_id,

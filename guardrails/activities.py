@@ -29,7 +29,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.cost import attempt_key, measure
-from faceloop.errors import FaceloopError
+from faceloop.errors import FaceloopError, SubjectErasedError
 from faceloop.guardrails.base import GuardContext, Guardrail
 from faceloop.guardrails.chain import Item, run_chain
 from faceloop.guardrails.imageio import BadImageError, decode_image
@@ -52,7 +52,7 @@ from faceloop.messages import (
 from faceloop.models import Asset, Decision, Persona, Variant, Verdict
 from faceloop.playbooks.schema import Playbook
 from faceloop.settings import Settings
-from faceloop.storage.assets import AssetStore
+from faceloop.storage.assets import AssetStore, put_for_variant
 from faceloop.storage.catalog import Catalog
 
 Progress = Callable[[int, int], None]
@@ -302,7 +302,7 @@ class GuardrailActivities:
                 )
             except FaceloopError as exc:
                 raise ApplicationError(str(exc), type="SignFailed", non_retryable=True) from None
-            asset_id, uri = self.store.put_bytes(signed, ".png")
+            asset_id, uri = self._put(signed, ".png", inp.campaign_id, v.variant_id, "signed")
             self._stored(inp.campaign_id, inp.round, asset_id, len(signed))
             self._signer.ledger.record(
                 {
@@ -318,6 +318,24 @@ class GuardrailActivities:
             out.append(v.model_copy(update={"asset": new}))
             progress(i + 1, len(inp.variants))
         return VariantsPayload(campaign_id=inp.campaign_id, round=inp.round, variants=out)
+
+    def _put(
+        self, data: bytes, suffix: str, campaign_id: str, variant_id: str, kind: str
+    ) -> tuple[str, str]:
+        """Store a file of the variant, recorded first (`put_for_variant`); an erased
+        variant's file is refused, not written."""
+        try:
+            return put_for_variant(
+                self.store,
+                self.catalog,
+                data,
+                suffix,
+                campaign_id=campaign_id,
+                variant_id=variant_id,
+                kind=kind,
+            )
+        except SubjectErasedError as exc:
+            raise ApplicationError(str(exc), type="SubjectErased", non_retryable=True) from None
 
     def _export(self, inp: ExportInput, progress: Progress) -> VariantsPayload:
         from faceloop.guardrails.export import SUFFIXES, Exporter, placements_for
@@ -342,7 +360,9 @@ class GuardrailActivities:
                 if r.data:
                     # only what passed its read-back is stored: a refused export is never
                     # delivered, its record keeps the reason
-                    aid, uri = self.store.put_bytes(r.data, SUFFIXES[record.media_type])
+                    aid, uri = self._put(
+                        r.data, SUFFIXES[record.media_type], inp.campaign_id, v.variant_id, "export"
+                    )
                     self._stored(inp.campaign_id, inp.round, aid, len(r.data))
                     record = record.model_copy(update={"uri": uri})
                 records.append(record)

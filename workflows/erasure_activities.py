@@ -141,7 +141,9 @@ class ErasureActivities:
                 cat.campaigns_with_persona(inp.target) if inp.kind == "persona" else [inp.target]
             )
             variant_ids = [v.variant_id for c in campaign_ids for v in cat.variants(c)]
-            assets = self._with_signed_links(set(cat.asset_ids_of_variants(variant_ids)))
+            # with every file written for the campaigns, even one whose variant has no row
+            written = set(cat.asset_ids_of_campaigns(campaign_ids))
+            assets = self._with_signed_links(set(cat.asset_ids_of_variants(variant_ids)) | written)
             adapters = self._adapters_of(inp.target) if inp.kind == "persona" else []
         else:
             assets = {inp.target}

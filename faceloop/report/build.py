@@ -68,14 +68,15 @@ def build_report(
     plot = kpi_plot(model.rounds, out_dir / PLOT_NAME)
 
     json_path = out_dir / "report.json"
+    html_path = out_dir / "report.html"
+    # both hold the variants' prompts, so erasing one of them removes the report; recorded
+    # before they are written, so a report killed half-way is found too
+    for path in (json_path, html_path):
+        catalog.record_export(path, "report", campaign_id)
     json_path.write_text(
         json.dumps(model.data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
-    html_path = out_dir / "report.html"
     html_path.write_text(
         render_html(model, PLOT_NAME if plot else None, prompt_only), encoding="utf-8"
     )
-    # both hold the variants' prompts, so erasing one of them removes the report
-    for path in (json_path, html_path):
-        catalog.record_export(path, "report", campaign_id)
     return json_path, html_path

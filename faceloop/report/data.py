@@ -9,6 +9,7 @@ front) come from faceloop.optimization.report.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -113,12 +114,16 @@ def build_model(
     missing_images: list[str] = []
     for v in variants:
         if v.asset is not None and v.asset.asset_id not in images:
-            images[v.asset.asset_id] = rel = _write_thumbnail(store, v, out_dir)
+            asset_id = v.asset.asset_id
+
+            def record(path: Path, asset_id: str = asset_id) -> None:
+                # a copy outside the asset store: GDPR erasure must find it (docs/privacy.md),
+                # so it is recorded before it is written, not after
+                catalog.record_export(path, "thumbnail", campaign_id, asset_id)
+
+            images[asset_id] = rel = _write_thumbnail(store, v, out_dir, record)
             if rel is None:
-                missing_images.append(v.asset.asset_id)
-            else:
-                # a copy outside the asset store: GDPR erasure must find it (docs/privacy.md)
-                catalog.record_export(out_dir / rel, "thumbnail", campaign_id, v.asset.asset_id)
+                missing_images.append(asset_id)
 
     rounds = _rounds(variants, by_id, per_round, images)
     entries = catalog.audit_entries(campaign_id)
@@ -307,8 +312,11 @@ def _winner_entry(rounds: list[Round], winner: dict[str, Any] | None) -> Entry |
     return None
 
 
-def _write_thumbnail(store: AssetStore, v: Variant, out_dir: Path) -> str | None:
-    """Copy the asset as a thumbnail next to the report; None if the store lacks it."""
+def _write_thumbnail(
+    store: AssetStore, v: Variant, out_dir: Path, record: Callable[[Path], None]
+) -> str | None:
+    """Copy the asset as a thumbnail next to the report, `record`ing its path first; None
+    if the store lacks it."""
     assert v.asset is not None
     rel = f"{IMAGES_DIR}/{v.asset.asset_id}.png"
     try:
@@ -320,6 +328,7 @@ def _write_thumbnail(store: AssetStore, v: Variant, out_dir: Path) -> str | None
         return None
     # only shrink: small generator output is scaled up by the browser, not baked in blurry
     thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
+    record(out_dir / rel)
     thumb.save(out_dir / rel, format="PNG")
     return rel
 

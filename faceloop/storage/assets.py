@@ -19,7 +19,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -36,6 +36,46 @@ if TYPE_CHECKING:
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 # one segment of a key under the prefix: no `..`, no empty segment, no URL syntax
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
+
+
+class WriteRecorder(Protocol):
+    """What `put_for_variant` tells before it writes (the catalog's `record_asset_write`)."""
+
+    def record_asset_write(
+        self, asset_id: str, campaign_id: str, variant_id: str, kind: str
+    ) -> None: ...
+
+
+def content_id(data: bytes) -> str:
+    """An asset's id: the sha256 of its bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    """An HxWx3 uint8 RGB array as PNG, without timestamps: identical pixels give identical
+    bytes, so identical ids."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise FaceloopError(f"an image must be an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}")
+    buf = io.BytesIO()
+    Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def put_for_variant(
+    store: AssetStore,
+    catalog: WriteRecorder,
+    data: bytes,
+    suffix: str,
+    *,
+    campaign_id: str,
+    variant_id: str,
+    kind: str,
+) -> tuple[str, str]:
+    """Store a file made for a variant, recording it first (`record_asset_write`): a file
+    written and then replaced by a retry, or written by an attempt killed before its own
+    record, is still one the variant's erasure finds. Returns (asset_id, uri)."""
+    catalog.record_asset_write(content_id(data), campaign_id, variant_id, kind)
+    return store.put_bytes(data, suffix)
 
 
 def _is_sha256_prefix(asset_id: str) -> bool:
@@ -157,8 +197,9 @@ class AssetStore:
     # ------------------------------------------------------------------ read / write
 
     def put_bytes(self, data: bytes, suffix: str = ".png") -> tuple[str, str]:
-        """Store bytes; return (asset_id, uri). Writing the same bytes twice is a no-op."""
-        asset_id = hashlib.sha256(data).hexdigest()
+        """Store bytes; return (asset_id, uri). Writing the same bytes twice is a no-op.
+        A file made for a variant goes through `put_for_variant`, which records it first."""
+        asset_id = content_id(data)
         key = f"{asset_id[:2]}/{asset_id}{suffix}"
         self._write(key, data, overwrite=False)
         return asset_id, self._uri(key)
@@ -200,15 +241,8 @@ class AssetStore:
             ) from None
 
     def put_image(self, rgb: np.ndarray) -> tuple[str, str]:
-        """Store an HxWx3 uint8 RGB array as PNG."""
-        if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise FaceloopError(
-                f"put_image wants an HxWx3 uint8 array, got {rgb.dtype} {rgb.shape}"
-            )
-        buf = io.BytesIO()
-        # PNG without timestamps: identical pixels give identical bytes, so identical ids
-        Image.fromarray(rgb, "RGB").save(buf, format="PNG", optimize=False)
-        return self.put_bytes(buf.getvalue(), ".png")
+        """Store an HxWx3 uint8 RGB array as PNG (`png_bytes`)."""
+        return self.put_bytes(png_bytes(rgb), ".png")
 
     def get_bytes(self, uri: str) -> bytes:
         key = self._key(uri)

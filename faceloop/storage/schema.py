@@ -289,6 +289,22 @@ exports = Table(
 )
 
 
+# every asset file written for a variant (the generated image, each signed copy, each
+# placement export), recorded before its bytes reach the store and never replaced: a retried
+# sign or export writes new files under new ids and replaces the rows above, and an activity
+# killed between the write and its record leaves a file no other row names. Erasure reads
+# this table too, so neither kind of file outlives the subject (docs/privacy.md).
+asset_writes = Table(
+    "asset_writes",
+    metadata,
+    Column("asset_id", String, primary_key=True),
+    Column("variant_id", String, primary_key=True),
+    Column("campaign_id", String, nullable=False, index=True),
+    Column("kind", String, nullable=False),
+    Column("written_at", UtcDateTime, nullable=False),
+)
+
+
 # per-placement exports of signed creatives (guardrails/export.py): one row per variant,
 # placement and media type; a refused export has no URI (it was never stored) and a reason
 placement_exports = Table(

@@ -31,6 +31,7 @@ from faceloop.errors import FaceloopError, InputError, SubjectErasedError
 from faceloop.storage.audit import AuditLog
 from faceloop.storage.schema import (
     Row,
+    asset_writes,
     campaigns,
     consents,
     exports,
@@ -357,9 +358,55 @@ class SubjectRecords(AuditLog):
                 if ((r.brief or {}).get("persona") or {}).get("persona_id") == persona_id
             ]
 
+    def record_asset_write(
+        self, asset_id: str, campaign_id: str, variant_id: str, kind: str
+    ) -> None:
+        """Note that `asset_id` is about to be stored for the variant (`kind`: generated,
+        signed or export). Called before the bytes are written, so a file no later row names
+        (a retry's replaced export, an activity killed before its record) is still found by
+        erasure. Idempotent. SubjectErasedError if the variant was erased: its images are
+        not written again."""
+        now = datetime.now(UTC)
+        with self._write() as conn:
+            erased = conn.execute(
+                select(variants.c.erased_at).where(
+                    variants.c.variant_id == variant_id, variants.c.erased_at.is_not(None)
+                )
+            ).scalar()
+            if erased is not None:
+                raise SubjectErasedError(
+                    f"variant {variant_id} of campaign {campaign_id} was erased on "
+                    f"{utc(erased):%Y-%m-%d} (GDPR erasure); no image of it is written again"
+                )
+            conn.execute(
+                self._insert(asset_writes)
+                .values(
+                    asset_id=asset_id,
+                    variant_id=variant_id,
+                    campaign_id=campaign_id,
+                    kind=kind,
+                    written_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["asset_id", "variant_id"])
+            )
+
+    def asset_ids_of_campaigns(self, campaign_ids: Sequence[str]) -> list[str]:
+        """Every asset file recorded as written for the campaigns' variants
+        (`record_asset_write`), including variants the catalog has no row for yet."""
+        with self._read() as conn:
+            return sorted(
+                set(
+                    conn.execute(
+                        select(asset_writes.c.asset_id).where(
+                            asset_writes.c.campaign_id.in_(list(campaign_ids))
+                        )
+                    ).scalars()
+                )
+            )
+
     def variant_ids_for_assets(self, asset_ids: Sequence[str]) -> list[str]:
-        """Variants that carry one of the assets now, were judged on it before signing, or
-        were exported to it (a per-placement export)."""
+        """Variants that carry one of the assets now, were judged on it before signing,
+        were exported to it (a per-placement export), or had it written for them."""
         ids = list(asset_ids)
         with self._read() as conn:
             now = conn.execute(
@@ -371,11 +418,15 @@ class SubjectRecords(AuditLog):
             exported = conn.execute(
                 select(placement_exports.c.variant_id).where(placement_exports.c.asset_id.in_(ids))
             ).scalars()
-            return sorted({*now, *judged, *exported})
+            written = conn.execute(
+                select(asset_writes.c.variant_id).where(asset_writes.c.asset_id.in_(ids))
+            ).scalars()
+            return sorted({*now, *judged, *exported, *written})
 
     def asset_ids_of_variants(self, variant_ids: Sequence[str]) -> list[str]:
         """Every asset the variants carried: the generated one (judged by the guardrails),
-        the signed copy the sign stage wrote and its per-placement exports."""
+        the signed copy the sign stage wrote and its per-placement exports, and every file
+        written for them that no other row names any more (`record_asset_write`)."""
         ids = list(variant_ids)
         with self._read() as conn:
             now = conn.execute(
@@ -389,7 +440,10 @@ class SubjectRecords(AuditLog):
             exported = conn.execute(
                 select(placement_exports.c.asset_id).where(placement_exports.c.variant_id.in_(ids))
             ).scalars()
-            return sorted({*now, *judged, *exported})
+            written = conn.execute(
+                select(asset_writes.c.asset_id).where(asset_writes.c.variant_id.in_(ids))
+            ).scalars()
+            return sorted({*now, *judged, *exported, *written})
 
     def campaigns_of_variants(self, variant_ids: Sequence[str]) -> list[str]:
         with self._read() as conn:
