@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from faceloop.connectors.base import AdConnector, AdSpec, counting_api_calls, per_variant
-from faceloop.errors import ConnectorError, FaceloopError
+from faceloop.errors import ConnectorError, FaceloopError, SpendLimitUnsupportedError
 from faceloop.guardrails.provenance import CreativeCheck, Provenance, check_creative
 from faceloop.guardrails.settings import GuardrailSettings
 from faceloop.guardrails.watermark import METHODS, Method
@@ -177,11 +177,48 @@ class ConnectorActivities:
         # not optional: the one way to a connector's deploy goes through it
         self.gate = gate
 
+    async def _hold_spend_limit(self, conn: AdConnector, inp: DeployInput) -> None:
+        """Have the platform hold the brief's spend cap too (`AdConnector.set_spend_limit`),
+        every round, so a cap changed since is set again; what it holds, or why it holds
+        nothing, goes to the audit log once per outcome (docs/cost.md)."""
+        cap = inp.brief.spend_cap
+        assert cap is not None
+        payload: dict[str, Any] = {
+            "platform": conn.name,
+            "amount": cap.amount,
+            "currency": cap.currency,
+        }
+        try:
+            payload |= {
+                "held": True,
+                "limit": await conn.set_spend_limit(inp.campaign_id, cap.amount, cap.currency),
+            }
+        except SpendLimitUnsupportedError as exc:
+            payload |= {"held": False, "reason": str(exc)}
+        except ConnectorError as exc:
+            if not exc.final:
+                raise  # an outage: the activity is retried
+            # refused (e.g. below the platform's minimum): the campaign still runs, held by
+            # faceloop's own check before each round
+            payload |= {"held": False, "reason": f"the platform refused the limit: {exc}"}
+        await asyncio.to_thread(
+            self.catalog.audit,
+            inp.campaign_id,
+            "campaign.platform_spend_limit",
+            inp.campaign_id,
+            "connector",
+            payload,
+            key=f"campaign.platform_spend_limit:{inp.campaign_id}:{conn.name}:"
+            f"{cap.amount}:{payload['held']}",
+        )
+
     @activity.defn
     @_final_refusals
     async def deploy(self, inp: DeployInput) -> DeployOutput:
         conn = self.connector(inp.config.connector)
         await conn.ensure_campaign(inp.campaign_id, inp.brief.audience)
+        if inp.brief.spend_cap is not None:
+            await self._hold_spend_limit(conn, inp)
         live = []
         # refused by the deploy gate, now or on an earlier attempt: the workflow tells the
         # optimizer they failed, as it does for a disapproval by the platform's review

@@ -27,7 +27,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from faceloop.errors import ConnectorError
+from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
 from faceloop.models import AudienceSegment, FaceParams, Model, Placement, PlacementExport
 
 AdStatus = Literal["active", "paused", "removed"]
@@ -214,6 +214,21 @@ class AdConnector(ABC):
         gets each ad's total through set_allocation and splits it by its own rules, so
         the campaign's per-segment decision becomes a per-ad budget there."""
         await self.set_allocation(campaign_id, window, per_variant(impressions))
+
+    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
+        """Have the platform itself stop the campaign's ad spend at `amount` (in `currency`,
+        the deployment's cost currency, which the account bills in): a backstop for the
+        brief's spend cap that holds while no faceloop worker runs, when budgets set per
+        window would go on spending every day. Idempotent: a limit already at `amount` is
+        left alone. Returns what the platform now holds, in words.
+
+        Not abstract: a platform without a lifetime limit, or a connector that does not set
+        one, raises SpendLimitUnsupportedError saying why, and the cap is held by faceloop's
+        check before each round alone (docs/cost.md). A platform that refuses the amount
+        (e.g. below its minimum) raises a final ConnectorError."""
+        raise SpendLimitUnsupportedError(
+            f"connector {self.name!r} sets no spend limit on its platform"
+        )
 
     @abstractmethod
     async def insights(self, campaign_id: str, window: int) -> list[AdInsight]:

@@ -23,6 +23,9 @@ How faceloop's contract maps onto Graph API objects (docs/connectors.md has the 
   days); insights are ad-level, cumulative from the start through that day, broken down
   by age and summed per audience segment (`meta_segment_ages`); spend is the insights'
   `spend` in the ad account's `account_currency`, which must be FACELOOP_COST_CURRENCY;
+- a brief's spend cap becomes the campaign's `spend_cap` (minor units of the account
+  currency, rounded down), so Meta stops the campaign there even while no faceloop worker
+  runs and the ad sets' daily budgets would go on spending (`set_spend_limit`);
 - review: `effective_status` and `ad_review_feedback` give PENDING_REVIEW / ACTIVE /
   DISAPPROVED / WITH_ISSUES and the reasons (`reviews`).
 
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -373,6 +377,16 @@ class MetaConnector(HttpConnector):
                 f"{[h.removeprefix(SEGMENT_LABEL) for h in held]}, not "
                 f"{[s.name for s in segments]}; use a new campaign id"
             )
+
+    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
+        # minor units (1/100, as the budgets), rounded down: the limit never exceeds the cap;
+        # the epsilon keeps 150.0 * 100 from flooring to 14999
+        cap = math.floor(amount * 100 + 1e-6)
+        campaign = await self._campaign(campaign_id)
+        have = await self.call("GET", f"/{campaign['id']}", params={"fields": "id,spend_cap"})
+        if str(have.get("spend_cap", "")) != str(cap):
+            await self.call("POST", f"/{campaign['id']}", data={"spend_cap": str(cap)})
+        return f"campaign spend_cap {cap} ({cap / 100:.2f} {currency})"
 
     def _deployment(self, campaign_id: str, ad: Mapping[str, Any]) -> AdDeployment:
         return AdDeployment(

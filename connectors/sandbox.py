@@ -20,7 +20,7 @@ from faceloop.connectors.base import (
     AdSpec,
     count_api_call,
 )
-from faceloop.errors import ConnectorError
+from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
 from faceloop.models import AudienceSegment
 
 T = TypeVar("T")
@@ -118,6 +118,12 @@ class SandboxConnector(AdConnector):
         """The platform's /health answer; raises ConnectorError when it is not up."""
         data: dict[str, Any] = await self._call("GET", "/health")
         return data
+
+    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
+        raise SpendLimitUnsupportedError(
+            "the sandbox delivers only the windows faceloop allocates, one at a time, so "
+            "nothing is spent while no worker runs; it has no spend limit to set"
+        )
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
         # names and shares are all the platform uses; a segment's description is the

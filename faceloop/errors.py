@@ -48,6 +48,11 @@ class ConnectorError(FaceloopError):
         self.final = final
 
 
+class SpendLimitUnsupportedError(FaceloopError):
+    """The connector cannot have its platform hold a campaign's spend limit (the message
+    says why); the spend cap is then held by faceloop's own check alone (docs/cost.md)."""
+
+
 class SubjectErasedError(FaceloopError):
     """Data of a data subject was crypto-shredded (GDPR Art. 17): its key no longer exists."""
 

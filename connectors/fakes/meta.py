@@ -26,7 +26,10 @@ Fake-only behaviour, because a fake has no clock of days and no reviewers:
   `spend` (a decimal string in the account currency, as Meta sends it) bills every
   delivered impression at `cpm_minor`, and `account_currency` is the fake's `currency`;
 - an ad is reviewed when it is first read or delivered: `disapprove(asset, reason)` makes
-  a rule, every other ad is approved.
+  a rule, every other ad is approved;
+- a campaign's `spend_cap` (minor units, at least 10,000 in every currency: Meta's 100 USD
+  minimum, not converted) ends delivery where the next impression would pass it: a day
+  that would spend more is cut, in proportion, to what the cap has left.
 
 `ledger` counts committed creates by name (the connector's external id), so duplicates
 are counted here, on the server's side.
@@ -377,6 +380,8 @@ class MetaFake:
         obj: dict[str, Any] = {"id": self._new_id(), "kind": kind, **p}
         obj.setdefault("status", "ACTIVE")
         if kind == "campaigns":
+            if "spend_cap" in p:
+                obj["spend_cap"] = str(self._spend_cap(p["spend_cap"]))
             obj["start_time"] = f"{self.start.isoformat()}T00:00:00+0000"
             obj["adlabels"] = {
                 "data": [{"id": self._new_id(), "name": x["name"]} for x in p.get("adlabels", [])]
@@ -502,6 +507,17 @@ class MetaFake:
             raise FakeMetaError(400, 100, "(#100) Your budget is too low", 1885272)
         return budget
 
+    def _spend_cap(self, value: Any) -> int:
+        try:
+            cap = int(value)
+        except (TypeError, ValueError) as err:
+            raise FakeMetaError(400, 100, "(#100) spend_cap must be an integer") from err
+        if cap < 10_000:
+            raise FakeMetaError(
+                400, 100, "(#100) The campaign spend cap must be at least 100.00", 1885650
+            )
+        return cap
+
     def _update(self, obj: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
         if "status" in p:
             if p["status"] not in {"ACTIVE", "PAUSED", "DELETED", "ARCHIVED"}:
@@ -513,6 +529,10 @@ class MetaFake:
             if obj["kind"] != "adsets":
                 raise FakeMetaError(400, 100, "(#100) daily_budget is a field of ad sets")
             obj["daily_budget"] = str(self._budget(p["daily_budget"]))
+        if "spend_cap" in p:
+            if obj["kind"] != "campaigns":
+                raise FakeMetaError(400, 100, "(#100) spend_cap is a field of campaigns")
+            obj["spend_cap"] = str(self._spend_cap(p["spend_cap"]))
         self.ledger.writes += 1
         return {"success": True}
 
@@ -605,7 +625,7 @@ class MetaFake:
 
     def _deliver(self, campaign: dict[str, Any], through: int) -> None:
         for day in range(self.delivered.get(campaign["id"], 0), through + 1):
-            served = self._budgets(campaign["id"])
+            served = self._capped(campaign, self._budgets(campaign["id"]))
             self.served[(campaign["id"], day)] = served
             for ad_id, n in served.items():
                 seed = int(hashlib.sha256(f"{ad_id}:{day}".encode()).hexdigest()[:8], 16)
@@ -614,6 +634,21 @@ class MetaFake:
                     clicks = int(imp * ctr)
                     self.rows[(ad_id, day, age)] = (imp, clicks, clicks // 10)
             self.delivered[campaign["id"]] = day + 1
+
+    def _capped(self, campaign: dict[str, Any], served: dict[str, int]) -> dict[str, int]:
+        """A day's impressions per ad, cut in proportion to what the campaign's spend_cap
+        has left (all of them without a cap)."""
+        if "spend_cap" not in campaign:
+            return served
+        ads = {o["id"] for o in self.objects.values() if o.get("campaign_id") == campaign["id"]}
+        so_far = sum(imp for (a, _, _), (imp, _, _) in self.rows.items() if a in ads)
+        # impressions the rest of the cap pays for, in minor units x 1000 to stay exact
+        left = max(int(campaign["spend_cap"]) * 1000 - so_far * self.cpm_minor, 0)
+        left //= self.cpm_minor
+        total = sum(served.values())
+        if total <= left:
+            return served
+        return {ad: n * left // total for ad, n in served.items()}
 
     def _spend(self, impressions: int) -> Decimal:
         """What `impressions` cost in units of the account currency: `cpm_minor` minor units

@@ -348,10 +348,17 @@ def _cost_json(
         for e in entries
         if e.kind == "campaign.spend_cap_sized"
     ]
+    # whether the ad platform holds the cap too, as the deploy activity last recorded it
+    limit = next((e for e in reversed(entries) if e.kind == "campaign.platform_spend_limit"), None)
     return {
         **cost.model_dump(mode="json"),
         "stopped_reason": str(stop.payload.get("reason", "")) if stop else None,
         "sized_rounds": sized,
+        "platform_limit": (
+            {k: limit.payload.get(k) for k in ("platform", "held", "limit", "reason")}
+            if limit
+            else None
+        ),
     }
 
 

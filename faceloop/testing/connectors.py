@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import pytest
 
 from faceloop.connectors.base import AdConnector, AdDeployment, AdInsight, AdSpec
-from faceloop.errors import ConnectorError
+from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
 from faceloop.models import AudienceSegment, FaceParams
 
 SEGMENTS = [AudienceSegment(name="young", share=0.5), AudienceSegment(name="old", share=0.5)]
@@ -193,6 +193,20 @@ class ConnectorContract:
         assert (await connector.pause(campaign_id, second.ad_id)).status == "removed"
         again = await connector.deploy(ad_spec(campaign_id, 1, expression="serious"))
         assert (again.ad_id, again.status) == (second.ad_id, "removed")
+
+    async def test_a_spend_limit_is_held_once_or_refused_with_a_reason(
+        self, connector: AdConnector, campaign_id: str
+    ) -> None:
+        await connector.ensure_campaign(campaign_id, SEGMENTS)
+        try:
+            # 1,000 in the account currency: above the platforms' minimums
+            held = await connector.set_spend_limit(campaign_id, 1000.0, "USD")
+        except SpendLimitUnsupportedError as exc:
+            # the campaign is then held by faceloop's own check; the reason says so
+            assert str(exc).strip()
+            return
+        assert held.strip()
+        assert await connector.set_spend_limit(campaign_id, 1000.0, "USD") == held
 
     async def test_an_unknown_campaign_is_a_404(self, connector: AdConnector) -> None:
         # erasure reads 404 as "this platform never had the campaign" and moves on

@@ -32,7 +32,7 @@ from temporalio.worker import Replayer
 from faceloop.briefs import load_brief_and_config
 from faceloop.connectors.fakes.meta import ACCOUNT, PAGE, TOKEN, MetaFake
 from faceloop.connectors.meta import image_label
-from faceloop.models import CampaignConfig, CampaignState, Channel
+from faceloop.models import CampaignConfig, CampaignState, Channel, SpendCap
 from faceloop.optimization import Optimizer
 from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
@@ -93,7 +93,9 @@ def assert_not_logged(secret: str, caplog: pytest.LogCaptureFixture) -> None:
 
 async def run(client: Client, settings: Settings, cid: str) -> CampaignState:
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
-    brief = brief.model_copy(update={"channels": [Channel.meta]})
+    # a cap far above what two rounds spend: Meta holds it as the campaign's spend_cap
+    cap = SpendCap(amount=100_000.0, currency="USD", include_compute=False)
+    brief = brief.model_copy(update={"channels": [Channel.meta], "spend_cap": cap})
     config = CampaignConfig(
         rounds=2, variants_per_round=4, incumbents=1, kpi_window_seconds=1.0, connector="meta"
     )
@@ -186,6 +188,14 @@ async def test_a_campaign_through_meta_with_a_disapproved_ad(
         assert variant.trial_number is not None
         assert trials[variant.trial_number].state == TrialState.FAIL
         assert Counter(t.state for t in trials.values())[TrialState.RUNNING] == 0
+
+        # the brief's spend cap is held by Meta too, set once: 100,000.00 USD in cents
+        (camp,) = [o for o in fake.objects.values() if o["kind"] == "campaigns"]
+        assert camp["spend_cap"] == "10000000"
+        (held,) = [
+            e for e in catalog.audit_entries(cid) if e.kind == "campaign.platform_spend_limit"
+        ]
+        assert held.payload["held"] is True and held.payload["platform"] == "meta"
 
         # KPIs came from Meta insights, by segment
         obs = catalog.observations(cid)

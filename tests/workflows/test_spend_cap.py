@@ -202,6 +202,11 @@ async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
     assert "Round 1 sized by the spend cap:</b>\n15,000 impressions instead of 60,000" in (
         html_path.read_text()
     )
+    # the sandbox holds no limit of its own, and the report says so
+    limit = json.loads(json_path.read_text())["cost"]["platform_limit"]
+    assert limit["platform"] == "sandbox" and limit["held"] is False
+    assert "nothing is spent while no worker runs" in limit["reason"]
+    assert "Held by faceloop alone, not by sandbox:" in html_path.read_text()
 
 
 async def test_schedule_with_a_spend_cap_pauses_itself(
