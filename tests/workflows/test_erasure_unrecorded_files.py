@@ -97,11 +97,16 @@ class World:
     gen: GeneratorActivities
 
 
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
     keys = init_keys(tmp_path / "keys")
     store = AssetStore(tmp_path / "assets")
-    catalog = Catalog(f"sqlite:///{tmp_path / 'faceloop.db'}")
+    url = (
+        f"sqlite:///{tmp_path / 'faceloop.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    catalog = Catalog(url)
     config = CampaignConfig(variants_per_round=3, incumbents=1)
     catalog.upsert_campaign(CID, BRIEF, config, "running")
     signer = Signer(
