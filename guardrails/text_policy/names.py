@@ -11,8 +11,10 @@ NL and PL locales, from Faker, see data/NOTICE), optionally more given names and
   colour and "Rose Miller" a person;
 - all lower case: both words in the lexicons and neither a common word ("anna schmidt").
 Polish and German inflect names (Agnieszkę Nowak, Annas); the lookup tries the nominative.
-A single word is a name when it follows a likeness cue ("looks like", "resembling",
-"sieht aus wie", "ressemble à", "se parece a", "somiglia a", "lijkt op", "wygląda jak", ...)
+A single word is a name when it follows a likeness cue ("looks like", "resembling", "the
+spitting image of", "sieht aus wie", "ressemble à", "se parece a", "somiglia a", "lijkt
+(sprekend) op", "wygląda jak", ...) or comes right before a German one that ends a
+relative clause ("das Heidi ähnelt")
 and is capitalised, not all capitals, not a weekday, month, holiday or season, and a given
 name or else not a common word: "looks like Shakira", "ressemble à Adele". Without the cue
 a lone capitalised word is a brand, a place or a product far more often than a person;
@@ -95,6 +97,7 @@ _CUES: tuple[tuple[str, ...], ...] = tuple(
         "lookalike of",
         "look-alike of",
         "double of",
+        "spitting image of",
         # DE ("sieht aus wie", "sah aus wie" end in "aus wie")
         "aus wie",
         "aussieht wie",
@@ -123,6 +126,8 @@ _CUES: tuple[tuple[str, ...], ...] = tuple(
         # NL
         "lijkt op",
         "lijken op",
+        # "lijkt sprekend op": an adverb inside the cue
+        "sprekend op",
         "dubbelganger van",
         # PL
         "wyglada jak",
@@ -133,6 +138,11 @@ _CUES: tuple[tuple[str, ...], ...] = tuple(
         "sobowtor",
     )
 )
+
+
+# Cues that follow the name: German puts the verb last in a relative clause ("ein Model,
+# das Heidi ähnelt"), so the word before them is read as a name
+_CUES_AFTER: frozenset[str] = frozenset(["ahnelt", "ahneln"])
 
 
 @dataclass(frozen=True)
@@ -225,6 +235,13 @@ class NameDetector:
                     continue
                 if self._single_name(words[j][0]):
                     found.append(words[j][0])
+            if (
+                i > 0
+                and folded[i] in _CUES_AFTER
+                and _adjacent(words[i - 1], words[i], text)
+                and self._single_name(words[i - 1][0])
+            ):
+                found.append(words[i - 1][0])
         return found
 
     def _single_name(self, word: str) -> bool:

@@ -3,9 +3,10 @@
 
 import json
 import sys
+from pathlib import Path
 
 for path in sys.argv[1:]:
-    runs = json.load(open(path))
+    runs = json.loads(Path(path).read_text())
     print(path)
     for s in runs if isinstance(runs, list) else [runs]:
         st = s["strategies"]

@@ -192,15 +192,34 @@ def test_a_likeness_cue_before_a_word_that_is_no_name_finds_nothing(text: str) -
     assert NameDetector().find(text) == []
 
 
+def test_likeness_names_of_session_14s_held_out_set_now_tuned_on() -> None:
+    """likeness_cases.yaml `held_out_14`: 12 / 16 names and 3 / 14 benign flagged on their
+    first run (session 14); session 15 added cues for three of its misses ("spitting image
+    of", "lijkt sprekend op", the German verb-final "das Heidi ähnelt"), so it is tuning
+    data now: 15 / 16 ("Cher" is a common French word), still 3 / 14 flagged."""
+    d = NameDetector()
+    cases = LIKENESS["held_out_14"]
+    found = [c["name"] for c in cases["names"] if c["name"] in d.find(c["text"])]
+    flagged = [t for t in cases["benign"] if d.find(t)]
+    assert len(found) == 15 and "Cher" not in found, found
+    assert len(flagged) == 3, flagged
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="held-out likeness phrasings (session 15) miss the floors set before their first "
+    "run: 4 / 14 names found (0.29 < 0.5), 6 / 14 benign flagged (0.43 > 0.4); the misses "
+    "are a word between the cue and the name, cues not listed, inflected names (docs/agents.md)",
+)
 def test_likeness_names_on_held_out_phrasings_meet_the_floors_set_before_they_ran() -> None:
-    """Held-out (likeness_cases.yaml): recall 12 / 16 and 3 / 14 benign flagged when first
-    run; the floors (0.5, 0.25) were fixed before that run."""
+    """Held-out (likeness_cases.yaml `held_out`, written before the session 15 cues were
+    made or run): floors recall >= 0.5 and benign flagged <= 0.4, fixed before that run."""
     d = NameDetector()
     cases = LIKENESS["held_out"]
     found = sum(c["name"] in d.find(c["text"]) for c in cases["names"])
     flagged = sum(bool(d.find(t)) for t in cases["benign"])
     assert found / len(cases["names"]) >= 0.5, found
-    assert flagged / len(cases["benign"]) <= 0.25, flagged
+    assert flagged / len(cases["benign"]) <= 0.4, flagged
 
 
 def test_a_likeness_name_in_a_brief_is_escalated_as_a_named_person() -> None:
