@@ -59,6 +59,20 @@ def get_connector(name: str, settings: Settings) -> AdConnector:
     return CONNECTORS.build(name, settings)
 
 
+def planning_price(settings: Settings, name: str) -> float | None:
+    """What one impression costs on connector `name` at the CPM its budgets are planned at
+    (the account currency, which must be FACELOOP_COST_CURRENCY): the price a spend cap
+    sizes a campaign's first round with, before the platform has billed anything. None for
+    the sandbox and plugins, which plan no budget in money."""
+    if name == "meta":
+        return settings.meta_cpm_minor / 100 / 1000  # minor units (1/100) per 1,000
+    if name == "google_ads":
+        return settings.google_ads.target_cpm_micros / 1e6 / 1000
+    if name == "tiktok":
+        return settings.tiktok.target_cpm / 1000
+    return None
+
+
 __all__ = [
     "BUILTINS",
     "CONNECTORS",
@@ -66,5 +80,6 @@ __all__ = [
     "ConnectorFactory",
     "connector_names",
     "get_connector",
+    "planning_price",
     "sandbox_from_settings",
 ]

@@ -134,8 +134,12 @@ class CampaignActivities:
         checkpoints: Checkpoints | None = None,
         prices: Prices | None = None,
         plan: Callable[[PlanInput], PlanOutput] | None = None,
+        planning_price: Callable[[str], float | None] = lambda connector: None,
     ) -> None:
         self.catalog = catalog
+        # a connector's planning price per impression (connectors.registry.planning_price):
+        # what a spend cap sizes a first round at, before anything was billed
+        self.planning_price = planning_price
         self.optimizer = optimizer
         # the planner's step (PlannerActivities.plan_output): propose_and_plan's second half
         self._plan = plan
@@ -189,7 +193,7 @@ class CampaignActivities:
             sized = self._round_under_cap(inp, cost)
             if sized is None:
                 return SpendCheckOutput(reached=False, spent=cost.capped_spend)
-            left, price = sized
+            left, price, source = sized
             if left >= 1:
                 self.catalog.audit(
                     inp.campaign_id,
@@ -202,6 +206,7 @@ class CampaignActivities:
                         "impressions": left,
                         "left": inp.cap.amount - cost.capped_spend,
                         "per_1000_impressions": 1000 * price,
+                        "price_from": source,
                         "cap": inp.cap.model_dump(),
                     },
                     key=f"campaign.spend_cap_sized:{inp.campaign_id}:{inp.round}",
@@ -233,21 +238,32 @@ class CampaignActivities:
 
     def _round_under_cap(
         self, inp: SpendCheckInput, cost: CampaignCost
-    ) -> tuple[int, float] | None:
-        """(the impressions the rest of the cap buys, the price per impression) where that is
-        fewer than the round planned; None where the round fits or no price is known yet
-        (nothing delivered, or a platform that reports no spend). The price is the
-        campaign's own: its ad spend over the impressions delivered. The coming round's
-        compute is not projected: a cap with compute may still be passed by that much."""
-        if inp.planned_impressions is None or not cost.ad_spend:
+    ) -> tuple[int, float, str] | None:
+        """(the impressions the rest of the cap buys, the price per impression, where the
+        price came from) where that is fewer than the round planned; None where the round
+        fits or no price is known. The price is the campaign's own (its ad spend over the
+        impressions delivered); before anything was delivered, the connector's planning
+        price (`planning_price`: the CPM its budgets are set at; none on the sandbox). A
+        platform that delivered but reports no spend is not sized: its spend is unknown.
+        The coming round's compute is not projected: a cap with compute may still be passed
+        by that much."""
+        if inp.planned_impressions is None:
             return None
         delivered = sum(o.impressions for o in self.catalog.observations(inp.campaign_id))
-        if delivered <= 0:
+        if delivered > 0 and cost.ad_spend:
+            price, source = cost.ad_spend / delivered, "the campaign's own"
+        elif delivered <= 0:
+            row = self.catalog.get_campaign(inp.campaign_id)
+            connector = row.config.connector if row is not None else ""
+            planned = self.planning_price(connector)
+            if not planned:
+                return None
+            price, source = planned, f"{connector}'s planning CPM"
+        else:
             return None
         assert cost.capped_spend is not None
-        price = cost.ad_spend / delivered
         left = math.floor((inp.cap.amount - cost.capped_spend) / price)
-        return (left, price) if left < inp.planned_impressions else None
+        return (left, price, source) if left < inp.planned_impressions else None
 
     def _next_round_input(self, inp: ScheduledRoundInput) -> CampaignInput:
         row = self.catalog.get_campaign(inp.campaign_id)

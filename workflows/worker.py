@@ -9,6 +9,7 @@ never wait behind CPU-heavy activities for the GIL (docs/benchmarks.md, issue 16
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from temporalio.worker import Worker
 from faceloop.agents.activities import PlannerActivities
 from faceloop.connectors.activities import ConnectorActivities, ProvenanceGate
 from faceloop.connectors.base import AdConnector
-from faceloop.connectors.registry import get_connector
+from faceloop.connectors.registry import get_connector, planning_price
 from faceloop.console.users import UserStore
 from faceloop.cost import Prices
 from faceloop.generators.activities import GeneratorActivities
@@ -214,6 +215,7 @@ def _main_activities(res: Resources) -> list[Callable[..., Any]]:
         checkpoints=checkpoints,
         prices=Prices.from_settings(s),
         plan=planner.plan_output,
+        planning_price=functools.partial(planning_price, s),
     )
     # do-not-serve: every creative is verified (C2PA, watermark) before a connector sees it
     gate = ProvenanceGate.from_settings(s, res.store)

@@ -343,7 +343,13 @@ def _cost_json(
     sized = [
         {
             k: e.payload.get(k)
-            for k in ("round", "planned_impressions", "impressions", "per_1000_impressions")
+            for k in (
+                "round",
+                "planned_impressions",
+                "impressions",
+                "per_1000_impressions",
+                "price_from",
+            )
         }
         for e in entries
         if e.kind == "campaign.spend_cap_sized"

@@ -178,8 +178,8 @@ async def test_a_campaign_through_tiktok_stops_at_its_spend_cap(
     temporal_env: WorkflowEnvironment, settings: Settings
 ) -> None:
     """The spend TikTok reports (the FAKE's `spend`) is what the cap counts: a cap below
-    one round's ad spend, compute left out, stops the campaign before round 1 with its ads
-    paused on the platform."""
+    one round's ad spend, compute left out, sizes round 0 at TikTok's planning CPM and stops
+    the campaign before round 1 with its ads paused on the platform."""
     fake = TikTokFake()
     brief, _ = load_brief_and_config(ROOT / "examples" / "brief.yaml")
     cap = SpendCap(amount=0.01, currency=settings.cost_currency, include_compute=False)
@@ -201,6 +201,13 @@ async def test_a_campaign_through_tiktok_stops_at_its_spend_cap(
         spend = catalog.usage_totals(cid)["ad_spend"]
         assert spend == pytest.approx(fake.billed(cid)) and spend >= cap.amount
         ads = {v.ad_id for v in catalog.variants(cid) if v.ad_id}
+        # round 0 was sized at TikTok's planning CPM (2.00 per 1,000): 0.01 buys 5
+        (sized,) = [e for e in catalog.audit_entries(cid) if e.kind == "campaign.spend_cap_sized"]
+        assert (sized.payload["round"], sized.payload["impressions"]) == (0, 5)
+        assert sized.payload["price_from"] == "tiktok's planning CPM"
+        # and TikTok billed the cap, not the 60,000 impressions (120.00) the round planned
+        assert sum(o.impressions for o in catalog.observations(cid)) == 5
+        assert spend == pytest.approx(cap.amount)
     finally:
         catalog.close()
     assert ads and {fake.ad_status(a) for a in ads} == {"paused"}

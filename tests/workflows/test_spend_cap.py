@@ -198,6 +198,7 @@ async def test_a_round_the_rest_of_the_cap_cannot_pay_for_is_sized_down_to_it(
         "planned_impressions": 60_000,
         "impressions": 15_000,
         "per_1000_impressions": pytest.approx(SANDBOX_CPM),
+        "price_from": "the campaign's own",
     }
     assert "Round 1 sized by the spend cap:</b>\n15,000 impressions instead of 60,000" in (
         html_path.read_text()

@@ -3,15 +3,18 @@ the rest of a cap buys at the campaign's own price, on a real catalog, without a
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from optuna.storages import InMemoryStorage
 
+from faceloop.connectors.registry import planning_price
 from faceloop.messages import SpendCheckInput, SpendCheckOutput
 from faceloop.models import Brief, CampaignConfig, KpiObservation, SpendCap
 from faceloop.optimization.study import Optimizer
+from faceloop.settings import Settings
 from faceloop.storage.catalog import Catalog
 from faceloop.workflows.campaign_activities import CampaignActivities
 
@@ -94,6 +97,48 @@ def test_no_price_no_sizing(
     _delivered(activities, impressions, spend)
     out = _check(activities, 1.0 if spend is None else 10.0)
     assert not out.reached and out.impressions_left is None
+
+
+def test_a_first_round_is_sized_at_the_connectors_planning_price(tmp_path: Path) -> None:
+    """Nothing delivered yet: a connector that plans its budgets at a CPM (Meta, Google Ads,
+    TikTok) sizes round 0 at it; the campaign's own price takes over once it has one."""
+    catalog = Catalog(f"sqlite:///{tmp_path / 'c.db'}")
+    config = CampaignConfig(rounds=3, connector="meta")
+    catalog.upsert_campaign(CID, BRIEF, config, "running")
+    settings = Settings(meta_cpm_minor=400)  # 4.00 per 1,000
+    acts = CampaignActivities(
+        catalog,
+        Optimizer(InMemoryStorage(), "thompson"),
+        planning_price=functools.partial(planning_price, settings),
+    )
+    cap = SpendCap(amount=10.0, currency="USD", include_compute=False)
+    out = acts._check_spend(
+        SpendCheckInput(campaign_id=CID, round=0, cap=cap, planned_impressions=10_000)
+    )
+    assert not out.reached and out.impressions_left == 2_500
+    (entry,) = [e for e in catalog.audit_entries(CID) if e.kind == "campaign.spend_cap_sized"]
+    assert entry.payload["round"] == 0 and entry.payload["per_1000_impressions"] == 4.0
+    assert entry.payload["price_from"] == "meta's planning CPM"
+    # delivered at 2.00 per 1,000: the campaign's own price, not the planned one
+    _delivered(acts, 2_500, 5.0)
+    out = _check(acts, 10.0)
+    assert out.impressions_left == 2_500
+    sized = [e for e in catalog.audit_entries(CID) if e.kind == "campaign.spend_cap_sized"]
+    assert sized[-1].payload["price_from"] == "the campaign's own"
+    catalog.close()
+
+
+@pytest.mark.parametrize(
+    ("connector", "per_1000"), [("meta", 10.0), ("google_ads", 2.0), ("tiktok", 2.0)]
+)
+def test_each_connectors_planning_price_is_what_its_budgets_are_set_at(
+    connector: str, per_1000: float
+) -> None:
+    """The defaults: meta_cpm_minor 1000 (10.00), Google target_cpm_micros 2,000,000 and
+    TikTok target_cpm 2.0 per 1,000; the sandbox plans no budget in money."""
+    settings = Settings()
+    assert planning_price(settings, connector) == pytest.approx(per_1000 / 1000)
+    assert planning_price(settings, "sandbox") is None
 
 
 def test_a_spend_check_refuses_a_round_of_no_impressions() -> None:
