@@ -319,7 +319,9 @@ class MetaConnector(HttpConnector):
 
     async def _campaign(self, campaign_id: str) -> dict[str, Any]:
         found = await self._find(
-            "campaigns", self._name(campaign_id), "id,name,adlabels,start_time,created_time"
+            "campaigns",
+            self._name(campaign_id),
+            "id,name,adlabels,start_time,created_time,spend_cap",
         )
         if found is None:
             raise ConnectorError(
@@ -382,9 +384,8 @@ class MetaConnector(HttpConnector):
         # minor units (1/100, as the budgets), rounded down: the limit never exceeds the cap;
         # the epsilon keeps 150.0 * 100 from flooring to 14999
         cap = math.floor(amount * 100 + 1e-6)
-        campaign = await self._campaign(campaign_id)
-        have = await self.call("GET", f"/{campaign['id']}", params={"fields": "id,spend_cap"})
-        if str(have.get("spend_cap", "")) != str(cap):
+        campaign = await self._campaign(campaign_id)  # its lookup reads spend_cap too
+        if str(campaign.get("spend_cap", "")) != str(cap):
             await self.call("POST", f"/{campaign['id']}", data={"spend_cap": str(cap)})
         return f"campaign spend_cap {cap} ({cap / 100:.2f} {currency})"
 
