@@ -3,10 +3,13 @@ no fatigue) of the faces it proposes and of its KPI model's posterior-mean best 
 fraction of the true best face's, on one scenario and seeds. Diagnostics on tuning seeds.
 
     python scripts/issue17_session13/proposal_diag.py SCENARIO FIRST_SEED SEEDS
+
+ROUNDS sets the campaign's length (default 28, the bench's; session 15 ran 112).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ def main() -> None:
 
     name, first, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     scenario = load_scenario(Path("examples/scenarios") / f"{name}.yaml")
-    cfg = sim.for_scenario(sim.BenchConfig(), scenario)
+    cfg = sim.for_scenario(sim.BenchConfig(rounds=int(os.environ.get("ROUNDS", "28"))), scenario)
     conv = cfg.goal.value == "conversions"
     segments = sim.campaign_segments(scenario)
 
