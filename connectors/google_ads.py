@@ -52,7 +52,7 @@ from faceloop.connectors.segmented import (
     segment_of,
     worst_reviews,
 )
-from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
+from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment, Placement
 from faceloop.settings import GoogleAdsSettings, Settings
 
@@ -105,6 +105,7 @@ class GoogleAdsConnector(SegmentedConnector):
 
     name = "google_ads"
     platform_label = "Google Ads"
+    daily_budgets = "the campaign's average daily budget"
     env_prefix = "FACELOOP_GOOGLE_ADS__"
     serving_word, paused_word, removed_word = "ENABLED", "PAUSED", "REMOVED"
     credentials_hint = (
@@ -287,14 +288,6 @@ class GoogleAdsConnector(SegmentedConnector):
         return await self.create_once(what, find, make)
 
     # -- the contract ---------------------------------------------------------------------
-
-    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
-        raise SpendLimitUnsupportedError(
-            "google_ads: this connector sets the campaign's average daily budget per window "
-            "and no campaign total budget, so while no worker runs Google Ads keeps spending "
-            "the last window's daily budget; pause the campaign in Google Ads when faceloop "
-            "will be down"
-        )
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
         name = self.check_campaign_id(campaign_id)

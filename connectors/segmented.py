@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from faceloop.connectors.base import AdDeployment, AdReview, AdStatus, ReviewStatus
 from faceloop.connectors.http_base import HttpConnector
-from faceloop.errors import ConnectorError
+from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
 from faceloop.models import AudienceSegment
 from faceloop.settings import Settings
 
@@ -78,6 +78,8 @@ class SegmentedConnector(HttpConnector):
     serving_word: ClassVar[str]
     paused_word: ClassVar[str]
     removed_word: ClassVar[str]
+    # the budgets an allocation sets, which go on spending while no worker runs
+    daily_budgets: ClassVar[str]
 
     def __init__(self, base_url: str, **kw: Any) -> None:
         super().__init__(base_url, **kw)
@@ -93,6 +95,16 @@ class SegmentedConnector(HttpConnector):
             raise ConnectorError(
                 f"{cls.name} is not configured: set {', '.join(missing)} (docs/connectors.md)"
             )
+
+    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
+        # both create their campaigns without a total budget, which is set at creation
+        # (before the cap reaches the connector), so neither can hold a lifetime limit
+        raise SpendLimitUnsupportedError(
+            f"{self.name}: this connector sets {self.daily_budgets} per window and creates "
+            f"the campaign without a total budget, so while no worker runs "
+            f"{self.platform_label} keeps spending the last window's budgets; pause the "
+            f"campaign in {self.platform_label} when faceloop will be down"
+        )
 
     # -- names ----------------------------------------------------------------------------
 

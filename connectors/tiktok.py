@@ -39,7 +39,7 @@ from faceloop.connectors import segmented
 from faceloop.connectors.base import AdDeployment, AdInsight, AdReview, AdSpec, ReviewStatus
 from faceloop.connectors.http_base import Failure, Uncertain
 from faceloop.connectors.segmented import SegmentedConnector, segment_of
-from faceloop.errors import ConnectorError, SpendLimitUnsupportedError
+from faceloop.errors import ConnectorError
 from faceloop.models import AudienceSegment
 from faceloop.settings import Settings, TikTokSettings
 
@@ -73,6 +73,7 @@ class TikTokConnector(SegmentedConnector):
 
     name = "tiktok"
     platform_label = "TikTok"
+    daily_budgets = "each ad group's daily budget"
     env_prefix = "FACELOOP_TIKTOK__"
     serving_word, paused_word, removed_word = "ENABLE", "DISABLE", "DELETE"
     credentials_hint = (
@@ -192,14 +193,6 @@ class TikTokConnector(SegmentedConnector):
         return [a["operation_status"] for a in ads]
 
     # -- the contract ---------------------------------------------------------------------
-
-    async def set_spend_limit(self, campaign_id: str, amount: float, currency: str) -> str:
-        raise SpendLimitUnsupportedError(
-            "tiktok: this connector creates the campaign without a total budget "
-            "(BUDGET_MODE_INFINITE) and sets each ad group's daily budget per window, so "
-            "while no worker runs TikTok keeps spending the last window's budgets; disable "
-            "the campaign in TikTok Ads Manager when faceloop will be down"
-        )
 
     async def ensure_campaign(self, campaign_id: str, segments: list[AudienceSegment]) -> None:
         name = self.check_campaign_id(campaign_id)

@@ -9,7 +9,6 @@ front) come from faceloop.optimization.report.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -114,16 +113,11 @@ def build_model(
     missing_images: list[str] = []
     for v in variants:
         if v.asset is not None and v.asset.asset_id not in images:
-            asset_id = v.asset.asset_id
-
-            def record(path: Path, asset_id: str = asset_id) -> None:
-                # a copy outside the asset store: GDPR erasure must find it (docs/privacy.md),
-                # so it is recorded before it is written, not after
-                catalog.record_export(path, "thumbnail", campaign_id, asset_id)
-
-            images[asset_id] = rel = _write_thumbnail(store, v, out_dir, record)
+            images[v.asset.asset_id] = rel = _write_thumbnail(
+                store, catalog, campaign_id, v, out_dir
+            )
             if rel is None:
-                missing_images.append(asset_id)
+                missing_images.append(v.asset.asset_id)
 
     rounds = _rounds(variants, by_id, per_round, images)
     entries = catalog.audit_entries(campaign_id)
@@ -313,10 +307,9 @@ def _winner_entry(rounds: list[Round], winner: dict[str, Any] | None) -> Entry |
 
 
 def _write_thumbnail(
-    store: AssetStore, v: Variant, out_dir: Path, record: Callable[[Path], None]
+    store: AssetStore, catalog: Catalog, campaign_id: str, v: Variant, out_dir: Path
 ) -> str | None:
-    """Copy the asset as a thumbnail next to the report, `record`ing its path first; None
-    if the store lacks it."""
+    """Copy the asset as a thumbnail next to the report; None if the store lacks it."""
     assert v.asset is not None
     rel = f"{IMAGES_DIR}/{v.asset.asset_id}.png"
     try:
@@ -328,7 +321,9 @@ def _write_thumbnail(
         return None
     # only shrink: small generator output is scaled up by the browser, not baked in blurry
     thumb.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX), Image.Resampling.LANCZOS)
-    record(out_dir / rel)
+    # a copy outside the asset store: GDPR erasure must find it (docs/privacy.md), so it is
+    # recorded before it is written, not after
+    catalog.record_export(out_dir / rel, "thumbnail", campaign_id, v.asset.asset_id)
     thumb.save(out_dir / rel, format="PNG")
     return rel
 

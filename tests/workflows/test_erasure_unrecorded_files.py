@@ -264,3 +264,22 @@ async def test_a_report_killed_half_way_is_erased_with_its_thumbnails(
     plan = erasure._find(ErasureInput(kind="campaign", target=CID))
     await ActivityEnvironment().run(erasure.delete_exported_copies, plan)
     assert not [p for p in written if p.exists()]
+
+
+def test_a_bad_image_is_refused_before_anything_is_recorded_or_written(world: World) -> None:
+    from faceloop.errors import FaceloopError
+    from faceloop.storage.assets import png_bytes, put_for_variant
+
+    for bad in (np.zeros((8, 8), np.uint8), np.zeros((8, 8, 3), np.float32)):
+        with pytest.raises(FaceloopError, match=r"must be an HxWx3 uint8 array, got"):
+            put_for_variant(
+                world.store,
+                world.catalog,
+                png_bytes(bad),
+                ".png",
+                campaign_id=CID,
+                variant_id="v0",
+                kind="generated",
+            )
+    assert world.catalog.asset_ids_of_campaigns([CID]) == []
+    assert _files(world) == set()
